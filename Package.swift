@@ -1,0 +1,122 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Vigil: a TPM-rooted trust and security core for edge devices.
+//
+// Layering (the verifier never links C):
+//   Attest        pure Swift: TPM wire structures, quote verification, event logs, policy.
+//                 The only code that runs on attacker-controlled bytes on the controller.
+//   AttestTPM     device side: the TPM over libtss2-esys (CTSS2), identity provisioning.
+//   Vault         device side: sealed disk keys (fscrypt, LUKS2). Depends on AttestTPM.
+//   Node          device side: the node agent and the device commands behind `vigil`.
+//   vigil         the one executable: argument parsing only.
+let package = Package(
+    name: "Vigil",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Attest", targets: ["Attest", "AttestTPM"]),
+        .library(name: "Vault", targets: ["Vault"]),
+        .library(name: "Node", targets: ["Node"]),
+        .executable(name: "vigil", targets: ["vigil"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // MARK: C system libraries (device side only)
+        .systemLibrary(
+            name: "CTSS2",
+            pkgConfig: "tss2-esys",
+            providers: [.apt(["libtss2-dev"])]
+        ),
+
+        // MARK: Verifier side: pure Swift, no C
+        .target(
+            name: "Attest",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+
+        // MARK: Device side
+        .target(
+            name: "AttestTPM",
+            dependencies: [
+                "Attest",
+                "CTSS2",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "Vault",
+            dependencies: ["AttestTPM"]
+        ),
+        .target(
+            name: "Node",
+            dependencies: [
+                "Attest",
+                "AttestTPM",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "vigil",
+            dependencies: [
+                "Node",
+                "Attest",
+                "AttestTPM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: Test support: starts a private swtpm per test from swtpm-fixtures/
+        .target(
+            name: "VigilTestSupport",
+            dependencies: ["AttestTPM"],
+            path: "Tests/VigilTestSupport"
+        ),
+        .testTarget(
+            name: "AttestTests",
+            dependencies: ["Attest"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "AttestTPMTests",
+            dependencies: [
+                "Attest", "AttestTPM", "Node", "VigilTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+    ]
+)
+
+// One settings loop for every Swift target (swift-asn1 / Hummingbird style).
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(contentsOf: [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+    ])
+    target.swiftSettings = settings
+}

@@ -1,0 +1,92 @@
+/// The one error type of the `Attest` module: malformed or untrusted evidence.
+///
+/// Shaped like `ASN1Error`: an extensible ``Code``, a human reason that says what is wrong and where,
+/// and the source location that raised it. Equality looks at the code only, so tests assert on `.code`.
+public struct AttestError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What kind of failure this is. New codes may be added without breaking clients.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        fileprivate enum Backing: Hashable, Sendable {
+            case truncated, trailingBytes, unknownAlgorithm, badMagic, unsupportedStructure
+            case sizeLimitExceeded, invalidValue, cryptography
+        }
+        fileprivate let backing: Backing
+        /// The input ended before a field could be read.
+        public static let truncated = Code(backing: .truncated)
+        /// Bytes were left after a structure that must consume its whole input.
+        public static let trailingBytes = Code(backing: .trailingBytes)
+        /// An algorithm identifier or union selector is not one this verifier knows.
+        public static let unknownAlgorithm = Code(backing: .unknownAlgorithm)
+        /// A magic value (for example `TPM_GENERATED_VALUE`) is wrong.
+        public static let badMagic = Code(backing: .badMagic)
+        /// A structure is well formed but of a kind Vigil does not handle.
+        public static let unsupportedStructure = Code(backing: .unsupportedStructure)
+        /// A declared size or count exceeds a fixed cap.
+        public static let sizeLimitExceeded = Code(backing: .sizeLimitExceeded)
+        /// A field holds a value that is not allowed there.
+        public static let invalidValue = Code(backing: .invalidValue)
+        /// A key or signature could not be used with the crypto library.
+        public static let cryptography = Code(backing: .cryptography)
+
+        public var description: String { "\(backing)" }
+    }
+
+    public let code: Code
+    /// What is wrong and where (structure, field, byte offset).
+    public let reason: String
+    public let file: String
+    public let line: Int
+
+    @inline(never)
+    public init(code: Code, reason: String, file: String = #fileID, line: Int = #line) {
+        self.code = code
+        self.reason = reason
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { reason }
+
+    public static func == (lhs: AttestError, rhs: AttestError) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+
+    @inline(never)
+    static func truncated(_ field: String, at offset: Int, needed: Int, available: Int,
+                          file: String = #fileID, line: Int = #line) -> AttestError {
+        AttestError(code: .truncated,
+                    reason: "\(field): truncated at byte \(offset): needs \(needed) bytes, \(available) left",
+                    file: file, line: line)
+    }
+
+    @inline(never)
+    static func trailingBytes(_ structure: String, count: Int, at offset: Int,
+                              file: String = #fileID, line: Int = #line) -> AttestError {
+        AttestError(code: .trailingBytes,
+                    reason: "\(structure): \(count) trailing byte(s) at byte \(offset)", file: file, line: line)
+    }
+
+    @inline(never)
+    static func unknownAlgorithm(_ field: String, _ value: UInt16, at offset: Int,
+                                 file: String = #fileID, line: Int = #line) -> AttestError {
+        AttestError(code: .unknownAlgorithm,
+                    reason: "\(field): unknown or unsupported algorithm 0x\(hex4(value)) at byte \(offset)",
+                    file: file, line: line)
+    }
+
+    @inline(never)
+    static func invalid(_ reason: String, file: String = #fileID, line: Int = #line) -> AttestError {
+        AttestError(code: .invalidValue, reason: reason, file: file, line: line)
+    }
+
+    @inline(never)
+    static func tooLarge(_ field: String, size: Int, limit: Int, at offset: Int,
+                         file: String = #fileID, line: Int = #line) -> AttestError {
+        AttestError(code: .sizeLimitExceeded,
+                    reason: "\(field): size \(size) exceeds the limit of \(limit) at byte \(offset)",
+                    file: file, line: line)
+    }
+}
+
+func hex4(_ v: UInt16) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: max(0, 4 - s.count)) + s
+}

@@ -1,0 +1,110 @@
+import Crypto
+public import Foundation
+import _CryptoExtras
+public import X509
+import SwiftASN1
+
+extension TPMTPublic {
+    /// The public key as swift-certificates sees it (for comparing with an EK or device certificate,
+    /// and for PEM export). Supports RSA and NIST P-256/P-384/P-521 ECC keys.
+    public func certificatePublicKey() throws(AttestError) -> Certificate.PublicKey {
+        do {
+            switch parameters {
+            case .rsa(let p):
+                guard !p.modulus.isEmpty else { throw AttestError.invalid("TPMT_PUBLIC: RSA key has an empty modulus") }
+                var e = ByteWriter()
+                e.append(p.effectiveExponent)
+                let exponent = Array(e.bytes.drop { $0 == 0 })
+                return Certificate.PublicKey(try _RSA.Signing.PublicKey(n: p.modulus, e: exponent))
+            case .ecc(let p):
+                let point = [0x04] + p.x + p.y
+                switch p.curve {
+                case .nistP256: return Certificate.PublicKey(try P256.Signing.PublicKey(x963Representation: point))
+                case .nistP384: return Certificate.PublicKey(try P384.Signing.PublicKey(x963Representation: point))
+                case .nistP521: return Certificate.PublicKey(try P521.Signing.PublicKey(x963Representation: point))
+                default:
+                    throw AttestError(code: .unknownAlgorithm, reason: "TPMT_PUBLIC: ECC curve \(p.curve) is not supported")
+                }
+            case .keyedHash, .symCipher:
+                throw AttestError(code: .unsupportedStructure, reason: "TPMT_PUBLIC: a \(type) object has no public key")
+            }
+        } catch let error as AttestError {
+            throw error
+        } catch {
+            throw AttestError(code: .cryptography, reason: "TPMT_PUBLIC: the public key is not valid: \(error)")
+        }
+    }
+
+    /// SubjectPublicKeyInfo PEM ("-----BEGIN PUBLIC KEY-----"), as `tpm2_readpublic -f pem` writes it.
+    public func pemRepresentation() throws(AttestError) -> String {
+        let key = try certificatePublicKey()
+        do {
+            return try key.serializeAsPEM().pemString
+        } catch {
+            throw AttestError(code: .cryptography, reason: "TPMT_PUBLIC: cannot encode the key as PEM: \(error)")
+        }
+    }
+
+    /// Checks a TPMT_SIGNATURE made by this key over `message` (hashed with the signature's hash).
+    ///
+    /// Supports ECDSA (P-256, P-384, P-521), RSASSA-PKCS1-v1_5 and RSA-PSS, each with SHA-1/256/384/512.
+    /// Returns false for any mismatch of algorithm, curve or key type.
+    public func isValidSignature(_ signature: TPMTSignature, for message: some DataProtocol) -> Bool {
+        do {
+            switch (parameters, signature.body) {
+            case (.ecc(let p), .ecc(let r, let s)):
+                guard signature.algorithm == .ecdsa, let size = p.curve.coordinateSize,
+                      r.count <= size, s.count <= size else { return false }
+                let raw = leftPad(r, to: size) + leftPad(s, to: size)
+                let point = [0x04] + p.x + p.y
+                switch p.curve {
+                case .nistP256:
+                    let key = try P256.Signing.PublicKey(x963Representation: point)
+                    let sig = try P256.Signing.ECDSASignature(rawRepresentation: raw)
+                    return try verifyDigest(signature.hashAlg, message) { key.isValidSignature(sig, for: $0) }
+                case .nistP384:
+                    let key = try P384.Signing.PublicKey(x963Representation: point)
+                    let sig = try P384.Signing.ECDSASignature(rawRepresentation: raw)
+                    return try verifyDigest(signature.hashAlg, message) { key.isValidSignature(sig, for: $0) }
+                case .nistP521:
+                    let key = try P521.Signing.PublicKey(x963Representation: point)
+                    let sig = try P521.Signing.ECDSASignature(rawRepresentation: raw)
+                    return try verifyDigest(signature.hashAlg, message) { key.isValidSignature(sig, for: $0) }
+                default:
+                    return false
+                }
+            case (.rsa(let p), .rsa(let sigBytes)):
+                var e = ByteWriter()
+                e.append(p.effectiveExponent)
+                let key = try _RSA.Signing.PublicKey(n: p.modulus, e: Array(e.bytes.drop { $0 == 0 }))
+                let sig = _RSA.Signing.RSASignature(rawRepresentation: sigBytes)
+                let padding: _RSA.Signing.Padding
+                switch signature.algorithm {
+                case .rsassa: padding = .insecurePKCS1v1_5
+                case .rsapss: padding = .PSS
+                default: return false
+                }
+                return try verifyDigest(signature.hashAlg, message) { key.isValidSignature(sig, for: $0, padding: padding) }
+            default:
+                return false
+            }
+        } catch {
+            return false
+        }
+    }
+}
+
+private func leftPad(_ b: [UInt8], to size: Int) -> [UInt8] {
+    b.count >= size ? b : [UInt8](repeating: 0, count: size - b.count) + b
+}
+
+private func verifyDigest(_ alg: TPMAlgorithmID, _ message: some DataProtocol,
+                          _ check: (any Digest) -> Bool) throws -> Bool {
+    switch alg {
+    case .sha1: return check(Insecure.SHA1.hash(data: message))
+    case .sha256: return check(SHA256.hash(data: message))
+    case .sha384: return check(SHA384.hash(data: message))
+    case .sha512: return check(SHA512.hash(data: message))
+    default: return false
+    }
+}

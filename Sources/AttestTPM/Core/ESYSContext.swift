@@ -1,0 +1,82 @@
+internal import CTSS2
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An owned ESAPI context and the TCTI under it (`Esys_Initialize` / `Tss2_TctiLdr_Initialize`),
+/// freed exactly once in `deinit` (`Esys_Finalize`, then `Tss2_TctiLdr_Finalize`).
+///
+/// Not thread-safe: only the ``TPM`` actor holds one.
+struct ESYSContext: ~Copyable {
+    let raw: OpaquePointer
+    private var tcti: OpaquePointer?
+
+    /// Connects to the TPM. For socket TCTIs the endpoint is probed first with a bounded
+    /// non-blocking connect, so an address that points nowhere fails within `connectTimeout`.
+    init(tcti config: TCTIConfiguration, connectTimeoutMilliseconds: Int32) throws(TPMError) {
+        if let endpoint = config.socketEndpoint {
+            try Self.probe(host: endpoint.host, port: endpoint.port, timeoutMilliseconds: connectTimeoutMilliseconds, tcti: config)
+        }
+        if config.name == "device" {
+            let path = config.configuration.isEmpty ? "/dev/tpmrm0" : config.configuration
+            guard access(path, F_OK) == 0 else {
+                throw TPMError(code: .unavailable, reason: "TCTI \(config): \(path) does not exist (no TPM device on this machine?)")
+            }
+        }
+        var tcti: OpaquePointer? = nil
+        let rc = config.loaderString.withCString { Tss2_TctiLdr_Initialize($0, &tcti) }
+        guard rc == 0, let tcti else {
+            throw TPMError(code: .unavailable, reason: "TCTI \(config): cannot connect: \(TSS2Error(rawValue: rc))",
+                           tss2: TSS2Error(rawValue: rc))
+        }
+        var ctx: OpaquePointer? = nil
+        var abi = TSS2_ABI_VERSION(tssCreator: 1, tssFamily: 2, tssLevel: 1, tssVersion: 108)
+        let erc = Esys_Initialize(&ctx, tcti, &abi)
+        guard erc == 0, let ctx else {
+            var t: OpaquePointer? = tcti
+            Tss2_TctiLdr_Finalize(&t)
+            throw TPMError(code: .unavailable, reason: "Esys_Initialize: \(TSS2Error(rawValue: erc))", tss2: TSS2Error(rawValue: erc))
+        }
+        self.raw = ctx
+        self.tcti = tcti
+    }
+
+    deinit {
+        var ctx: OpaquePointer? = raw
+        Esys_Finalize(&ctx)
+        var t = tcti
+        if t != nil { Tss2_TctiLdr_Finalize(&t) }
+    }
+
+    /// A bounded TCP connect to see that something listens at the endpoint.
+    private static func probe(host: String, port: Int, timeoutMilliseconds: Int32, tcti: TCTIConfiguration) throws(TPMError) {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>? = nil
+        let gai = getaddrinfo(host, String(port), &hints, &result)
+        guard gai == 0, let first = result else {
+            throw TPMError(code: .unavailable, reason: "TCTI \(tcti): cannot resolve host \"\(host)\"")
+        }
+        defer { freeaddrinfo(result) }
+        var lastError = "no address"
+        var node: UnsafeMutablePointer<addrinfo>? = first
+        while let ai = node {
+            node = ai.pointee.ai_next
+            let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype | Int32(SOCK_NONBLOCK.rawValue), ai.pointee.ai_protocol)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            if connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 { return }
+            guard errno == EINPROGRESS else { lastError = String(cString: strerror(errno)); continue }
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            let ready = poll(&pfd, 1, timeoutMilliseconds)
+            if ready == 0 { lastError = "no answer within \(timeoutMilliseconds) ms"; continue }
+            var soError: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
+            if ready > 0 && soError == 0 { return }
+            lastError = String(cString: strerror(soError != 0 ? soError : errno))
+        }
+        throw TPMError(code: .unavailable, reason: "TCTI \(tcti): nothing answers at \(host):\(port): \(lastError)")
+    }
+}

@@ -1,0 +1,98 @@
+internal import CTSS2
+import Attest
+public import Logging
+import NIOCore
+import NIOPosix
+
+/// A TPM 2.0, reached through ESAPI (libtss2-esys). The one owner of the non-thread-safe
+/// `ESYS_CONTEXT`: every TPM command runs on this actor.
+///
+/// ESAPI calls block (an RSA primary takes seconds on real TPMs), so the actor runs on a dedicated
+/// NIO event-loop thread rather than the cooperative pool. `ESYS_TR` handles never leave the actor:
+/// transient objects and sessions are used inside scoped calls (``withPrimary(_:template:authValue:_:)``,
+/// ``withLoaded(parent:private:public:authValue:_:)``, ``withPolicySession(bind:salt:_:)``) that flush
+/// them on every exit path.
+public actor TPM {
+    /// Threads for TPM actors; process-wide and never shut down (like NIO's singletons).
+    private static let threads = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
+    private let loop: any EventLoop
+    var context: ESYSContext
+    public let tcti: TCTIConfiguration
+    let logger: Logger
+    /// TPM_PT_NV_BUFFER_MAX, read once.
+    var cachedNVBufferMax: Int?
+    var cachedActiveBanks: [TPMAlgorithmID]?
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        loop.executor.asUnownedSerialExecutor()
+    }
+
+    /// How long the first command may take before the TPM is declared unresponsive.
+    public static let defaultResponseTimeoutMilliseconds: Int32 = 3000
+
+    private init(context: consuming ESYSContext, tcti: TCTIConfiguration, loop: any EventLoop, logger: Logger) {
+        self.context = context
+        self.tcti = tcti
+        self.loop = loop
+        self.logger = logger
+    }
+
+    /// Connects, checks that the TPM answers within `timeoutMilliseconds`, and issues `TPM2_Startup(CLEAR)`
+    /// if the TPM has not been started (a simulator; firmware starts real TPMs).
+    ///
+    /// Never falls back to anything: if no TPM answers, this throws ``TPMError/Code/unavailable`` or
+    /// ``TPMError/Code/timeout`` with a one-line reason.
+    public static func open(_ tcti: TCTIConfiguration,
+                            timeoutMilliseconds: Int32 = defaultResponseTimeoutMilliseconds,
+                            logger: Logger = Logger(label: "vigil.tpm")) async throws(TPMError) -> TPM {
+        let loop = threads.next()
+        let context: ESYSContext
+        do {
+            context = try ESYSContext(tcti: tcti, connectTimeoutMilliseconds: timeoutMilliseconds)
+        }
+        let tpm = TPM(context: context, tcti: tcti, loop: loop, logger: logger)
+        try await tpm.probeAndStartup(timeoutMilliseconds: timeoutMilliseconds)
+        return tpm
+    }
+
+    /// Sends TPM2_GetCapability with a bounded wait (ESAPI's async API and `Esys_SetTimeout`), then
+    /// TPM2_Startup(CLEAR) if the TPM answers TPM_RC_INITIALIZE.
+    private func probeAndStartup(timeoutMilliseconds: Int32) throws(TPMError) {
+        let ctx = context.raw
+        try tss2Call("Esys_GetCapability_Async", logger: logger) {
+            Esys_GetCapability_Async(ctx, UInt32(ESYS_TR_NONE), UInt32(ESYS_TR_NONE), UInt32(ESYS_TR_NONE),
+                                     TPMCapability.tpmProperties.rawValue, TPMProperty.manufacturer.rawValue, 1)
+        }
+        _ = Esys_SetTimeout(ctx, timeoutMilliseconds)
+        var more: UInt8 = 0
+        var data: UnsafeMutablePointer<TPMS_CAPABILITY_DATA>? = nil
+        let rc = Esys_GetCapability_Finish(ctx, &more, &data)
+        Esys_Free(data)
+        _ = Esys_SetTimeout(ctx, -1)
+        if rc == 0 { return }
+        let error = TSS2Error(rawValue: rc)
+        if error.isTPM(.initialize) {
+            try startup(clear: true)
+            return
+        }
+        // TSS2_BASE_RC_TRY_AGAIN (9) in any layer: nothing came back in time.
+        if rc & 0xFFFF == 9 {
+            throw TPMError(code: .timeout, reason: "TCTI \(tcti): the TPM did not answer within \(timeoutMilliseconds) ms", tss2: error)
+        }
+        throw TPMError(code: .unavailable, reason: "TCTI \(tcti): the TPM did not answer: \(error)", tss2: error)
+    }
+
+    /// Resets the TPM's state for a fresh boot (`TPM_SU_CLEAR`) or resumes it (`TPM_SU_STATE`).
+    /// TPM_RC_INITIALIZE (already started) is not an error.
+    ///
+    /// Corresponding ESAPI call: `Esys_Startup` (TPM2_Startup, Part 3 §9.3).
+    public func startup(clear: Bool = true) throws(TPMError) {
+        let ctx = context.raw
+        do {
+            try tss2Call("Esys_Startup", logger: logger) { Esys_Startup(ctx, clear ? 0x0000 : 0x0001) }
+        } catch let e where e.isTPM(.initialize) {
+            return
+        }
+    }
+}

@@ -1,0 +1,2 @@
+/// Namespace placeholder replaced below.
+enum NodeModule {}

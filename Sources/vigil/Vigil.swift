@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Vigil: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vigil",
+        abstract: "Vigil: TPM-rooted identity, measured-boot attestation and sealed secrets for edge devices.",
+        subcommands: []
+    )
+}
