@@ -14,16 +14,19 @@ extension TPM {
     /// Quotes PCRs: the TPM signs their digest with a restricted signing key, together with the caller's
     /// nonce (`qualifyingData`), its clock and reset counters, and its firmware version.
     ///
-    /// Requested banks must be active: a TPM silently drops unallocated banks from a selection, so Vigil
-    /// refuses up front with ``TPMError/Code/bankNotActive`` and re-checks the signed selection.
+    /// A TPM silently drops implemented-but-unallocated banks from a selection (quoting nothing for
+    /// them), so Vigil refuses such banks up front with ``TPMError/Code/bankNotActive`` and re-checks the
+    /// signed selection. A bank the TPM does not implement at all is sent on, and the TPM's own answer
+    /// (TPM_RC_HASH) comes back as a ``TSS2Error``.
     ///
     /// Corresponding ESAPI call: `Esys_Quote` (TPM2_Quote, Part 3 §18.4).
     public func quote(signingKey: TPMObject, qualifyingData: [UInt8], selection: TPMLPCRSelection) throws(TPMError) -> TPMSignedAttestation {
         guard qualifyingData.count <= 64 else { throw TPMError.invalidArgument("Quote: a nonce is at most 64 bytes") }
-        let active = try activeBanks()
-        for s in selection.nonEmpty where !active.contains(s.hash) {
+        let allocation = try pcrAllocation()
+        let active = allocation.selections.filter { !$0.pcrs.isEmpty }.map(\.hash)
+        for s in selection.nonEmpty where !active.contains(s.hash) && allocation.selections.contains(where: { $0.hash == s.hash }) {
             throw TPMError(code: .bankNotActive,
-                           reason: "Quote: PCR bank \(s.hash.name) is not active on this TPM (active: \(active.map(\.name).joined(separator: ", ")))")
+                           reason: "Quote: PCR bank \(s.hash.name) is implemented but not allocated on this TPM, which would quote nothing for it (active: \(active.map(\.name).joined(separator: ", ")))")
         }
         let ctx = context.raw
         var data = try MU.tpm2b(qualifyingData, into: TPM2B_DATA(), Tss2_MU_TPM2B_DATA_Unmarshal, "TPM2B_DATA")

@@ -136,6 +136,12 @@ public struct TPMIdentification: Hashable, Sendable, Codable {
         return "\(v1 >> 16).\(v1 & 0xFFFF).\(v2 >> 16).\(v2 & 0xFFFF)"
     }
 
+    /// The two firmware words in hex, "0x20191023:0x00163636".
+    public var firmwareVersionHex: String {
+        func h(_ v: UInt32) -> String { let s = String(v, radix: 16); return "0x" + String(repeating: "0", count: max(0, 8 - s.count)) + s }
+        return h(UInt32(truncatingIfNeeded: firmwareVersion >> 32)) + ":" + h(UInt32(truncatingIfNeeded: firmwareVersion))
+    }
+
     /// Manufacturer ID as "id:49424D00" (the form in EK certificate SubjectAltNames).
     public var manufacturerIDString: String {
         let s = String(manufacturerID, radix: 16, uppercase: true)

@@ -48,7 +48,7 @@ extension TPM {
 
     /// Creates a primary object, runs `body` with it, and flushes it on every exit path.
     public func withPrimary<R>(_ hierarchy: TPMHierarchy, template: TPMTPublic, authValue: SecretBytes? = nil,
-                               _ body: (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
+                               _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
         let object = try createPrimary(hierarchy, template: template, authValue: authValue)
         defer { flushContext(object) }
         return try body(self, object)
@@ -115,7 +115,7 @@ extension TPM {
 
     /// Loads an object, runs `body` with it, and flushes it on every exit path.
     public func withLoaded<R>(parent: TPMObject, _ blob: TPMKeyBlob, authValue: SecretBytes? = nil,
-                              _ body: (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
+                              _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
         let object = try load(parent: parent, blob, authValue: authValue)
         defer { flushContext(object) }
         return try body(self, object)
@@ -128,7 +128,7 @@ extension TPM {
     ///
     /// Corresponding ESAPI calls: `Esys_TR_FromTPMPublic`, `Esys_ReadPublic` (TPM2_ReadPublic, Part 3 §12.4), `Esys_TR_Close`.
     public func withPersistent<R>(_ handle: TPMHandle, authValue: SecretBytes? = nil,
-                                  _ body: (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
+                                  _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
         let object = try openPersistent(handle, authValue: authValue)
         defer { closeReference(object.tr) }
         return try body(self, object)

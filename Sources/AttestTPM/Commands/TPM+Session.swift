@@ -34,7 +34,7 @@ extension TPM {
     /// An HMAC session (salted when `salt` is given) that encrypts the first command parameter and
     /// the first response parameter when `encryptParameters` is set; flushed on every exit path.
     public func withHMACSession<R>(salt: TPMObject? = nil, encryptParameters: Bool = true,
-                                   _ body: (isolated TPM, TPMSession) throws(TPMError) -> R) throws(TPMError) -> R {
+                                   _ body: @Sendable (isolated TPM, TPMSession) throws(TPMError) -> R) throws(TPMError) -> R {
         let session = try startAuthSession(.hmac, salt: salt)
         defer { flush(session.tr) }
         let flags = Self.continueSession | (encryptParameters ? Self.decryptParameter | Self.encryptParameter : 0)
@@ -46,7 +46,7 @@ extension TPM {
     /// A policy session (or a trial session that only computes a digest); flushed on every exit path.
     /// With `salt`, the session is salted and encrypts parameters (use it for TPM2_Unseal).
     public func withPolicySession<R>(salt: TPMObject? = nil, trial: Bool = false,
-                                     _ body: (isolated TPM, TPMSession) throws(TPMError) -> R) throws(TPMError) -> R {
+                                     _ body: @Sendable (isolated TPM, TPMSession) throws(TPMError) -> R) throws(TPMError) -> R {
         let session = try startAuthSession(trial ? .trial : .policy, salt: salt)
         defer { flush(session.tr) }
         if salt != nil && !trial {
@@ -152,7 +152,7 @@ extension TPM {
 
     /// Loads a public key, runs `body`, and flushes it on every exit path.
     public func withExternalPublic<R>(_ publicArea: TPMTPublic, hierarchy: TPMHierarchy = .null,
-                                      _ body: (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
+                                      _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
         let object = try loadExternal(publicArea, hierarchy: hierarchy)
         defer { flush(object.tr) }
         return try body(self, object)

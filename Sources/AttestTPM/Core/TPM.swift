@@ -18,7 +18,7 @@ public actor TPM {
 
     private let loop: any EventLoop
     var context: ESYSContext
-    public let tcti: TCTIConfiguration
+    public nonisolated let tcti: TCTIConfiguration
     let logger: Logger
     /// TPM_PT_NV_BUFFER_MAX, read once.
     var cachedNVBufferMax: Int?

@@ -55,12 +55,12 @@ public struct TPMError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     @inline(never)
-    static func invalidResponse(_ reason: String, file: String = #fileID, line: Int = #line) -> TPMError {
+    public static func invalidResponse(_ reason: String, file: String = #fileID, line: Int = #line) -> TPMError {
         TPMError(code: .invalidResponse, reason: reason, file: file, line: line)
     }
 
     @inline(never)
-    static func invalidArgument(_ reason: String, file: String = #fileID, line: Int = #line) -> TPMError {
+    public static func invalidArgument(_ reason: String, file: String = #fileID, line: Int = #line) -> TPMError {
         TPMError(code: .invalidArgument, reason: reason, file: file, line: line)
     }
 

@@ -1,10 +1,11 @@
 public import Attest
 
 /// A TPM object usable inside the ``TPM`` actor: a transient key loaded by a scoped call, or a
-/// persistent key or NV index opened by one. Holds the ESAPI reference (`ESYS_TR`), which never
-/// leaves the actor; the type is deliberately not `Sendable`, so it cannot escape the scope that
-/// flushes or closes it.
-public struct TPMObject {
+/// persistent key or NV index opened by one. Holds the ESAPI reference (`ESYS_TR`, an index into the
+/// actor's ESAPI context), which means nothing outside the actor and nothing after its scope ends:
+/// a stale reference makes ESAPI answer TSS2_ESYS_RC_BAD_TR, never touches freed memory. It is
+/// `Sendable` only so that nested scoped calls can capture it.
+public struct TPMObject: Sendable {
     let tr: UInt32
     /// The object's Name (nameAlg || H(TPMT_PUBLIC)), as the TPM computed it.
     public let name: TPMName
@@ -14,12 +15,9 @@ public struct TPMObject {
     public let handle: TPMHandle?
 }
 
-@available(*, unavailable)
-extension TPMObject: Sendable {}
-
 /// An authorization session inside the ``TPM`` actor (TPM2_StartAuthSession), flushed by the scoped
-/// call that started it. Not `Sendable`, like ``TPMObject``.
-public struct TPMSession {
+/// call that started it. Like ``TPMObject``, a stale reference fails with TSS2_ESYS_RC_BAD_TR.
+public struct TPMSession: Sendable {
     let tr: UInt32
     public let kind: Kind
 
@@ -32,9 +30,6 @@ public struct TPMSession {
         case trial
     }
 }
-
-@available(*, unavailable)
-extension TPMSession: Sendable {}
 
 /// The sensitive and public parts of an object created by TPM2_Create, to be loaded later.
 /// The private part is encrypted by the parent (TPM2B_PRIVATE) and useless outside that TPM.

@@ -1,0 +1,91 @@
+@_spi(FixedExpiryValidationTime) public import X509
+public import SwiftASN1
+public import Foundation
+
+/// Validates EK certificates against TPM vendors' CA certificates: full path building through
+/// intermediates with swift-certificates, validity dates, and the TCG EK profile (the EK
+/// certificate's critical SubjectAltName is understood; an extended key usage, when present, must
+/// include tcg-kp-EKCertificate).
+public struct EKCertificateVerifier: Sendable {
+    /// Self-signed CA certificates: the trust anchors.
+    public let roots: [Certificate]
+    /// Every other CA certificate offered (vendors publish roots and intermediates mixed).
+    public let intermediates: [Certificate]
+
+    /// Sorts `caCertificates` into anchors (self-signed) and intermediates.
+    public init(caCertificates: [Certificate]) {
+        var roots: [Certificate] = []
+        var intermediates: [Certificate] = []
+        for cert in caCertificates {
+            if cert.subject == cert.issuer && cert.publicKey.isValidSignature(cert.signature, for: cert) {
+                roots.append(cert)
+            } else {
+                intermediates.append(cert)
+            }
+        }
+        self.roots = roots
+        self.intermediates = intermediates
+    }
+
+    public enum Result: Hashable, Sendable {
+        /// A path to an anchor exists: leaf first, anchor last.
+        case valid(chain: [Certificate])
+        /// No path: why (e.g. "issuer not found: CN=…").
+        case invalid(reason: String)
+    }
+
+    /// Validates `ek` at `time` (default: now).
+    public func validate(_ ek: EKCertificate, at time: Date = Date()) async -> Result {
+        var verifier = Verifier(rootCertificates: CertificateStore(roots)) {
+            RFC5280Policy(fixedExpiryValidationTime: time)
+            TCGEKCertificatePolicy()
+        }
+        let result = await verifier.validate(leaf: ek.certificate, intermediates: CertificateStore(intermediates))
+        switch result {
+        case .validCertificate(let chain):
+            return .valid(chain: Array(chain))
+        case .couldNotValidate(let failures):
+            if failures.isEmpty {
+                return .invalid(reason: "issuer not found: \(missingIssuer(for: ek.certificate))")
+            }
+            let reasons = failures.map { String(describing: $0.policyFailureReason) }
+            return .invalid(reason: Array(Set(reasons)).sorted().joined(separator: "; "))
+        }
+    }
+
+    /// Walks issuers through the offered certificates to name the first one that is missing.
+    private func missingIssuer(for leaf: Certificate) -> DistinguishedName {
+        var current = leaf
+        var seen: Set<DistinguishedName> = []
+        let all = roots + intermediates
+        while let parent = all.first(where: { $0.subject == current.issuer && $0 != current }), !seen.contains(parent.subject) {
+            seen.insert(parent.subject)
+            if parent.subject == parent.issuer { break }
+            current = parent
+        }
+        return current.issuer
+    }
+}
+
+/// The TCG EK Credential Profile's requirements on the leaf, as a swift-certificates policy:
+/// the critical SubjectAltName of an EK certificate (its subject is usually empty) is understood,
+/// and an extended key usage, when present, must contain tcg-kp-EKCertificate (2.23.133.8.1).
+public struct TCGEKCertificatePolicy: VerifierPolicy {
+    public init() {}
+
+    public let verifyingCriticalExtensions: [ASN1ObjectIdentifier] = [
+        .X509ExtensionID.subjectAlternativeName,
+        [2, 5, 29, 9],  // subjectDirectoryAttributes (TPM specification version)
+    ]
+
+    public func chainMeetsPolicyRequirements(chain: UnverifiedCertificateChain) async -> PolicyEvaluationResult {
+        let leaf = chain.leaf
+        if let eku = try? leaf.extensions.extendedKeyUsage {
+            let usages = eku.map { $0 }
+            if !usages.contains(ExtendedKeyUsage.Usage(oid: EKCertificate.ekCertificateUsage)) {
+                return .failsToMeetPolicy(reason: "wrong usage: the extended key usage lacks tcg-kp-EKCertificate (2.23.133.8.1)")
+            }
+        }
+        return .meetsPolicy
+    }
+}

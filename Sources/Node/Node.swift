@@ -1,2 +1,0 @@
-/// Namespace placeholder replaced below.
-enum NodeModule {}

@@ -1,0 +1,58 @@
+public import ArgumentParser
+import AttestTPM
+public import Logging
+import Foundation
+
+/// Options every TPM-facing command takes.
+struct TPMOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Where the TPM is: swtpm:host=H,port=N | device:/dev/tpmrm0 | mssim:host=H,port=N. Default: $VIGIL_TCTI, else device:/dev/tpmrm0.",
+        valueName: "tcti"))
+    var tcti: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .warning
+
+    func open() async throws -> TPM {
+        bootstrapLogging(logLevel)
+        var logger = Logger(label: "vigil")
+        logger.logLevel = logLevel
+        let config = try TCTIConfiguration.resolve(tcti)
+        return try await TPM.open(config, logger: logger)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Logs go to stderr so that stdout carries only the command's output (text or JSON).
+func bootstrapLogging(_ level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}
+
+/// Prints `vigil: <reason>` on one line to stderr and exits 1 for Vigil's own errors, so users see
+/// what is wrong without a stack of wrappers.
+func reportingErrors<R>(_ body: () async throws -> R) async throws -> R {
+    do {
+        return try await body()
+    } catch let error as TPMError {
+        FileHandle.standardError.write(Data("vigil: \(error.reason)\n".utf8))
+        throw ExitCode(1)
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("vigil: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

@@ -1,0 +1,121 @@
+public import ArgumentParser
+import Attest
+public import AttestTPM
+import Node
+import Foundation
+
+struct TPMCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tpm",
+        abstract: "Device side: provision the TPM-rooted identity, inspect the TPM, read PCRs, quote.",
+        subcommands: [Provision.self, Info.self, PCRs.self, Quote.self]
+    )
+
+    struct Provision: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create or load the EKs, SRK, attestation key, device key and device certificate (idempotent).")
+
+        @OptionGroup var tpmOptions: TPMOptions
+        @Option(name: .long, help: "Attestation key algorithm for a new AK: ecc (P-256) or rsa (2048).")
+        var akAlgorithm: IdentityKeyTemplates.AKAlgorithm = .eccP256
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let tpm = try await tpmOptions.open()
+                let report = try await IdentityProvisioner(tpm: tpm, akAlgorithm: akAlgorithm).provision()
+                if json {
+                    try printJSON(report)
+                    return
+                }
+                for item in report.items {
+                    print("\(item.state.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(item.object) at \(item.handle): \(item.detail)")
+                }
+                print(report.changed ? "Identity provisioned." : "Nothing changed: the identity was already provisioned.")
+            }
+        }
+    }
+
+    struct Info: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Manufacturer, firmware, PCR banks, EKs and their certificates, AK and device identity.")
+
+        @OptionGroup var tpmOptions: TPMOptions
+        @Flag(help: "Print as JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let info = try await TPMInfo.gather(try await tpmOptions.open())
+                if json { try printJSON(info) } else { print(info.text) }
+            }
+        }
+    }
+
+    struct PCRs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "pcrs", abstract: "Read PCRs 0–23 of one or all active banks.")
+
+        @OptionGroup var tpmOptions: TPMOptions
+        @Option(help: "Bank to read (sha1, sha256, sha384, sha512, sm3_256). Default: every active bank.")
+        var bank: String?
+        @Flag(help: "Print as JSON: {\"sha256\": {\"0\": \"hex\", …}}.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let tpm = try await tpmOptions.open()
+                let banks: [TPMAlgorithmID]
+                if let bank {
+                    guard let alg = TPMAlgorithmID(name: bank), alg.isHash else {
+                        throw ValidationError("unknown PCR bank \"\(bank)\"")
+                    }
+                    banks = [alg]
+                } else {
+                    banks = try await tpm.activeBanks()
+                }
+                let selection = TPMLPCRSelection(banks.map { TPMSPCRSelection(hash: $0, pcrs: 0..<24) })
+                let (values, _) = try await tpm.pcrRead(selection)
+                if json {
+                    try printJSON(values.jsonObject)
+                    return
+                }
+                for alg in banks {
+                    print("\(alg.name):")
+                    for pcr in 0..<24 {
+                        if let v = values[alg, pcr] { print("  \(pcr < 10 ? " " : "")\(pcr): \(Hex.encode(v))") }
+                    }
+                }
+            }
+        }
+    }
+
+    struct Quote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Quote PCRs with the attestation key; writes files tpm2_checkquote accepts.",
+            discussion: """
+            Writes DIR/quote.msg (TPMS_ATTEST), DIR/quote.sig (TPMT_SIGNATURE), DIR/quote.pcrs (tpm2_quote -o format), \
+            DIR/ak.pem and DIR/ak.pub. Check with:
+              tpm2_checkquote -u DIR/ak.pem -m DIR/quote.msg -s DIR/quote.sig -f DIR/quote.pcrs -g sha256 -q NONCE
+            """)
+
+        @OptionGroup var tpmOptions: TPMOptions
+        @Option(help: "PCR selection, tpm2-tools syntax: sha256:0,1,2,3+sha1:0-7.") var pcrs: String
+        @Option(help: "The verifier's nonce, hex (up to 64 bytes).") var nonce: String
+        @Option(help: "Output directory.") var out: String
+
+        func validate() throws {
+            guard TPMLPCRSelection(parsingSpec: pcrs) != nil else { throw ValidationError("--pcrs \"\(pcrs)\" is not a PCR selection like sha256:0,1,2") }
+            guard let n = Hex.decode(nonce), n.count <= 64 else { throw ValidationError("--nonce must be hex of at most 64 bytes") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                guard let selection = TPMLPCRSelection(parsingSpec: pcrs), let nonceBytes = Hex.decode(nonce) else { throw ExitCode(2) }
+                let tpm = try await tpmOptions.open()
+                let export = try await QuoteExport.make(tpm: tpm, selection: selection, nonce: nonceBytes)
+                try export.write(to: URL(fileURLWithPath: out))
+                print("Quote over \(selection) written to \(out)/quote.msg, quote.sig, quote.pcrs, ak.pem, ak.pub")
+            }
+        }
+    }
+}
+
+extension IdentityKeyTemplates.AKAlgorithm: ExpressibleByArgument {}

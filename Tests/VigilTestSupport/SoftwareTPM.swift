@@ -1,0 +1,168 @@
+public import Foundation
+public import AttestTPM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A private swtpm for one test: its own copy of the fixture state in a temporary folder, its own free
+/// TCP ports on 127.0.0.1, started on demand and stopped (state deleted) by ``stop()`` or at deinit.
+/// Tests never depend on a simulator started by hand, and many can run in parallel.
+public final class SoftwareTPM: @unchecked Sendable {
+    // @unchecked Sendable: `process` and `stateDirectory` are set in init and only read afterwards;
+    // `stop()` is idempotent and guarded by `lock`.
+    public let port: Int
+    public let controlPort: Int
+    public let stateDirectory: URL
+    private let process: Process
+    private let lock = NSLock()
+    private var stopped = false
+
+    /// `swtpm:host=127.0.0.1,port=N`.
+    public var tcti: TCTIConfiguration { TCTIConfiguration(name: "swtpm", configuration: "host=127.0.0.1,port=\(port)") }
+    public var tctiString: String { tcti.loaderString }
+
+    /// The repository root (this file is Tests/VigilTestSupport/SoftwareTPM.swift).
+    public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// swtpm-fixtures/state: TPM 2.0 state provisioned by swtpm-fixtures/regenerate.sh.
+    public static let fixtureState = repositoryRoot.appendingPathComponent("swtpm-fixtures/state")
+
+    /// True when CI=true: a missing swtpm, tpm2-tools or root is then a failure, never a skip.
+    public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    /// Whether an executable is on PATH.
+    public static func which(_ tool: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(dir)/\(tool)"
+            if access(path, X_OK) == 0 { return path }
+        }
+        return nil
+    }
+
+    /// Tests that need swtpm run when it is installed, and always under CI (where its absence fails them).
+    public static var canRun: Bool { isCI || which("swtpm") != nil }
+    /// Same for tpm2-tools.
+    public static var canRunTPM2Tools: Bool { isCI || (which("tpm2_checkquote") != nil && which("swtpm") != nil) }
+
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Starts swtpm from `state` (default: the committed fixture) and waits until it accepts connections.
+    public init(state: URL = SoftwareTPM.fixtureState) throws {
+        guard let swtpm = Self.which("swtpm") else {
+            throw StartError(description: "swtpm is not installed (apt-get install swtpm swtpm-tools); CI=\(Self.isCI)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-swtpm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for item in try FileManager.default.contentsOfDirectory(atPath: state.path) {
+            try FileManager.default.copyItem(at: state.appendingPathComponent(item), to: directory.appendingPathComponent(item))
+        }
+        var lastError = "not started"
+        for _ in 0..<8 {
+            let (data, control) = (try Self.freePort(), try Self.freePort())
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: swtpm)
+            process.arguments = ["socket", "--tpm2", "--tpmstate", "dir=\(directory.path)",
+                                 "--server", "type=tcp,port=\(data),bindaddr=127.0.0.1",
+                                 "--ctrl", "type=tcp,port=\(control),bindaddr=127.0.0.1",
+                                 "--flags", "not-need-init,startup-clear", "--log", "level=0"]
+            let errPipe = Pipe()
+            process.standardError = errPipe
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            if Self.waitForListener(port: data, process: process, seconds: 10) {
+                self.port = data
+                self.controlPort = control
+                self.stateDirectory = directory
+                self.process = process
+                return
+            }
+            process.terminate()
+            process.waitUntilExit()
+            lastError = String(decoding: errPipe.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        try? FileManager.default.removeItem(at: directory)
+        throw StartError(description: "swtpm did not start: \(lastError)")
+    }
+
+    /// Opens the ``TPM`` actor on this simulator.
+    public func open() async throws -> TPM { try await TPM.open(tcti) }
+
+    /// Stops swtpm and deletes its state. Safe to call twice.
+    public func stop() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopped else { return }
+        stopped = true
+        if process.isRunning {
+            process.terminate()
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: stateDirectory)
+    }
+
+    /// Restarts the simulator on the same state (a reboot of the machine: PCRs reset, resetCount increments).
+    public func powerCycle() throws -> SoftwareTPM {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+        process.terminate()
+        process.waitUntilExit()
+        defer { try? FileManager.default.removeItem(at: stateDirectory) }
+        return try SoftwareTPM(state: stateDirectory)
+    }
+
+    deinit { stop() }
+
+    /// Runs `body` with a fresh simulator and its TPM actor, stopping the simulator afterwards.
+    public static func with<R: Sendable>(_ body: (TPM, SoftwareTPM) async throws -> R) async throws -> R {
+        let simulator = try SoftwareTPM()
+        defer { simulator.stop() }
+        let tpm = try await simulator.open()
+        return try await body(tpm, simulator)
+    }
+
+    // MARK: Sockets
+
+    /// A port the kernel considers free right now (bind to port 0, read it back, close).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw StartError(description: "socket: \(errno)") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw StartError(description: "bind: \(errno)") }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    static func waitForListener(port: Int, process: Process, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            guard process.isRunning else { return false }
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let ok = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+            if ok == 0 { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+}
