@@ -15,6 +15,9 @@ struct TPMOptions: ParsableArguments {
 
     func open() async throws -> TPM {
         bootstrapLogging(logLevel)
+        // libtss2 logs its own errors to stderr; Vigil reports them as one line. TSS2_LOG set by the
+        // user wins, and --log-level debug/trace lets libtss2 speak.
+        if logLevel > .debug { setenv("TSS2_LOG", "all+none", 0) }
         var logger = Logger(label: "vigil")
         logger.logLevel = logLevel
         let config = try TCTIConfiguration.resolve(tcti)

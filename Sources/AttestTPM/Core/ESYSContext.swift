@@ -15,7 +15,15 @@ struct ESYSContext: ~Copyable {
     /// non-blocking connect, so an address that points nowhere fails within `connectTimeout`.
     init(tcti config: TCTIConfiguration, connectTimeoutMilliseconds: Int32) throws(TPMError) {
         if let endpoint = config.socketEndpoint {
-            try Self.probe(host: endpoint.host, port: endpoint.port, timeoutMilliseconds: connectTimeoutMilliseconds, tcti: config)
+            // The TCTI's own initialization blocks without a timeout on both sockets (it talks to the
+            // control/platform port at init), so probe both first with a bounded exchange.
+            let fd = try Self.probe(host: endpoint.host, port: endpoint.port, timeoutMilliseconds: connectTimeoutMilliseconds, tcti: config)
+            close(fd)
+            let control = try Self.probe(host: endpoint.host, port: endpoint.port + 1, timeoutMilliseconds: connectTimeoutMilliseconds, tcti: config)
+            defer { close(control) }
+            // swtpm CMD_GET_CAPABILITY / mssim TPM_SIGNAL_POWER_ON: both are command 1 and answer 4+ bytes.
+            try Self.exchange(control, request: [0, 0, 0, 1], timeoutMilliseconds: connectTimeoutMilliseconds,
+                              what: "control channel \(endpoint.host):\(endpoint.port + 1)", tcti: config)
         }
         if config.name == "device" {
             let path = config.configuration.isEmpty ? "/dev/tpmrm0" : config.configuration
@@ -48,8 +56,26 @@ struct ESYSContext: ~Copyable {
         if t != nil { Tss2_TctiLdr_Finalize(&t) }
     }
 
-    /// A bounded TCP connect to see that something listens at the endpoint.
-    private static func probe(host: String, port: Int, timeoutMilliseconds: Int32, tcti: TCTIConfiguration) throws(TPMError) {
+    /// Sends `request` and waits (bounded) for at least 4 bytes of answer.
+    private static func exchange(_ fd: Int32, request: [UInt8], timeoutMilliseconds: Int32, what: String, tcti: TCTIConfiguration) throws(TPMError) {
+        let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == request.count else {
+            throw TPMError(code: .unavailable, reason: "TCTI \(tcti): cannot write to the \(what): \(String(cString: strerror(errno)))")
+        }
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&pfd, 1, timeoutMilliseconds)
+        guard ready > 0 else {
+            throw TPMError(code: .timeout, reason: "TCTI \(tcti): the \(what) did not answer within \(timeoutMilliseconds) ms")
+        }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n >= 4 else {
+            throw TPMError(code: .unavailable, reason: "TCTI \(tcti): the \(what) closed the connection without an answer")
+        }
+    }
+
+    /// A bounded TCP connect to see that something listens at the endpoint. Returns the connected socket.
+    private static func probe(host: String, port: Int, timeoutMilliseconds: Int32, tcti: TCTIConfiguration) throws(TPMError) -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -63,19 +89,27 @@ struct ESYSContext: ~Copyable {
         var node: UnsafeMutablePointer<addrinfo>? = first
         while let ai = node {
             node = ai.pointee.ai_next
-            let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype | Int32(SOCK_NONBLOCK.rawValue), ai.pointee.ai_protocol)
+            let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), ai.pointee.ai_protocol)
             guard fd >= 0 else { continue }
-            defer { close(fd) }
-            if connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 { return }
-            guard errno == EINPROGRESS else { lastError = String(cString: strerror(errno)); continue }
+            if connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 { return fd }
+            guard errno == EINPROGRESS else {
+                lastError = String(cString: strerror(errno))
+                close(fd)
+                continue
+            }
             var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
             let ready = poll(&pfd, 1, timeoutMilliseconds)
-            if ready == 0 { lastError = "no answer within \(timeoutMilliseconds) ms"; continue }
+            if ready == 0 {
+                lastError = "no answer within \(timeoutMilliseconds) ms"
+                close(fd)
+                continue
+            }
             var soError: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
-            if ready > 0 && soError == 0 { return }
+            if ready > 0 && soError == 0 { return fd }
             lastError = String(cString: strerror(soError != 0 ? soError : errno))
+            close(fd)
         }
         throw TPMError(code: .unavailable, reason: "TCTI \(tcti): nothing answers at \(host):\(port): \(lastError)")
     }
