@@ -59,7 +59,9 @@ public final class SoftwareTPM: @unchecked Sendable {
         }
         var lastError = "not started"
         for _ in 0..<8 {
-            let (data, control) = (try Self.freePort(), try Self.freePort())
+            // libtss2's swtpm TCTI talks to the control channel at port + 1.
+            let data = try Self.freePortPair()
+            let control = data + 1
             let process = Process()
             process.executableURL = URL(fileURLWithPath: swtpm)
             process.arguments = ["socket", "--tpm2", "--tpmstate", "dir=\(directory.path)",
@@ -95,24 +97,20 @@ public final class SoftwareTPM: @unchecked Sendable {
         guard !stopped else { return }
         stopped = true
         if process.isRunning {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            // The state is disposable: no need for swtpm's orderly shutdown, which waits for clients.
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: stateDirectory)
     }
 
-    /// Restarts the simulator on the same state (a reboot of the machine: PCRs reset, resetCount increments).
-    public func powerCycle() throws -> SoftwareTPM {
-        lock.lock()
-        stopped = true
-        lock.unlock()
-        process.terminate()
-        process.waitUntilExit()
-        defer { try? FileManager.default.removeItem(at: stateDirectory) }
-        return try SoftwareTPM(state: stateDirectory)
+    /// Reboots the simulated machine: swtpm's CMD_INIT through its control channel resets the TPM
+    /// (PCRs back to their initial values, resetCount + 1); the next ``open()`` issues TPM2_Startup.
+    /// Open a new ``TPM`` afterwards: the old connection's sessions and objects are gone.
+    public func reboot() throws {
+        guard let ioctl = Self.which("swtpm_ioctl") else { throw StartError(description: "swtpm_ioctl is not installed (apt-get install swtpm)") }
+        let result = try ProcessRunner.run(ioctl, ["--tcp", "127.0.0.1:\(controlPort)", "-i"])
+        guard result.status == 0 else { throw StartError(description: "swtpm_ioctl -i failed: \(result.stderr)") }
     }
 
     deinit { stop() }
@@ -126,6 +124,29 @@ public final class SoftwareTPM: @unchecked Sendable {
     }
 
     // MARK: Sockets
+
+    /// A port P such that P and P + 1 are free right now.
+    static func freePortPair() throws -> Int {
+        for _ in 0..<64 {
+            let p = try freePort()
+            guard p < 65535 else { continue }
+            if canBind(p + 1) { return p }
+        }
+        throw StartError(description: "no pair of free consecutive ports found")
+    }
+
+    static func canBind(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
 
     /// A port the kernel considers free right now (bind to port 0, read it back, close).
     static func freePort() throws -> Int {
