@@ -45,6 +45,7 @@ public final class SoftwareTPM: @unchecked Sendable {
 
     public struct StartError: Error, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     /// Starts swtpm from `state` (default: the committed fixture) and waits until it accepts connections.
@@ -126,7 +127,7 @@ public final class SoftwareTPM: @unchecked Sendable {
     // MARK: Sockets
 
     /// A port P such that P and P + 1 are free right now.
-    static func freePortPair() throws -> Int {
+    public static func freePortPair() throws -> Int {
         for _ in 0..<64 {
             let p = try freePort()
             guard p < 65535 else { continue }

@@ -1,0 +1,183 @@
+import Testing
+import Foundation
+import Crypto
+import Attest
+import AttestTPM
+import VigilTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// No leaked TPM objects or sessions, and a TPM that is not there fails fast and cleanly.
+@Suite(.enabled(if: SoftwareTPM.canRun, "swtpm is not installed (apt-get install swtpm swtpm-tools)"))
+struct RobustnessTests {
+    /// Transient objects and sessions loaded in the TPM right now (TPM_CAP_HANDLES).
+    static func loaded(_ tpm: TPM) async throws -> [TPMHandle] {
+        try await tpm.handles(from: .transientFirst) + tpm.handles(from: .hmacSessionFirst) + tpm.handles(from: .policySessionFirst)
+    }
+
+    @Test func hundredsOfMixedOperationsIncludingFailuresLeaveNoObjectOrSessionLoaded() async throws {
+        try await SoftwareTPM.with { tpm, _ in
+            _ = try await IdentityProvisioner(tpm: tpm).provision()
+            #expect(try await Self.loaded(tpm).isEmpty)
+            // The check can see a leak: an object created without a scope shows up until flushed.
+            let stray = try await tpm.createPrimary(.owner, template: IdentityKeyTemplates.srk)
+            #expect(try await Self.loaded(tpm).count == 1)
+            await tpm.flushContext(stray)
+            #expect(try await Self.loaded(tpm).isEmpty)
+            let selection = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: [0, 16])])
+            var operations = 0, failures = 0
+            for round in 0..<40 {
+                // Sealed to the PCRs as they are now.
+                let sealPolicy = try await tpm.withPolicySession(trial: true) { tpm, s throws(TPMError) in
+                    try tpm.policyPCR(s, selection: selection)
+                    return try tpm.policyGetDigest(s)
+                }
+                let sealed = TPMTPublic(nameAlg: .sha256, objectAttributes: [.fixedTPM, .fixedParent, .noDA], authPolicy: sealPolicy,
+                                        parameters: .keyedHash(scheme: .null, unique: []))
+                // 1. A quote with the persistent AK.
+                _ = try await tpm.withPersistent(IdentityKeyTemplates.akHandle) { tpm, ak throws(TPMError) in
+                    try tpm.quote(signingKey: ak, qualifyingData: [UInt8(round)], selection: selection)
+                }
+                // 2. A transient key: create, load, sign.
+                _ = try await tpm.withPersistent(IdentityKeyTemplates.srkHandle) { tpm, srk throws(TPMError) in
+                    let blob = try tpm.create(parent: srk, template: IdentityKeyTemplates.deviceKey)
+                    return try tpm.withLoaded(parent: srk, blob) { tpm, key throws(TPMError) in
+                        try tpm.sign(key, digest: [UInt8](repeating: UInt8(round), count: 32))
+                    }
+                }
+                // 3. Seal, then unseal in a salted policy session, failing on odd rounds after a PCR extend.
+                do {
+                    _ = try await tpm.withPersistent(IdentityKeyTemplates.srkHandle) { tpm, srk throws(TPMError) in
+                        let blob = try tpm.create(parent: srk, template: sealed, sealedData: SecretBytes([1, 2, 3]))
+                        return try tpm.withLoaded(parent: srk, blob) { tpm, item throws(TPMError) in
+                            try tpm.withPolicySession(salt: srk) { tpm, session throws(TPMError) in
+                                if round % 2 == 1 {
+                                    try tpm.pcrExtend(16, digests: [.sha256: [UInt8](repeating: 7, count: 32)])
+                                }
+                                try tpm.policyPCR(session, selection: selection)
+                                return try tpm.unseal(item, session: session).count
+                            }
+                        }
+                    }
+                } catch let error as TPMError {
+                    #expect(error.isTPM(.policyFail))
+                    failures += 1
+                }
+                // 4. An HMAC session with parameter encryption around a failing command.
+                do {
+                    _ = try await tpm.withHMACSession { tpm, _ throws(TPMError) in
+                        try tpm.nvRead(TPMHandle(0x01C0_0002), offset: 60000, size: 10)
+                    }
+                } catch {
+                    failures += 1
+                }
+                // 5. A transient primary that throws inside its scope.
+                do {
+                    try await tpm.withPrimary(.owner, template: IdentityKeyTemplates.srk) { tpm, key throws(TPMError) in
+                        _ = try tpm.sign(key, digest: [UInt8](repeating: 0, count: 32))  // a storage key cannot sign
+                    }
+                } catch {
+                    failures += 1
+                }
+                // 6. Reads.
+                _ = try await tpm.pcrRead(selection)
+                _ = try await tpm.getRandom(16)
+                operations += 7
+            }
+            #expect(operations == 280)
+            #expect(failures == 100)  // 20 policy failures, 40 NV range errors, 40 wrong-key-type errors
+            let left = try await Self.loaded(tpm)
+            #expect(left.isEmpty, "left loaded: \(left)")
+        }
+    }
+
+    @Test func aTCTIThatPointsNowhereFailsInOneLineWithinFiveSeconds() async throws {
+        // A closed port, a missing device, an unknown TCTI, a bad port, and a server that accepts
+        // connections but never answers.
+        let silent = try SilentServer()
+        defer { silent.stop() }
+        let port = try SoftwareTPM.freePortPair()
+        let configurations = [
+            "swtpm:host=127.0.0.1,port=\(port)",
+            "mssim:host=127.0.0.1,port=\(port)",
+            "device:/dev/vigil-no-such-tpm",
+            "nosuch:thing",
+            "swtpm:host=127.0.0.1,port=99999",
+            "swtpm:host=127.0.0.1,port=\(silent.port)",
+        ]
+        for text in configurations {
+            let start = Date()
+            let error = await #expect(throws: TPMError.self) {
+                _ = try await TPM.open(try TCTIConfiguration(parsing: text))
+            }
+            let elapsed = Date().timeIntervalSince(start)
+            #expect(elapsed < 5, "\(text) took \(elapsed) s")
+            let reason = error?.reason ?? ""
+            #expect(!reason.isEmpty && !reason.contains("\n"), "\(text): \(reason)")
+            let codes: [TPMError.Code] = [.unavailable, .timeout, .invalidArgument]
+            #expect(error.map { codes.contains($0.code) } == true, "\(text): \(String(describing: error))")
+        }
+    }
+
+    @Test func theCLIReportsAMissingTPMOnOneLineOfStderr() throws {
+        let port = try SoftwareTPM.freePortPair()
+        let result = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["tpm", "info", "--tcti", "swtpm:host=127.0.0.1,port=\(port)"])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.stderr)")
+        let expected = "vigil: TCTI swtpm:host=127.0.0.1,port=\(port): nothing answers"
+        #expect(result.stderr.hasPrefix(expected), "\(result.stderr)")
+    }
+
+    @Test func secretsPrintRedacted() {
+        let secret = SecretBytes(utf8: "hunter2")
+        #expect("\(secret)" == "<redacted 7 bytes>")
+        #expect(String(reflecting: secret) == "<redacted 7 bytes>")
+        #expect(secret.constantTimeEquals(Array("hunter2".utf8)))
+    }
+
+    @Test func rebootResetsPCRsAndIncrementsResetCountInQuotes() async throws {
+        let simulator = try SoftwareTPM()
+        defer { simulator.stop() }
+        func quoteClock() async throws -> TPMSClockInfo {
+            let tpm = try await simulator.open()
+            _ = try await IdentityProvisioner(tpm: tpm).provision()
+            let signed = try await tpm.withPersistent(IdentityKeyTemplates.akHandle) { tpm, ak throws(TPMError) in
+                try tpm.quote(signingKey: ak, qualifyingData: [9], selection: TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: [0])]))
+            }
+            return try TPMSAttest(bytes: signed.attest).clockInfo
+        }
+        let before = try await quoteClock()
+        try simulator.reboot()
+        let after = try await quoteClock()
+        #expect(after.resetCount == before.resetCount + 1)
+    }
+}
+
+/// A TCP server on 127.0.0.1 that accepts connections and never answers (both the port and port + 1,
+/// like a swtpm that hangs).
+final class SilentServer: @unchecked Sendable {
+    let port: Int
+    private var fds: [Int32] = []
+
+    init() throws {
+        let port = try SoftwareTPM.freePortPair()
+        self.port = port
+        for p in [port, port + 1] {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(p).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let ok = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard ok == 0, listen(fd, 8) == 0 else { throw SoftwareTPM.StartError(description: "cannot listen on \(p)") }
+            fds.append(fd)
+        }
+    }
+
+    func stop() { for fd in fds { close(fd) } }
+}
