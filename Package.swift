@@ -95,13 +95,18 @@ let package = Package(
         ),
         .testTarget(
             name: "AttestTests",
-            dependencies: ["Attest"],
-            resources: [.copy("Fixtures")]
+            dependencies: [
+                "Attest",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "AttestTPMTests",
             dependencies: [
-                "Attest", "AttestTPM", "Node", "VigilTestSupport",
+                "Attest", "AttestTPM", "Node", "VigilTestSupport", "vigil",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

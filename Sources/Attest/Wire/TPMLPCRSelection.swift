@@ -102,7 +102,7 @@ public struct TPMLPCRSelection: Hashable, Sendable, CustomStringConvertible {
                 pcrs = Array(0..<24)
             } else {
                 for item in halves[1].split(separator: ",") {
-                    let range = item.split(separator: "-")
+                    let range = item.split(separator: "-", omittingEmptySubsequences: false)
                     if range.count == 2, let lo = Int(range[0]), let hi = Int(range[1]), lo <= hi {
                         pcrs.append(contentsOf: lo...hi)
                     } else if range.count == 1, let v = Int(range[0]) {
