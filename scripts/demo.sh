@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The main job, on one machine: a software TPM (swtpm) from the committed fixtures, Vigil provisions
+# its TPM-rooted identity, shows it, and produces a PCR quote that tpm2-tools' verifier accepts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+vigil_install_packages
+vigil_require_swift
+
+echo "== building vigil"
+swift build -c release --product vigil >/dev/null
+vigil="$(swift build -c release --show-bin-path)/vigil"
+
+work=$(mktemp -d)
+swtpm_pid=""
+cleanup() {
+  [[ -n "$swtpm_pid" ]] && kill "$swtpm_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A free pair of ports (the swtpm TCTI uses port+1 for the control channel).
+port=$(python3 - <<'PY'
+import socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close(); t.close()
+PY
+)
+cp -r swtpm-fixtures/state "$work/state"
+swtpm socket --tpm2 --tpmstate dir="$work/state" --server type=tcp,port="$port",bindaddr=127.0.0.1 \
+  --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear &
+swtpm_pid=$!
+export VIGIL_TCTI="swtpm:host=127.0.0.1,port=$port"
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+
+echo; echo "== vigil tpm provision   (TPM at $VIGIL_TCTI)"
+"$vigil" tpm provision
+echo; echo "== vigil tpm provision   (again: nothing changes)"
+"$vigil" tpm provision | tail -1
+echo; echo "== vigil tpm info"
+"$vigil" tpm info
+nonce=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+echo; echo "== vigil tpm quote --pcrs sha256:0,1,2,3,4,5,6,7 --nonce $nonce"
+"$vigil" tpm quote --pcrs sha256:0,1,2,3,4,5,6,7 --nonce "$nonce" --out "$work/quote"
+echo; echo "== tpm2_checkquote (tpm2-tools' verifier)"
+tpm2_checkquote -u "$work/quote/ak.pem" -m "$work/quote/quote.msg" -s "$work/quote/quote.sig" \
+  -f "$work/quote/quote.pcrs" -g sha256 -q "$nonce" >/dev/null
+echo "tpm2_checkquote: the quote's signature, nonce and PCR digest verify."
+echo; echo "== a quote checked against another nonce is refused"
+if tpm2_checkquote -u "$work/quote/ak.pem" -m "$work/quote/quote.msg" -s "$work/quote/quote.sig" \
+  -f "$work/quote/quote.pcrs" -g sha256 -q "00$nonce" >/dev/null 2>&1; then
+  echo "UNEXPECTED: accepted" >&2; exit 1
+fi
+echo "tpm2_checkquote: refused, as it must be."

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Vigil needs on Debian 12, only when something is missing. Sourced by demo.sh and test.sh.
+set -euo pipefail
+
+VIGIL_APT_PACKAGES=(libtss2-dev libcryptsetup-dev libssl-dev libtpms-dev swtpm swtpm-tools tpm2-tools pkg-config)
+
+vigil_missing_packages() {
+  local missing=()
+  for p in "${VIGIL_APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  echo "${missing[@]:-}"
+}
+
+vigil_install_packages() {
+  local missing
+  missing=$(vigil_missing_packages)
+  [[ -z "$missing" ]] && return 0
+  echo "== installing: $missing"
+  local sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+vigil_require_swift() {
+  if ! command -v swift >/dev/null 2>&1; then
+    if [[ -x /opt/swift/usr/bin/swift ]]; then export PATH="/opt/swift/usr/bin:$PATH"; else
+      echo "swift (6.2 or newer) is not on PATH; install the Swift toolchain from swift.org" >&2; exit 1
+    fi
+  fi
+}
