@@ -8,6 +8,8 @@ public struct AttestError: Error, Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Backing: Hashable, Sendable {
             case truncated, trailingBytes, unknownAlgorithm, badMagic, unsupportedStructure
             case sizeLimitExceeded, invalidValue, cryptography
+            case signatureInvalid, notAQuote, nonceMismatch, pcrSelectionMismatch, pcrDigestMismatch, pcrValuesMissing
+            case eventLogMismatch
         }
         fileprivate let backing: Backing
         /// The input ended before a field could be read.
@@ -26,6 +28,21 @@ public struct AttestError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let invalidValue = Code(backing: .invalidValue)
         /// A key or signature could not be used with the crypto library.
         public static let cryptography = Code(backing: .cryptography)
+
+        /// The signature does not verify with the attestation key.
+        public static let signatureInvalid = Code(backing: .signatureInvalid)
+        /// The signed structure is not a TPM-generated quote.
+        public static let notAQuote = Code(backing: .notAQuote)
+        /// The quote's qualifyingData is not the verifier's nonce.
+        public static let nonceMismatch = Code(backing: .nonceMismatch)
+        /// The quote covers other PCRs than were asked for (or supplied).
+        public static let pcrSelectionMismatch = Code(backing: .pcrSelectionMismatch)
+        /// The supplied PCR values do not hash to the signed PCR digest.
+        public static let pcrDigestMismatch = Code(backing: .pcrDigestMismatch)
+        /// A quoted PCR has no supplied value.
+        public static let pcrValuesMissing = Code(backing: .pcrValuesMissing)
+        /// The event log does not replay to the quoted PCRs.
+        public static let eventLogMismatch = Code(backing: .eventLogMismatch)
 
         public var description: String { "\(backing)" }
     }

@@ -1,0 +1,78 @@
+/// Replays an event log into PCR values, per bank, the way the TPM computed them
+/// (PCR := H(PCR || digest) for each measured event, PFP §10.2 and TPM 2.0 Part 3 §22.2):
+///
+/// - EV_NO_ACTION events and PCR indices ≥ 24 are never extended;
+/// - an EV_NO_ACTION "StartupLocality" event in PCR 0 makes PCR 0 start at 00…0N (PFP §10.4.5.3);
+/// - when the first measured PCR 0 event is EV_EFI_HCRTM_EVENT, PCR 0 starts at 00…04 (PFP §10.4.5.2);
+/// - PCRs 17–22 start at all ones (no dynamic launch); every other PCR at zeros;
+/// - banks are independent; a bank whose hash Vigil cannot compute (e.g. SM3-256) is reported, not guessed.
+public struct EventLogReplay: Hashable, Sendable {
+    /// Replayed values of every PCR the log extends or sets the start value of, per computable bank.
+    public let values: PCRValues
+    /// Declared banks that cannot be replayed, with the reason.
+    public let uncomputableBanks: [TPMAlgorithmID: String]
+    /// The locality from a StartupLocality event, if any.
+    public let startupLocality: UInt8?
+    /// Whether PCR 0 starts from an H-CRTM measurement.
+    public let hcrtm: Bool
+    /// Workarounds applied to the log before this replay (empty for a plain replay).
+    public let workarounds: [EventLogWorkaround]
+
+    static let startupLocalitySignature: [UInt8] = Array("StartupLocality".utf8) + [0]
+
+    public init(_ log: UnverifiedEventLog, workarounds: [EventLogWorkaround] = []) {
+        let events = workarounds.reduce(log.events) { $1.apply(to: $0, banks: log.banks) }
+        var locality: UInt8?
+        for e in events where e.type == .noAction && e.pcrIndex == 0 {
+            if e.data.count == 17, Array(e.data.prefix(16)) == Self.startupLocalitySignature {
+                locality = e.data[16]
+            }
+        }
+        let firstPCR0 = events.first { $0.isExtended && $0.pcrIndex == 0 }
+        let hcrtm = firstPCR0?.type == .efiHCRTMEvent
+        var values = PCRValues()
+        var uncomputable: [TPMAlgorithmID: String] = [:]
+        for bank in log.banks {
+            guard let size = bank.digestSize, TPMDigest.isSupported(bank) else {
+                uncomputable[bank] = "Vigil has no implementation of \(bank.name)"
+                continue
+            }
+            var pcrs: [Int: [UInt8]] = [:]
+            func start(_ pcr: Int) -> [UInt8] {
+                if (17...22).contains(pcr) { return [UInt8](repeating: 0xFF, count: size) }
+                var v = [UInt8](repeating: 0, count: size)
+                if pcr == 0 {
+                    if hcrtm { v[size - 1] = 4 } else if let locality { v[size - 1] = locality }
+                }
+                return v
+            }
+            if locality != nil || hcrtm { pcrs[0] = start(0) }
+            var missing: Int?
+            for e in events where e.isExtended {
+                guard let pcr = e.pcr else { continue }
+                guard let d = e.digest(bank), d.count == size else {
+                    missing = e.index
+                    break
+                }
+                let current = pcrs[pcr] ?? start(pcr)
+                // hash cannot fail: the bank is supported (checked above).
+                pcrs[pcr] = (try? TPMDigest.hash(bank, current + d)) ?? current
+            }
+            if let missing {
+                uncomputable[bank] = "event \(missing) has no \(bank.name) digest"
+                continue
+            }
+            for (pcr, v) in pcrs { values[bank, pcr] = v }
+        }
+        self.values = values
+        self.uncomputableBanks = uncomputable
+        self.startupLocality = locality
+        self.hcrtm = hcrtm
+        self.workarounds = workarounds
+    }
+
+    /// The JSON `vigil eventlog replay --json` prints: `{"pcrs": {"sha256": {"0": "hex", …}, …}}`.
+    public var jsonObject: [String: [String: [String: String]]] {
+        ["pcrs": values.jsonObject]
+    }
+}

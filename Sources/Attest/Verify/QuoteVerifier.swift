@@ -1,0 +1,114 @@
+/// Verifies TPM2_Quote results (go-attestation's `AKPublic.Verify`, done in this fixed order):
+///
+/// 1. the signature over the exact attest bytes, with the attestation key;
+/// 2. decode: magic TPM_GENERATED_VALUE and type TPM_ST_ATTEST_QUOTE (only after the signature, so
+///    nothing unsigned is parsed deeply);
+/// 3. the nonce (qualifyingData), in constant time;
+/// 4. the PCR selection equals the expected one, both ways;
+/// 5. the PCR digest equals the hash of the supplied values in selection order;
+/// 6. the clock and counters against the previous accepted quote (findings, not failures).
+///
+/// Pure, `Sendable`, and cheap to call from many concurrent requests.
+public struct QuoteVerifier: Sendable {
+    public let akPublic: TPMTPublic
+
+    public init(akPublic: TPMTPublic) {
+        self.akPublic = akPublic
+    }
+
+    /// - Parameters:
+    ///   - attest: the TPMS_ATTEST bytes as signed.
+    ///   - signature: the TPMT_SIGNATURE bytes.
+    ///   - nonce: the single-use nonce the verifier issued.
+    ///   - pcrs: the PCR values the device reported; must cover exactly the quoted PCRs.
+    ///   - expectedSelection: what was asked for; nil to accept the PCRs supplied in `pcrs` as the request.
+    ///   - previous: the device's previous accepted quote, for clock and counter findings.
+    public func verify(attest: [UInt8], signature: [UInt8], nonce: [UInt8], pcrs: PCRValues,
+                       expectedSelection: TPMLPCRSelection? = nil, previous: VerifiedQuote? = nil) throws(AttestError) -> VerifiedQuote {
+        // 1. Signature over the raw bytes.
+        let sig = try TPMTSignature(bytes: signature)
+        guard akPublic.isValidSignature(sig, for: attest) else {
+            throw AttestError(code: .signatureInvalid,
+                              reason: "quote: the \(sig.algorithm)/\(sig.hashAlg) signature does not verify with the attestation key")
+        }
+        // 2. Decode and check origin and type.
+        let decoded: TPMSAttest
+        do {
+            decoded = try TPMSAttest(bytes: attest)
+        } catch where error.code == .unsupportedStructure {
+            throw AttestError(code: .notAQuote, reason: "quote: \(error.reason)")
+        }
+        guard case .quote(let selection, let digest) = decoded.attested else {
+            throw AttestError(code: .notAQuote, reason: "quote: the signed structure is a TPM2_Certify result, not a quote")
+        }
+        // 3. Nonce.
+        guard constantTimeEquals(decoded.extraData, nonce) else {
+            throw AttestError(code: .nonceMismatch,
+                              reason: "quote: the signed nonce \(Hex.encode(decoded.extraData)) is not the verifier's nonce \(Hex.encode(nonce))")
+        }
+        // 4. Selection, both ways.
+        let supplied = TPMLPCRSelection(pcrs.banks.keys.sorted().map { TPMSPCRSelection(hash: $0, pcrs: pcrs.banks[$0]?.keys.sorted() ?? []) })
+        let expected = expectedSelection ?? supplied
+        guard selection.selectsSamePCRs(as: expected) || Self.sameSet(selection, expected) else {
+            throw AttestError(code: .pcrSelectionMismatch,
+                              reason: "quote: the TPM quoted \(selection.nonEmpty.isEmpty ? "no PCRs" : selection.description), but \(expected.description) was asked for")
+        }
+        guard !selection.nonEmpty.isEmpty else {
+            throw AttestError(code: .pcrSelectionMismatch, reason: "quote: the quote covers no PCRs")
+        }
+        var quoted = PCRValues()
+        for s in selection.selections {
+            for pcr in s.pcrs {
+                guard let v = pcrs[s.hash, pcr] else {
+                    throw AttestError(code: .pcrValuesMissing, reason: "quote: no value supplied for quoted PCR \(s.hash.name):\(pcr)")
+                }
+                guard v.count == s.hash.digestSize else {
+                    throw AttestError.invalid("quote: the value for \(s.hash.name):\(pcr) is \(v.count) bytes, not \(s.hash.digestSize ?? 0)")
+                }
+                quoted[s.hash, pcr] = v
+            }
+        }
+        for (bank, values) in pcrs.banks {
+            for pcr in values.keys where quoted[bank, pcr] == nil {
+                throw AttestError(code: .pcrSelectionMismatch, reason: "quote: a value was supplied for \(bank.name):\(pcr), which the TPM did not quote")
+            }
+        }
+        // 5. PCR digest, hashed with the signing scheme's hash (TPM 2.0 Part 3 §18.4).
+        let hashAlg = sig.hashAlg
+        let computed = try quoted.digest(for: selection, hashAlg: hashAlg)
+        guard digest.count == computed.count, constantTimeEquals(computed, digest) else {
+            throw AttestError(code: .pcrDigestMismatch,
+                              reason: "quote: the PCR values hash to \(Hex.encode(computed)), but the TPM signed \(Hex.encode(digest)) (\(hashAlg.name) over \(selection))")
+        }
+        // 6. Clock and counters.
+        let findings = Self.clockFindings(decoded, previous: previous)
+        return VerifiedQuote(attest: decoded, selection: selection, pcrs: quoted, pcrDigest: digest, clockFindings: findings)
+    }
+
+    static func sameSet(_ a: TPMLPCRSelection, _ b: TPMLPCRSelection) -> Bool {
+        func set(_ s: TPMLPCRSelection) -> Set<String> { Set(s.selections.flatMap { sel in sel.pcrs.map { "\(sel.hash.rawValue):\($0)" } }) }
+        return set(a) == set(b)
+    }
+
+    /// Clock and counter findings of `attest` compared with `previous` (step 6 on its own).
+    public static func clockFindings(_ attest: TPMSAttest, previous: VerifiedQuote?) -> [ClockFinding] {
+        var findings: [ClockFinding] = []
+        let now = attest.clockInfo
+        if !now.safe { findings.append(.clockNotSafe) }
+        guard let previous else { return findings }
+        let before = previous.clockInfo
+        if now.resetCount < before.resetCount || (now.resetCount == before.resetCount && now.restartCount < before.restartCount) {
+            findings.append(.countersWentBackwards)
+        } else if now.resetCount > before.resetCount {
+            findings.append(.rebooted(from: before.resetCount, to: now.resetCount))
+        } else if now.restartCount > before.restartCount {
+            findings.append(.restarted(from: before.restartCount, to: now.restartCount))
+        } else if now.clock < before.clock {
+            findings.append(.clockWentBackwards(from: before.clock, to: now.clock))
+        }
+        if attest.firmwareVersion != previous.firmwareVersion {
+            findings.append(.firmwareChanged(from: previous.firmwareVersion, to: attest.firmwareVersion))
+        }
+        return findings
+    }
+}
