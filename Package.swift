@@ -76,10 +76,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "VigilBenchmark",
+            dependencies: [
+                "Attest",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("Resources")]
+        ),
         .executableTarget(
             name: "vigil",
             dependencies: [
                 "Node",
+                "VigilBenchmark",
                 "Attest",
                 "AttestTPM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,5 +1,6 @@
 public import ArgumentParser
 import AttestTPM
+import Attest
 public import Logging
 import Foundation
 
@@ -42,6 +43,9 @@ func reportingErrors<R>(_ body: () async throws -> R) async throws -> R {
     do {
         return try await body()
     } catch let error as TPMError {
+        FileHandle.standardError.write(Data("vigil: \(error.reason)\n".utf8))
+        throw ExitCode(1)
+    } catch let error as AttestError {
         FileHandle.standardError.write(Data("vigil: \(error.reason)\n".utf8))
         throw ExitCode(1)
     } catch let error as ExitCode {

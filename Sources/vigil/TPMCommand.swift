@@ -8,7 +8,7 @@ struct TPMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tpm",
         abstract: "Device side: provision the TPM-rooted identity, inspect the TPM, read PCRs, quote.",
-        subcommands: [Provision.self, Info.self, PCRs.self, Quote.self]
+        subcommands: [Provision.self, Info.self, PCRs.self, Quote.self, ReplayLog.self]
     )
 
     struct Provision: AsyncParsableCommand {
@@ -113,6 +113,29 @@ struct TPMCommand: AsyncParsableCommand {
                 let export = try await QuoteExport.make(tpm: tpm, selection: selection, nonce: nonceBytes)
                 try export.write(to: URL(fileURLWithPath: out))
                 print("Quote over \(selection) written to \(out)/quote.msg, quote.sig, quote.pcrs, ak.pem, ak.pub")
+            }
+        }
+    }
+}
+
+extension TPMCommand {
+    struct ReplayLog: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "replay-log",
+            abstract: "For software TPMs only: extend the simulator's PCRs with a real machine's event log.",
+            discussion: "Every bank the TPM has active and the log carries is extended. Refuses real TPM devices, PCRs not at their reset values, and logs whose PCR 0 needs a starting locality the simulator cannot reproduce.")
+
+        @OptionGroup var tpmOptions: TPMOptions
+        @Argument(help: "The event log file.") var file: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let log = try EventLogCommand.load(file)
+                let tpm = try await tpmOptions.open()
+                print("note: replay-log is for software TPMs only (this TPM: \(tpm.tcti))")
+                let report = try await EventLogToTPM.replay(log, into: tpm)
+                print("extended \(report.extendedEvents) events into \(report.banks.map(\.name).joined(separator: ", "))"
+                      + (report.banksNotInLog.isEmpty ? "" : "; active banks the log has no digests for, left untouched: \(report.banksNotInLog.map(\.name).joined(separator: ", "))"))
             }
         }
     }

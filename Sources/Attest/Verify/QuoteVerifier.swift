@@ -10,10 +10,15 @@
 ///
 /// Pure, `Sendable`, and cheap to call from many concurrent requests.
 public struct QuoteVerifier: Sendable {
-    public let akPublic: TPMTPublic
+    public let ak: AKPublic
 
-    public init(akPublic: TPMTPublic) {
-        self.akPublic = akPublic
+    public init(ak: AKPublic) {
+        self.ak = ak
+    }
+
+    /// Prepares the attestation key once; reuse the verifier for every quote of that device.
+    public init(akPublic: TPMTPublic) throws(AttestError) {
+        self.ak = try AKPublic(akPublic)
     }
 
     /// - Parameters:
@@ -27,7 +32,7 @@ public struct QuoteVerifier: Sendable {
                        expectedSelection: TPMLPCRSelection? = nil, previous: VerifiedQuote? = nil) throws(AttestError) -> VerifiedQuote {
         // 1. Signature over the raw bytes.
         let sig = try TPMTSignature(bytes: signature)
-        guard akPublic.isValidSignature(sig, for: attest) else {
+        guard ak.isValidSignature(sig, for: attest) else {
             throw AttestError(code: .signatureInvalid,
                               reason: "quote: the \(sig.algorithm)/\(sig.hashAlg) signature does not verify with the attestation key")
         }

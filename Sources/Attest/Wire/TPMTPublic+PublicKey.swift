@@ -48,64 +48,11 @@ extension TPMTPublic {
     /// Checks a TPMT_SIGNATURE made by this key over `message` (hashed with the signature's hash).
     ///
     /// Supports ECDSA (P-256, P-384, P-521), RSASSA-PKCS1-v1_5 and RSA-PSS, each with SHA-1/256/384/512.
-    /// Returns false for any mismatch of algorithm, curve or key type.
+    /// Returns false for any mismatch of algorithm, curve or key type. To check many signatures with one
+    /// key, prepare it once with ``AKPublic``.
     public func isValidSignature(_ signature: TPMTSignature, for message: some DataProtocol) -> Bool {
-        do {
-            switch (parameters, signature.body) {
-            case (.ecc(let p), .ecc(let r, let s)):
-                guard signature.algorithm == .ecdsa, let size = p.curve.coordinateSize,
-                      r.count <= size, s.count <= size else { return false }
-                let raw = leftPad(r, to: size) + leftPad(s, to: size)
-                let point = [0x04] + p.x + p.y
-                switch p.curve {
-                case .nistP256:
-                    let key = try P256.Signing.PublicKey(x963Representation: point)
-                    let sig = try P256.Signing.ECDSASignature(rawRepresentation: raw)
-                    return try verifyDigest(signature.hashAlg, message) { key.isValidSignature(sig, for: $0) }
-                case .nistP384:
-                    let key = try P384.Signing.PublicKey(x963Representation: point)
-                    let sig = try P384.Signing.ECDSASignature(rawRepresentation: raw)
-                    return try verifyDigest(signature.hashAlg, message) { key.isValidSignature(sig, for: $0) }
-                case .nistP521:
-                    let key = try P521.Signing.PublicKey(x963Representation: point)
-                    let sig = try P521.Signing.ECDSASignature(rawRepresentation: raw)
-                    return try verifyDigest(signature.hashAlg, message) { key.isValidSignature(sig, for: $0) }
-                default:
-                    return false
-                }
-            case (.rsa(let p), .rsa(let sigBytes)):
-                var e = ByteWriter()
-                e.append(p.effectiveExponent)
-                let key = try _RSA.Signing.PublicKey(n: p.modulus, e: Array(e.bytes.drop { $0 == 0 }))
-                let sig = _RSA.Signing.RSASignature(rawRepresentation: sigBytes)
-                let padding: _RSA.Signing.Padding
-                switch signature.algorithm {
-                case .rsassa: padding = .insecurePKCS1v1_5
-                case .rsapss: padding = .PSS
-                default: return false
-                }
-                return try verifyDigest(signature.hashAlg, message) { key.isValidSignature(sig, for: $0, padding: padding) }
-            default:
-                return false
-            }
-        } catch {
-            return false
-        }
-    }
-}
-
-private func leftPad(_ b: [UInt8], to size: Int) -> [UInt8] {
-    b.count >= size ? b : [UInt8](repeating: 0, count: size - b.count) + b
-}
-
-private func verifyDigest(_ alg: TPMAlgorithmID, _ message: some DataProtocol,
-                          _ check: (any Digest) -> Bool) throws -> Bool {
-    switch alg {
-    case .sha1: return check(Insecure.SHA1.hash(data: message))
-    case .sha256: return check(SHA256.hash(data: message))
-    case .sha384: return check(SHA384.hash(data: message))
-    case .sha512: return check(SHA512.hash(data: message))
-    default: return false
+        guard let key = try? AKPublic(self) else { return false }
+        return key.isValidSignature(signature, for: message)
     }
 }
 

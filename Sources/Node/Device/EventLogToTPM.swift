@@ -1,0 +1,57 @@
+public import AttestTPM
+public import Attest
+
+/// `vigil tpm replay-log`: extends a **software** TPM's PCRs with a real machine's event log, so tests and
+/// demos get quotes consistent with that machine's boot. Refuses real TPM devices, PCRs that are not at
+/// their reset values, and logs whose PCR 0 starts at a locality the simulator cannot reproduce.
+public enum EventLogToTPM {
+    public struct Report: Sendable {
+        public let extendedEvents: Int
+        public let banks: [TPMAlgorithmID]
+        /// Active TPM banks the log has no digests for (left untouched).
+        public let banksNotInLog: [TPMAlgorithmID]
+    }
+
+    public static func replay(_ log: UnverifiedEventLog, into tpm: TPM) async throws(TPMError) -> Report {
+        guard tpm.tcti.name != "device" else {
+            throw TPMError(code: .invalidArgument,
+                           reason: "replay-log is for software TPMs only (swtpm, mssim): extending a real TPM's PCRs with another machine's log would corrupt its attestation until reboot")
+        }
+        let replay = EventLogReplay(log)
+        if let locality = replay.startupLocality, locality != 0 {
+            throw TPMError(code: .invalidArgument, reason: "the log starts PCR 0 at locality \(locality) (StartupLocality); the simulator was started at locality 0 and cannot reproduce it")
+        }
+        if replay.hcrtm {
+            throw TPMError(code: .invalidArgument, reason: "the log starts PCR 0 with an H-CRTM measurement (locality 4), which a simulator cannot reproduce")
+        }
+        let active = try await tpm.activeBanks()
+        let banks = active.filter { log.banks.contains($0) }
+        guard !banks.isEmpty else {
+            throw TPMError(code: .bankNotActive,
+                           reason: "the log's banks (\(log.banks.map(\.name).joined(separator: ", "))) are not active on this TPM (\(active.map(\.name).joined(separator: ", ")))")
+        }
+        let touched = Set(log.events.filter(\.isExtended).compactMap(\.pcr)).sorted()
+        let selection = TPMLPCRSelection(banks.map { TPMSPCRSelection(hash: $0, pcrs: touched) })
+        let (current, _) = try await tpm.pcrRead(selection)
+        for bank in banks {
+            for pcr in touched {
+                let reset: UInt8 = (17...22).contains(pcr) ? 0xFF : 0
+                guard let v = current[bank, pcr], v.allSatisfy({ $0 == reset }) else {
+                    throw TPMError(code: .invalidArgument, reason: "\(bank.name) PCR \(pcr) is not at its reset value: restart the simulator before replaying a log")
+                }
+            }
+        }
+        var extended = 0
+        for event in log.events where event.isExtended {
+            guard let pcr = event.pcr else { continue }
+            var digests: [TPMAlgorithmID: [UInt8]] = [:]
+            for bank in banks {
+                if let d = event.digest(bank) { digests[bank] = d }
+            }
+            guard !digests.isEmpty else { continue }
+            try await tpm.pcrExtend(pcr, digests: digests)
+            extended += 1
+        }
+        return Report(extendedEvents: extended, banks: banks, banksNotInLog: active.filter { !log.banks.contains($0) })
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Attest
+import Crypto
+
+/// `vigil benchmark`: what the verifier costs on this machine, next to the crypto it cannot avoid.
+///
+/// - full quote verifications per second (``QuoteVerifier`` on a real ECC P-256 quote: signature,
+///   decode, nonce, selection, PCR digest);
+/// - raw P-256 ECDSA verifications per second of the same signature with the same library (swift-crypto);
+/// - in-process event-log parse + replay time per log (median of repeated runs) and throughput.
+public struct VerifierBenchmark: Sendable {
+    public struct Result: Codable, Sendable {
+        public let quote_verify_per_s: Double
+        public let p256_verify_per_s: Double
+        /// Quote verification cost over the bare signature check, in percent.
+        public let quote_overhead_percent: Double
+        /// File name → median microseconds per parse + replay.
+        public let eventlog_us: [String: Double]
+        public let eventlog_mb_per_s: Double
+        public let machine: String
+    }
+
+    public let eventLogs: [(name: String, bytes: [UInt8])]
+    /// How long each measurement runs.
+    public let seconds: Double
+
+    public init(eventLogs: [(name: String, bytes: [UInt8])], seconds: Double = 1.0) {
+        self.eventLogs = eventLogs
+        self.seconds = seconds
+    }
+
+    /// The logs bundled with Vigil.
+    public static func bundledEventLogs() throws -> [(name: String, bytes: [UInt8])] {
+        let dir = try resourceDirectory()
+        return try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".bin") }
+            .sorted().map { ($0, Array(try Data(contentsOf: dir.appendingPathComponent($0)))) }
+    }
+
+    static func resourceDirectory() throws -> URL {
+        guard let url = Bundle.module.url(forResource: "Resources", withExtension: nil) else {
+            throw AttestError(code: .invalidValue, reason: "benchmark resources are missing from this build")
+        }
+        return url
+    }
+
+    public func run() throws -> Result {
+        let dir = try Self.resourceDirectory()
+        func load(_ n: String) throws -> [UInt8] { Array(try Data(contentsOf: dir.appendingPathComponent(n))) }
+        let ak = try TPMTPublic(signingKeyPEM: String(decoding: try load("quote-ak.pem"), as: UTF8.self))
+        let attest = try load("quote.msg"), signature = try load("quote.sig")
+        let (selection, values) = try TPM2ToolsPCRFile.parse(try load("quote.pcrs"))
+        let nonce = Array("vigil-benchmark".utf8)
+        let verifier = try QuoteVerifier(akPublic: ak)
+        // Warm up and check that the input is valid: a benchmark of failures would mean nothing.
+        _ = try verifier.verify(attest: attest, signature: signature, nonce: nonce, pcrs: values, expectedSelection: selection)
+
+        let quoteRate = try rate { _ = try verifier.verify(attest: attest, signature: signature, nonce: nonce, pcrs: values, expectedSelection: selection) }
+
+        // The same signature checked raw: P256 key, DER-less raw (r||s) signature, SHA-256 of the same bytes.
+        guard case .ecc(let p) = ak.parameters, case .ecc(let r, let s) = try TPMTSignature(bytes: signature).body else {
+            throw AttestError(code: .invalidValue, reason: "benchmark quote is not ECDSA P-256")
+        }
+        let key = try P256.Signing.PublicKey(x963Representation: [0x04] + p.x + p.y)
+        let pad = { (b: [UInt8]) in [UInt8](repeating: 0, count: max(0, 32 - b.count)) + b }
+        let sig = try P256.Signing.ECDSASignature(rawRepresentation: pad(r) + pad(s))
+        guard key.isValidSignature(sig, for: SHA256.hash(data: attest)) else { throw AttestError(code: .signatureInvalid, reason: "benchmark signature") }
+        let rawRate = try rate { _ = key.isValidSignature(sig, for: SHA256.hash(data: attest)) }
+
+        var perLog: [String: Double] = [:]
+        var totalBytes = 0.0, totalSeconds = 0.0
+        for (name, bytes) in eventLogs {
+            var samples: [Double] = []
+            let deadline = Date().addingTimeInterval(seconds)
+            repeat {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let log = try UnverifiedEventLog(bytes: bytes)
+                let replay = EventLogReplay(log)
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                guard !replay.values.banks.isEmpty || log.events.count <= 1 else { throw AttestError(code: .invalidValue, reason: "\(name): empty replay") }
+                samples.append(elapsed)
+            } while Date() < deadline || samples.count < 5
+            samples.sort()
+            let median = samples[samples.count / 2]
+            perLog[name] = (median * 1e6 * 10).rounded() / 10
+            totalBytes += Double(bytes.count)
+            totalSeconds += median
+        }
+        return Result(quote_verify_per_s: quoteRate.rounded(), p256_verify_per_s: rawRate.rounded(),
+                      quote_overhead_percent: ((rawRate / quoteRate - 1) * 1000).rounded() / 10,
+                      eventlog_us: perLog, eventlog_mb_per_s: totalSeconds > 0 ? ((totalBytes / 1e6 / totalSeconds) * 10).rounded() / 10 : 0,
+                      machine: Self.machine())
+    }
+
+    /// Calls per second of `body`, over ``seconds``.
+    func rate(_ body: () throws -> Void) throws -> Double {
+        var count = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        let end = start + UInt64(seconds * 1e9)
+        var now = start
+        while now < end {
+            for _ in 0..<50 { try body() }
+            count += 50
+            now = DispatchTime.now().uptimeNanoseconds
+        }
+        return Double(count) / (Double(now - start) / 1e9)
+    }
+
+    static func machine() -> String {
+        var model = "unknown CPU"
+        if let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let value = line.split(separator: ":", maxSplits: 1).last {
+            model = value.trimmingCharacters(in: .whitespaces)
+        }
+        return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    }
+}

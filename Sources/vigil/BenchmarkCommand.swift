@@ -1,0 +1,33 @@
+import ArgumentParser
+import Attest
+import VigilBenchmark
+import Foundation
+
+struct BenchmarkCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "benchmark",
+        abstract: "Measure the verifier on this machine (like cryptsetup benchmark): quote verifications/s vs raw P-256, event-log parse+replay.")
+
+    @Option(name: .customLong("eventlog"), help: "Event logs to time (default: the bundled fixture logs).") var eventLogs: [String] = []
+    @Option(help: "Seconds per measurement.") var seconds: Double = 1.0
+    @Flag(help: "Print as JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let logs = eventLogs.isEmpty ? try VerifierBenchmark.bundledEventLogs()
+                : try eventLogs.map { (URL(fileURLWithPath: $0).lastPathComponent, Array(try Data(contentsOf: URL(fileURLWithPath: $0)))) }
+            let result = try VerifierBenchmark(eventLogs: logs, seconds: seconds).run()
+            if json {
+                try printJSON(result)
+                return
+            }
+            print("# \(result.machine)")
+            print(String(format: "quote verification   %10.0f /s", result.quote_verify_per_s))
+            print(String(format: "raw P-256 ECDSA      %10.0f /s   (quote verification costs %.1f %% more)", result.p256_verify_per_s, result.quote_overhead_percent))
+            for (name, us) in result.eventlog_us.sorted(by: { $0.key < $1.key }) {
+                print(String(format: "event log %-32@ %8.1f µs parse + replay", name as NSString, us))
+            }
+            print(String(format: "event log throughput %10.1f MB/s", result.eventlog_mb_per_s))
+        }
+    }
+}
