@@ -1,0 +1,16 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// libFuzzer targets for every parser that reads untrusted bytes (the verifier's `Attest` module).
+// Built separately from the main package because libFuzzer provides `main`:
+//   Fuzz/run.sh [seconds]      builds with -sanitize=fuzzer,address and runs each target
+let fuzzFlags: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
+
+let package = Package(
+    name: "VigilFuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [.package(name: "Vigil", path: "..")],
+    targets: ["FuzzEventLog", "FuzzAttest", "FuzzSignature", "FuzzPublic"].map { name in
+        .executableTarget(name: name, dependencies: [.product(name: "Attest", package: "Vigil")], swiftSettings: fuzzFlags)
+    }
+)

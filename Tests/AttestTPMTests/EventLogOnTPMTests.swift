@@ -1,0 +1,68 @@
+import Testing
+import Foundation
+import Attest
+import AttestTPM
+import Node
+import VigilTestSupport
+
+/// A real machine's boot replayed into swtpm, quoted by Vigil's AK, and verified with the event log:
+/// the whole measured-boot path end to end, through the `vigil` binary a user runs.
+@Suite(.enabled(if: SoftwareTPM.canRunTPM2Tools, "swtpm or tpm2-tools is not installed"))
+struct EventLogOnTPMTests {
+    static let logs = SoftwareTPM.repositoryRoot.appendingPathComponent("Tests/AttestTests/Fixtures/eventlogs")
+
+    @Test func replayLogThenQuoteThenVerifyWithTheEventLogPassesEndToEnd() async throws {
+        let simulator = try SoftwareTPM()
+        defer { simulator.stop() }
+        let dir = try ProcessRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let env = ["VIGIL_TCTI": simulator.tctiString]
+        let vigil = ProcessRunner.vigilExecutable
+        let log = Self.logs.appendingPathComponent("gce-rhel8-sb.bin").path
+
+        #expect(try ProcessRunner.run(vigil, ["tpm", "provision"], environment: env).status == 0)
+        let replay = try ProcessRunner.run(vigil, ["tpm", "replay-log", log], environment: env)
+        #expect(replay.status == 0, "\(replay.stderr)")
+        #expect(replay.stdout.contains("for software TPMs only"))
+        let nonce = "5eed5eed5eed5eed"
+        let quote = try ProcessRunner.run(vigil, ["tpm", "quote", "--pcrs", "sha256:0-9+sha1:0-9+sha384:0-9", "--nonce", nonce, "--out", dir.path], environment: env)
+        #expect(quote.status == 0, "\(quote.stderr)")
+        func verify(_ eventlog: String, nonce: String = nonce) throws -> ProcessResult {
+            try ProcessRunner.run(vigil, ["quote", "verify", "--ak", dir.appendingPathComponent("ak.pem").path,
+                                          "--message", dir.appendingPathComponent("quote.msg").path,
+                                          "--signature", dir.appendingPathComponent("quote.sig").path,
+                                          "--pcrs", dir.appendingPathComponent("quote.pcrs").path, "--nonce", nonce, "--eventlog", eventlog])
+        }
+        let ok = try verify(log)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout.contains("event log matches the quote"), "\(ok.stdout)")
+        // The TPM's replayed PCRs equal Vigil's in-process replay, in all three banks.
+        let tpm = try await simulator.open()
+        let (values, _) = try await tpm.pcrRead(TPMLPCRSelection([.sha1, .sha256, .sha384].map { TPMSPCRSelection(hash: $0, pcrs: 0..<10) }))
+        let expected = EventLogReplay(try UnverifiedEventLog(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: log))))).values
+        for bank: TPMAlgorithmID in [.sha1, .sha256, .sha384] {
+            for pcr in 0..<10 where expected[bank, pcr] != nil { #expect(values[bank, pcr] == expected[bank, pcr], "\(bank.name):\(pcr)") }
+        }
+        // Another machine's log against this quote is refused, naming a PCR.
+        let other = try verify(Self.logs.appendingPathComponent("gce-cos85-attested.bin").path)
+        #expect(other.status == 1)
+        #expect(other.stderr.hasPrefix("vigil: event log does not match the quote at "), "\(other.stderr)")
+        // And the right log under a wrong nonce.
+        let wrongNonce = try verify(log, nonce: "00")
+        #expect(wrongNonce.status == 1)
+        #expect(wrongNonce.stderr.contains("nonce"))
+
+        // Replaying again is refused: the PCRs are no longer at their reset values.
+        let again = try ProcessRunner.run(vigil, ["tpm", "replay-log", log], environment: env)
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("not at its reset value"), "\(again.stderr)")
+    }
+
+    @Test func aLogThatNeedsAStartupLocalityIsRefused() async throws {
+        try await SoftwareTPM.with { tpm, _ in
+            let log = try UnverifiedEventLog(bytes: Array(try Data(contentsOf: Self.logs.appendingPathComponent("laptop-glinux-nosb.bin"))))
+            let error = await #expect(throws: TPMError.self) { try await EventLogToTPM.replay(log, into: tpm) }
+            #expect(error?.reason.contains("locality 3") == true, "\(String(describing: error))")
+        }
+    }
+}
