@@ -63,8 +63,10 @@ public struct BootFacts: Hashable, Sendable {
             case .text(let t):
                 switch e.type {
                 case .ipl where pcr == 8:
-                    if t.hasPrefix("kernel_cmdline: ") { kernelCommandLines.append(String(t.dropFirst(16))) }
-                    else if t.hasPrefix("grub_cmd: ") { grubCommands.append(String(t.dropFirst(10))) }
+                    // GRUB 2.04+ writes "grub_cmd: …"/"kernel_cmdline: …"; RHEL 8's GRUB writes
+                    // "grub_cmd …" and "grub_kernel_cmdline …" (image path first).
+                    if let rest = Self.strip(t, "kernel_cmdline") ?? Self.strip(t, "grub_kernel_cmdline") { kernelCommandLines.append(rest) }
+                    else if let rest = Self.strip(t, "grub_cmd") { grubCommands.append(rest) }
                     else { grubCommands.append(t) }
                 case .ipl where pcr == 9:
                     grubFiles.append(t)
@@ -87,6 +89,14 @@ public struct BootFacts: Hashable, Sendable {
             default: break
             }
         }
+    }
+
+    static func strip(_ text: String, _ prefix: String) -> String? {
+        guard text.hasPrefix(prefix) else { return nil }
+        var rest = text.dropFirst(prefix.count)
+        if rest.first == ":" { rest = rest.dropFirst() }
+        guard rest.first == " " else { return nil }
+        return String(rest.dropFirst())
     }
 
     /// Facts from the verified events only.

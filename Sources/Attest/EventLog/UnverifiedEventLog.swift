@@ -67,9 +67,14 @@ public struct UnverifiedEventLog: Hashable, Sendable {
         self.trailingPadding = padding
     }
 
+    /// Shortest zero tail taken as padding: a shorter one is a truncated event (PCR 0's index is zeros).
+    static let minimumPadding = 32
+
     private static func isZeroTail(_ bytes: [UInt8], from offset: Int) -> Bool {
-        // A real event starts with a PCR index and type; eight zero bytes then all zeros is padding.
-        guard bytes.count - offset >= 1 else { return false }
+        // Firmware log areas read raw from memory are zero-filled after the last event. An event of
+        // PCR 0, type 0 (EV_PREBOOT_CERT, deprecated) with zero digests would look the same: such a log
+        // is not accepted as padding only when the zeros are too short to be one.
+        guard bytes.count - offset >= minimumPadding else { return false }
         var i = offset
         while i < bytes.count {
             if bytes[i] != 0 { return false }
