@@ -1,3 +1,6 @@
+import Crypto
+import Foundation
+
 /// Replays an event log into PCR values, per bank, the way the TPM computed them
 /// (PCR := H(PCR || digest) for each measured event, PFP §10.2 and TPM 2.0 Part 3 §22.2):
 ///
@@ -37,38 +40,53 @@ public struct EventLogReplay: Hashable, Sendable {
                 uncomputable[bank] = "Vigil has no implementation of \(bank.name)"
                 continue
             }
-            var pcrs: [Int: [UInt8]] = [:]
-            func start(_ pcr: Int) -> [UInt8] {
-                if (17...22).contains(pcr) { return [UInt8](repeating: 0xFF, count: size) }
-                var v = [UInt8](repeating: 0, count: size)
-                if pcr == 0 {
-                    if hcrtm { v[size - 1] = 4 } else if let locality { v[size - 1] = locality }
-                }
-                return v
+            var start0 = [UInt8](repeating: 0, count: size)
+            if hcrtm { start0[size - 1] = 4 } else if let locality { start0[size - 1] = locality }
+            let result: ([Int: [UInt8]], Int?) = switch bank {
+            case .sha1: Self.replayBank(Insecure.SHA1.self, bank, events, size: size, pcr0Start: start0, setsPCR0: locality != nil || hcrtm)
+            case .sha256: Self.replayBank(SHA256.self, bank, events, size: size, pcr0Start: start0, setsPCR0: locality != nil || hcrtm)
+            case .sha384: Self.replayBank(SHA384.self, bank, events, size: size, pcr0Start: start0, setsPCR0: locality != nil || hcrtm)
+            default: Self.replayBank(SHA512.self, bank, events, size: size, pcr0Start: start0, setsPCR0: locality != nil || hcrtm)
             }
-            if locality != nil || hcrtm { pcrs[0] = start(0) }
-            var missing: Int?
-            for e in events where e.isExtended {
-                guard let pcr = e.pcr else { continue }
-                guard let d = e.digest(bank), d.count == size else {
-                    missing = e.index
-                    break
-                }
-                let current = pcrs[pcr] ?? start(pcr)
-                // hash cannot fail: the bank is supported (checked above).
-                pcrs[pcr] = (try? TPMDigest.hash(bank, current + d)) ?? current
-            }
-            if let missing {
+            if let missing = result.1 {
                 uncomputable[bank] = "event \(missing) has no \(bank.name) digest"
                 continue
             }
-            for (pcr, v) in pcrs { values[bank, pcr] = v }
+            for (pcr, v) in result.0 { values[bank, pcr] = v }
         }
         self.values = values
         self.uncomputableBanks = uncomputable
         self.startupLocality = locality
         self.hcrtm = hcrtm
         self.workarounds = workarounds
+    }
+
+    /// Replays one bank with hash `H`: 24 fixed slots, digests kept in the hash's own type until the end
+    /// (no per-event allocation). Returns the values, or the index of an event lacking this bank's digest.
+    static func replayBank<H: HashFunction>(_: H.Type, _ bank: TPMAlgorithmID, _ events: [EventLogEvent], size: Int,
+                                            pcr0Start: [UInt8], setsPCR0: Bool) -> ([Int: [UInt8]], Int?) {
+        var slots = [H.Digest?](repeating: nil, count: 24)
+        var touched = [Bool](repeating: false, count: 24)
+        let ones = [UInt8](repeating: 0xFF, count: size), zeros = [UInt8](repeating: 0, count: size)
+        if setsPCR0 { touched[0] = true }
+        for e in events where e.isExtended {
+            guard let pcr = e.pcr else { continue }
+            guard let d = e.digest(bank), d.count == size else { return ([:], e.index) }
+            var h = H()
+            if let current = slots[pcr] {
+                current.withUnsafeBytes { h.update(bufferPointer: $0) }
+            } else {
+                h.update(data: pcr == 0 ? pcr0Start : (17...22).contains(pcr) ? ones : zeros)
+            }
+            h.update(data: d)
+            slots[pcr] = h.finalize()
+            touched[pcr] = true
+        }
+        var out: [Int: [UInt8]] = [:]
+        for pcr in 0..<24 where touched[pcr] {
+            out[pcr] = slots[pcr].map { Array($0) } ?? pcr0Start
+        }
+        return (out, nil)
     }
 
     /// The JSON `vigil eventlog replay --json` prints: `{"pcrs": {"sha256": {"0": "hex", …}, …}}`.

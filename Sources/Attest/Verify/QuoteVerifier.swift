@@ -51,17 +51,22 @@ public struct QuoteVerifier: Sendable {
             throw AttestError(code: .nonceMismatch,
                               reason: "quote: the signed nonce \(Hex.encode(decoded.extraData)) is not the verifier's nonce \(Hex.encode(nonce))")
         }
-        // 4. Selection, both ways.
-        let supplied = TPMLPCRSelection(pcrs.banks.keys.sorted().map { TPMSPCRSelection(hash: $0, pcrs: pcrs.banks[$0]?.keys.sorted() ?? []) })
-        let expected = expectedSelection ?? supplied
-        guard selection.selectsSamePCRs(as: expected) || Self.sameSet(selection, expected) else {
+        // 4. Selection, both ways: what was asked for was quoted, and every supplied value was quoted.
+        let expected = expectedSelection ?? TPMLPCRSelection(pcrs.banks.keys.sorted().map {
+            TPMSPCRSelection(hash: $0, pcrs: pcrs.banks[$0]?.keys.sorted() ?? [])
+        })
+        guard Self.sameSet(selection, expected) else {
             throw AttestError(code: .pcrSelectionMismatch,
                               reason: "quote: the TPM quoted \(selection.nonEmpty.isEmpty ? "no PCRs" : selection.description), but \(expected.description) was asked for")
         }
         guard !selection.nonEmpty.isEmpty else {
             throw AttestError(code: .pcrSelectionMismatch, reason: "quote: the quote covers no PCRs")
         }
-        var quoted = PCRValues()
+        var suppliedCount = 0
+        for values in pcrs.banks.values { suppliedCount += values.count }
+        // 5. PCR digest over the supplied values in selection order, hashed with the signing scheme's hash
+        // (TPM 2.0 Part 3 §18.4). Missing or wrongly sized values are named.
+        var hasher = try PCRDigestHasher(sig.hashAlg)
         for s in selection.selections {
             for pcr in s.pcrs {
                 guard let v = pcrs[s.hash, pcr] else {
@@ -70,28 +75,28 @@ public struct QuoteVerifier: Sendable {
                 guard v.count == s.hash.digestSize else {
                     throw AttestError.invalid("quote: the value for \(s.hash.name):\(pcr) is \(v.count) bytes, not \(s.hash.digestSize ?? 0)")
                 }
-                quoted[s.hash, pcr] = v
+                hasher.update(v)
             }
         }
-        for (bank, values) in pcrs.banks {
-            for pcr in values.keys where quoted[bank, pcr] == nil {
-                throw AttestError(code: .pcrSelectionMismatch, reason: "quote: a value was supplied for \(bank.name):\(pcr), which the TPM did not quote")
-            }
+        guard suppliedCount == selection.pcrCount else {
+            let extra = pcrs.banks.flatMap { bank, values in values.keys.filter { pcr in !selection.selections.contains { $0.hash == bank && $0.pcrs.contains(pcr) } }.map { "\(bank.name):\($0)" } }
+            throw AttestError(code: .pcrSelectionMismatch, reason: "quote: values were supplied for \(extra.sorted().joined(separator: ", ")), which the TPM did not quote")
         }
-        // 5. PCR digest, hashed with the signing scheme's hash (TPM 2.0 Part 3 §18.4).
+        let computed = hasher.finalize()
         let hashAlg = sig.hashAlg
-        let computed = try quoted.digest(for: selection, hashAlg: hashAlg)
         guard digest.count == computed.count, constantTimeEquals(computed, digest) else {
             throw AttestError(code: .pcrDigestMismatch,
                               reason: "quote: the PCR values hash to \(Hex.encode(computed)), but the TPM signed \(Hex.encode(digest)) (\(hashAlg.name) over \(selection))")
         }
+        let quoted = pcrs
         // 6. Clock and counters.
         let findings = Self.clockFindings(decoded, previous: previous)
         return VerifiedQuote(attest: decoded, selection: selection, pcrs: quoted, pcrDigest: digest, clockFindings: findings)
     }
 
+    /// Whether two selections select the same (bank, PCR) pairs, in any order and bitmap width.
     static func sameSet(_ a: TPMLPCRSelection, _ b: TPMLPCRSelection) -> Bool {
-        func set(_ s: TPMLPCRSelection) -> Set<String> { Set(s.selections.flatMap { sel in sel.pcrs.map { "\(sel.hash.rawValue):\($0)" } }) }
+        func set(_ s: TPMLPCRSelection) -> Set<UInt32> { Set(s.selections.flatMap { sel in sel.pcrs.map { UInt32(sel.hash.rawValue) << 8 | UInt32($0) } }) }
         return set(a) == set(b)
     }
 

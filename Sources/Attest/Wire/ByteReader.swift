@@ -32,20 +32,20 @@ public struct ByteReader: Sendable {
     public var remaining: Int { end - offset }
     public var isAtEnd: Bool { offset >= end }
 
-    public mutating func readUInt8(_ field: String) throws(AttestError) -> UInt8 {
-        guard remaining >= 1 else { throw .truncated(field, at: offset, needed: 1, available: remaining) }
+    public mutating func readUInt8(_ field: @autoclosure () -> String) throws(AttestError) -> UInt8 {
+        guard remaining >= 1 else { throw .truncated(field(), at: offset, needed: 1, available: remaining) }
         let value = bytes[offset]
         offset += 1
         return value
     }
 
-    public mutating func readUInt16(_ field: String, _ order: Endianness) throws(AttestError) -> UInt16 {
-        let raw = try readFixed(field, count: 2)
+    public mutating func readUInt16(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError) -> UInt16 {
+        let raw = try readFixed(field(), count: 2)
         return order == .big ? (UInt16(raw.0) << 8 | UInt16(raw.1)) : (UInt16(raw.1) << 8 | UInt16(raw.0))
     }
 
-    public mutating func readUInt32(_ field: String, _ order: Endianness) throws(AttestError) -> UInt32 {
-        guard remaining >= 4 else { throw .truncated(field, at: offset, needed: 4, available: remaining) }
+    public mutating func readUInt32(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError) -> UInt32 {
+        guard remaining >= 4 else { throw .truncated(field(), at: offset, needed: 4, available: remaining) }
         var value: UInt32 = 0
         for i in 0..<4 {
             let b = UInt32(bytes[offset + (order == .big ? i : 3 - i)])
@@ -55,8 +55,8 @@ public struct ByteReader: Sendable {
         return value
     }
 
-    public mutating func readUInt64(_ field: String, _ order: Endianness) throws(AttestError) -> UInt64 {
-        guard remaining >= 8 else { throw .truncated(field, at: offset, needed: 8, available: remaining) }
+    public mutating func readUInt64(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError) -> UInt64 {
+        guard remaining >= 8 else { throw .truncated(field(), at: offset, needed: 8, available: remaining) }
         var value: UInt64 = 0
         for i in 0..<8 {
             let b = UInt64(bytes[offset + (order == .big ? i : 7 - i)])
@@ -67,10 +67,10 @@ public struct ByteReader: Sendable {
     }
 
     /// Reads exactly `count` bytes. `count` is checked against the remaining input before anything is copied.
-    public mutating func readBytes(_ field: String, count: Int) throws(AttestError) -> [UInt8] {
-        guard count >= 0 else { throw .invalid("\(field): negative length at byte \(offset)") }
+    public mutating func readBytes(_ field: @autoclosure () -> String, count: Int) throws(AttestError) -> [UInt8] {
+        guard count >= 0 else { throw .invalid("\(field()): negative length at byte \(offset)") }
         guard remaining >= count else {
-            throw .truncated(field, at: offset, needed: count, available: remaining)
+            throw .truncated(field(), at: offset, needed: count, available: remaining)
         }
         let out = Array(bytes[offset..<(offset + count)])
         offset += count
@@ -78,26 +78,26 @@ public struct ByteReader: Sendable {
     }
 
     /// Skips `count` bytes.
-    public mutating func skip(_ field: String, count: Int) throws(AttestError) {
+    public mutating func skip(_ field: @autoclosure () -> String, count: Int) throws(AttestError) {
         guard count >= 0, remaining >= count else {
-            throw .truncated(field, at: offset, needed: count, available: remaining)
+            throw .truncated(field(), at: offset, needed: count, available: remaining)
         }
         offset += count
     }
 
     /// Reads a TPM2B: a big-endian UINT16 size, then that many bytes, at most `maxSize`.
-    public mutating func readTPM2B(_ field: String, maxSize: Int) throws(AttestError) -> [UInt8] {
+    public mutating func readTPM2B(_ field: @autoclosure () -> String, maxSize: Int) throws(AttestError) -> [UInt8] {
         let at = offset
-        let size = Int(try readUInt16("\(field).size", .big))
-        guard size <= maxSize else { throw .tooLarge(field, size: size, limit: maxSize, at: at) }
-        return try readBytes(field, count: size)
+        let size = Int(try readUInt16("\(field()).size", .big))
+        guard size <= maxSize else { throw .tooLarge(field(), size: size, limit: maxSize, at: at) }
+        return try readBytes(field(), count: size)
     }
 
     /// Splits off a sub-reader over the next `count` bytes (a sized structure) and advances past them.
     /// Offsets in errors raised by the sub-reader stay absolute.
-    public mutating func readSubReader(_ field: String, count: Int) throws(AttestError) -> ByteReader {
+    public mutating func readSubReader(_ field: @autoclosure () -> String, count: Int) throws(AttestError) -> ByteReader {
         guard count >= 0, remaining >= count else {
-            throw .truncated(field, at: offset, needed: count, available: remaining)
+            throw .truncated(field(), at: offset, needed: count, available: remaining)
         }
         let sub = ByteReader(bytes: bytes, offset: offset, end: offset + count)
         offset += count
@@ -115,8 +115,8 @@ public struct ByteReader: Sendable {
         return Array(bytes[start..<offset])
     }
 
-    private mutating func readFixed(_ field: String, count: Int) throws(AttestError) -> (UInt8, UInt8) {
-        guard remaining >= count else { throw .truncated(field, at: offset, needed: count, available: remaining) }
+    private mutating func readFixed(_ field: @autoclosure () -> String, count: Int) throws(AttestError) -> (UInt8, UInt8) {
+        guard remaining >= count else { throw .truncated(field(), at: offset, needed: count, available: remaining) }
         let pair = (bytes[offset], bytes[offset + 1])
         offset += count
         return pair

@@ -15,6 +15,23 @@ public enum TPMDigest {
         }
     }
 
+    /// H_alg(a || b) without building the concatenation: the PCR extend operation.
+    public static func extend(_ alg: TPMAlgorithmID, _ a: [UInt8], _ b: [UInt8]) throws(AttestError) -> [UInt8] {
+        func run<H: HashFunction>(_ h: inout H) -> [UInt8] {
+            h.update(data: a)
+            h.update(data: b)
+            return Array(h.finalize())
+        }
+        switch alg {
+        case .sha1: var h = Insecure.SHA1(); return run(&h)
+        case .sha256: var h = SHA256(); return run(&h)
+        case .sha384: var h = SHA384(); return run(&h)
+        case .sha512: var h = SHA512(); return run(&h)
+        default:
+            throw AttestError(code: .unknownAlgorithm, reason: "hash algorithm \(alg) is not supported by this verifier")
+        }
+    }
+
     /// True when ``hash(_:_:)`` can compute `alg`.
     public static func isSupported(_ alg: TPMAlgorithmID) -> Bool {
         [.sha1, .sha256, .sha384, .sha512].contains(alg)
@@ -58,6 +75,42 @@ public enum Hex {
         case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
         case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
         default: nil
+        }
+    }
+}
+
+/// An incremental hash by TPM algorithm id (for PCR digests without concatenating the values).
+struct PCRDigestHasher {
+    private enum State {
+        case sha1(Insecure.SHA1), sha256(SHA256), sha384(SHA384), sha512(SHA512)
+    }
+    private var state: State
+
+    init(_ alg: TPMAlgorithmID) throws(AttestError) {
+        switch alg {
+        case .sha1: state = .sha1(Insecure.SHA1())
+        case .sha256: state = .sha256(SHA256())
+        case .sha384: state = .sha384(SHA384())
+        case .sha512: state = .sha512(SHA512())
+        default: throw AttestError(code: .unknownAlgorithm, reason: "hash algorithm \(alg) is not supported by this verifier")
+        }
+    }
+
+    mutating func update(_ bytes: [UInt8]) {
+        switch state {
+        case .sha1(var h): h.update(data: bytes); state = .sha1(h)
+        case .sha256(var h): h.update(data: bytes); state = .sha256(h)
+        case .sha384(var h): h.update(data: bytes); state = .sha384(h)
+        case .sha512(var h): h.update(data: bytes); state = .sha512(h)
+        }
+    }
+
+    func finalize() -> [UInt8] {
+        switch state {
+        case .sha1(let h): Array(h.finalize())
+        case .sha256(let h): Array(h.finalize())
+        case .sha384(let h): Array(h.finalize())
+        case .sha512(let h): Array(h.finalize())
         }
     }
 }
