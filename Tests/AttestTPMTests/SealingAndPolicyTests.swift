@@ -124,3 +124,53 @@ struct SealingAndPolicyTests {
     }
 }
 
+
+/// Salted HMAC sessions with parameter encryption, and RSA-PSS signatures checked by the verifier.
+@Suite(.enabled(if: SoftwareTPM.canRun, "swtpm is not installed (apt-get install swtpm swtpm-tools)"))
+struct SessionAndSchemeTests {
+    @Test func unsealThroughASaltedHMACSessionWithParameterEncryption() async throws {
+        try await SoftwareTPM.with { tpm, _ in
+            let secret = Array("sealed under an auth value".utf8)
+            let template = TPMTPublic(nameAlg: .sha256, objectAttributes: [.fixedTPM, .fixedParent, .userWithAuth, .noDA],
+                                      parameters: .keyedHash(scheme: .null, unique: []))
+            let out = try await tpm.withPrimary(.owner, template: IdentityKeyTemplates.srk) { tpm, srk throws(TPMError) in
+                let blob = try tpm.create(parent: srk, template: template, authValue: SecretBytes(utf8: "pin-1234"), sealedData: SecretBytes(secret))
+                return try tpm.withLoaded(parent: srk, blob, authValue: SecretBytes(utf8: "pin-1234")) { tpm, item throws(TPMError) in
+                    try tpm.withHMACSession(salt: srk, encryptParameters: true) { tpm, session throws(TPMError) in
+                        try tpm.unseal(item, session: session).unsafeCopy()
+                    }
+                }
+            }
+            #expect(out == secret)
+            // The same session type with a wrong auth value fails: the session really authorizes.
+            let error = await #expect(throws: TPMError.self) {
+                try await tpm.withPrimary(.owner, template: IdentityKeyTemplates.srk) { tpm, srk throws(TPMError) in
+                    let blob = try tpm.create(parent: srk, template: template, authValue: SecretBytes(utf8: "pin-1234"), sealedData: SecretBytes(secret))
+                    return try tpm.withLoaded(parent: srk, blob, authValue: SecretBytes(utf8: "pin-0000")) { tpm, item throws(TPMError) in
+                        try tpm.withHMACSession(salt: srk, encryptParameters: true) { tpm, session throws(TPMError) in
+                            try tpm.unseal(item, session: session).count
+                        }
+                    }
+                }
+            }
+            #expect(error?.isTPM(.badAuth) == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test(arguments: [TPMAlgorithmID.rsassa, .rsapss])
+    func rsaSignaturesFromTheTPMVerifyInTheVerifier(_ scheme: TPMAlgorithmID) async throws {
+        try await SoftwareTPM.with { tpm, _ in
+            let template = TPMTPublic(nameAlg: .sha256, objectAttributes: [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .userWithAuth, .noDA, .sign],
+                                      parameters: .rsa(.init(symmetric: .null, scheme: TPMTScheme(scheme, hashAlg: .sha256), keyBits: 2048, modulus: [])))
+            let message = Array("quote-like payload".utf8)
+            let digest = Array(SHA256.hash(data: message))
+            let (sig, key) = try await tpm.withPrimary(.owner, template: template) { tpm, k throws(TPMError) in
+                (try tpm.sign(k, digest: digest, scheme: scheme, hashAlg: .sha256), k.publicArea)
+            }
+            let ak = try AKPublic(try #require(key))
+            #expect(sig.algorithm == scheme)
+            #expect(ak.isValidSignature(sig, for: message))
+            #expect(!ak.isValidSignature(sig, for: message + [0]))
+        }
+    }
+}

@@ -204,3 +204,33 @@ import Attest
         return nil
     }
 }
+
+/// Named firmware workarounds are applied only after a plain replay fails, and are reported.
+@Suite struct EventLogWorkaroundTests {
+    @Test func aLogMissingTheExitBootServicesEventsMatchesWithTheNamedWorkaround() throws {
+        // A TPM that saw the EBS invocation and success in PCR 5 although the firmware did not log them.
+        let log = try UnverifiedEventLog(bytes: Fixture.bytes("eventlogs/ebs-missing-sha1.bin"))
+        let replay = EventLogReplay(log)
+        var pcrs = replay.values
+        var pcr5 = try #require(pcrs[.sha1, 5])
+        for action in ["Exit Boot Services Invocation", "Exit Boot Services Returned with Success"] {
+            pcr5 = try TPMDigest.extend(.sha1, pcr5, try TPMDigest.hash(.sha1, Array(action.utf8)))
+        }
+        pcrs[.sha1, 5] = pcr5
+        let selection = TPMLPCRSelection([TPMSPCRSelection(hash: .sha1, pcrs: pcrs.banks[.sha1]?.keys.sorted() ?? [])])
+        let attest = try TPMSAttest(bytes: Fixture.bytes("quotes/gce_cos85_nonce9009/gce_cos85_nonce9009.quote0_sha1.attest.bin"))
+        let quote = VerifiedQuote(uncheckedAttest: attest, selection: selection, pcrs: pcrs)
+        let verified = EventLogVerifier.verify(log, against: quote)
+        #expect(verified.isConsistent)
+        #expect(verified.workarounds.map(\.name) == ["missing-ebs-success"])
+        // The synthetic events are reported as such, and a clean log needs no workaround.
+        #expect(verified.events.contains { $0.event.offset == -1 && $0.event.pcrIndex == 5 })
+        let clean = EventLogVerifier.verify(log, against: VerifiedQuote(uncheckedAttest: attest, selection: selection, pcrs: replay.values))
+        #expect(clean.workarounds.isEmpty && clean.isConsistent)
+        // A mismatch elsewhere is never "fixed" by a PCR 5 workaround.
+        var other = pcrs
+        other[.sha1, 4] = [UInt8](repeating: 4, count: 20)
+        let bad = EventLogVerifier.verify(log, against: VerifiedQuote(uncheckedAttest: attest, selection: selection, pcrs: other))
+        #expect(!bad.isConsistent && bad.workarounds.isEmpty)
+    }
+}
