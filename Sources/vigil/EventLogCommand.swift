@@ -9,15 +9,11 @@ struct EventLogCommand: AsyncParsableCommand {
         subcommands: [Show.self, Replay.self])
 
     static func load(_ path: String) throws -> UnverifiedEventLog {
-        let url = URL(fileURLWithPath: path)
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        guard size <= UnverifiedEventLog.maxLogSize else {
-            throw AttestError(code: .sizeLimitExceeded, reason: "\(path): \(size) bytes is over the \(UnverifiedEventLog.maxLogSize)-byte limit")
-        }
+        let bytes = try readInput(path, limit: UnverifiedEventLog.maxLogSize)
         do {
-            return try UnverifiedEventLog(bytes: Array(try Data(contentsOf: url)))
-        } catch let e as AttestError {
-            throw AttestError(code: e.code, reason: "\(path): \(e.reason)")
+            return try UnverifiedEventLog(bytes: bytes)
+        } catch {
+            throw AttestError(code: error.code, reason: "\(path): \(error.reason)")
         }
     }
 

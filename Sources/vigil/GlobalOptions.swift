@@ -63,3 +63,16 @@ func printJSON<T: Encodable>(_ value: T) throws {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
+
+/// Reads a file given on the command line, refusing anything over `limit` bytes before reading it.
+func readInput(_ path: String, limit: Int) throws -> [UInt8] {
+    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    guard size <= limit else {
+        throw AttestError(code: .sizeLimitExceeded, reason: "\(path): \(size) bytes is over the \(limit)-byte limit")
+    }
+    do {
+        return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    } catch {
+        throw AttestError(code: .invalidValue, reason: "\(path): cannot read: \(error.localizedDescription)")
+    }
+}

@@ -23,11 +23,7 @@ struct QuoteCommand: AsyncParsableCommand {
             guard Hex.decode(nonce) != nil else { throw ValidationError("--nonce must be hex") }
         }
 
-        static func read(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            guard size <= limit else { throw AttestError(code: .sizeLimitExceeded, reason: "\(path): \(size) bytes is over the \(limit)-byte limit") }
-            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        }
+        static func read(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] { try readInput(path, limit: limit) }
 
         struct Output: Encodable {
             let valid: Bool

@@ -75,14 +75,12 @@ extension TPM {
         }
         let chunk = try nvBufferMax()
         let ctx = context.raw
-        let indexAuth: SecretBytes? = if case .index(let a) = authorization { a ?? SecretBytes([]) } else { nil }
-        let object = try openPersistent(index, authValue: indexAuth)
+        let (object, authTR) = try openNVIndex(index, authorization)
         defer { closeReference(object.tr) }
-        let authTR: ESYS_TR = if case .owner = authorization { TPMHierarchy.owner.esysTR } else { object.tr }
         var out: [UInt8] = []
         out.reserveCapacity(size)
         var position = offset
-        while position < offset + size || (size == 0 && out.isEmpty && position == offset && false) {
+        while position < offset + size {
             let n = min(chunk, offset + size - position)
             var data: UnsafeMutablePointer<TPM2B_MAX_NV_BUFFER>? = nil
             try tss2Call("Esys_NV_Read", logger: logger) {
@@ -96,6 +94,18 @@ extension TPM {
             position += n
         }
         return out
+    }
+
+    /// Opens an NV index and picks the authorization handle: the owner hierarchy, or the index itself
+    /// with its auth value set.
+    private func openNVIndex(_ index: TPMHandle, _ authorization: NVAuthorization) throws(TPMError) -> (TPMObject, ESYS_TR) {
+        switch authorization {
+        case .owner:
+            return (try openPersistent(index, authValue: nil), TPMHierarchy.owner.esysTR)
+        case .index(let auth):
+            let object = try openPersistent(index, authValue: auth ?? SecretBytes([]))
+            return (object, object.tr)
+        }
     }
 
     /// Reads a whole NV index (its dataSize from NV_ReadPublic), or nil if it is not defined.
@@ -114,10 +124,8 @@ extension TPM {
         }
         let chunk = try nvBufferMax()
         let ctx = context.raw
-        let indexAuth: SecretBytes? = if case .index(let a) = authorization { a ?? SecretBytes([]) } else { nil }
-        let object = try openPersistent(index, authValue: indexAuth)
+        let (object, authTR) = try openNVIndex(index, authorization)
         defer { closeReference(object.tr) }
-        let authTR: ESYS_TR = if case .owner = authorization { TPMHierarchy.owner.esysTR } else { object.tr }
         var position = 0
         while position < data.count {
             let n = min(chunk, data.count - position)

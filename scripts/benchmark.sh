@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Produces the figures in BENCHMARKS.md on this machine: Vigil's in-process verifier (release build)
+# next to the peers on the same inputs in the same run — tpm2_eventlog (what Keylime runs per
+# attestation) and tpm2_checkquote — timed with hyperfine. Prints a Markdown section.
+#   scripts/benchmark.sh [SECONDS_PER_MEASUREMENT]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+vigil_install_packages
+vigil_require_swift
+command -v hyperfine >/dev/null || { apt-get install -y -qq hyperfine >/dev/null; }
+seconds=${1:-2}
+
+swift build -c release --product vigil >/dev/null
+vigil="$(swift build -c release --show-bin-path)/vigil"
+res=Sources/VigilBenchmark/Resources
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"$vigil" benchmark --seconds "$seconds" --json > "$work/vigil.json"
+for log in "$res"/*.bin; do
+  hyperfine -N --warmup 5 --runs 60 --export-json "$work/$(basename "$log").json" "tpm2_eventlog $log" >/dev/null 2>&1
+done
+nonce=$(printf vigil-benchmark | xxd -p)
+hyperfine -N --warmup 5 --runs 100 --export-json "$work/checkquote.json" \
+  "tpm2_checkquote -u $res/quote-ak.pem -m $res/quote.msg -s $res/quote.sig -f $res/quote.pcrs -g sha256 -q $nonce" >/dev/null 2>&1
+hyperfine -N --warmup 5 --runs 100 --export-json "$work/vigilverify.json" \
+  "$vigil quote verify --ak $res/quote-ak.pem --message $res/quote.msg --signature $res/quote.sig --pcrs $res/quote.pcrs --nonce $nonce" >/dev/null 2>&1
+
+python3 - "$work" <<'PY'
+import json, os, sys, platform, subprocess
+w = sys.argv[1]
+v = json.load(open(os.path.join(w, "vigil.json")))
+def median_ms(name):
+    return json.load(open(os.path.join(w, name)))["results"][0]["median"] * 1000
+print(f"Machine: {v['machine']}, {platform.system()} {platform.release()}")
+print()
+print("| event log | size | Vigil parse + replay (in-process, median) | tpm2_eventlog (process, median) | speed-up |")
+print("|---|---:|---:|---:|---:|")
+for name, us in sorted(v["eventlog_us"].items()):
+    size = os.path.getsize(os.path.join("Sources/VigilBenchmark/Resources", name))
+    peer = median_ms(name + ".json")
+    print(f"| {name} | {size/1024:.1f} KiB | {us:.1f} µs | {peer:.2f} ms | {peer*1000/us:.0f}× |")
+print(f"| throughput | | {v['eventlog_mb_per_s']:.0f} MB/s | | |")
+print()
+q, p = v["quote_verify_per_s"], v["p256_verify_per_s"]
+print("| quote check | rate | per check |")
+print("|---|---:|---:|")
+print(f"| Vigil `QuoteVerifier` (signature, decode, nonce, selection, PCR digest) | {q:.0f} /s | {1e6/q:.1f} µs |")
+print(f"| raw P-256 ECDSA verify, same signature and bytes, same library | {p:.0f} /s | {1e6/p:.1f} µs |")
+print(f"| overhead of the full check over the bare signature check | {v['quote_overhead_percent']:.1f} % | |")
+print(f"| `tpm2_checkquote` process (median) | | {median_ms('checkquote.json'):.2f} ms |")
+print(f"| `vigil quote verify` process (median) | | {median_ms('vigilverify.json'):.2f} ms |")
+PY
