@@ -13,16 +13,50 @@ public struct EventLogEvent: Hashable, Sendable {
     public let type: TCGEventType
     /// Digests by bank, in log order.
     public let digests: [Digest]
-    /// The event data (payload). Its hash need not equal the digest (PFP allows digests of other data).
-    public let data: [UInt8]
+    /// The event data (payload), sharing the log's storage. Its hash need not equal the digest (PFP
+    /// allows digests of other data).
+    public let dataBytes: ArraySlice<UInt8>
+    /// The event data as an array (a copy).
+    public var data: [UInt8] { Array(dataBytes) }
 
     public struct Digest: Hashable, Sendable {
         public let algorithm: TPMAlgorithmID
-        public let value: [UInt8]
+        /// The digest, sharing the log's storage.
+        public let bytes: ArraySlice<UInt8>
+        public var value: [UInt8] { Array(bytes) }
+
+        public init(algorithm: TPMAlgorithmID, value: [UInt8]) {
+            self.algorithm = algorithm
+            self.bytes = value[...]
+        }
+
+        init(algorithm: TPMAlgorithmID, bytes: ArraySlice<UInt8>) {
+            self.algorithm = algorithm
+            self.bytes = bytes
+        }
+    }
+
+    public init(index: Int, offset: Int, pcrIndex: UInt32, type: TCGEventType, digests: [Digest], data: [UInt8]) {
+        self.init(index: index, offset: offset, pcrIndex: pcrIndex, type: type, digests: digests, dataBytes: data[...])
+    }
+
+    init(index: Int, offset: Int, pcrIndex: UInt32, type: TCGEventType, digests: [Digest], dataBytes: ArraySlice<UInt8>) {
+        self.index = index
+        self.offset = offset
+        self.pcrIndex = pcrIndex
+        self.type = type
+        self.digests = digests
+        self.dataBytes = dataBytes
     }
 
     public func digest(_ bank: TPMAlgorithmID) -> [UInt8]? {
-        digests.first { $0.algorithm == bank }?.value
+        digestBytes(bank).map { Array($0) }
+    }
+
+    /// The digest of `bank` without copying it.
+    public func digestBytes(_ bank: TPMAlgorithmID) -> ArraySlice<UInt8>? {
+        for d in digests where d.algorithm == bank { return d.bytes }
+        return nil
     }
 
     /// Whether replay extends this event into a PCR: not EV_NO_ACTION, and a PCR index below 24.

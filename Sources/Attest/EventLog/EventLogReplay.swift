@@ -71,14 +71,14 @@ public struct EventLogReplay: Hashable, Sendable {
         if setsPCR0 { touched[0] = true }
         for e in events where e.isExtended {
             guard let pcr = e.pcr else { continue }
-            guard let d = e.digest(bank), d.count == size else { return ([:], e.index) }
+            guard let d = e.digestBytes(bank), d.count == size else { return ([:], e.index) }
             var h = H()
             if let current = slots[pcr] {
                 current.withUnsafeBytes { h.update(bufferPointer: $0) }
             } else {
-                h.update(data: pcr == 0 ? pcr0Start : (17...22).contains(pcr) ? ones : zeros)
+                (pcr == 0 ? pcr0Start : (17...22).contains(pcr) ? ones : zeros).withUnsafeBytes { h.update(bufferPointer: $0) }
             }
-            h.update(data: d)
+            d.withUnsafeBytes { h.update(bufferPointer: $0) }
             slots[pcr] = h.finalize()
             touched[pcr] = true
         }

@@ -88,10 +88,10 @@ public struct UnverifiedEventLog: Hashable, Sendable {
         let offset = r.offset
         let pcr = try r.readUInt32("event \(index) (SHA-1 format): pcrIndex", .little)
         let type = TCGEventType(try r.readUInt32("event \(index): eventType", .little))
-        let digest = try r.readBytes("event \(index): SHA-1 digest", count: 20)
+        let digest = try r.readSlice("event \(index): SHA-1 digest", count: 20)
         let data = try readEventData(&r, index: index)
         return EventLogEvent(index: index, offset: offset, pcrIndex: pcr, type: type,
-                             digests: [.init(algorithm: .sha1, value: digest)], data: data)
+                             digests: [.init(algorithm: .sha1, bytes: digest)], dataBytes: data)
     }
 
     /// TCG_PCR_EVENT2 — PFP §10.2.2: pcrIndex, eventType, TPML_DIGEST_VALUES (little-endian), eventSize, event.
@@ -106,6 +106,7 @@ public struct UnverifiedEventLog: Hashable, Sendable {
                               reason: "event \(index): \(count) digests at byte \(countAt), but the Spec ID event declares \(specID.algorithms.count) banks")
         }
         var digests: [EventLogEvent.Digest] = []
+        digests.reserveCapacity(count)
         for _ in 0..<count {
             let algAt = r.offset
             let alg = TPMAlgorithmID(try r.readUInt16("event \(index): digest algorithm", .little))
@@ -115,13 +116,13 @@ public struct UnverifiedEventLog: Hashable, Sendable {
             guard !digests.contains(where: { $0.algorithm == alg }) else {
                 throw AttestError.invalid("event \(index): two \(alg) digests at byte \(algAt)")
             }
-            digests.append(.init(algorithm: alg, value: try r.readBytes("event \(index): \(alg) digest", count: declared.digestSize)))
+            digests.append(.init(algorithm: alg, bytes: try r.readSlice("event \(index): \(alg) digest", count: declared.digestSize)))
         }
         let data = try readEventData(&r, index: index)
-        return EventLogEvent(index: index, offset: offset, pcrIndex: pcr, type: type, digests: digests, data: data)
+        return EventLogEvent(index: index, offset: offset, pcrIndex: pcr, type: type, digests: digests, dataBytes: data)
     }
 
-    private static func readEventData(_ r: inout ByteReader, index: Int) throws(AttestError) -> [UInt8] {
+    private static func readEventData(_ r: inout ByteReader, index: Int) throws(AttestError) -> ArraySlice<UInt8> {
         let sizeAt = r.offset
         let size = Int(try r.readUInt32("event \(index): eventSize", .little))
         guard size <= maxEventDataSize else {
@@ -130,6 +131,6 @@ public struct UnverifiedEventLog: Hashable, Sendable {
         guard size <= r.remaining else {
             throw .truncated("event \(index): event data (eventSize at byte \(sizeAt))", at: r.offset, needed: size, available: r.remaining)
         }
-        return try r.readBytes("event \(index): event data", count: size)
+        return try r.readSlice("event \(index): event data", count: size)
     }
 }

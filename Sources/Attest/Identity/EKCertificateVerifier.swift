@@ -40,12 +40,16 @@ public struct EKCertificateVerifier: Sendable {
             RFC5280Policy(fixedExpiryValidationTime: time)
             TCGEKCertificatePolicy()
         }
-        let result = await verifier.validate(leaf: ek.certificate, intermediates: CertificateStore(intermediates))
+        let diagnostics = DiagnosticLog()
+        let result = await verifier.validate(leaf: ek.certificate, intermediates: CertificateStore(intermediates)) { diagnostics.append($0) }
         switch result {
         case .validCertificate(let chain):
             return .valid(chain: Array(chain))
         case .couldNotValidate(let failures):
             if failures.isEmpty {
+                if let critical = diagnostics.first(containing: "critical extensions") {
+                    return .invalid(reason: "unsupported critical extension: \(critical)")
+                }
                 return .invalid(reason: "issuer not found: \(missingIssuer(for: ek.certificate))")
             }
             let reasons = failures.map { String(describing: $0.policyFailureReason) }
@@ -67,15 +71,30 @@ public struct EKCertificateVerifier: Sendable {
     }
 }
 
+/// Collects swift-certificates' verification diagnostics (called synchronously during `validate`).
+final class DiagnosticLog: @unchecked Sendable {
+    // @unchecked Sendable: written only from the verifier's callback inside one `validate` call, read after it.
+    private var messages: [String] = []
+    func append(_ d: VerificationDiagnostic) { messages.append(String(describing: d)) }
+    func first(containing text: String) -> String? {
+        messages.first { $0.contains(text) }.map { String($0.prefix(300)) }
+    }
+}
+
 /// The TCG EK Credential Profile's requirements on the leaf, as a swift-certificates policy:
 /// the critical SubjectAltName of an EK certificate (its subject is usually empty) is understood,
 /// and an extended key usage, when present, must contain tcg-kp-EKCertificate (2.23.133.8.1).
 public struct TCGEKCertificatePolicy: VerifierPolicy {
     public init() {}
 
+    /// Extensions TPM vendors mark critical that this policy understands: the EK's SubjectAltName (the
+    /// TPM's manufacturer, model and version; EK certificates have an empty subject), subjectDirectoryAttributes
+    /// (the TPM specification), and certificatePolicies (STMicro's intermediates mark it critical). Vigil
+    /// imposes no certificate-policy OID, which RFC 5280 §4.2.1.4 allows an application to do.
     public let verifyingCriticalExtensions: [ASN1ObjectIdentifier] = [
         .X509ExtensionID.subjectAlternativeName,
-        [2, 5, 29, 9],  // subjectDirectoryAttributes (TPM specification version)
+        [2, 5, 29, 9],   // subjectDirectoryAttributes
+        [2, 5, 29, 32],  // certificatePolicies
     ]
 
     public func chainMeetsPolicyRequirements(chain: UnverifiedCertificateChain) async -> PolicyEvaluationResult {

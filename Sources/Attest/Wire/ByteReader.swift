@@ -77,6 +77,16 @@ public struct ByteReader: Sendable {
         return out
     }
 
+    /// Returns the next `count` bytes as a slice sharing the reader's storage (no copy).
+    public mutating func readSlice(_ field: @autoclosure () -> String, count: Int) throws(AttestError) -> ArraySlice<UInt8> {
+        guard count >= 0, remaining >= count else {
+            throw .truncated(field(), at: offset, needed: count, available: remaining)
+        }
+        let out = bytes[offset..<(offset + count)]
+        offset += count
+        return out
+    }
+
     /// Skips `count` bytes.
     public mutating func skip(_ field: @autoclosure () -> String, count: Int) throws(AttestError) {
         guard count >= 0, remaining >= count else {
