@@ -14,7 +14,7 @@ let package = Package(
     name: "Vigil",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Attest", targets: ["Attest", "AttestTPM"]),
+        .library(name: "Attest", targets: ["Attest", "AttestTPM", "Policy"]),
         .library(name: "Vault", targets: ["Vault"]),
         .library(name: "Node", targets: ["Node"]),
         .executable(name: "vigil", targets: ["vigil"]),
@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // MARK: C system libraries (device side only)
@@ -43,6 +44,17 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+
+        // Security teams' attestation policies: YAML (Yams) → rules → self-explaining verdicts.
+        .target(
+            name: "Policy",
+            dependencies: [
+                "Attest",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
 
@@ -88,6 +100,7 @@ let package = Package(
             name: "vigil",
             dependencies: [
                 "Node",
+                "Policy",
                 "VigilBenchmark",
                 "Attest",
                 "AttestTPM",
@@ -110,6 +123,11 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "PolicyTests",
+            dependencies: ["Attest", "Policy", .product(name: "X509", package: "swift-certificates")],
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 public import ArgumentParser
 import AttestTPM
 import Attest
+import Policy
 public import Logging
 import Foundation
 
@@ -47,6 +48,9 @@ func reportingErrors<R>(_ body: () async throws -> R) async throws -> R {
         throw ExitCode(1)
     } catch let error as AttestError {
         FileHandle.standardError.write(Data("vigil: \(error.reason)\n".utf8))
+        throw ExitCode(1)
+    } catch let error as PolicyError {
+        FileHandle.standardError.write(Data("\(error.description)\n".utf8))
         throw ExitCode(1)
     } catch let error as ExitCode {
         throw error

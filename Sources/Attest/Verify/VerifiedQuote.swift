@@ -25,6 +25,15 @@ public struct VerifiedQuote: Hashable, Sendable {
         self.init(attest: attest, selection: selection, pcrs: pcrs, pcrDigest: [], clockFindings: [])
     }
 
+    /// - Warning: Not a quote: PCR values nobody signed (an event log's own replay), for authoring
+    /// policies from a bare log. Verdicts built on it must say the evidence was unsigned.
+    public static func uncheckedReplay(selection: TPMLPCRSelection, pcrs: PCRValues) -> VerifiedQuote {
+        let attest = TPMSAttest(rawBytes: [], type: TPMSAttest.typeQuote, qualifiedSigner: TPMName(bytes: []), extraData: [],
+                                clockInfo: TPMSClockInfo(clock: 0, resetCount: 0, restartCount: 0, safe: true), firmwareVersion: 0,
+                                attested: .quote(pcrSelect: selection, pcrDigest: []))
+        return VerifiedQuote(attest: attest, selection: selection, pcrs: pcrs, pcrDigest: [], clockFindings: [])
+    }
+
     public var clockInfo: TPMSClockInfo { attest.clockInfo }
     public var firmwareVersion: UInt64 { attest.firmwareVersion }
 }

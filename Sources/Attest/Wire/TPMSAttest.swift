@@ -58,6 +58,17 @@ public struct TPMSAttest: Hashable, Sendable {
     public let firmwareVersion: UInt64
     public let attested: Attested
 
+    init(rawBytes: [UInt8], type: UInt16, qualifiedSigner: TPMName, extraData: [UInt8], clockInfo: TPMSClockInfo,
+         firmwareVersion: UInt64, attested: Attested) {
+        self.rawBytes = rawBytes
+        self.type = type
+        self.qualifiedSigner = qualifiedSigner
+        self.extraData = extraData
+        self.clockInfo = clockInfo
+        self.firmwareVersion = firmwareVersion
+        self.attested = attested
+    }
+
     /// Decodes a whole TPMS_ATTEST; trailing bytes are an error.
     public init(bytes: [UInt8]) throws(AttestError) {
         guard bytes.count <= Self.maxSize else {

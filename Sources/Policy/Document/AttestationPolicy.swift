@@ -1,0 +1,124 @@
+/// A security team's attestation policy, as written in YAML (see `policies/schema/policy.schema.json`).
+///
+/// There is no implicit accept-all: a policy with no rules is an error, and a policy that accepts
+/// everything must say `accept: any` (which `vigil policy lint` flags).
+public struct AttestationPolicy: Hashable, Sendable {
+    public var id: String
+    public var version: Int
+    public var description: String
+    /// The policy this one extends (its rules apply first; this one's rules replace same-named ones).
+    public var extends: String?
+    /// `accept: any`: the explicitly permissive policy.
+    public var acceptAny: Bool
+    /// Named sets of values (digests, fingerprints, strings) referenced as "@name".
+    public var referenceSets: [String: [String]]
+    public var identity: IdentityRules?
+    public var freshness: FreshnessRules?
+    public var pcrs: PCRRules?
+    public var boot: BootRules?
+    /// Rules reported but not enforced (staged roll-outs): rule id → false.
+    public var warnOnly: Set<String>
+    /// Where the policy was read from, for messages.
+    public var source: String
+
+    public init(id: String, version: Int, description: String = "", extends: String? = nil, acceptAny: Bool = false,
+                referenceSets: [String: [String]] = [:], identity: IdentityRules? = nil, freshness: FreshnessRules? = nil,
+                pcrs: PCRRules? = nil, boot: BootRules? = nil, warnOnly: Set<String> = [], source: String = "") {
+        self.id = id
+        self.version = version
+        self.description = description
+        self.extends = extends
+        self.acceptAny = acceptAny
+        self.referenceSets = referenceSets
+        self.identity = identity
+        self.freshness = freshness
+        self.pcrs = pcrs
+        self.boot = boot
+        self.warnOnly = warnOnly
+        self.source = source
+    }
+
+    public struct IdentityRules: Hashable, Sendable {
+        /// Require an EK certificate in the evidence.
+        public var requireEKCertificate: Bool?
+        /// Folder of trusted EK CA certificates (roots and intermediates), relative to the policy file.
+        public var ekCA: String?
+        /// Allowed TPM manufacturers: vendor ids as in the EK certificate ("id:53544D20") or ASCII ("STM").
+        public var manufacturers: [String]?
+        /// Minimum TPM firmware version (TPM_PT_FIRMWARE_VERSION_1 << 32 | _2), from the signed quote.
+        public var minFirmwareVersion: UInt64?
+        /// Allowed AK algorithms: "ecc-p256", "ecc-p384", "rsa-2048", "rsa-3072", "rsa-4096".
+        public var akAlgorithms: [String]?
+    }
+
+    public struct FreshnessRules: Hashable, Sendable {
+        /// The longest time from issuing the nonce to checking the quote.
+        public var maxNonceAgeSeconds: Int?
+        /// Whether a reboot (TPM resetCount change) since the previous attestation is acceptable.
+        public var allowReboot: Bool?
+    }
+
+    public struct PCRRules: Hashable, Sendable {
+        /// Banks whose values policy trusts (default: sha256). Every trusted bank must be quoted.
+        public var trustedBanks: [TPMBankName]
+        /// bank → PCR index → expectation.
+        public var expectations: [TPMBankName: [Int: PCRExpectation]]
+    }
+
+    public enum PCRExpectation: Hashable, Sendable {
+        /// The quoted value must be one of these (lowercase hex, or "@set" references resolved at load).
+        case oneOf([String])
+        /// The quoted value must equal the event log's replay (the log must be present and verified).
+        case replay
+        /// Anything (documented as deliberately unchecked).
+        case any
+    }
+
+    public struct BootRules: Hashable, Sendable {
+        /// true: Secure Boot must be on; false: must be off.
+        public var secureBoot: Bool?
+        public var pk: SignatureDatabaseRule?
+        public var kek: SignatureDatabaseRule?
+        public var db: SignatureDatabaseRule?
+        public var dbx: DBXRule?
+        public var bootApplications: BootApplicationsRule?
+        public var kernelCommandLine: KernelCommandLineRule?
+        /// Events that must not occur: "debugger", "uefi_debug_mode", "error_separators", "events_after_exit_boot_services".
+        public var forbid: [String]?
+        /// Allowed S-CRTM / firmware version strings.
+        public var sCRTMVersions: [String]?
+    }
+
+    public struct SignatureDatabaseRule: Hashable, Sendable {
+        /// Certificates (SHA-256 fingerprints) that must be present.
+        public var contains: [String]?
+        /// The exact set of certificates (fingerprints) and hashes allowed.
+        public var equals: [String]?
+    }
+
+    public struct DBXRule: Hashable, Sendable {
+        /// Hashes (or certificate fingerprints) that must be revoked.
+        public var contains: [String]?
+        /// At least this many entries.
+        public var minEntries: Int?
+    }
+
+    public struct BootApplicationsRule: Hashable, Sendable {
+        /// Allowed SHA-256 digests of EV_EFI_BOOT_SERVICES_APPLICATION events.
+        public var allowed: [String]
+        /// When true, the applications must be exactly `allowed`, in this order.
+        public var ordered: Bool
+    }
+
+    public struct KernelCommandLineRule: Hashable, Sendable {
+        /// Arguments that must appear (exact "key=value" or bare flags).
+        public var required: [String]?
+        /// Arguments that must not appear (a bare key forbids any value of it).
+        public var forbidden: [String]?
+        /// When set, every argument must match one of these patterns ("*" matches any run of characters).
+        public var allowedPatterns: [String]?
+    }
+}
+
+/// A PCR bank name as policies write it ("sha1", "sha256", "sha384", "sha512", "sm3_256").
+public typealias TPMBankName = String

@@ -1,0 +1,168 @@
+import Foundation
+
+/// Loads policy files: parses them, resolves `extends:` (by id, among the given files and the
+/// `<id>.yaml` files next to them), rejects duplicate ids and cycles, merges, and resolves "@set"
+/// references. The result is a flat ``AttestationPolicy`` ready for the engine.
+public enum PolicyLoader {
+    /// Parses one file without resolving `extends` (what `lint` checks first).
+    public static func parseFile(_ path: String) throws(PolicyError) -> AttestationPolicy {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        guard size <= PolicyNode.maxSize else {
+            throw PolicyError(.tooLarge, "\(path):1:1", "policy is \(size) bytes; the limit is \(PolicyNode.maxSize)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PolicyError(.notFound, "\(path):1:1", "cannot read the policy file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw PolicyError(.syntax, "\(path):1:1", "the policy is not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws(PolicyError) -> AttestationPolicy {
+        try PolicyParser(file: file).parse(try PolicyNode.parse(text, file: file))
+    }
+
+    /// Loads `path` and everything it extends; `others` are further files that may be extended by id.
+    public static func load(_ path: String, others: [String] = []) throws(PolicyError) -> AttestationPolicy {
+        var byID: [String: AttestationPolicy] = [:]
+        let main = try parseFile(path)
+        byID[main.id] = main
+        for other in others where other != path {
+            let p = try parseFile(other)
+            if let existing = byID[p.id] {
+                throw PolicyError(.duplicate, "\(other):1:1", "duplicate policy id \"\(p.id)\" (also in \(existing.source))")
+            }
+            byID[p.id] = p
+        }
+        return try resolve(main, byID: &byID, folder: (path as NSString).deletingLastPathComponent, chain: [])
+    }
+
+    static func resolve(_ policy: AttestationPolicy, byID: inout [String: AttestationPolicy], folder: String, chain: [String]) throws(PolicyError) -> AttestationPolicy {
+        guard !chain.contains(policy.id) else {
+            throw PolicyError(.cyclicExtends, "\(policy.source):1:1", "cyclic extends: \((chain + [policy.id]).joined(separator: " → "))")
+        }
+        var merged = policy
+        if let parentID = policy.extends {
+            var parent = byID[parentID]
+            if parent == nil {
+                let candidate = (folder as NSString).appendingPathComponent("\(parentID).yaml")
+                if FileManager.default.fileExists(atPath: candidate) {
+                    let p = try parseFile(candidate)
+                    guard p.id == parentID else {
+                        throw PolicyError(.notFound, "\(candidate):1:1", "\(candidate) has id \"\(p.id)\", not \"\(parentID)\"")
+                    }
+                    byID[parentID] = p
+                    parent = p
+                }
+            }
+            guard let parent else {
+                throw PolicyError(.notFound, "\(policy.source):1:1", "policy \"\(policy.id)\" extends \"\(parentID)\", which was not found (looked for \(parentID).yaml next to it)")
+            }
+            let resolvedParent = try resolve(parent, byID: &byID, folder: folder, chain: chain + [policy.id])
+            merged = merge(parent: resolvedParent, child: policy)
+        }
+        if chain.isEmpty { try resolveReferences(&merged) }
+        return merged
+    }
+
+    /// Child sections replace the parent's rule by rule.
+    static func merge(parent: AttestationPolicy, child: AttestationPolicy) -> AttestationPolicy {
+        var m = child
+        m.extends = child.extends
+        m.acceptAny = child.acceptAny || parent.acceptAny
+        m.referenceSets = parent.referenceSets.merging(child.referenceSets) { _, c in c }
+        m.warnOnly = parent.warnOnly.union(child.warnOnly)
+        if var id = parent.identity {
+            if let c = child.identity {
+                id.requireEKCertificate = c.requireEKCertificate ?? id.requireEKCertificate
+                id.ekCA = c.ekCA ?? id.ekCA
+                id.manufacturers = c.manufacturers ?? id.manufacturers
+                id.minFirmwareVersion = c.minFirmwareVersion ?? id.minFirmwareVersion
+                id.akAlgorithms = c.akAlgorithms ?? id.akAlgorithms
+            }
+            m.identity = id
+        }
+        if var f = parent.freshness {
+            if let c = child.freshness {
+                f.maxNonceAgeSeconds = c.maxNonceAgeSeconds ?? f.maxNonceAgeSeconds
+                f.allowReboot = c.allowReboot ?? f.allowReboot
+            }
+            m.freshness = f
+        }
+        if var p = parent.pcrs {
+            if let c = child.pcrs {
+                p.trustedBanks = c.trustedBanks
+                for (bank, values) in c.expectations { p.expectations[bank, default: [:]].merge(values) { _, new in new } }
+            }
+            m.pcrs = p
+        }
+        if var b = parent.boot {
+            if let c = child.boot {
+                b.secureBoot = c.secureBoot ?? b.secureBoot
+                b.pk = c.pk ?? b.pk
+                b.kek = c.kek ?? b.kek
+                b.db = c.db ?? b.db
+                b.dbx = c.dbx ?? b.dbx
+                b.bootApplications = c.bootApplications ?? b.bootApplications
+                b.kernelCommandLine = c.kernelCommandLine ?? b.kernelCommandLine
+                b.forbid = c.forbid ?? b.forbid
+                b.sCRTMVersions = c.sCRTMVersions ?? b.sCRTMVersions
+            }
+            m.boot = b
+        }
+        return m
+    }
+
+    /// Replaces every "@name" with the members of reference set `name`.
+    static func resolveReferences(_ p: inout AttestationPolicy) throws(PolicyError) {
+        let sets = p.referenceSets
+        let source = p.source
+        func expand(_ values: [String], _ field: String) throws(PolicyError) -> [String] {
+            var out: [String] = []
+            for v in values {
+                if v.hasPrefix("@") {
+                    guard let members = sets[String(v.dropFirst())] else {
+                        throw PolicyError(.notFound, "\(source):1:1", "\(field) refers to \(v), but reference_sets has no \"\(v.dropFirst())\"")
+                    }
+                    out.append(contentsOf: members.map { $0.lowercased() })
+                } else {
+                    out.append(v)
+                }
+            }
+            return out
+        }
+        if var pcrs = p.pcrs {
+            for (bank, values) in pcrs.expectations {
+                for (index, e) in values {
+                    if case .oneOf(let list) = e { pcrs.expectations[bank]?[index] = .oneOf(try expand(list, "pcrs.\(bank).\(index)")) }
+                }
+            }
+            p.pcrs = pcrs
+        }
+        if var b = p.boot {
+            if let x = b.bootApplications { b.bootApplications?.allowed = try expand(x.allowed, "boot.boot_applications.allowed") }
+            if let x = b.pk?.contains { b.pk?.contains = try expand(x, "boot.pk.contains") }
+            if let x = b.kek?.contains { b.kek?.contains = try expand(x, "boot.kek.contains") }
+            if let x = b.db?.contains { b.db?.contains = try expand(x, "boot.db.contains") }
+            if let x = b.pk?.equals { b.pk?.equals = try expand(x, "boot.pk.equals") }
+            if let x = b.kek?.equals { b.kek?.equals = try expand(x, "boot.kek.equals") }
+            if let x = b.db?.equals { b.db?.equals = try expand(x, "boot.db.equals") }
+            if let x = b.dbx?.contains { b.dbx?.contains = try expand(x, "boot.dbx.contains") }
+            if let x = b.kernelCommandLine?.required { b.kernelCommandLine?.required = try expand(x, "boot.kernel_cmdline.required") }
+            if let x = b.kernelCommandLine?.forbidden { b.kernelCommandLine?.forbidden = try expand(x, "boot.kernel_cmdline.forbidden") }
+            if let x = b.kernelCommandLine?.allowedPatterns { b.kernelCommandLine?.allowedPatterns = try expand(x, "boot.kernel_cmdline.allowed_patterns") }
+            if let x = b.sCRTMVersions { b.sCRTMVersions = try expand(x, "boot.scrtm_versions") }
+            p.boot = b
+        }
+        if var id = p.identity, let m = id.manufacturers {
+            id.manufacturers = try expand(m, "identity.manufacturers")
+            p.identity = id
+        }
+        // warn-only rule names must name rules this policy has.
+        let known = Set(PolicyEngine.ruleIDs(of: p))
+        for rule in p.warnOnly where !known.contains(rule) {
+            throw PolicyError(.unknownKey, "\(source):1:1", "enforce: \"\(rule)\" is not a rule of this policy (rules: \(known.sorted().joined(separator: ", ")))")
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// The outcome of evaluating one policy against one piece of evidence: pass or fail, and for every
+/// rule what was expected, what was found, and — for failures — the PCR and event involved.
+public struct Verdict: Codable, Hashable, Sendable {
+    public enum Status: String, Codable, Sendable {
+        case passed, failed
+        case notApplicable = "not_applicable"
+    }
+
+    public struct RuleResult: Codable, Hashable, Sendable {
+        /// The rule's id ("boot.secure_boot", "pcrs.sha256.7").
+        public let rule: String
+        public let status: Status
+        /// False for `enforce: false` rules: reported, never failing the verdict.
+        public let enforced: Bool
+        public let expected: String
+        public let actual: String
+        public let bank: String?
+        public let pcr: Int?
+        /// The event index in the log, for failures tied to an event.
+        public let event: Int?
+
+        public init(rule: String, status: Status, enforced: Bool, expected: String, actual: String, bank: String? = nil, pcr: Int? = nil, event: Int? = nil) {
+            self.rule = rule
+            self.status = status
+            self.enforced = enforced
+            self.expected = expected
+            self.actual = actual
+            self.bank = bank
+            self.pcr = pcr
+            self.event = event
+        }
+
+        /// One line for people: "FAIL boot.secure_boot: expected enabled, found disabled (PCR 7, event 3)".
+        public var line: String {
+            let where_ = [pcr.map { "\(bank.map { "\($0) " } ?? "")PCR \($0)" }, event.map { "event \($0)" }].compactMap { $0 }.joined(separator: ", ")
+            let tag = status == .failed ? (enforced ? "FAIL" : "WARN") : status == .passed ? "pass" : "n/a "
+            return "\(tag) \(rule): expected \(expected), found \(actual)" + (where_.isEmpty ? "" : " (\(where_))")
+        }
+    }
+
+    public let pass: Bool
+    public let policyID: String
+    public let policyVersion: Int
+    /// True when the evidence was not signed (authoring from a bare event log).
+    public let unsignedEvidence: Bool
+    public let results: [RuleResult]
+
+    public var failures: [RuleResult] { results.filter { $0.status == .failed && $0.enforced } }
+    public var warnings: [RuleResult] { results.filter { $0.status == .failed && !$0.enforced } }
+
+    enum CodingKeys: String, CodingKey {
+        case pass, policyID = "policy_id", policyVersion = "policy_version", unsignedEvidence = "unsigned_evidence", results
+    }
+}
+
+/// An EAR-style appraisal (IETF RATS EAT Attestation Results, AR4SI trust tiers) of a verdict, for relying parties.
+public struct EARAppraisal: Codable, Hashable, Sendable {
+    /// "affirming", "warning" or "contraindicated".
+    public let status: String
+    /// AR4SI trust vector claims: claim → tier value (2 affirming, 32 warning, 96 contraindicated, 0 none).
+    public let trustVector: [String: Int]
+    public let policyID: String
+
+    enum CodingKeys: String, CodingKey {
+        case status = "ear.status", trustVector = "ear.trustworthiness-vector", policyID = "ear.appraisal-policy-id"
+    }
+
+    public init(_ verdict: Verdict) {
+        func tier(_ prefixes: [String]) -> Int {
+            let relevant = verdict.results.filter { r in prefixes.contains { r.rule.hasPrefix($0) } }
+            if relevant.isEmpty { return 0 }
+            if relevant.contains(where: { $0.status == .failed && $0.enforced }) { return 96 }
+            if relevant.contains(where: { $0.status == .failed }) || verdict.unsignedEvidence { return 32 }
+            return 2
+        }
+        trustVector = [
+            "instance-identity": tier(["identity.ek", "identity.ak"]),
+            "hardware": tier(["identity.manufacturer", "identity.min_firmware"]),
+            "executables": tier(["boot.boot_applications", "pcrs."]),
+            "configuration": tier(["boot.secure_boot", "boot.pk", "boot.kek", "boot.db", "boot.dbx", "boot.kernel_cmdline", "boot.forbid", "boot.scrtm"]),
+            "sourced-data": tier(["freshness."]),
+        ]
+        status = !verdict.pass ? "contraindicated" : (verdict.warnings.isEmpty && !verdict.unsignedEvidence ? "affirming" : "warning")
+        policyID = "\(verdict.policyID)@\(verdict.policyVersion)"
+    }
+}
