@@ -37,6 +37,8 @@ public struct VerifiedEventLog: Hashable, Sendable {
     public let workarounds: [EventLogWorkaround]
     /// The full replay, for reporting.
     public let replay: EventLogReplay
+    /// PCRs (0–23) that at least one event of the log extends.
+    public let extendedPCRs: Set<Int>
 
     /// True when every quoted PCR that the log extends, in every computable quoted bank, matches.
     public var isConsistent: Bool { mismatches.isEmpty }
@@ -65,7 +67,7 @@ public enum EventLogVerifier {
         }
         guard let first = quotes.first else {
             return VerifiedEventLog(format: log.format, events: [], matched: [:], mismatches: [], uncomputableBanks: [:],
-                                    workarounds: [], replay: EventLogReplay(log))
+                                    workarounds: [], replay: EventLogReplay(log), extendedPCRs: [])
         }
         return verify(log, against: VerifiedQuote(attest: first.attest, selection: TPMLPCRSelection(selections), pcrs: merged,
                                                   pcrDigest: first.pcrDigest, clockFindings: first.clockFindings))
@@ -94,7 +96,7 @@ public enum EventLogVerifier {
             if !banks.isEmpty { verified.append(.init(event: e, banks: banks)) }
         }
         return VerifiedEventLog(format: log.format, events: verified, matched: matched, mismatches: mismatches,
-                                uncomputableBanks: replay.uncomputableBanks, workarounds: workarounds, replay: replay)
+                                uncomputableBanks: replay.uncomputableBanks, workarounds: workarounds, replay: replay, extendedPCRs: extended)
     }
 
     /// Finds where the log and the TPM part ways for one PCR: if the quoted value equals the replay after

@@ -114,6 +114,12 @@ public enum PolicyLoader {
         return m
     }
 
+    /// Resolves references of a policy parsed from text (no `extends`), as ``load(_:others:)`` does.
+    public static func resolveForTesting(_ p: inout AttestationPolicy) throws(PolicyError) {
+        guard p.extends == nil else { throw PolicyError(.notFound, "\(p.source):1:1", "extends needs PolicyLoader.load") }
+        try resolveReferences(&p)
+    }
+
     /// Replaces every "@name" with the members of reference set `name`.
     static func resolveReferences(_ p: inout AttestationPolicy) throws(PolicyError) {
         let sets = p.referenceSets

@@ -38,6 +38,10 @@ public indirect enum PolicyNode: Sendable {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
+        } catch let YamlError.duplicatedKeysInMapping(duplicates, context) {
+            let key = duplicates.first ?? "?"
+            let at = Self.secondOccurrence(of: key, in: text, from: context.mark.line) ?? "\(context.mark.line):\(context.mark.column)"
+            throw PolicyError(.duplicate, "\(file):\(at)", "duplicate key \"\(key)\"")
         } catch let error as YamlError {
             throw PolicyError(.syntax, "\(file):\(Self.position(of: error))", "YAML syntax error: \(Self.describe(error))")
         } catch {
@@ -117,6 +121,18 @@ public indirect enum PolicyNode: Sendable {
             default: break
             }
         }
+    }
+
+    /// "line:column" of the second `key:` at or after `line` (where Yams reports the mapping).
+    static func secondOccurrence(of key: String, in text: String, from line: Int) -> String? {
+        var seen = 0
+        for (i, l) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where i + 1 >= line {
+            let trimmed = l.drop { $0 == " " || $0 == "-" }
+            guard trimmed.hasPrefix(key + ":") || trimmed.hasPrefix("\"\(key)\":") else { continue }
+            seen += 1
+            if seen == 2 { return "\(i + 1):\(l.count - trimmed.count + 1)" }
+        }
+        return nil
     }
 
     static func position(of error: YamlError) -> String {

@@ -17,7 +17,7 @@ public enum PolicyEngine {
         if let id = policy.identity { identity(id, evidence, add) }
         if let f = policy.freshness { freshness(f, evidence, add) }
         let trusted = Set(policy.pcrs?.trustedBanks ?? ["sha256"])
-        if let p = policy.pcrs { pcrs(p, evidence, add) }
+        if let p = policy.pcrs { pcrs(p, evidence, needsEvents: policy.boot != nil, add) }
         if let b = policy.boot { boot(b, evidence, trusted: trusted, add) }
         let pass = !results.contains { $0.status == .failed && $0.enforced }
         return Verdict(pass: pass, policyID: policy.id, policyVersion: policy.version, unsignedEvidence: evidence.unsigned, results: results)
@@ -49,7 +49,8 @@ public enum PolicyEngine {
                 let ok = allowed.contains { $0.caseInsensitiveCompare(m) == .orderedSame || $0.caseInsensitiveCompare(ascii) == .orderedSame }
                 add("identity.manufacturer", ok ? .passed : .failed, "one of \(allowed.joined(separator: ", "))", "\(m) (\(ascii))", nil, nil, nil)
             } else {
-                add("identity.manufacturer", .failed, "one of \(allowed.joined(separator: ", "))", "unknown (no EK certificate with a TPM manufacturer)", nil, nil, nil)
+                // Whether an EK certificate must be present is identity.ek_certificate's decision.
+                add("identity.manufacturer", .notApplicable, "one of \(allowed.joined(separator: ", "))", "unknown (no EK certificate with a TPM manufacturer)", nil, nil, nil)
             }
         }
         if let min = r.minFirmwareVersion {
@@ -113,11 +114,13 @@ public enum PolicyEngine {
 
     // MARK: PCRs
 
-    static func pcrs(_ r: AttestationPolicy.PCRRules, _ e: PolicyEvidence,
+    static func pcrs(_ r: AttestationPolicy.PCRRules, _ e: PolicyEvidence, needsEvents: Bool,
                      _ add: (String, Verdict.Status, String, String, String?, Int?, Int?) -> Void) {
         for bank in r.trustedBanks {
             let quoted = e.quotedBanks.contains(bank)
-            add("pcrs.banks.\(bank)", quoted ? .passed : .failed, "bank \(bank) quoted", quoted ? "quoted" : "not quoted (banks: \(e.quotedBanks.sorted().joined(separator: ", ")))", bank, nil, nil)
+            let needed = !(r.expectations[bank]?.isEmpty ?? true) || needsEvents
+            let status: Verdict.Status = quoted ? .passed : (needed ? .failed : .notApplicable)
+            add("pcrs.banks.\(bank)", status, "bank \(bank) quoted", quoted ? "quoted" : "not quoted (banks: \(e.quotedBanks.sorted().joined(separator: ", ")))", bank, nil, nil)
         }
         for (bankName, expectations) in r.expectations.sorted(by: { $0.key < $1.key }) {
             guard let bank = TPMAlgorithmID(name: bankName) else { continue }
@@ -126,7 +129,7 @@ public enum PolicyEngine {
                 let value = e.pcrs[bank, index].map { Hex.encode($0) }
                 switch expectation {
                 case .any:
-                    add(rule, .passed, "any value", value ?? "not quoted", bankName, index, nil)
+                    add(rule, .notApplicable, "any value (deliberately unchecked)", value ?? "not quoted", bankName, index, nil)
                 case .oneOf(let allowed):
                     guard let value else {
                         add(rule, .failed, "one of \(allowed.count) value(s)", "not quoted", bankName, index, nil)
@@ -158,22 +161,40 @@ public enum PolicyEngine {
 
     static func boot(_ r: AttestationPolicy.BootRules, _ e: PolicyEvidence, trusted: Set<String>,
                      _ add: (String, Verdict.Status, String, String, String?, Int?, Int?) -> Void) {
-        guard let facts = e.facts(trustedBanks: trusted) else {
+        guard let facts = e.facts(trustedBanks: trusted), let log = e.eventLog else {
             for rule in ruleIDs(boot: r) { add(rule, .failed, "facts from a verified event log", "no event log in the evidence", nil, nil, nil) }
             return
         }
-        if let sb = r.secureBoot {
+        // A fact is only as good as the PCRs it comes from: a rule whose PCRs the log extends but the
+        // quote does not confirm (in a trusted bank) fails, so tampering cannot hide events from it.
+        let extended = log.extendedPCRs
+        let confirmed = Set(log.matched.filter { trusted.contains($0.key.name) }.flatMap(\.value))
+        func unverified(_ pcrs: [Int]) -> Int? { pcrs.first { extended.contains($0) && !confirmed.contains($0) } }
+        func mismatchEvent(_ pcr: Int) -> Int? { log.mismatches.first { $0.pcr == pcr }?.eventIndex }
+        var blocked = Set<String>()
+        for rule in ruleIDs(boot: r) {
+            if let pcr = unverified(Self.pcrsOf(rule)) {
+                add(rule, .failed, "events of PCR \(pcr) confirmed by the quote", "PCR \(pcr) does not replay to a quoted value in a trusted bank (\(trusted.sorted().joined(separator: ", ")))",
+                    nil, pcr, mismatchEvent(pcr))
+                blocked.insert(rule)
+            }
+        }
+        func open(_ rule: String) -> Bool { !blocked.contains(rule) }
+        if let sb = r.secureBoot, open("boot.secure_boot") {
             let expected = sb ? "enabled" : "disabled"
             switch facts.secureBoot {
             case .some(let on): add("boot.secure_boot", on == sb ? .passed : .failed, expected, on ? "enabled" : "disabled", nil, 7, nil)
-            case .none: add("boot.secure_boot", .failed, expected, "SecureBoot variable not measured in a verified PCR 7", nil, 7, nil)
+            case .none:
+                // Not measured at all (e.g. legacy BIOS): required fails; forbidden holds vacuously.
+                add("boot.secure_boot", sb ? .failed : .notApplicable, expected, "SecureBoot variable not measured", nil, 7, nil)
             }
         }
         for (name, rule) in [("PK", r.pk), ("KEK", r.kek), ("db", r.db)] {
-            guard let rule else { continue }
+            guard let rule, open("boot.\(name.lowercased())") else { continue }
             let id = "boot.\(name.lowercased())"
             guard let entries = facts.signatureDatabases[name] else {
-                add(id, .failed, "\(name) measured", "\(name) not measured in a verified PCR 7", nil, 7, nil)
+                // With Secure Boot off and the database unmeasured there is nothing to check.
+                add(id, facts.secureBoot == false ? .notApplicable : .failed, "\(name) measured", "\(name) not measured in PCR 7", nil, 7, nil)
                 continue
             }
             let present = Set(entries.map(entryID))
@@ -187,7 +208,7 @@ public enum PolicyEngine {
                 add(id, ok ? .passed : .failed, "exactly \(exact.count) entr\(exact.count == 1 ? "y" : "ies")", ok ? "equal" : "\(present.count) entries, \(present.subtracting(exact).count) unexpected, \(Set(exact).subtracting(present).count) missing", nil, 7, nil)
             }
         }
-        if let dbx = r.dbx {
+        if let dbx = r.dbx, open("boot.dbx") || open("boot.dbx.min_entries") {
             if let entries = facts.signatureDatabases["dbx"] {
                 let present = Set(entries.map(entryID))
                 if let must = dbx.contains {
@@ -198,10 +219,12 @@ public enum PolicyEngine {
                     add("boot.dbx.min_entries", entries.count >= min ? .passed : .failed, "≥ \(min) entries", "\(entries.count) entries", nil, 7, nil)
                 }
             } else {
-                add("boot.dbx", .failed, "dbx measured", "dbx not measured in a verified PCR 7", nil, 7, nil)
+                let status: Verdict.Status = facts.secureBoot == false ? .notApplicable : .failed
+                if dbx.contains != nil { add("boot.dbx", status, "dbx measured", "dbx not measured in PCR 7", nil, 7, nil) }
+                if dbx.minEntries != nil { add("boot.dbx.min_entries", status, "dbx measured", "dbx not measured in PCR 7", nil, 7, nil) }
             }
         }
-        if let apps = r.bootApplications {
+        if let apps = r.bootApplications, open("boot.boot_applications") {
             let measured = facts.bootApplications
             if measured.isEmpty {
                 add("boot.boot_applications", .notApplicable, "allowed boot applications", "no boot application measured", nil, 4, nil)
@@ -222,7 +245,7 @@ public enum PolicyEngine {
                 }
             }
         }
-        if let k = r.kernelCommandLine {
+        if let k = r.kernelCommandLine, open("boot.kernel_cmdline") {
             let lines = facts.kernelCommandLines
             if lines.isEmpty {
                 add("boot.kernel_cmdline", k.required == nil ? .notApplicable : .failed, "a measured kernel command line", "none measured", nil, nil, nil)
@@ -240,7 +263,7 @@ public enum PolicyEngine {
                     problems.isEmpty ? lines.last ?? "" : problems.joined(separator: "; "), nil, nil, nil)
             }
         }
-        for what in r.forbid ?? [] {
+        for what in r.forbid ?? [] where open("boot.forbid.\(what)") {
             let rule = "boot.forbid.\(what)"
             switch what {
             case "error_separators":
@@ -255,13 +278,25 @@ public enum PolicyEngine {
             default: break
             }
         }
-        if let versions = r.sCRTMVersions {
+        if let versions = r.sCRTMVersions, open("boot.scrtm_versions") {
             if facts.sCRTMVersions.isEmpty {
-                add("boot.scrtm_versions", .failed, "one of \(versions.count) version(s)", "no S-CRTM version measured", nil, 0, nil)
+                add("boot.scrtm_versions", .notApplicable, "one of \(versions.count) version(s)", "no S-CRTM version measured", nil, 0, nil)
             } else {
                 let bad = facts.sCRTMVersions.first { !versions.contains($0) }
                 add("boot.scrtm_versions", bad == nil ? .passed : .failed, "one of \(versions.joined(separator: ", "))", bad ?? facts.sCRTMVersions.joined(separator: ", "), nil, 0, nil)
             }
+        }
+    }
+
+    /// The PCRs a boot rule's facts come from (PC Client PFP §3.3.4 PCR usage).
+    static func pcrsOf(_ rule: String) -> [Int] {
+        switch rule {
+        case "boot.secure_boot", "boot.pk", "boot.kek", "boot.db", "boot.dbx", "boot.dbx.min_entries", "boot.forbid.uefi_debug_mode", "boot.forbid.debugger": [7]
+        case "boot.boot_applications": [4]
+        case "boot.kernel_cmdline": [8, 9, 12]
+        case "boot.scrtm_versions": [0]
+        case "boot.forbid.error_separators", "boot.forbid.events_after_exit_boot_services": Array(0...7)
+        default: []
         }
     }
 
