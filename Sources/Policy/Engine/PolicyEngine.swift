@@ -193,8 +193,9 @@ public enum PolicyEngine {
             guard let rule, open("boot.\(name.lowercased())") else { continue }
             let id = "boot.\(name.lowercased())"
             guard let entries = facts.signatureDatabases[name] else {
-                // With Secure Boot off and the database unmeasured there is nothing to check.
-                add(id, facts.secureBoot == false ? .notApplicable : .failed, "\(name) measured", "\(name) not measured in PCR 7", nil, 7, nil)
+                // Without Secure Boot enabled and with the database unmeasured there is nothing to check
+                // (boot.secure_boot decides whether that is acceptable).
+                add(id, facts.secureBoot != true ? .notApplicable : .failed, "\(name) measured", "\(name) not measured in PCR 7", nil, 7, nil)
                 continue
             }
             let present = Set(entries.map(entryID))
@@ -219,7 +220,7 @@ public enum PolicyEngine {
                     add("boot.dbx.min_entries", entries.count >= min ? .passed : .failed, "≥ \(min) entries", "\(entries.count) entries", nil, 7, nil)
                 }
             } else {
-                let status: Verdict.Status = facts.secureBoot == false ? .notApplicable : .failed
+                let status: Verdict.Status = facts.secureBoot != true ? .notApplicable : .failed
                 if dbx.contains != nil { add("boot.dbx", status, "dbx measured", "dbx not measured in PCR 7", nil, 7, nil) }
                 if dbx.minEntries != nil { add("boot.dbx.min_entries", status, "dbx measured", "dbx not measured in PCR 7", nil, 7, nil) }
             }
