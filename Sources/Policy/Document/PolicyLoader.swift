@@ -114,6 +114,9 @@ public enum PolicyLoader {
         return m
     }
 
+    /// The keys each policy section allows (the schema's `properties` must match).
+    public static var allowedKeys: [String: Set<String>] { PolicyParser.keys }
+
     /// Resolves references of a policy parsed from text (no `extends`), as ``load(_:others:)`` does.
     public static func resolveForTesting(_ p: inout AttestationPolicy) throws(PolicyError) {
         guard p.extends == nil else { throw PolicyError(.notFound, "\(p.source):1:1", "extends needs PolicyLoader.load") }

@@ -5,9 +5,17 @@ import Attest
 struct PolicyParser {
     let file: String
 
+    /// The keys each section allows; `policies/schema/policy.schema.json` must say the same (a test checks).
+    static let keys: [String: Set<String>] = [
+        "policy": ["id", "version", "description", "extends", "accept", "reference_sets", "identity", "freshness", "pcrs", "boot", "enforce"],
+        "identity": ["ek_certificate", "ek_ca", "manufacturers", "min_firmware_version", "ak_algorithms"],
+        "freshness": ["max_nonce_age_seconds", "allow_reboot"],
+        "pcrs": ["banks", "sha1", "sha256", "sha384", "sha512", "sm3_256"],
+        "boot": ["secure_boot", "pk", "kek", "db", "dbx", "boot_applications", "kernel_cmdline", "forbid", "scrtm_versions"],
+    ]
+
     func parse(_ root: PolicyNode) throws(PolicyError) -> AttestationPolicy {
-        let top = try mapping(root, "policy", allowed: ["id", "version", "description", "extends", "accept", "reference_sets",
-                                                        "identity", "freshness", "pcrs", "boot", "enforce"])
+        let top = try mapping(root, "policy", allowed: Self.keys["policy"])
         guard let idNode = top["id"] else { throw PolicyError(.missingKey, "\(root.location)", "the policy has no id") }
         let id = try string(idNode, "id")
         guard !id.isEmpty, id.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2E || $0 == 0x5F }) else {
@@ -48,7 +56,7 @@ struct PolicyParser {
     // MARK: Sections
 
     func identity(_ node: PolicyNode) throws(PolicyError) -> AttestationPolicy.IdentityRules {
-        let m = try mapping(node, "identity", allowed: ["ek_certificate", "ek_ca", "manufacturers", "min_firmware_version", "ak_algorithms"], nonEmpty: true)
+        let m = try mapping(node, "identity", allowed: Self.keys["identity"], nonEmpty: true)
         var r = AttestationPolicy.IdentityRules()
         if let n = m["ek_certificate"] {
             switch try string(n, "identity.ek_certificate") {
@@ -77,7 +85,7 @@ struct PolicyParser {
     }
 
     func freshness(_ node: PolicyNode) throws(PolicyError) -> AttestationPolicy.FreshnessRules {
-        let m = try mapping(node, "freshness", allowed: ["max_nonce_age_seconds", "allow_reboot"], nonEmpty: true)
+        let m = try mapping(node, "freshness", allowed: Self.keys["freshness"], nonEmpty: true)
         var r = AttestationPolicy.FreshnessRules()
         if let n = m["max_nonce_age_seconds"] { r.maxNonceAgeSeconds = try int(n, "freshness.max_nonce_age_seconds", min: 1) }
         if let n = m["allow_reboot"] { r.allowReboot = try bool(n, "freshness.allow_reboot") }
@@ -87,7 +95,7 @@ struct PolicyParser {
     static let bankNames: Set<String> = ["sha1", "sha256", "sha384", "sha512", "sm3_256"]
 
     func pcrs(_ node: PolicyNode) throws(PolicyError) -> AttestationPolicy.PCRRules {
-        let m = try mapping(node, "pcrs", allowed: Self.bankNames.union(["banks"]), nonEmpty: true)
+        let m = try mapping(node, "pcrs", allowed: Self.keys["pcrs"], nonEmpty: true)
         var r = AttestationPolicy.PCRRules(trustedBanks: ["sha256"], expectations: [:])
         if let n = m["banks"] {
             let banks = try strings(n, "pcrs.banks", nonEmpty: true)
@@ -129,7 +137,7 @@ struct PolicyParser {
     }
 
     func boot(_ node: PolicyNode) throws(PolicyError) -> AttestationPolicy.BootRules {
-        let m = try mapping(node, "boot", allowed: ["secure_boot", "pk", "kek", "db", "dbx", "boot_applications", "kernel_cmdline", "forbid", "scrtm_versions"], nonEmpty: true)
+        let m = try mapping(node, "boot", allowed: Self.keys["boot"], nonEmpty: true)
         var r = AttestationPolicy.BootRules()
         if let n = m["secure_boot"] {
             switch try string(n, "boot.secure_boot") {
