@@ -92,6 +92,7 @@ let package = Package(
             name: "VigilBenchmark",
             dependencies: [
                 "Attest",
+                "Policy",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Resources")]
@@ -133,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "AttestTPMTests",
             dependencies: [
-                "Attest", "AttestTPM", "Node", "VigilTestSupport", "vigil",
+                "Attest", "AttestTPM", "Node", "Policy", "VigilTestSupport", "vigil",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

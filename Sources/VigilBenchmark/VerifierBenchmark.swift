@@ -1,5 +1,6 @@
 import Foundation
 import Attest
+import Policy
 import Crypto
 
 /// `vigil benchmark`: what the verifier costs on this machine, next to the crypto it cannot avoid.
@@ -19,6 +20,11 @@ public struct VerifierBenchmark: Sendable {
         /// File name → median microseconds of the parse alone.
         public let eventlog_parse_us: [String: Double]
         public let eventlog_mb_per_s: Double
+        /// Median microseconds of one policy evaluation on the largest bundled log, with a policy of
+        /// ``policyDigests`` allowed boot-application digests plus PCR, Secure Boot, command-line and event rules.
+        public let policy_eval_us: Double
+        public let policy_eval_log: String
+        public let policy_allowed_digests: Int
         public let machine: String
     }
 
@@ -97,10 +103,58 @@ public struct VerifierBenchmark: Sendable {
             totalBytes += Double(bytes.count)
             totalSeconds += median
         }
+        let (evalLog, evalUS, digests) = try policyEvaluation()
         return Result(quote_verify_per_s: quoteRate.rounded(), p256_verify_per_s: rawRate.rounded(),
                       quote_overhead_percent: ((rawRate / quoteRate - 1) * 1000).rounded() / 10,
                       eventlog_us: perLog, eventlog_parse_us: parseOnly, eventlog_mb_per_s: totalSeconds > 0 ? ((totalBytes / 1e6 / totalSeconds) * 10).rounded() / 10 : 0,
-                      machine: Self.machine())
+                      policy_eval_us: evalUS, policy_eval_log: evalLog, policy_allowed_digests: digests, machine: Self.machine())
+    }
+
+    /// Evaluates a realistic policy with 256 allowed boot-application digests against the largest log.
+    func policyEvaluation() throws -> (String, Double, Int) {
+        guard let (name, bytes) = eventLogs.max(by: { $0.bytes.count < $1.bytes.count }) else { return ("", 0, 0) }
+        let log = try UnverifiedEventLog(bytes: bytes)
+        let evidence = PolicyEvidence.unsigned(eventLog: log)
+        let bank = evidence.pcrs.banks[.sha256] != nil ? "sha256" : "sha1"
+        let facts = evidence.facts(trustedBanks: [bank])
+        var allowed = (0..<256).map { i in Hex.encode((try? TPMDigest.hash(.sha256, Array("digest \(i)".utf8))) ?? []) }
+        allowed += facts?.bootApplications.compactMap(\.sha256) ?? []
+        let pcrs = (0...7).map { "    \"\($0)\": replay" }.joined(separator: "\n")
+        let yaml = """
+            id: benchmark
+            version: 1
+            reference_sets:
+              apps: [\(allowed.joined(separator: ", "))]
+            pcrs:
+              banks: [\(bank)]
+              \(bank):
+            \(pcrs)
+            boot:
+              secure_boot: required
+              boot_applications:
+                allowed: ["@apps"]
+              kernel_cmdline:
+                forbidden: [init, rd.break, single]
+              forbid: [error_separators, uefi_debug_mode, events_after_exit_boot_services]
+            """
+        let policy: AttestationPolicy
+        do {
+            var p = try PolicyLoader.parse(yaml, file: "benchmark.yaml")
+            try PolicyLoader.resolveForTesting(&p)
+            policy = p
+        } catch {
+            throw AttestError(code: .invalidValue, reason: "benchmark policy: \(error)")
+        }
+        var samples: [Double] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let verdict = PolicyEngine.evaluate(evidence, policy)
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3)
+            guard !verdict.results.isEmpty else { throw AttestError(code: .invalidValue, reason: "empty verdict") }
+        } while Date() < deadline || samples.count < 5
+        samples.sort()
+        return (name, (samples[samples.count / 2] * 10).rounded() / 10, allowed.count)
     }
 
     /// Calls per second of `body`, over ``seconds``.

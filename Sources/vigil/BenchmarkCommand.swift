@@ -28,6 +28,7 @@ struct BenchmarkCommand: AsyncParsableCommand {
                 print(String(format: "event log %-32@ %8.1f µs parse + replay", name as NSString, us))
             }
             print(String(format: "event log throughput %10.1f MB/s", result.eventlog_mb_per_s))
+            print(String(format: "policy evaluation    %10.1f µs   (%@, %d allowed digests)", result.policy_eval_us, result.policy_eval_log as NSString, result.policy_allowed_digests))
         }
     }
 }

@@ -8,7 +8,7 @@ struct TPMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tpm",
         abstract: "Device side: provision the TPM-rooted identity, inspect the TPM, read PCRs, quote.",
-        subcommands: [Provision.self, Info.self, PCRs.self, Quote.self, ReplayLog.self]
+        subcommands: [Provision.self, Info.self, PCRs.self, Quote.self, Evidence.self, ReplayLog.self]
     )
 
     struct Provision: AsyncParsableCommand {
@@ -119,6 +119,38 @@ struct TPMCommand: AsyncParsableCommand {
 }
 
 extension TPMCommand {
+    struct Evidence: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Collect an evidence bundle (quote, PCRs, AK, EK and device certificates, event log) for the verifier.")
+
+        @OptionGroup var tpmOptions: TPMOptions
+        @Option(help: "The verifier's nonce, hex (up to 64 bytes).") var nonce: String
+        @Option(help: "PCR selection to quote.") var pcrs: String = "sha256:0-23"
+        @Option(help: "Event log file (default: \(EvidenceCollector.kernelEventLog) when readable).") var eventlog: String?
+        @Option(help: "Where to write the bundle (JSON).") var out: String
+
+        func validate() throws {
+            guard TPMLPCRSelection(parsingSpec: pcrs) != nil else { throw ValidationError("--pcrs \"\(pcrs)\" is not a PCR selection") }
+            guard let n = Hex.decode(nonce), n.count <= 64 else { throw ValidationError("--nonce must be hex of at most 64 bytes") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                guard let selection = TPMLPCRSelection(parsingSpec: pcrs), let nonceBytes = Hex.decode(nonce) else { throw ExitCode(2) }
+                var log: [UInt8]?
+                if let eventlog {
+                    log = try readInput(eventlog, limit: UnverifiedEventLog.maxLogSize)
+                } else if FileManager.default.isReadableFile(atPath: EvidenceCollector.kernelEventLog) {
+                    log = try readInput(EvidenceCollector.kernelEventLog, limit: UnverifiedEventLog.maxLogSize)
+                }
+                let tpm = try await tpmOptions.open()
+                let bundle = try await EvidenceCollector.collect(tpm: tpm, nonce: nonceBytes, selection: selection, eventLog: log)
+                try AtomicFile.write(try bundle.json(), to: URL(fileURLWithPath: out))
+                print("evidence for \(bundle.deviceID) written to \(out) (\(selection)\(log == nil ? ", no event log" : ", with event log"))")
+            }
+        }
+    }
+
     struct ReplayLog: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "replay-log",

@@ -66,3 +66,49 @@ struct EventLogOnTPMTests {
         }
     }
 }
+
+/// Signed evidence from swtpm booted as a real machine, through the policies security teams write.
+@Suite(.enabled(if: SoftwareTPM.canRun, "swtpm is not installed (apt-get install swtpm swtpm-tools)"))
+struct SignedEvidencePolicyTests {
+    @Test func evidenceFromTheTPMPassesItsMachinesPoliciesAndFailsAnothers() async throws {
+        let simulator = try SoftwareTPM()
+        defer { simulator.stop() }
+        let dir = try ProcessRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let env = ["VIGIL_TCTI": simulator.tctiString]
+        let vigil = ProcessRunner.vigilExecutable
+        let root = SoftwareTPM.repositoryRoot
+        let log = root.appendingPathComponent("Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin").path
+        #expect(try ProcessRunner.run(vigil, ["tpm", "provision"], environment: env).status == 0)
+        #expect(try ProcessRunner.run(vigil, ["tpm", "replay-log", log], environment: env).status == 0)
+        let bundle = dir.appendingPathComponent("evidence.json").path
+        let collect = try ProcessRunner.run(vigil, ["tpm", "evidence", "--nonce", "a1b2c3d4", "--eventlog", log, "--out", bundle], environment: env)
+        #expect(collect.status == 0, "\(collect.stderr)")
+
+        // The evidence verifies and carries the EK certificate, device certificate and log.
+        let parsed = try EvidenceBundle(json: Array(try Data(contentsOf: URL(fileURLWithPath: bundle))))
+        #expect(parsed.ekCertificate != nil && parsed.deviceCertificate != nil && parsed.eventLog != nil)
+        let verified = try parsed.verify(expectedNonce: [0xA1, 0xB2, 0xC3, 0xD4])
+        #expect(verified.quote.pcrs.banks[.sha256]?.count == 24)
+        #expect(throws: AttestError.self) { try parsed.verify(expectedNonce: [0]) }
+
+        func policyTest(_ policy: String) throws -> ProcessResult {
+            try ProcessRunner.run(vigil, ["policy", "test", root.appendingPathComponent(policy).path, "--evidence", bundle])
+        }
+        let strict = try policyTest("policies/strict-secureboot-linux.yaml")
+        #expect(strict.status == 0, "\(strict.stdout)\(strict.stderr)")
+        let captured = try policyTest("policies/captured/gce-rhel8-sb.yaml")
+        #expect(captured.status == 0, "\(captured.stdout)")
+        let other = try policyTest("policies/captured/ubuntu-supermicro-h12ssl.yaml")
+        #expect(other.status == 1)
+        #expect(other.stdout.contains("FAIL pcrs.sha256.0"), "\(other.stdout)")
+
+        // With the EK CA folder of the fixtures, the chain rule checks the swtpm EK certificate.
+        let policy = dir.appendingPathComponent("ek.yaml")
+        try "id: ek\nversion: 1\nidentity:\n  ek_certificate: required\n  ek_ca: \(root.appendingPathComponent("swtpm-fixtures/ca").path)\n  manufacturers: [\"id:00001014\"]\n"
+            .write(to: policy, atomically: true, encoding: .utf8)
+        let ek = try ProcessRunner.run(vigil, ["policy", "test", policy.path, "--evidence", bundle, "--json"])
+        #expect(ek.status == 0, "\(ek.stdout)\(ek.stderr)")
+        #expect(ek.stdout.contains("\"identity.ek_chain\""))
+    }
+}

@@ -23,6 +23,9 @@ public struct PolicyEvidence: Sendable {
     public let checkedAt: Date
     /// True when nothing was signed: authoring with a bare event log.
     public let unsigned: Bool
+    /// Boot facts per single trusted bank, decoded once when the evidence is prepared (decoding payloads
+    /// is the expensive part; evaluation then only checks rules).
+    let factsByBank: [String: BootFacts]
 
     public init(quote: VerifiedQuote?, pcrs: PCRValues, eventLog: VerifiedEventLog?, replay: EventLogReplay?, akPublic: TPMTPublic?,
                 ekCertificate: EKCertificate?, ekChain: EKCertificateVerifier.Result?, nonceIssuedAt: Date?, checkedAt: Date, unsigned: Bool) {
@@ -37,6 +40,13 @@ public struct PolicyEvidence: Sendable {
         self.nonceIssuedAt = nonceIssuedAt
         self.checkedAt = checkedAt
         self.unsigned = unsigned
+        var byBank: [String: BootFacts] = [:]
+        if let eventLog {
+            for bank in Set(eventLog.events.flatMap(\.banks)) {
+                byBank[bank.name] = BootFacts(events: eventLog.events.filter { $0.banks.contains(bank) }.map(\.event))
+            }
+        }
+        self.factsByBank = byBank
     }
 
     /// Authoring evidence from a bare log: its replay is taken as the PCR values and every replayed
@@ -61,6 +71,9 @@ public struct PolicyEvidence: Sendable {
     /// Boot facts from events verified in the given banks only.
     public func facts(trustedBanks: Set<String>) -> BootFacts? {
         guard let log = eventLog else { return nil }
+        if trustedBanks.count == 1, let bank = trustedBanks.first {
+            return factsByBank[bank] ?? BootFacts(events: [])
+        }
         let events = log.events.filter { !Set($0.banks.map(\.name)).isDisjoint(with: trustedBanks) }.map(\.event)
         return BootFacts(events: events)
     }
