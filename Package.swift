@@ -14,7 +14,10 @@ let package = Package(
     name: "Vigil",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Attest", targets: ["Attest", "AttestTPM", "Policy"]),
+        // The verifier side (what a controller links): pure Swift, no libtss2.
+        .library(name: "Attest", targets: ["Attest", "Policy"]),
+        // The device side: the TPM over libtss2-esys.
+        .library(name: "AttestTPM", targets: ["AttestTPM"]),
         .library(name: "Vault", targets: ["Vault"]),
         .library(name: "Node", targets: ["Node"]),
         .executable(name: "vigil", targets: ["vigil"]),

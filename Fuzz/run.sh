@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(FuzzEventLog FuzzAttest FuzzSignature FuzzPublic)
+[[ ${#targets[@]} -eq 0 ]] && targets=(FuzzEventLog FuzzAttest FuzzSignature FuzzPublic FuzzPolicy)
 
 swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -Onone >/dev/null
 bin=$(swift build -c release --show-bin-path)
@@ -21,6 +21,7 @@ for t in "${targets[@]}"; do
     FuzzAttest) cp $fixtures/quotes/*/*attest* $fixtures/quotes/keylime_checkquote/pcrs.tpm2tools.bin "corpus/$t/" ;;
     FuzzSignature) cp $fixtures/quotes/*/*sig* "corpus/$t/" ;;
     FuzzPublic) cp $fixtures/quotes/gce_cos85_nonce9009/*.tpmt_public.bin $fixtures/ekcerts/* "corpus/$t/" ;;
+    FuzzPolicy) cp ../policies/*.yaml ../policies/captured/*.yaml "corpus/$t/" ;;
   esac
 done
 status=0
