@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The main job, on one machine: a software TPM (swtpm) from the committed fixtures, Vigil provisions
-# its TPM-rooted identity, shows it, and produces a PCR quote that tpm2-tools' verifier accepts.
+# The main job, on one machine: a software TPM (swtpm) from the committed fixtures; Vigil provisions its
+# TPM-rooted identity, shows it, and produces a quote that tpm2-tools' verifier accepts. Then the simulator
+# boots "as" a real machine (a GCE RHEL 8 Secure Boot event log replayed into its PCRs), the device
+# collects signed evidence, and the security team's policy accepts it; after a tampered boot (an extra,
+# unapproved measurement in PCR 4) the same policy refuses it and names the rule, PCR and event.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -59,3 +62,27 @@ if tpm2_checkquote -u "$work/quote/ak.pem" -m "$work/quote/quote.msg" -s "$work/
   echo "UNEXPECTED: accepted" >&2; exit 1
 fi
 echo "tpm2_checkquote: refused, as it must be."
+
+log=Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin
+policy=policies/strict-secureboot-linux.yaml
+echo; echo "== boot the simulator as a real machine: vigil tpm replay-log $(basename "$log")"
+"$vigil" tpm replay-log "$log"
+echo; echo "== the device collects evidence for the verifier's nonce"
+nonce=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+"$vigil" tpm evidence --nonce "$nonce" --eventlog "$log" --out "$work/evidence.json"
+echo; echo "== the security team's policy: vigil policy explain $policy"
+"$vigil" policy explain "$policy"
+echo; echo "== vigil policy test $policy --evidence evidence.json"
+"$vigil" policy test "$policy" --evidence "$work/evidence.json"
+
+echo; echo "== a tampered boot: reboot, the same firmware and bootloaders, plus one unapproved measurement in PCR 4"
+swtpm_ioctl --tcp 127.0.0.1:$((port + 1)) -i
+"$vigil" tpm replay-log "$log" >/dev/null
+TPM2TOOLS_TCTI="$VIGIL_TCTI" tpm2_pcrextend "4:sha256=$(printf 'rootkit-loader' | sha256sum | cut -d' ' -f1)"
+nonce=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+"$vigil" tpm evidence --nonce "$nonce" --eventlog "$log" --out "$work/tampered.json" >/dev/null
+echo "== vigil policy test $policy --evidence tampered.json"
+if "$vigil" policy test "$policy" --evidence "$work/tampered.json"; then
+  echo "UNEXPECTED: the tampered boot was accepted" >&2; exit 1
+fi
+echo; echo "The tampered boot was refused; the verdict names the rule, the PCR and the event."
