@@ -210,3 +210,47 @@ import Policy
         #expect(v.results.map(\.rule) == ["accept"])
     }
 }
+
+/// Forbidden-event rules on synthetic logs (no real fixture shows an error separator or UEFI debug mode).
+@Suite struct ForbiddenEventRuleTests {
+    static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+
+    /// A SHA-1 format log whose events carry the SHA-1 of their data (as firmware computes them).
+    static func log(_ events: [(pcr: UInt32, type: UInt32, data: [UInt8])]) throws -> UnverifiedEventLog {
+        var bytes: [UInt8] = []
+        for e in events {
+            bytes += le32(e.pcr) + le32(e.type) + (try TPMDigest.hash(.sha1, e.data)) + le32(UInt32(e.data.count)) + e.data
+        }
+        return try UnverifiedEventLog(bytes: bytes)
+    }
+
+    static let policy = "id: t\nversion: 1\npcrs:\n  banks: [sha1]\n  sha1:\n    \"0\": replay\nboot:\n  forbid: [error_separators, uefi_debug_mode, events_after_exit_boot_services]\n"
+
+    @Test func anErrorSeparatorADebugModeMarkerAndLateEventsAreNamed() throws {
+        let clean = try Self.log([(0, 8, Array("fw 1.0".utf8)), (7, 0x8000_0007, Array("Calling EFI Application from Boot Option".utf8)),
+                                  (0, 4, [0, 0, 0, 0]), (7, 4, [0, 0, 0, 0])])
+        let v = PolicyEngine.evaluate(.unsigned(eventLog: clean), try PolicyFixture.policy(Self.policy))
+        #expect(v.pass, "\(v.failures.map(\.line))")
+        let bad = try Self.log([(0, 8, Array("fw 1.0".utf8)), (7, 0x8000_0007, Array("UEFI Debug Mode".utf8)),
+                                (0, 4, [1, 0, 0, 0]), (7, 4, [0, 0, 0, 0]),
+                                (5, 0x8000_0007, Array("Exit Boot Services Invocation".utf8)), (4, 0x8000_0003, [UInt8](repeating: 0, count: 32))])
+        let f = PolicyEngine.evaluate(.unsigned(eventLog: bad), try PolicyFixture.policy(Self.policy))
+        let failures = Dictionary(uniqueKeysWithValues: f.failures.map { ($0.rule, $0) })
+        #expect(failures["boot.forbid.error_separators"]?.event == 2)
+        #expect(failures["boot.forbid.error_separators"]?.pcr == 0)
+        #expect(failures["boot.forbid.uefi_debug_mode"]?.actual == "UEFI Debug Mode")
+        #expect(failures["boot.forbid.events_after_exit_boot_services"]?.event == 5)
+    }
+
+    @Test func dbxMustRevokeGivenHashes() throws {
+        let e = PolicyEvidence.unsigned(eventLog: try PolicyFixture.log("gce-rhel8-sb.bin"))
+        guard case .sha256(_, let revoked)? = e.facts(trustedBanks: ["sha256"])?.signatureDatabases["dbx"]?.first(where: { if case .sha256 = $0 { true } else { false } }) else {
+            Issue.record("no dbx hash")
+            return
+        }
+        #expect(try RuleTests.status("boot:\n  dbx:\n    contains: [\(revoked)]\n", e, rule: "boot.dbx") == .passed)
+        #expect(try RuleTests.status("boot:\n  dbx:\n    contains: [\(String(repeating: "7", count: 64))]\n", e, rule: "boot.dbx") == .failed)
+        let legacy = "pcrs:\n  banks: [sha1]\n  sha1:\n    \"0\": any\n"
+        #expect(try RuleTests.status(legacy + "boot:\n  dbx:\n    contains: [\(revoked)]\n", .unsigned(eventLog: try PolicyFixture.log("legacy-bios-int19-sha1.bin")), rule: "boot.dbx") == .notApplicable)
+    }
+}
