@@ -231,6 +231,16 @@ import Policy
                                   (0, 4, [0, 0, 0, 0]), (7, 4, [0, 0, 0, 0])])
         let v = PolicyEngine.evaluate(.unsigned(eventLog: clean), try PolicyFixture.policy(Self.policy))
         #expect(v.pass, "\(v.failures.map(\.line))")
+        let statuses = Dictionary(uniqueKeysWithValues: v.results.map { ($0.rule, $0.status) })
+        #expect(statuses["boot.forbid.error_separators"] == .passed)
+        #expect(statuses["boot.forbid.uefi_debug_mode"] == .passed)
+        // No ExitBootServices was measured: "after" it cannot be judged.
+        #expect(statuses["boot.forbid.events_after_exit_boot_services"] == .notApplicable)
+        // Nothing measured at all in PCR 7 and no separators: the markers cannot be judged either.
+        let bare = try Self.log([(0, 8, Array("fw 1.0".utf8))])
+        let b = Dictionary(uniqueKeysWithValues: PolicyEngine.evaluate(.unsigned(eventLog: bare), try PolicyFixture.policy(Self.policy)).results.map { ($0.rule, $0.status) })
+        #expect(b["boot.forbid.error_separators"] == .notApplicable)
+        #expect(b["boot.forbid.uefi_debug_mode"] == .notApplicable)
         let bad = try Self.log([(0, 8, Array("fw 1.0".utf8)), (7, 0x8000_0007, Array("UEFI Debug Mode".utf8)),
                                 (0, 4, [1, 0, 0, 0]), (7, 4, [0, 0, 0, 0]),
                                 (5, 0x8000_0007, Array("Exit Boot Services Invocation".utf8)), (4, 0x8000_0003, [UInt8](repeating: 0, count: 32))])

@@ -41,11 +41,16 @@ public struct BootFacts: Hashable, Sendable {
     public var eventsAfterExitBootServices: [Int] = []
     public var gptDisks: [String] = []
     public var handoffTables: UInt64 = 0
+    /// PCRs with at least one (verified) measured event.
+    public var measuredPCRs: Set<Int> = []
+    /// Whether the ExitBootServices invocation was measured (PCR 5).
+    public var exitBootServicesMeasured = false
 
     public init(events: [EventLogEvent]) {
         var ebsSeen = false
         for e in events where e.isExtended {
             guard let pcr = e.pcr else { continue }
+            measuredPCRs.insert(pcr)
             if ebsSeen && pcr < 8 && !(e.type == .efiAction && pcr == 5) { eventsAfterExitBootServices.append(e.index) }
             switch DecodedEventData(e) {
             case .separator(_, let isError):
@@ -77,7 +82,10 @@ public struct BootFacts: Hashable, Sendable {
                 case .efiAction, .action:
                     efiActions.append(t)
                     if t.contains("Debug") { debugMarkers.append(t) }
-                    if t == EventLogWorkaround.ebsInvocation { ebsSeen = true }
+                    if t == EventLogWorkaround.ebsInvocation {
+                        ebsSeen = true
+                        exitBootServicesMeasured = true
+                    }
                 default: break
                 }
             case .taggedEvent(_, let text, _):

@@ -269,12 +269,15 @@ public enum PolicyEngine {
             switch what {
             case "error_separators":
                 if let s = facts.separators.first(where: \.isError) { add(rule, .failed, "no error separator", "error separator", nil, s.pcr, s.eventIndex) }
+                else if facts.separators.isEmpty { add(rule, .notApplicable, "no error separator", "no separator measured", nil, nil, nil) }
                 else { add(rule, .passed, "no error separator", "\(facts.separators.count) normal separator(s)", nil, nil, nil) }
             case "uefi_debug_mode", "debugger":
                 if let m = facts.debugMarkers.first { add(rule, .failed, "no debug marker", m, nil, 7, nil) }
+                else if !facts.measuredPCRs.contains(7) { add(rule, .notApplicable, "no debug marker", "PCR 7 not measured", nil, 7, nil) }
                 else { add(rule, .passed, "no debug marker", "none", nil, nil, nil) }
             case "events_after_exit_boot_services":
                 if let i = facts.eventsAfterExitBootServices.first { add(rule, .failed, "no event after ExitBootServices", "event \(i)", nil, nil, i) }
+                else if !facts.exitBootServicesMeasured { add(rule, .notApplicable, "no event after ExitBootServices", "ExitBootServices not measured", nil, 5, nil) }
                 else { add(rule, .passed, "no event after ExitBootServices", "none", nil, nil, nil) }
             default: break
             }
