@@ -181,3 +181,41 @@ final class SilentServer: @unchecked Sendable {
 
     func stop() { for fd in fds { close(fd) } }
 }
+
+/// `vigil tpm provision` killed with SIGKILL at every point of its run: the next run always completes the
+/// identity, never finds a half-made object it cannot use, and leaves nothing loaded.
+@Suite(.enabled(if: SoftwareTPM.canRun, "swtpm is not installed (apt-get install swtpm swtpm-tools)"))
+struct ProvisioningCrashTests {
+    @Test func killNineAtEveryStepOfProvisioningThenProvisionCompletesTheSameIdentity() async throws {
+        let simulator = try SoftwareTPM()
+        defer { simulator.stop() }
+        let vigil = ProcessRunner.vigilExecutable
+        var killedWhileWorking = 0
+        for step in 0..<40 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: vigil)
+            process.arguments = ["tpm", "provision"]
+            process.environment = ProcessInfo.processInfo.environment.merging(["VIGIL_TCTI": simulator.tctiString]) { _, n in n }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            usleep(UInt32(step * 12_000))
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                killedWhileWorking += 1
+            }
+            process.waitUntilExit()
+        }
+        #expect(killedWhileWorking > 5)
+        // Whatever state the kills left, one run completes it, and the next changes nothing.
+        let tpm = try await simulator.open()
+        let report = try await IdentityProvisioner(tpm: tpm).provision()
+        #expect(report.items.allSatisfy { $0.state != .skipped || $0.object.contains("P-256") == false })
+        let again = try await IdentityProvisioner(tpm: tpm).provision()
+        #expect(!again.changed, "\(again.items)")
+        let device = try #require(try await tpm.readPublic(IdentityKeyTemplates.deviceKeyHandle))
+        let der = try #require(try await tpm.nvReadAll(IdentityKeyTemplates.deviceCertificateIndex))
+        #expect(DeviceCertificate.validStored(der, for: device.publicArea) != nil)
+        #expect(try await RobustnessTests.loaded(tpm).isEmpty)
+    }
+}

@@ -53,7 +53,35 @@ public actor TPM {
         }
         let tpm = TPM(context: context, tcti: tcti, loop: loop, logger: logger)
         try await tpm.probeAndStartup(timeoutMilliseconds: timeoutMilliseconds)
+        if tcti.name == "swtpm" || tcti.name == "mssim" {
+            try await tpm.flushStaleContexts()
+        }
         return tpm
+    }
+
+    /// A simulator reached directly has no resource manager: transient objects and sessions that a killed
+    /// process left loaded stay there until the TPM resets, and eventually exhaust its slots
+    /// (TPM_RC_OBJECT_MEMORY). Vigil treats a simulator as its own and flushes them at open; through
+    /// `/dev/tpmrm0` the kernel's resource manager does this for every process.
+    ///
+    /// Corresponding ESAPI calls: `Esys_TR_FromTPMPublic`, `Esys_FlushContext` (TPM2_FlushContext, Part 3 §28.4).
+    func flushStaleContexts() throws(TPMError) {
+        let ctx = context.raw
+        var flushed = 0
+        for first in [TPMHandle.transientFirst, .hmacSessionFirst, .policySessionFirst] {
+            for handle in try handles(from: first) {
+                var tr: ESYS_TR = ESYS.none
+                guard Esys_TR_FromTPMPublic(ctx, handle.rawValue, ESYS.none, ESYS.none, ESYS.none, &tr) == 0 else { continue }
+                if Esys_FlushContext(ctx, tr) == 0 {
+                    flushed += 1
+                } else {
+                    closeReference(tr)
+                }
+            }
+        }
+        if flushed > 0 {
+            logger.info("flushed stale TPM contexts", metadata: ["tpm.flushed": "\(flushed)", "tpm.tcti": "\(tcti)"])
+        }
     }
 
     /// Sends TPM2_GetCapability with a bounded wait (ESAPI's async API and `Esys_SetTimeout`), then
