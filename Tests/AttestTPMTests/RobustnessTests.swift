@@ -166,15 +166,9 @@ final class SilentServer: @unchecked Sendable {
         let port = try SoftwareTPM.freePortPair()
         self.port = port
         for p in [port, port + 1] {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(p).bigEndian)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let ok = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            guard let fd = SoftwareTPM.boundSocket(port: p), listen(fd, 8) == 0 else {
+                throw SoftwareTPM.StartError(description: "cannot listen on \(p)")
             }
-            guard ok == 0, listen(fd, 8) == 0 else { throw SoftwareTPM.StartError(description: "cannot listen on \(p)") }
             fds.append(fd)
         }
     }

@@ -137,16 +137,24 @@ public final class SoftwareTPM: @unchecked Sendable {
     }
 
     static func canBind(_ port: Int) -> Bool {
+        guard let fd = boundSocket(port: port) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A TCP socket bound to 127.0.0.1:`port`, or nil. The caller closes it.
+    public static func boundSocket(port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { return nil }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) {
+        let ok = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         } == 0
+        if !ok { close(fd) }
+        return ok ? fd : nil
     }
 
     /// A port the kernel considers free right now (bind to port 0, read it back, close).
