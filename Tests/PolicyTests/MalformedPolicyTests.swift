@@ -59,6 +59,7 @@ import Policy
         let e = #expect(throws: PolicyError.self) { try PolicyLoader.load(dir.appendingPathComponent("a.yaml").path) }
         #expect(e?.code == .cyclicExtends)
         #expect(e?.message == "cyclic extends: a → b → a")
+        #expect(e?.location.hasSuffix(":3:10") == true, "\(String(describing: e))")
     }
 
     @Test func emptyRuleSetsAndImplicitAcceptAllAreErrors() {

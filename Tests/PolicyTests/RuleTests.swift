@@ -76,6 +76,14 @@ import Policy
         #expect(try Self.status("identity:\n  min_firmware_version: \"1\"\n", Self.unsigned("gce-rhel8-sb.bin"), rule: rule) == .notApplicable)
     }
 
+    @Test func minimumFirmwareVersionPerManufacturer() throws {
+        let rule = "identity.min_firmware_version"
+        let stm = try Self.ek("stm-rsa-ek-ca05-ffpadded.der")
+        #expect(try Self.status("identity:\n  min_firmware_version:\n    STM: \"1\"\n", Self.signed(ek: stm), rule: rule) == .passed)
+        #expect(try Self.status("identity:\n  min_firmware_version:\n    \"id:53544D20\": \"0xffffffffffffffff\"\n", Self.signed(ek: stm), rule: rule) == .failed)
+        #expect(try Self.status("identity:\n  min_firmware_version:\n    IFX: \"1\"\n", Self.signed(ek: stm), rule: rule) == .notApplicable)
+    }
+
     @Test func akAlgorithm() throws {
         let rule = "identity.ak_algorithm"
         #expect(try Self.status("identity:\n  ak_algorithms: [rsa-2048]\n", Self.signed(), rule: rule) == .passed)

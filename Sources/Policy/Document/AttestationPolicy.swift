@@ -20,6 +20,9 @@ public struct AttestationPolicy: Hashable, Sendable {
     public var warnOnly: Set<String>
     /// Where the policy was read from, for messages.
     public var source: String
+    /// Where `extends:` and `reference_sets:` are written ("file:line:column"), for messages.
+    public var extendsLocation: String?
+    public var referenceSetsLocation: String?
 
     public init(id: String, version: Int, description: String = "", extends: String? = nil, acceptAny: Bool = false,
                 referenceSets: [String: [String]] = [:], identity: IdentityRules? = nil, freshness: FreshnessRules? = nil,
@@ -47,6 +50,9 @@ public struct AttestationPolicy: Hashable, Sendable {
         public var manufacturers: [String]?
         /// Minimum TPM firmware version (TPM_PT_FIRMWARE_VERSION_1 << 32 | _2), from the signed quote.
         public var minFirmwareVersion: UInt64?
+        /// Minimum firmware versions per manufacturer ("STM" or "id:53544D20" → version), chosen by the EK
+        /// certificate's TPM manufacturer.
+        public var minFirmwareVersionByManufacturer: [String: UInt64]?
         /// Allowed AK algorithms: "ecc-p256", "ecc-p384", "rsa-2048", "rsa-3072", "rsa-4096".
         public var akAlgorithms: [String]?
     }

@@ -40,7 +40,7 @@ public enum PolicyLoader {
 
     static func resolve(_ policy: AttestationPolicy, byID: inout [String: AttestationPolicy], folder: String, chain: [String]) throws(PolicyError) -> AttestationPolicy {
         guard !chain.contains(policy.id) else {
-            throw PolicyError(.cyclicExtends, "\(policy.source):1:1", "cyclic extends: \((chain + [policy.id]).joined(separator: " → "))")
+            throw PolicyError(.cyclicExtends, policy.extendsLocation ?? "\(policy.source):1:1", "cyclic extends: \((chain + [policy.id]).joined(separator: " → "))")
         }
         var merged = policy
         if let parentID = policy.extends {
@@ -57,7 +57,8 @@ public enum PolicyLoader {
                 }
             }
             guard let parent else {
-                throw PolicyError(.notFound, "\(policy.source):1:1", "policy \"\(policy.id)\" extends \"\(parentID)\", which was not found (looked for \(parentID).yaml next to it)")
+                throw PolicyError(.notFound, policy.extendsLocation ?? "\(policy.source):1:1",
+                                  "policy \"\(policy.id)\" extends \"\(parentID)\", which was not found (looked for \(parentID).yaml next to it)")
             }
             let resolvedParent = try resolve(parent, byID: &byID, folder: folder, chain: chain + [policy.id])
             merged = merge(parent: resolvedParent, child: policy)
@@ -79,6 +80,7 @@ public enum PolicyLoader {
                 id.ekCA = c.ekCA ?? id.ekCA
                 id.manufacturers = c.manufacturers ?? id.manufacturers
                 id.minFirmwareVersion = c.minFirmwareVersion ?? id.minFirmwareVersion
+                id.minFirmwareVersionByManufacturer = c.minFirmwareVersionByManufacturer ?? id.minFirmwareVersionByManufacturer
                 id.akAlgorithms = c.akAlgorithms ?? id.akAlgorithms
             }
             m.identity = id

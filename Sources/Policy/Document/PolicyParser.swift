@@ -25,12 +25,16 @@ struct PolicyParser {
         let version = try int(versionNode, "version", min: 1)
         var policy = AttestationPolicy(id: id, version: version, source: file)
         if let d = top["description"] { policy.description = try string(d, "description") }
-        if let e = top["extends"] { policy.extends = try string(e, "extends") }
+        if let e = top["extends"] {
+            policy.extends = try string(e, "extends")
+            policy.extendsLocation = "\(e.location)"
+        }
         if let a = top["accept"] {
             guard try string(a, "accept") == "any" else { throw PolicyError(.invalidValue, "\(a.location)", "accept must be \"any\" (the only value), or absent") }
             policy.acceptAny = true
         }
         if let sets = top["reference_sets"] {
+            policy.referenceSetsLocation = "\(sets.location)"
             for (name, node) in try mapping(sets, "reference_sets").pairs {
                 policy.referenceSets[name] = try strings(node, "reference_sets.\(name)")
             }
@@ -68,10 +72,21 @@ struct PolicyParser {
         if let n = m["ek_ca"] { r.ekCA = try string(n, "identity.ek_ca") }
         if let n = m["manufacturers"] { r.manufacturers = try strings(n, "identity.manufacturers", nonEmpty: true) }
         if let n = m["min_firmware_version"] {
-            let text = try string(n, "identity.min_firmware_version")
-            let value = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
-            guard let value else { throw PolicyError(.invalidValue, "\(n.location)", "identity.min_firmware_version must be an integer or 0x-hex") }
-            r.minFirmwareVersion = value
+            func version(_ node: PolicyNode, _ field: String) throws(PolicyError) -> UInt64 {
+                let text = try string(node, field)
+                let value = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
+                guard let value else { throw PolicyError(.invalidValue, "\(node.location)", "\(field) must be an integer or 0x-hex") }
+                return value
+            }
+            if case .mapping = n {
+                var byManufacturer: [String: UInt64] = [:]
+                for (manufacturer, v) in try mapping(n, "identity.min_firmware_version", nonEmpty: true).pairs {
+                    byManufacturer[manufacturer] = try version(v, "identity.min_firmware_version.\(manufacturer)")
+                }
+                r.minFirmwareVersionByManufacturer = byManufacturer
+            } else {
+                r.minFirmwareVersion = try version(n, "identity.min_firmware_version")
+            }
         }
         if let n = m["ak_algorithms"] {
             let algs = try strings(n, "identity.ak_algorithms", nonEmpty: true)

@@ -53,6 +53,19 @@ public enum PolicyEngine {
                 add("identity.manufacturer", .notApplicable, "one of \(allowed.joined(separator: ", "))", "unknown (no EK certificate with a TPM manufacturer)", nil, nil, nil)
             }
         }
+        if let table = r.minFirmwareVersionByManufacturer {
+            let rule = "identity.min_firmware_version"
+            if let fw = e.quote?.firmwareVersion, let m = e.ekCertificate?.tpmManufacturer {
+                let ascii = manufacturerASCII(m)
+                if let min = table.first(where: { $0.key.caseInsensitiveCompare(m) == .orderedSame || $0.key.caseInsensitiveCompare(ascii) == .orderedSame })?.value {
+                    add(rule, fw >= min ? .passed : .failed, "≥ 0x\(String(min, radix: 16)) for \(ascii)", "0x\(String(fw, radix: 16))", nil, nil, nil)
+                } else {
+                    add(rule, .notApplicable, "a minimum for \(table.keys.sorted().joined(separator: ", "))", "no minimum set for \(ascii) (\(m))", nil, nil, nil)
+                }
+            } else {
+                add(rule, .notApplicable, "a minimum per manufacturer", e.quote == nil ? "no signed quote" : "no EK certificate naming the manufacturer", nil, nil, nil)
+            }
+        }
         if let min = r.minFirmwareVersion {
             if let fw = e.quote?.firmwareVersion {
                 add("identity.min_firmware_version", fw >= min ? .passed : .failed, "≥ 0x\(String(min, radix: 16))", "0x\(String(fw, radix: 16))", nil, nil, nil)
@@ -337,7 +350,7 @@ public enum PolicyEngine {
             if r.requireEKCertificate != nil { ids.append("identity.ek_certificate") }
             if r.ekCA != nil { ids.append("identity.ek_chain") }
             if r.manufacturers != nil { ids.append("identity.manufacturer") }
-            if r.minFirmwareVersion != nil { ids.append("identity.min_firmware_version") }
+            if r.minFirmwareVersion != nil || r.minFirmwareVersionByManufacturer != nil { ids.append("identity.min_firmware_version") }
             if r.akAlgorithms != nil { ids.append("identity.ak_algorithm") }
         }
         if let f = p.freshness {

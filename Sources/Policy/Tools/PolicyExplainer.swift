@@ -12,6 +12,9 @@ public enum PolicyExplainer {
             if let ca = i.ekCA { add("identity.ek_chain", "The EK certificate must chain to a CA in \(ca).") }
             if let m = i.manufacturers { add("identity.manufacturer", "The TPM must be made by \(m.joined(separator: " or ")).") }
             if let f = i.minFirmwareVersion { add("identity.min_firmware_version", "The TPM firmware version must be at least 0x\(String(f, radix: 16)).") }
+            if let t = i.minFirmwareVersionByManufacturer {
+                add("identity.min_firmware_version", "The TPM firmware version must be at least " + t.sorted { $0.key < $1.key }.map { "0x\(String($0.value, radix: 16)) on \($0.key)" }.joined(separator: ", ") + ".")
+            }
             if let a = i.akAlgorithms { add("identity.ak_algorithm", "The attestation key must be \(a.joined(separator: " or ")).") }
         }
         if let f = p.freshness {
