@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+command -v python3 >/dev/null 2>&1 || VIGIL_APT_PACKAGES+=(python3)   # finds free ports below
 vigil_install_packages
 vigil_require_swift
 
