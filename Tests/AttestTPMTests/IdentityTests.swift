@@ -141,6 +141,33 @@ struct IdentityTests {
         }
     }
 
+    @Test func anEKNonceOrTemplateInNVChangesTheEKAndProvisioningHonoursIt() async throws {
+        try await SoftwareTPM.with { tpm, _ in
+            let ek = EndorsementKeyTemplate.eccNISTP256
+            let nonce = Array("vigil-ek-nonce!!".utf8)
+            let attributes: TPMSNVPublic.Attributes = [.ownerWrite, .ownerRead, .authRead, .noDA]
+            try await tpm.nvDefineSpace(TPMSNVPublic(nvIndex: 0x01C0_000B, nameAlg: .sha256, attributes: attributes, dataSize: UInt16(nonce.count)))
+            try await tpm.nvWrite(TPMHandle(0x01C0_000B), data: nonce)
+            let plain = try await tpm.withPrimary(.endorsement, template: ek.template) { _, key in key.name }
+            let withNonce = try await tpm.withPrimary(.endorsement, template: ek.template(nonce: nonce)) { _, key in key.name }
+            #expect(plain != withNonce)
+            _ = try await IdentityProvisioner(tpm: tpm).provision()
+            #expect(try await tpm.readPublic(ek.persistentHandle)?.name == withNonce)
+            #expect(!(try await IdentityProvisioner(tpm: tpm).provision().changed))
+
+            // A full template in NV takes precedence over the nonce.
+            var custom = ek.template
+            if case .ecc(var p) = custom.parameters { p.x = [UInt8](repeating: 0x11, count: 32); custom.parameters = .ecc(p) }
+            let bytes = custom.marshal()
+            try await tpm.nvDefineSpace(TPMSNVPublic(nvIndex: 0x01C0_000C, nameAlg: .sha256, attributes: attributes, dataSize: UInt16(bytes.count)))
+            try await tpm.nvWrite(TPMHandle(0x01C0_000C), data: bytes)
+            #expect(try await ek.effectiveTemplate(tpm) == custom)
+            // The persisted EK no longer matches what the manufacturer's template derives: refused, not replaced.
+            let error = await #expect(throws: TPMError.self) { try await IdentityProvisioner(tpm: tpm).provision() }
+            #expect(error?.code == .handleOccupied)
+        }
+    }
+
     @Test func anOwnerHierarchyImpostorAtTheEKHandleIsRejected() async throws {
         try await SoftwareTPM.with { tpm, _ in
             // EVE's mistake: the EK template, but under the owner hierarchy.

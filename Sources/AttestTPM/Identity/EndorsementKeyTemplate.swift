@@ -64,10 +64,66 @@ public enum EndorsementKeyTemplate: String, Sendable, CaseIterable, Codable, Cus
         }
     }
 
+    /// Where a manufacturer may store an EK nonce and a replacement template for this EK (EK Credential
+    /// Profile §2.2.1.4–5): RSA 0x01C00003/0x01C00004, ECC P-256 0x01C0000B/0x01C0000C. High-range EKs have none.
+    public var nonceNVIndex: TPMHandle? {
+        switch self {
+        case .rsa2048: TPMHandle(0x01C0_0003)
+        case .eccNISTP256: TPMHandle(0x01C0_000B)
+        case .eccNISTP384: nil
+        }
+    }
+
+    public var templateNVIndex: TPMHandle? {
+        switch self {
+        case .rsa2048: TPMHandle(0x01C0_0004)
+        case .eccNISTP256: TPMHandle(0x01C0_000C)
+        case .eccNISTP384: nil
+        }
+    }
+
+    /// The template with a manufacturer's EK nonce applied (§2.2.1.5.1): the nonce fills the first bytes of
+    /// the RSA modulus or of the ECC x coordinate, the rest stays zero.
+    public func template(nonce: [UInt8]) -> TPMTPublic {
+        var t = template
+        switch t.parameters {
+        case .rsa(var p):
+            let n = min(nonce.count, p.modulus.count)
+            p.modulus.replaceSubrange(0..<n, with: nonce.prefix(n))
+            t.parameters = .rsa(p)
+        case .ecc(var p):
+            let n = min(nonce.count, p.x.count)
+            p.x.replaceSubrange(0..<n, with: nonce.prefix(n))
+            t.parameters = .ecc(p)
+        default: break
+        }
+        return t
+    }
+
+    /// The template this TPM's manufacturer asks for: an NV template replaces the default, an NV nonce is
+    /// applied to it, else the default (what `vigil tpm provision` derives the EK from).
+    public func effectiveTemplate(_ tpm: TPM) async throws(TPMError) -> TPMTPublic {
+        if let index = templateNVIndex, let bytes = try await Self.readOptional(tpm, index) {
+            do { return try TPMTPublic(tpmtPublicBytes: bytes) } catch {
+                throw TPMError(code: .invalidResponse, reason: "EK template at NV \(index) is not a TPMT_PUBLIC: \(error)")
+            }
+        }
+        if let index = nonceNVIndex, let nonce = try await Self.readOptional(tpm, index) {
+            return template(nonce: nonce)
+        }
+        return template
+    }
+
+    static func readOptional(_ tpm: TPM, _ index: TPMHandle) async throws(TPMError) -> [UInt8]? {
+        guard let pub = try await tpm.nvReadPublic(index), pub.attributes.contains(.written) else { return nil }
+        let authorization: NVAuthorization = pub.attributes.contains(.ownerRead) ? .owner : .index(nil)
+        return try await tpm.nvRead(index, size: Int(pub.dataSize), authorization: authorization)
+    }
+
     /// Low-range EKs are always provisioned; high-range ones only when the manufacturer wrote a certificate.
     public var isLowRange: Bool { self != .eccNISTP384 }
 
-    /// Whether `publicArea` is this template's key: every field but the unique (key) field must match.
+    /// Whether `publicArea` has this template's shape: every field but the unique (key) field must match.
     public func matchesTemplate(_ publicArea: TPMTPublic) -> Bool {
         sameShape(publicArea, template)
     }

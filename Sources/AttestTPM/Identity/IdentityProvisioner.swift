@@ -70,7 +70,7 @@ public struct IdentityProvisioner: Sendable {
             return .init(object: "EK \(ek)", handle: ek.persistentHandle.description, state: .skipped,
                          detail: "no manufacturer certificate at NV \(ek.certificateNVIndex)")
         }
-        let template = ek.template
+        let template = try await ek.effectiveTemplate(tpm)
         // The real EK is whatever the endorsement hierarchy derives from the template: recreate it and
         // compare, so an owner-hierarchy key with the same template cannot pass for the EK.
         let handle = ek.persistentHandle

@@ -67,7 +67,8 @@ public struct TPMInfo: Sendable, Codable {
             var name = persistent?.name
             var publicArea = persistent?.publicArea
             if persistent == nil && (template.isLowRange || certificate != nil) {
-                let derived = try await tpm.withPrimary(.endorsement, template: template.template) { _, key throws(TPMError) in
+                let effective = try await template.effectiveTemplate(tpm)
+                let derived = try await tpm.withPrimary(.endorsement, template: effective) { _, key throws(TPMError) in
                     (key.name, key.publicArea)
                 }
                 name = derived.0
