@@ -3,7 +3,9 @@ public import Attest
 
 /// `vigil tpm replay-log`: extends a **software** TPM's PCRs with a real machine's event log, so tests and
 /// demos get quotes consistent with that machine's boot. Refuses real TPM devices, PCRs that are not at
-/// their reset values, and logs whose PCR 0 starts at a locality the simulator cannot reproduce.
+/// their reset values, and H-CRTM logs (the TPM hashes H-CRTM data itself; the log holds only digests).
+/// A StartupLocality log is reproduced on swtpm by re-initialising the simulator and issuing TPM2_Startup
+/// from that locality, as the platform did.
 public enum EventLogToTPM {
     public struct Report: Sendable {
         public let extendedEvents: Int
@@ -19,7 +21,19 @@ public enum EventLogToTPM {
         }
         let replay = EventLogReplay(log)
         if let locality = replay.startupLocality, locality != 0 {
-            throw TPMError(code: .invalidArgument, reason: "the log starts PCR 0 at locality \(locality) (StartupLocality); the simulator was started at locality 0 and cannot reproduce it")
+            guard let control = SwtpmControl(tpm.tcti), locality <= 3 else {
+                throw TPMError(code: .invalidArgument, reason: "the log starts PCR 0 at locality \(locality) (StartupLocality); only a swtpm simulator can be restarted from locality 0–3")
+            }
+            // A fresh power-on: TPM_Init, then TPM2_Startup from the log's locality sets PCR 0 to 00…0N.
+            try control.initialize()
+            try control.setLocality(locality)
+            do {
+                try await tpm.startup(clear: true)
+            } catch {
+                try? control.setLocality(0)
+                throw error
+            }
+            try control.setLocality(0)
         }
         if replay.hcrtm {
             throw TPMError(code: .invalidArgument, reason: "the log starts PCR 0 with an H-CRTM measurement (locality 4), which a simulator cannot reproduce")
@@ -36,7 +50,9 @@ public enum EventLogToTPM {
         for bank in banks {
             for pcr in touched {
                 let reset: UInt8 = (17...22).contains(pcr) ? 0xFF : 0
-                guard let v = current[bank, pcr], v.allSatisfy({ $0 == reset }) else {
+                var expected = [UInt8](repeating: reset, count: bank.digestSize ?? 0)
+                if pcr == 0, let locality = replay.startupLocality, !expected.isEmpty { expected[expected.count - 1] = locality }
+                guard let v = current[bank, pcr], v == expected else {
                     throw TPMError(code: .invalidArgument, reason: "\(bank.name) PCR \(pcr) is not at its reset value: restart the simulator before replaying a log")
                 }
             }
