@@ -179,6 +179,19 @@ struct IdentityTests {
             #expect(error?.reason.contains("not the endorsement key") == true)
         }
     }
+
+    @Test func anImpostorAtACertifiedEKHandleFailsTheCertificateCheckAndTheDerivation() async throws {
+        try await SoftwareTPM.with { tpm, _ in
+            let rsa = EndorsementKeyTemplate.rsa2048
+            try await tpm.evictPersistent(rsa.persistentHandle)
+            try await tpm.withPrimary(.owner, template: rsa.template) { tpm, key throws(TPMError) in
+                try tpm.evictControl(key, persistentHandle: rsa.persistentHandle)
+            }
+            let error = await #expect(throws: TPMError.self) { try await IdentityProvisioner(tpm: tpm).provision() }
+            #expect(error?.code == .handleOccupied, "\(String(describing: error))")
+            #expect(error?.reason.contains("0x81010001") == true)
+        }
+    }
 }
 
 /// Builds throwaway CA certificates for negative tests.

@@ -165,7 +165,12 @@ extension TPM {
         let ctx = context.raw
         let object = try openPersistent(handle, authValue: nil)
         var newTR: ESYS_TR = ESYS.none
-        // On success ESAPI invalidates the object's reference itself.
+        defer {
+            // Drop ESAPI's record of the evicted object, or a later object at the same handle would be
+            // refused by Esys_TR_FromTPMPublic as a "Name mismatch".
+            closeReference(object.tr)
+            if newTR != ESYS.none { closeReference(newTR) }
+        }
         try tss2Call("Esys_EvictControl", logger: logger) {
             Esys_EvictControl(ctx, TPMHierarchy.owner.esysTR, object.tr, ESYS.password, ESYS.none, ESYS.none, handle.rawValue, &newTR)
         }

@@ -71,9 +71,17 @@ public struct IdentityProvisioner: Sendable {
                          detail: "no manufacturer certificate at NV \(ek.certificateNVIndex)")
         }
         let template = try await ek.effectiveTemplate(tpm)
-        // The real EK is whatever the endorsement hierarchy derives from the template: recreate it and
-        // compare, so an owner-hierarchy key with the same template cannot pass for the EK.
         let handle = ek.persistentHandle
+        // Fast path: a persisted fixedTPM key of the template's shape whose public key is the one the
+        // manufacturer certified can only be the EK (its private key exists nowhere else, and fixedTPM keys
+        // cannot be imported or loaded from outside) — no need to re-derive an RSA key on every run.
+        if let certificate, let existing = try await tpm.readPublic(handle), sameShape(existing.publicArea, template),
+           existing.publicArea.objectAttributes.contains(.fixedTPM), (try? certificate.matches(existing.publicArea)) == true {
+            return .init(object: "EK \(ek)", handle: handle.description, state: .present,
+                         detail: "Name \(existing.name), certificate issued by \(certificate.issuer)")
+        }
+        // Otherwise the real EK is whatever the endorsement hierarchy derives from the template: recreate it
+        // and compare, so an owner-hierarchy key with the same template cannot pass for the EK.
         let derived = try await tpm.withPrimary(.endorsement, template: template) { tpm, key throws(TPMError) -> (TPMName, TPMTPublic, Bool) in
             guard let publicArea = key.publicArea else { throw TPMError.invalidResponse("CreatePrimary returned no public area") }
             if let existing = try tpm.readPublic(handle) {
