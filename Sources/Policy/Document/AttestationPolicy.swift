@@ -20,9 +20,8 @@ public struct AttestationPolicy: Hashable, Sendable {
     public var warnOnly: Set<String>
     /// Where the policy was read from, for messages.
     public var source: String
-    /// Where `extends:` and `reference_sets:` are written ("file:line:column"), for messages.
+    /// Where `extends:` is written ("file:line:column"), for messages.
     public var extendsLocation: String?
-    public var referenceSetsLocation: String?
 
     public init(id: String, version: Int, description: String = "", extends: String? = nil, acceptAny: Bool = false,
                 referenceSets: [String: [String]] = [:], identity: IdentityRules? = nil, freshness: FreshnessRules? = nil,

@@ -34,7 +34,6 @@ struct PolicyParser {
             policy.acceptAny = true
         }
         if let sets = top["reference_sets"] {
-            policy.referenceSetsLocation = "\(sets.location)"
             for (name, node) in try mapping(sets, "reference_sets").pairs {
                 policy.referenceSets[name] = try strings(node, "reference_sets.\(name)")
             }
