@@ -123,21 +123,18 @@ struct AttestationTests {
     }
 
     @Test func tpm2CheckquoteAcceptsVigilTPMQuoteOutput() async throws {
-        let simulator = try SoftwareTPM()
-        defer { simulator.stop() }
-        let dir = try ProcessRunner.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let env = ["VIGIL_TCTI": simulator.tctiString]
-        let vigil = ProcessRunner.vigilExecutable
-        let provision = try ProcessRunner.run(vigil, ["tpm", "provision"], environment: env)
+        let session = try VigilCLISession()
+        defer { session.close() }
+        let dir = session.directory
+        let provision = try session.vigil(["tpm", "provision"])
         #expect(provision.status == 0, "\(provision.stderr)")
         #expect(provision.stdout.contains("Identity provisioned."))
-        let again = try ProcessRunner.run(vigil, ["tpm", "provision"], environment: env)
+        let again = try session.vigil(["tpm", "provision"])
         #expect(again.stdout.contains("Nothing changed"), "\(again.stdout)")
 
         for (spec, nonce) in [("sha256:0,1,2,3,4,5,6,7", "deadbeef00112233"), ("sha1:0-23+sha256:0-23+sha384:0,7", "01")] {
             let out = dir.appendingPathComponent(String(spec.prefix(6)))
-            let quote = try ProcessRunner.run(vigil, ["tpm", "quote", "--pcrs", spec, "--nonce", nonce, "--out", out.path], environment: env)
+            let quote = try session.vigil(["tpm", "quote", "--pcrs", spec, "--nonce", nonce, "--out", out.path])
             #expect(quote.status == 0, "\(quote.stderr)")
             let check = try ProcessRunner.run("tpm2_checkquote", [
                 "-u", out.appendingPathComponent("ak.pem").path, "-m", out.appendingPathComponent("quote.msg").path,

@@ -12,23 +12,20 @@ struct EventLogOnTPMTests {
     static let logs = SoftwareTPM.repositoryRoot.appendingPathComponent("Tests/AttestTests/Fixtures/eventlogs")
 
     @Test func replayLogThenQuoteThenVerifyWithTheEventLogPassesEndToEnd() async throws {
-        let simulator = try SoftwareTPM()
-        defer { simulator.stop() }
-        let dir = try ProcessRunner.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let env = ["VIGIL_TCTI": simulator.tctiString]
-        let vigil = ProcessRunner.vigilExecutable
+        let session = try VigilCLISession()
+        defer { session.close() }
+        let dir = session.directory
         let log = Self.logs.appendingPathComponent("gce-rhel8-sb.bin").path
 
-        #expect(try ProcessRunner.run(vigil, ["tpm", "provision"], environment: env).status == 0)
-        let replay = try ProcessRunner.run(vigil, ["tpm", "replay-log", log], environment: env)
+        #expect(try session.vigil(["tpm", "provision"]).status == 0)
+        let replay = try session.vigil(["tpm", "replay-log", log])
         #expect(replay.status == 0, "\(replay.stderr)")
         #expect(replay.stdout.contains("for software TPMs only"))
         let nonce = "5eed5eed5eed5eed"
-        let quote = try ProcessRunner.run(vigil, ["tpm", "quote", "--pcrs", "sha256:0-9+sha1:0-9+sha384:0-9", "--nonce", nonce, "--out", dir.path], environment: env)
+        let quote = try session.vigil(["tpm", "quote", "--pcrs", "sha256:0-9+sha1:0-9+sha384:0-9", "--nonce", nonce, "--out", dir.path])
         #expect(quote.status == 0, "\(quote.stderr)")
         func verify(_ eventlog: String, nonce: String = nonce) throws -> ProcessResult {
-            try ProcessRunner.run(vigil, ["quote", "verify", "--ak", dir.appendingPathComponent("ak.pem").path,
+            try ProcessRunner.run(ProcessRunner.vigilExecutable, ["quote", "verify", "--ak", dir.appendingPathComponent("ak.pem").path,
                                           "--message", dir.appendingPathComponent("quote.msg").path,
                                           "--signature", dir.appendingPathComponent("quote.sig").path,
                                           "--pcrs", dir.appendingPathComponent("quote.pcrs").path, "--nonce", nonce, "--eventlog", eventlog])
@@ -37,7 +34,7 @@ struct EventLogOnTPMTests {
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout.contains("event log matches the quote"), "\(ok.stdout)")
         // The TPM's replayed PCRs equal Vigil's in-process replay, in all three banks.
-        let tpm = try await simulator.open()
+        let tpm = try await session.simulator.open()
         let (values, _) = try await tpm.pcrRead(TPMLPCRSelection([.sha1, .sha256, .sha384].map { TPMSPCRSelection(hash: $0, pcrs: 0..<10) }))
         let expected = EventLogReplay(try UnverifiedEventLog(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: log))))).values
         for bank: TPMAlgorithmID in [.sha1, .sha256, .sha384] {
@@ -53,7 +50,7 @@ struct EventLogOnTPMTests {
         #expect(wrongNonce.stderr.contains("nonce"))
 
         // Replaying again is refused: the PCRs are no longer at their reset values.
-        let again = try ProcessRunner.run(vigil, ["tpm", "replay-log", log], environment: env)
+        let again = try session.vigil(["tpm", "replay-log", log])
         #expect(again.status == 1)
         #expect(again.stderr.contains("not at its reset value"), "\(again.stderr)")
     }
@@ -81,18 +78,15 @@ struct EventLogOnTPMTests {
 @Suite(.enabled(if: SoftwareTPM.canRun, "swtpm is not installed (apt-get install swtpm swtpm-tools)"))
 struct SignedEvidencePolicyTests {
     @Test func evidenceFromTheTPMPassesItsMachinesPoliciesAndFailsAnothers() async throws {
-        let simulator = try SoftwareTPM()
-        defer { simulator.stop() }
-        let dir = try ProcessRunner.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let env = ["VIGIL_TCTI": simulator.tctiString]
-        let vigil = ProcessRunner.vigilExecutable
+        let session = try VigilCLISession()
+        defer { session.close() }
+        let dir = session.directory
         let root = SoftwareTPM.repositoryRoot
         let log = root.appendingPathComponent("Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin").path
-        #expect(try ProcessRunner.run(vigil, ["tpm", "provision"], environment: env).status == 0)
-        #expect(try ProcessRunner.run(vigil, ["tpm", "replay-log", log], environment: env).status == 0)
+        #expect(try session.vigil(["tpm", "provision"]).status == 0)
+        #expect(try session.vigil(["tpm", "replay-log", log]).status == 0)
         let bundle = dir.appendingPathComponent("evidence.json").path
-        let collect = try ProcessRunner.run(vigil, ["tpm", "evidence", "--nonce", "a1b2c3d4", "--eventlog", log, "--out", bundle], environment: env)
+        let collect = try session.vigil(["tpm", "evidence", "--nonce", "a1b2c3d4", "--eventlog", log, "--out", bundle])
         #expect(collect.status == 0, "\(collect.stderr)")
 
         // The evidence verifies and carries the EK certificate, device certificate and log.
@@ -103,7 +97,7 @@ struct SignedEvidencePolicyTests {
         #expect(throws: AttestError.self) { try parsed.verify(expectedNonce: [0]) }
 
         func policyTest(_ policy: String) throws -> ProcessResult {
-            try ProcessRunner.run(vigil, ["policy", "test", root.appendingPathComponent(policy).path, "--evidence", bundle])
+            try ProcessRunner.run(ProcessRunner.vigilExecutable, ["policy", "test", root.appendingPathComponent(policy).path, "--evidence", bundle])
         }
         let strict = try policyTest("policies/strict-secureboot-linux.yaml")
         #expect(strict.status == 0, "\(strict.stdout)\(strict.stderr)")
@@ -117,7 +111,7 @@ struct SignedEvidencePolicyTests {
         let policy = dir.appendingPathComponent("ek.yaml")
         try "id: ek\nversion: 1\nidentity:\n  ek_certificate: required\n  ek_ca: \(root.appendingPathComponent("swtpm-fixtures/ca").path)\n  manufacturers: [\"id:00001014\"]\n"
             .write(to: policy, atomically: true, encoding: .utf8)
-        let ek = try ProcessRunner.run(vigil, ["policy", "test", policy.path, "--evidence", bundle, "--json"])
+        let ek = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["policy", "test", policy.path, "--evidence", bundle, "--json"])
         #expect(ek.status == 0, "\(ek.stdout)\(ek.stderr)")
         #expect(ek.stdout.contains("\"identity.ek_chain\""))
     }
