@@ -113,16 +113,20 @@ let package = Package(
             ]
         ),
 
-        // MARK: Test support: starts a private swtpm per test from swtpm-fixtures/
+        // MARK: Test support: child processes with deadlines; a private swtpm per test from swtpm-fixtures/
+        .target(
+            name: "ProcessSupport",
+            path: "Tests/ProcessSupport"
+        ),
         .target(
             name: "VigilTestSupport",
-            dependencies: ["AttestTPM"],
+            dependencies: ["AttestTPM", "ProcessSupport"],
             path: "Tests/VigilTestSupport"
         ),
         .testTarget(
             name: "AttestTests",
             dependencies: [
-                "Attest",
+                "Attest", "ProcessSupport",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -137,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "AttestTPMTests",
             dependencies: [
-                "Attest", "AttestTPM", "Node", "Policy", "VigilTestSupport", "vigil",
+                "Attest", "AttestTPM", "Node", "Policy", "ProcessSupport", "VigilTestSupport", "vigil",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -13,4 +13,7 @@ swift build --build-tests -Xswiftc -warnings-as-errors
 echo "== swift test"
 # Many tests provoke TPM errors on purpose; libtss2 would print each to stderr. Set TSS2_LOG yourself to see them.
 export TSS2_LOG=${TSS2_LOG:-all+none}
-swift test --skip-build
+# The test run has a deadline (VIGIL_TEST_TIMEOUT seconds; a normal run takes well under a minute). A run that
+# passes it is a failure with a diagnosis (the tests still running, the processes, every thread's stack)
+# rather than a CI job that silently runs out of time.
+bash scripts/run-with-watchdog.sh "${VIGIL_TEST_TIMEOUT:-1200}" swift test --skip-build

@@ -12,8 +12,16 @@ struct TPMOptions: ParsableArguments {
         valueName: "tcti"))
     var tcti: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Seconds any TPM command may wait for its answer before the command fails (0: no limit).", valueName: "seconds"))
+    var tpmTimeout: Int32 = TPM.defaultCommandTimeoutMilliseconds / 1000
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .warning
+
+    func validate() throws {
+        guard (0...3600).contains(tpmTimeout) else { throw ValidationError("--tpm-timeout must be between 0 and 3600 seconds") }
+    }
 
     func open() async throws -> TPM {
         bootstrapLogging(logLevel)
@@ -23,7 +31,7 @@ struct TPMOptions: ParsableArguments {
         var logger = Logger(label: "vigil")
         logger.logLevel = logLevel
         let config = try TCTIConfiguration.resolve(tcti)
-        return try await TPM.open(config, logger: logger)
+        return try await TPM.open(config, commandTimeoutMilliseconds: tpmTimeout * 1000, logger: logger)
     }
 }
 

@@ -4,6 +4,7 @@ import Crypto
 import Attest
 import AttestTPM
 import Node
+import ProcessSupport
 import VigilTestSupport
 
 /// Quotes, certification and credential activation with the provisioned identity, and interoperability

@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import ProcessSupport
 import VigilTestSupport
 
 /// The `vigil` verifier-side commands as users run them: exit codes, messages on stderr, JSON shapes.

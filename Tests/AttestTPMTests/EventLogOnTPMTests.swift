@@ -3,6 +3,7 @@ import Foundation
 import Attest
 import AttestTPM
 import Node
+import ProcessSupport
 import VigilTestSupport
 
 /// A real machine's boot replayed into swtpm, quoted by Vigil's AK, and verified with the event log:

@@ -3,6 +3,7 @@ import Foundation
 import Crypto
 import Attest
 import AttestTPM
+import ProcessSupport
 import VigilTestSupport
 #if canImport(Glibc)
 import Glibc
@@ -120,6 +121,40 @@ struct RobustnessTests {
         }
     }
 
+    /// A simulator that stops answering in the middle of a session (SIGSTOP: the socket stays open, nothing
+    /// comes back) fails the next command within the command timeout instead of hanging the caller.
+    @Test func aTPMThatStopsAnsweringMidSessionFailsTheCommandWithinItsTimeout() async throws {
+        let simulator = try SoftwareTPM()
+        defer { simulator.stop() }
+        let tpm = try await TPM.open(simulator.tcti, commandTimeoutMilliseconds: 1500)
+        #expect(try await tpm.getRandom(8).count == 8)
+        kill(simulator.processIdentifier, SIGSTOP)
+        defer { kill(simulator.processIdentifier, SIGCONT) }
+        let start = Date()
+        let error = await #expect(throws: TPMError.self) { _ = try await tpm.getRandom(8) }
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(elapsed >= 1.4 && elapsed < 10, "took \(elapsed) s")
+        #expect(error?.code == .timeout, "\(String(describing: error))")
+        #expect(error?.description.contains("Esys_GetRandom") == true, "\(String(describing: error))")
+        // The TPM still owes that answer: the connection refuses further commands at once.
+        let again = Date()
+        let next = await #expect(throws: TPMError.self) { _ = try await tpm.getRandom(8) }
+        #expect(next?.code == .timeout)
+        #expect(Date().timeIntervalSince(again) < 1)
+    }
+
+    /// Test children (swtpm, vigil, tpm2-tools) inherit only stdin/stdout/stderr: a TPM connection that leaked
+    /// into another test's long-lived swtpm would keep its simulator's only client slot busy, and every later
+    /// command to it would wait for the command timeout (seen under load before ChildProcess closed them).
+    @Test func childProcessesInheritOnlyTheirStandardDescriptors() throws {
+        let leaky = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)  // no SOCK_CLOEXEC, like libtss2's sockets
+        defer { close(leaky) }
+        #expect(fcntl(leaky, F_GETFD) & FD_CLOEXEC == 0)
+        let result = try ProcessRunner.run("/bin/sh", ["-c", "ls /proc/$$/fd"])
+        let descriptors = result.stdout.split(separator: "\n").compactMap { Int32($0) }.sorted()
+        #expect(descriptors == [0, 1, 2], "the child had \(descriptors)")
+    }
+
     @Test func theCLIReportsAMissingTPMOnOneLineOfStderr() throws {
         let port = try SoftwareTPM.freePortPair()
         let result = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["tpm", "info", "--tcti", "swtpm:host=127.0.0.1,port=\(port)"])
@@ -189,20 +224,15 @@ struct ProvisioningCrashTests {
         var kills = 0
         var completedUnkilled = false
         for step in 0..<200 where !completedUnkilled {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: vigil)
-            process.arguments = ["tpm", "provision"]
-            process.environment = ProcessInfo.processInfo.environment.merging(["VIGIL_TCTI": simulator.tctiString]) { _, n in n }
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try ChildProcess(vigil, ["tpm", "provision"],
+                                           environment: ChildProcess.currentEnvironment().merging(["VIGIL_TCTI": simulator.tctiString]) { _, n in n })
             usleep(UInt32(step * 5_000))
             if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
+                process.kill(SIGKILL)
                 kills += 1
             }
-            process.waitUntilExit()
-            completedUnkilled = process.terminationReason == .exit && process.terminationStatus == 0
+            let ended = try #require(process.wait(timeoutSeconds: 120), "vigil tpm provision did not end")
+            completedUnkilled = ended == .exited(0)
 
             // Whatever the kill left, one run completes the identity and the next changes nothing.
             let tpm = try await simulator.open()

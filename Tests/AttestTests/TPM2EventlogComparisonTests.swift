@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import Attest
+import ProcessSupport
 
 /// Vigil's in-process replay next to tpm2-tools' `tpm2_eventlog` (what Keylime runs per attestation), on
 /// every fixture log. Where the two agree, fine; where they differ, the PCRs the TPM really held decide
@@ -62,20 +63,13 @@ enum TPM2Eventlog {
 
     /// Runs tpm2_eventlog and reads its `pcrs:` section.
     static func replay(_ file: URL) throws -> Outcome {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/tpm2_eventlog")
-        p.arguments = [file.path]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { return .failed(p.terminationStatus) }
+        // Bounded: a tool that never ends, or pipes that stay open, fail this test instead of hanging the run.
+        let result = try ProcessRunner.run("/usr/bin/tpm2_eventlog", [file.path], timeoutSeconds: 60)
+        guard result.status == 0 else { return .failed(result.status) }
         var values = PCRValues()
         var bank: TPMAlgorithmID?
         var inPCRs = false
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+        for line in result.stdout.split(separator: "\n") {
             if line == "pcrs:" { inPCRs = true; continue }
             guard inPCRs else { continue }
             let t = line.trimmingCharacters(in: .whitespaces)

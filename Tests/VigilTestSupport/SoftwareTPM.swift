@@ -1,5 +1,6 @@
 public import Foundation
 public import AttestTPM
+import ProcessSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +14,7 @@ public final class SoftwareTPM: @unchecked Sendable {
     public let port: Int
     public let controlPort: Int
     public let stateDirectory: URL
-    private let process: Process
+    private let process: ChildProcess
     private let lock = NSLock()
     private var stopped = false
 
@@ -59,20 +60,16 @@ public final class SoftwareTPM: @unchecked Sendable {
             try FileManager.default.copyItem(at: state.appendingPathComponent(item), to: directory.appendingPathComponent(item))
         }
         var lastError = "not started"
-        for _ in 0..<8 {
+        for attempt in 0..<8 {
             // libtss2's swtpm TCTI talks to the control channel at port + 1.
             let data = try Self.freePortPair()
             let control = data + 1
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: swtpm)
-            process.arguments = ["socket", "--tpm2", "--tpmstate", "dir=\(directory.path)",
-                                 "--server", "type=tcp,port=\(data),bindaddr=127.0.0.1",
-                                 "--ctrl", "type=tcp,port=\(control),bindaddr=127.0.0.1",
-                                 "--flags", "not-need-init,startup-clear", "--log", "level=0"]
-            let errPipe = Pipe()
-            process.standardError = errPipe
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
+            let log = directory.appendingPathComponent("swtpm-\(attempt).log").path
+            let process = try ChildProcess(swtpm, ["socket", "--tpm2", "--tpmstate", "dir=\(directory.path)",
+                                                   "--server", "type=tcp,port=\(data),bindaddr=127.0.0.1",
+                                                   "--ctrl", "type=tcp,port=\(control),bindaddr=127.0.0.1",
+                                                   "--flags", "not-need-init,startup-clear", "--log", "level=0"],
+                                           standardOutput: .null, standardError: .file(log))
             if Self.waitForListener(port: data, process: process, seconds: 10) {
                 self.port = data
                 self.controlPort = control
@@ -80,13 +77,16 @@ public final class SoftwareTPM: @unchecked Sendable {
                 self.process = process
                 return
             }
-            process.terminate()
-            process.waitUntilExit()
-            lastError = String(decoding: errPipe.fileHandleForReading.availableData, as: UTF8.self)
+            process.kill(SIGKILL)
+            _ = process.wait(timeoutSeconds: 10)
+            lastError = (try? String(contentsOfFile: log, encoding: .utf8)) ?? "no output"
         }
         try? FileManager.default.removeItem(at: directory)
         throw StartError(description: "swtpm did not start: \(lastError)")
     }
+
+    /// The swtpm process, e.g. to stop it with SIGSTOP and see what a client does with a TPM that hangs.
+    public var processIdentifier: Int32 { process.pid }
 
     /// Opens the ``TPM`` actor on this simulator.
     public func open() async throws -> TPM { try await TPM.open(tcti) }
@@ -97,11 +97,9 @@ public final class SoftwareTPM: @unchecked Sendable {
         defer { lock.unlock() }
         guard !stopped else { return }
         stopped = true
-        if process.isRunning {
-            // The state is disposable: no need for swtpm's orderly shutdown, which waits for clients.
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        // The state is disposable: no need for swtpm's orderly shutdown, which waits for clients.
+        process.kill(SIGKILL)
+        _ = process.wait(timeoutSeconds: 30)
         try? FileManager.default.removeItem(at: stateDirectory)
     }
 
@@ -155,7 +153,7 @@ public final class SoftwareTPM: @unchecked Sendable {
 
     /// A TCP socket bound to 127.0.0.1:`port`, or nil. The caller closes it.
     public static func boundSocket(port: Int) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         guard loopback(fd, port: port, { bind($0, $1, $2) }) == 0 else {
             close(fd)
@@ -176,11 +174,11 @@ public final class SoftwareTPM: @unchecked Sendable {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    static func waitForListener(port: Int, process: Process, seconds: Double) -> Bool {
+    static func waitForListener(port: Int, process: ChildProcess, seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             guard process.isRunning else { return false }
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             let ok = loopback(fd, port: port) { connect($0, $1, $2) }
             close(fd)
             if ok == 0 { return true }

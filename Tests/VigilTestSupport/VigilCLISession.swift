@@ -1,4 +1,5 @@
 public import Foundation
+public import ProcessSupport
 
 /// A private swtpm, a temporary folder and the `vigil` binary pointed at that simulator: what the
 /// end-to-end CLI tests share. ``close()`` stops the simulator and deletes the folder.

@@ -10,10 +10,15 @@ import Glibc
 struct ESYSContext: ~Copyable {
     let raw: OpaquePointer
     private var tcti: OpaquePointer?
+    /// Sits between ESAPI and `tcti`; see ``TCTIDeadline``.
+    private let deadline: TCTIDeadline
 
     /// Connects to the TPM. For socket TCTIs the endpoint is probed first with a bounded
     /// non-blocking connect, so an address that points nowhere fails within `connectTimeout`.
-    init(tcti config: TCTIConfiguration, connectTimeoutMilliseconds: Int32) throws(TPMError) {
+    ///
+    /// ESAPI's synchronous calls wait for a response without a limit; through ``TCTIDeadline`` every one of
+    /// them is bounded by `commandTimeoutMilliseconds` (0: no bound).
+    init(tcti config: TCTIConfiguration, connectTimeoutMilliseconds: Int32, commandTimeoutMilliseconds: Int32) throws(TPMError) {
         if let endpoint = config.socketEndpoint {
             // The TCTI's own initialization blocks without a timeout on both sockets (it talks to the
             // control/platform port at init), so probe both first with a bounded exchange.
@@ -37,9 +42,11 @@ struct ESYSContext: ~Copyable {
             throw TPMError(code: .unavailable, reason: "TCTI \(config): cannot connect: \(TSS2Error(rawValue: rc))",
                            tss2: TSS2Error(rawValue: rc))
         }
+        let deadline = TCTIDeadline(wrapping: tcti, blockingTimeoutMilliseconds: commandTimeoutMilliseconds,
+                                    socketPort: config.socketEndpoint?.port)
         var ctx: OpaquePointer? = nil
         var abi = TSS2_ABI_VERSION(tssCreator: 1, tssFamily: 2, tssLevel: 1, tssVersion: 108)
-        let erc = Esys_Initialize(&ctx, tcti, &abi)
+        let erc = Esys_Initialize(&ctx, deadline.context, &abi)
         guard erc == 0, let ctx else {
             var t: OpaquePointer? = tcti
             Tss2_TctiLdr_Finalize(&t)
@@ -47,7 +54,12 @@ struct ESYSContext: ~Copyable {
         }
         self.raw = ctx
         self.tcti = tcti
+        self.deadline = deadline
     }
+
+    /// Whether a command went unanswered past the command timeout; the context is then unusable.
+    var deadlineExpired: Bool { deadline.expired }
+    var commandTimeoutMilliseconds: Int32 { deadline.blockingTimeoutMilliseconds }
 
     deinit {
         var ctx: OpaquePointer? = raw

@@ -30,6 +30,10 @@ public actor TPM {
 
     /// How long the first command may take before the TPM is declared unresponsive.
     public static let defaultResponseTimeoutMilliseconds: Int32 = 3000
+    /// How long any later command may wait for its response before it fails with ``TPMError/Code/timeout``
+    /// (after which this connection refuses further commands): generous enough for RSA key generation on a
+    /// slow TPM, short enough that a wedged TPM or simulator never hangs the agent.
+    public static let defaultCommandTimeoutMilliseconds: Int32 = 120_000
 
     private init(context: consuming ESYSContext, tcti: TCTIConfiguration, loop: any EventLoop, logger: Logger) {
         self.context = context
@@ -42,14 +46,17 @@ public actor TPM {
     /// if the TPM has not been started (a simulator; firmware starts real TPMs).
     ///
     /// Never falls back to anything: if no TPM answers, this throws ``TPMError/Code/unavailable`` or
-    /// ``TPMError/Code/timeout`` with a one-line reason.
+    /// ``TPMError/Code/timeout`` with a one-line reason. Every later command is bounded by
+    /// `commandTimeoutMilliseconds` (see ``defaultCommandTimeoutMilliseconds``).
     public static func open(_ tcti: TCTIConfiguration,
                             timeoutMilliseconds: Int32 = defaultResponseTimeoutMilliseconds,
+                            commandTimeoutMilliseconds: Int32 = defaultCommandTimeoutMilliseconds,
                             logger: Logger = Logger(label: "vigil.tpm")) async throws(TPMError) -> TPM {
         let loop = threads.next()
         let context: ESYSContext
         do {
-            context = try ESYSContext(tcti: tcti, connectTimeoutMilliseconds: timeoutMilliseconds)
+            context = try ESYSContext(tcti: tcti, connectTimeoutMilliseconds: timeoutMilliseconds,
+                                      commandTimeoutMilliseconds: commandTimeoutMilliseconds)
         }
         let tpm = TPM(context: context, tcti: tcti, loop: loop, logger: logger)
         try await tpm.probeAndStartup(timeoutMilliseconds: timeoutMilliseconds)
@@ -57,6 +64,20 @@ public actor TPM {
             try await tpm.flushStaleContexts()
         }
         return tpm
+    }
+
+    /// Every libtss2 call of the actor goes through here: ``tss2Call(_:logger:_:)``, with a command that went
+    /// unanswered past the command timeout reported as ``TPMError/Code/timeout`` rather than a TCTI I/O error.
+    func tss2Call(_ function: StaticString, logger: Logger? = nil, _ body: () -> TSS2_RC) throws(TPMError) {
+        do {
+            try AttestTPM.tss2Call(function, logger: logger, body)
+        } catch {
+            guard context.deadlineExpired else { throw error }
+            throw TPMError(code: .timeout,
+                           reason: "\(function): the TPM (\(tcti)) did not answer within \(context.commandTimeoutMilliseconds) ms; "
+                               + "this connection is closed to further commands",
+                           tss2: error.tss2)
+        }
     }
 
     /// A simulator reached directly has no resource manager: transient objects and sessions that a killed
