@@ -135,7 +135,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PolicyTests",
-            dependencies: ["Attest", "Policy", .product(name: "X509", package: "swift-certificates")],
+            dependencies: [
+                "Attest", "Policy",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
             exclude: ["Fixtures"]
         ),
         .testTarget(

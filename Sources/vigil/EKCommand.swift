@@ -25,6 +25,7 @@ struct EKCommand: AsyncParsableCommand {
             let tpm_model: String?
             let tpm_version: String?
             let skipped_ca_files: [String]
+            let repaired_ca_files: [String]
         }
 
         func run() async throws {
@@ -39,10 +40,12 @@ struct EKCommand: AsyncParsableCommand {
                 }
                 if json {
                     try printJSON(Output(valid: reason == nil, reason: reason, chain: chain, issuer: ek.issuer, tpm_manufacturer: ek.tpmManufacturer,
-                                         tpm_model: ek.tpmModel, tpm_version: ek.tpmVersion, skipped_ca_files: folder.skipped.map { "\($0.file): \($0.reason)" }))
+                                         tpm_model: ek.tpmModel, tpm_version: ek.tpmVersion, skipped_ca_files: folder.skipped.map { "\($0.file): \($0.reason)" },
+                                         repaired_ca_files: folder.repaired.map { "\($0.file): \($0.reason)" }))
                 } else {
                     print("TPM: manufacturer \(ek.tpmManufacturer ?? "-"), model \(ek.tpmModel ?? "-"), firmware version \(ek.tpmVersion ?? "-")")
                     for s in folder.skipped { print("note: skipped \(s.file): \(s.reason)") }
+                    for r in folder.repaired { print("note: repaired \(r.file): \(r.reason)") }
                     if reason == nil {
                         print("valid: " + chain.enumerated().map { $0.offset == 0 ? "EK (issuer \(ek.issuer))" : $0.element }.joined(separator: " → "))
                     }

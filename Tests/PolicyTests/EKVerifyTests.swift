@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import Attest
 import X509
+import SwiftASN1
 
 /// EK certificates from real TPMs against vendor CA folders as vendors publish them.
 @Suite struct EKVerifyTests {
@@ -57,13 +58,53 @@ import X509
         #expect(reason.hasPrefix("issuer not found:"))
     }
 
-    @Test func theGCEFolderOfDERFilesLoadsAndNonDERVendorFilesAreReportedNotFatal() throws {
+    @Test func theGCEFolderOfDERFilesLoadsAndNuvotonRootsOutOfDERSetOrderAreRepaired() throws {
         let gce = try CACertificateFolder(path: Self.ekcerts.appendingPathComponent("gce-ca").path)
         #expect(gce.certificates.count == 5)
-        #expect(gce.skipped.isEmpty)
+        #expect(gce.skipped.isEmpty && gce.repaired.isEmpty)
         let vendor = try CACertificateFolder(path: Self.ekcerts.appendingPathComponent("vendor-ca").path)
-        #expect(vendor.certificates.count > 40)
-        #expect(vendor.skipped.allSatisfy { $0.reason.contains("SET OF") }, "\(vendor.skipped)")
+        #expect(vendor.skipped.isEmpty, "\(vendor.skipped)")
+        // Nuvoton's seven roots write their multi-valued RDN (CN + O + C) out of DER order (keylime#944).
+        #expect(vendor.repaired.map(\.file).sorted() == ["NTC1.pem", "NTC2.pem", "NUVO_0100.pem", "NUVO_1110.pem", "NUVO_1111.pem", "NUVO_2110.pem", "NUVO_2111.pem"])
+        #expect(vendor.repaired.allSatisfy { $0.reason.contains("X.690 §11.6") })
+        let nuvoton = vendor.certificates.filter { $0.subject.description.contains("Nuvoton") }
+        #expect(nuvoton.count == 7)
+        #expect(nuvoton.allSatisfy { $0.subject == $0.issuer })
+    }
+
+    static let nuvotonRoot = ekcerts.appendingPathComponent("leaf/nuvoton-root-ca-2110-nonDER-setorder.der")
+
+    @Test func aRepairKeepsTheLengthAndTheSignatureIsCheckedOverThePublishedBytes() throws {
+        let published = Array(try Data(contentsOf: Self.nuvotonRoot))
+        #expect(throws: (any Error).self) { _ = try Certificate(derEncoded: published) }  // strict DER refuses it
+        let repaired = try #require(try CACertificateFolder.parse(published).first)
+        #expect(repaired.subject.description == "C=TW+CN=Nuvoton TPM Root CA 2110+O=Nuvoton Technology Corporation")
+        var serializer = DER.Serializer()
+        try serializer.serialize(repaired)
+        let canonical = serializer.serializedBytes
+        #expect(canonical.count == published.count && canonical != published)
+
+        // notAfter 2035-10-15 moved to 2034 (still well-formed: only the signature can tell), or one bit of the
+        // signature flipped: the repair is refused.
+        let notAfter = Array("351015".utf8)
+        let year = try #require((0..<(published.count - notAfter.count)).first { Array(published[$0..<($0 + notAfter.count)]) == notAfter })
+        var laterExpiry = published
+        laterExpiry[year + 1] = UInt8(ascii: "4")
+        var badSignature = published
+        badSignature[published.count - 5] ^= 0x01
+        for tampered in [laterExpiry, badSignature] {
+            #expect(throws: AttestError.self) { _ = try CACertificateFolder.parse(tampered) }
+        }
+        // Truncations and garbage never trap.
+        for length in stride(from: 0, to: published.count, by: 7) {
+            _ = try? CACertificateFolder.parse(Array(published.prefix(length)))
+        }
+    }
+
+    @Test func aCARootOfferedAsAnEKIsNamedAsSuch() async throws {
+        let root = try EKCertificate(bytes: Array(try Data(contentsOf: Self.nuvotonRoot)))
+        let result = await (try Self.verifier("vendor-ca")).validate(root, at: Self.when)
+        #expect(result == .invalid(reason: "not an EK certificate: a CA certificate (basicConstraints cA=TRUE): C=TW+CN=Nuvoton TPM Root CA 2110+O=Nuvoton Technology Corporation"))
     }
 
     @Test func anExpiredChainIsRejectedAsExpired() async throws {

@@ -11,5 +11,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = try? AKPublic(pub)
     }
     _ = try? EKCertificate(bytes: bytes)
+    _ = try? CACertificateFolder.parse(bytes)  // PEM bundles, and the DER SET-order repair of self-signed roots
     return 0
 }

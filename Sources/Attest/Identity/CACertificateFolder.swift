@@ -10,6 +10,8 @@ public struct CACertificateFolder: Sendable {
     public let certificates: [Certificate]
     /// Files that could not be read as certificates, with the reason.
     public let skipped: [(file: String, reason: String)]
+    /// Files read only after repairing a departure from DER, with what was repaired (see ``parse(_:)``).
+    public let repaired: [(file: String, reason: String)]
     /// Largest file read (vendor bundles are a few KiB per certificate).
     public static let maxFileSize = 1 << 20
 
@@ -22,6 +24,7 @@ public struct CACertificateFolder: Sendable {
         }
         var certificates: [Certificate] = []
         var skipped: [(String, String)] = []
+        var repaired: [(String, String)] = []
         for name in names where !name.hasPrefix(".") {
             let url = URL(fileURLWithPath: path).appendingPathComponent(name)
             var isDirectory: ObjCBool = false
@@ -32,31 +35,73 @@ public struct CACertificateFolder: Sendable {
                 continue
             }
             do {
-                certificates.append(contentsOf: try Self.parse(Array(data)))
+                for (certificate, repair) in try Self.parseReportingRepairs(Array(data)) {
+                    certificates.append(certificate)
+                    if let repair { repaired.append((name, repair)) }
+                }
             } catch {
                 skipped.append((name, error.reason))
             }
         }
         self.certificates = certificates
         self.skipped = skipped
+        self.repaired = repaired
     }
 
     /// Every certificate in a PEM bundle, or the one DER certificate (padding tolerated).
+    ///
+    /// A self-signed CA certificate whose only fault is SET OF elements out of DER order (``DERSetOrder``) is
+    /// accepted after repair, and only if its self-signature verifies over the bytes as published; every
+    /// other non-DER certificate is refused.
     public static func parse(_ bytes: [UInt8]) throws(AttestError) -> [Certificate] {
+        try parseReportingRepairs(bytes).map(\.0)
+    }
+
+    static func parseReportingRepairs(_ bytes: [UInt8]) throws(AttestError) -> [(Certificate, String?)] {
         if let text = String(validating: bytes, as: UTF8.self), text.contains("-----BEGIN CERTIFICATE-----") {
-            var out: [Certificate] = []
+            var out: [(Certificate, String?)] = []
             var rest = Substring(text)
             while let begin = rest.range(of: "-----BEGIN CERTIFICATE-----"), let end = rest.range(of: "-----END CERTIFICATE-----", range: begin.upperBound..<rest.endIndex) {
                 let block = String(rest[begin.lowerBound..<end.upperBound]) + "\n"
+                let der: [UInt8]
                 do {
-                    out.append(try Certificate(pemEncoded: block))
+                    der = try PEMDocument(pemString: block).derBytes
                 } catch {
-                    throw AttestError(code: .invalidValue, reason: "not a valid X.509 certificate: \(error)")
+                    throw AttestError(code: .invalidValue, reason: "not a valid PEM certificate: \(error)")
                 }
+                out.append(try certificate(der: der))
                 rest = rest[end.upperBound...]
             }
             return out
         }
-        return [try EKCertificate(bytes: bytes).certificate]
+        do {
+            return [(try EKCertificate(bytes: bytes).certificate, nil)]
+        } catch {
+            // Padding after the DER is tolerated as for EK certificates; then the SET-order repair.
+            guard let length = try? EKCertificate.derLength(bytes), let repaired = repairedSelfSigned(Array(bytes[..<length])) else { throw error }
+            return [repaired]
+        }
+    }
+
+    private static func certificate(der: [UInt8]) throws(AttestError) -> (Certificate, String?) {
+        do {
+            return (try Certificate(derEncoded: der), nil)
+        } catch {
+            if let repaired = repairedSelfSigned(der) { return repaired }
+            throw AttestError(code: .invalidValue, reason: "not a valid X.509 certificate: \(error)")
+        }
+    }
+
+    /// The certificate with its SETs put in DER order, if that makes it parse, it is self-issued, and its
+    /// signature verifies over the `tbsCertificate` bytes as published.
+    static func repairedSelfSigned(_ der: [UInt8]) -> (Certificate, String)? {
+        guard let canonical = DERSetOrder.canonicalized(der), canonical != der,
+              let certificate = try? Certificate(derEncoded: canonical),
+              certificate.subject == certificate.issuer,
+              let signedBytes = DERSetOrder.signedPortion(ofCertificate: der),
+              let signature = DERSetOrder.signatureValue(ofCertificate: der),
+              certificate.publicKey.isValidSignature(signature, for: signedBytes, signatureAlgorithm: certificate.signatureAlgorithm)
+        else { return nil }
+        return (certificate, "SET OF elements not in DER order (X.690 §11.6); accepted as a self-signed anchor after its signature verified over the bytes as published")
     }
 }

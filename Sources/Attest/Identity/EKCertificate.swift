@@ -48,7 +48,11 @@ public struct EKCertificate: Hashable, Sendable {
         do {
             certificate = try Certificate(derEncoded: der)
         } catch {
-            throw AttestError(code: .invalidValue, reason: "EK certificate: not a valid X.509 certificate: \(error)")
+            // Only a self-signed certificate can be repaired (its signature is checked over the published bytes).
+            guard let (repaired, _) = CACertificateFolder.repairedSelfSigned(der) else {
+                throw AttestError(code: .invalidValue, reason: "EK certificate: not a valid X.509 certificate: \(error)")
+            }
+            certificate = repaired
         }
         derBytes = der
         var manufacturer: String?, model: String?, version: String?

@@ -36,6 +36,11 @@ public struct EKCertificateVerifier: Sendable {
 
     /// Validates `ek` at `time` (default: now).
     public func validate(_ ek: EKCertificate, at time: Date = Date()) async -> Result {
+        // TCG EK Credential Profile §3.2: an EK certificate is an end-entity certificate. A CA certificate
+        // offered as one (a vendor root picked by mistake) is named as such, not searched for an issuer.
+        if case .isCertificateAuthority = (try? ek.certificate.extensions.basicConstraints) ?? nil {
+            return .invalid(reason: "not an EK certificate: a CA certificate (basicConstraints cA=TRUE): \(ek.certificate.subject)")
+        }
         var verifier = Verifier(rootCertificates: CertificateStore(roots)) {
             RFC5280Policy(fixedExpiryValidationTime: time)
             TCGEKCertificatePolicy()
