@@ -124,14 +124,34 @@ public final class SoftwareTPM: @unchecked Sendable {
 
     // MARK: Sockets
 
-    /// A port P such that P and P + 1 are free right now.
+    /// A port P such that P and P + 1 are free right now, chosen below the kernel's ephemeral range.
+    ///
+    /// The swtpm TCTI opens a TCP connection per command, so a test run leaves tens of thousands of client
+    /// sockets in TIME_WAIT across the ephemeral range (31,636 seen with three runs at once); a listening port
+    /// picked from that range then often finds P + 1 taken. Ports between 10000 and the range's start are
+    /// never handed to clients. The check binds with SO_REUSEADDR, as swtpm does.
     public static func freePortPair() throws -> Int {
+        let upper = ephemeralRangeStart() - 2
+        if upper > 10_000 {
+            for _ in 0..<256 {
+                let p = Int.random(in: 10_000...upper)
+                if canBind(p) && canBind(p + 1) { return p }
+            }
+        }
         for _ in 0..<64 {
             let p = try freePort()
             guard p < 65535 else { continue }
             if canBind(p + 1) { return p }
         }
         throw StartError(description: "no pair of free consecutive ports found")
+    }
+
+    /// The first port of `net.ipv4.ip_local_port_range` (32768 when it cannot be read).
+    static func ephemeralRangeStart() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
+              let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first,
+              let start = Int(first) else { return 32768 }
+        return start
     }
 
     static func canBind(_ port: Int) -> Bool {
@@ -155,6 +175,8 @@ public final class SoftwareTPM: @unchecked Sendable {
     public static func boundSocket(port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         guard loopback(fd, port: port, { bind($0, $1, $2) }) == 0 else {
             close(fd)
             return nil
