@@ -72,7 +72,9 @@ import Policy
     }
 
     @Test func undefinedReferenceSetsAndUnknownEnforceRulesAreErrors() {
-        #expect(Self.error(Self.minimal + "boot:\n  boot_applications:\n    allowed: [\"@nope\"]\n")?.code == .notFound)
+        let undefined = Self.error(Self.minimal + "boot:\n  boot_applications:\n    allowed: [\"@nope\"]\n")
+        #expect(undefined?.code == .notFound)
+        #expect(undefined?.location == "p.yaml:5:15", "the error points at the reference: \(String(describing: undefined))")
         #expect(Self.error(Self.minimal + "boot:\n  secure_boot: required\nenforce:\n  boot.kernel_cmdline: false\n")?.code == .unknownKey)
         #expect(Self.error(Self.minimal + "boot:\n  secure_boot: required\nenforce:\n  boot.secure_boot: false\n") == nil)
     }

@@ -22,6 +22,8 @@ public struct AttestationPolicy: Hashable, Sendable {
     public var source: String
     /// Where `extends:` is written ("file:line:column"), for messages.
     public var extendsLocation: String?
+    /// Where each "@name" reference is first written, for messages.
+    public var referenceLocations = SourceLocations()
 
     public init(id: String, version: Int, description: String = "", extends: String? = nil, acceptAny: Bool = false,
                 referenceSets: [String: [String]] = [:], identity: IdentityRules? = nil, freshness: FreshnessRules? = nil,
@@ -127,3 +129,19 @@ public struct AttestationPolicy: Hashable, Sendable {
 
 /// A PCR bank name as policies write it ("sha1", "sha256", "sha384", "sha512", "sm3_256").
 public typealias TPMBankName = String
+
+/// "file:line:column" of things written in a policy, for messages. Metadata, not content: two policies that
+/// say the same thing are equal wherever they were written.
+public struct SourceLocations: Hashable, Sendable {
+    public var byName: [String: String] = [:]
+
+    public init() {}
+
+    public subscript(name: String) -> String? {
+        get { byName[name] }
+        set { byName[name] = newValue }
+    }
+
+    public static func == (lhs: SourceLocations, rhs: SourceLocations) -> Bool { true }
+    public func hash(into hasher: inout Hasher) {}
+}

@@ -73,6 +73,7 @@ public enum PolicyLoader {
         m.extends = child.extends
         m.acceptAny = child.acceptAny || parent.acceptAny
         m.referenceSets = parent.referenceSets.merging(child.referenceSets) { _, c in c }
+        m.referenceLocations.byName = parent.referenceLocations.byName.merging(child.referenceLocations.byName) { _, c in c }
         m.warnOnly = parent.warnOnly.union(child.warnOnly)
         if var id = parent.identity {
             if let c = child.identity {
@@ -129,12 +130,14 @@ public enum PolicyLoader {
     static func resolveReferences(_ p: inout AttestationPolicy) throws(PolicyError) {
         let sets = p.referenceSets
         let source = p.source
+        let locations = p.referenceLocations
         func expand(_ values: [String], _ field: String) throws(PolicyError) -> [String] {
             var out: [String] = []
             for v in values {
                 if v.hasPrefix("@") {
                     guard let members = sets[String(v.dropFirst())] else {
-                        throw PolicyError(.notFound, "\(source):1:1", "\(field) refers to \(v), but reference_sets has no \"\(v.dropFirst())\"")
+                        throw PolicyError(.notFound, locations[v] ?? "\(source):1:1",
+                                          "\(field) refers to \(v), but reference_sets has no \"\(v.dropFirst())\"")
                     }
                     out.append(contentsOf: members.map { $0.lowercased() })
                 } else {

@@ -24,6 +24,7 @@ struct PolicyParser {
         guard let versionNode = top["version"] else { throw PolicyError(.missingKey, "\(root.location)", "the policy has no version") }
         let version = try int(versionNode, "version", min: 1)
         var policy = AttestationPolicy(id: id, version: version, source: file)
+        Self.recordReferences(in: root, into: &policy.referenceLocations)
         if let d = top["description"] { policy.description = try string(d, "description") }
         if let e = top["extends"] {
             policy.extends = try string(e, "extends")
@@ -225,6 +226,18 @@ struct PolicyParser {
         }
         if nonEmpty && pairs.isEmpty { throw PolicyError(.emptyRules, "\(loc)", "\(field) is empty: remove it or give it rules") }
         return Mapping(pairs: pairs.map { ($0.key, $0.value) }, locations: Dictionary(pairs.map { ($0.key, $0.keyLocation) }, uniquingKeysWith: { a, _ in a }), node: node)
+    }
+
+    /// The first place each "@name" value is written (the tree is already bounded in size and depth).
+    static func recordReferences(in node: PolicyNode, into locations: inout SourceLocations) {
+        switch node {
+        case .scalar(let s, let location):
+            if s.hasPrefix("@"), locations[s] == nil { locations[s] = "\(location)" }
+        case .sequence(let items, _):
+            for item in items { recordReferences(in: item, into: &locations) }
+        case .mapping(let pairs, _):
+            for pair in pairs { recordReferences(in: pair.value, into: &locations) }
+        }
     }
 
     func string(_ node: PolicyNode, _ field: String) throws(PolicyError) -> String {
