@@ -1,5 +1,6 @@
 import ArgumentParser
 import Attest
+import AttestTPM
 import VigilBenchmark
 import Foundation
 
@@ -11,8 +12,15 @@ struct BenchmarkCommand: AsyncParsableCommand {
     @Option(name: .customLong("eventlog"), help: "Event logs to time (default: the bundled fixture logs).") var eventLogs: [String] = []
     @Option(help: "Seconds per measurement.") var seconds: Double = 1.0
     @Flag(help: "Print as JSON.") var json = false
+    @Flag(help: "Measure the device side instead: TPM2_GetRandom round trips through Vigil's TPM actor vs bare Esys_GetRandom on the same TPM (--tcti).")
+    var tpm = false
+    @OptionGroup var tpmOptions: TPMOptions
 
     func run() async throws {
+        if tpm {
+            try await runTPM()
+            return
+        }
         try await reportingErrors {
             let logs = eventLogs.isEmpty ? try VerifierBenchmark.bundledEventLogs()
                 : try eventLogs.map { (URL(fileURLWithPath: $0).lastPathComponent, Array(try Data(contentsOf: URL(fileURLWithPath: $0)))) }
@@ -29,6 +37,23 @@ struct BenchmarkCommand: AsyncParsableCommand {
             }
             print(String(format: "event log throughput %10.1f MB/s", result.eventlog_mb_per_s))
             print(String(format: "policy evaluation    %10.1f µs   (%@, %d allowed digests)", result.policy_eval_us, result.policy_eval_log as NSString, result.policy_allowed_digests))
+        }
+    }
+
+    func runTPM() async throws {
+        try await reportingErrors {
+            bootstrapLogging(tpmOptions.logLevel)
+            setenv("TSS2_LOG", "all+none", 0)
+            let config = try TCTIConfiguration.resolve(tpmOptions.tcti)
+            let rounds = max(1, Int(seconds.rounded(.up)) * 3)
+            let result = try await TPMRoundTripBenchmark(tcti: config, rounds: rounds).run()
+            if json {
+                try printJSON(result)
+                return
+            }
+            print("# TPM at \(result.tcti), median of \(result.rounds) rounds of \(result.commands_per_round) commands")
+            print(String(format: "GetRandom via Vigil's TPM actor %8.1f µs", result.vigil_getrandom_us))
+            print(String(format: "GetRandom via bare Esys_GetRandom %6.1f µs   (Vigil costs %.1f %% more)", result.esapi_getrandom_us, result.overhead_percent))
         }
     }
 }

@@ -36,7 +36,7 @@ struct TCTIDeadline: ~Copyable {
             let port = state.pointee.socketPort
             guard port > 0 else { return transmit(state.pointee.inner, size, command) }
             let rc = transmit(state.pointee.inner, size, command)
-            TCTIDeadline.bound(TCTIDeadline.openDescriptors(), port: port, milliseconds: state.pointee.blockingTimeoutMilliseconds)
+            TCTIDeadline.bound(port: port, milliseconds: state.pointee.blockingTimeoutMilliseconds)
             return rc
         }
         common.v1.receive = { context, size, response, timeout in
@@ -102,23 +102,25 @@ struct TCTIDeadline: ~Copyable {
     private static let notImplemented: TSS2_RC = 0x000A_0002  // TSS2_TCTI_RC_NOT_IMPLEMENTED
     private static let ioError: TSS2_RC = 0x000A_000A         // TSS2_TCTI_RC_IO_ERROR
 
-    /// The open file descriptors of this process (`/proc/self/fd`).
-    private static func openDescriptors() -> Set<Int32> {
-        guard let dir = opendir("/proc/self/fd") else { return [] }
+    /// Close-on-exec and send/receive timeouts for this process's sockets connected to `port`: each open
+    /// descriptor (`/proc/self/fd`, names parsed in place) that `getpeername` accepts with that port.
+    private static func bound(port: Int32, milliseconds: Int32) {
+        guard let dir = opendir("/proc/self/fd") else { return }
         defer { closedir(dir) }
-        var result = Set<Int32>()
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let fd = Int32(name) { result.insert(fd) }
-        }
-        return result
-    }
-
-    /// Close-on-exec and send/receive timeouts for the sockets among `candidates` connected to `port`.
-    private static func bound(_ candidates: Set<Int32>, port: Int32, milliseconds: Int32) {
+        let own = dirfd(dir)
         var timeout = timeval(tv_sec: Int(milliseconds / 1000), tv_usec: Int(milliseconds % 1000) * 1000)
-        for fd in candidates {
-            guard peerPort(fd) == port else { continue }  // getpeername fails (ENOTSOCK) on anything but a socket
+        while let entry = readdir(dir) {
+            let fd: Int32? = withUnsafeBytes(of: entry.pointee.d_name) { name in
+                var value: Int32 = 0
+                for byte in name {
+                    if byte == 0 { break }
+                    guard byte >= 0x30, byte <= 0x39, value < 100_000_000 else { return nil }
+                    value = value * 10 + Int32(byte - 0x30)
+                }
+                return name.first == 0 ? nil : value
+            }
+            // getpeername fails (ENOTSOCK) on anything but a connected socket.
+            guard let fd, fd > 2, fd != own, peerPort(fd) == port else { continue }
             _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
             guard milliseconds > 0 else { continue }
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
