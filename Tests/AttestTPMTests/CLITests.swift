@@ -58,6 +58,30 @@ import VigilTestSupport
         #expect(bad.stderr.hasPrefix("vigil: "))
     }
 
+    /// The benchmark's JSON carries the figures BENCHMARKS.md and scripts/benchmark.sh read (shape only: no
+    /// timing is asserted).
+    @Test func benchmarkJSONHasTheFiguresTheBenchmarkScriptReads() throws {
+        let verifier = try Self.vigil(["benchmark", "--seconds", "0.05", "--json",
+                                       "--eventlog", Self.path("Tests/AttestTests/Fixtures/eventlogs/fedora37-sdboot-sha256.bin")])
+        #expect(verifier.status == 0, "\(verifier.stderr)")
+        let v = try #require(try JSONSerialization.jsonObject(with: Data(verifier.stdout.utf8)) as? [String: Any])
+        for key in ["quote_verify_per_s", "p256_verify_per_s", "eventlog_mb_per_s", "policy_eval_us"] {
+            #expect(((v[key] as? Double) ?? 0) > 0, "\(key) in \(verifier.stdout)")
+        }
+        #expect((v["eventlog_us"] as? [String: Double])?.keys.sorted() == ["fedora37-sdboot-sha256.bin"])
+
+        guard SoftwareTPM.canRun else { return }  // always true under CI=true, where a missing swtpm fails below
+        let session = try VigilCLISession()
+        defer { session.close() }
+        let device = try session.vigil(["benchmark", "--tpm", "--seconds", "0.1", "--json"])
+        #expect(device.status == 0, "\(device.stderr)")
+        let t = try #require(try JSONSerialization.jsonObject(with: Data(device.stdout.utf8)) as? [String: Any])
+        for key in ["vigil_getrandom_us", "esapi_getrandom_us"] {
+            #expect(((t[key] as? Double) ?? 0) > 0, "\(key) in \(device.stdout)")
+        }
+        #expect(t["rounds"] as? Int == 3 && t["commands_per_round"] as? Int == 1000)
+    }
+
     @Test func quoteVerifyAcceptsTheGCEQuoteWithItsLogAndRefusesAWrongNonce() throws {
         let dir = try ProcessRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
