@@ -14,5 +14,7 @@ typedef struct {
     int32_t blockingTimeoutMilliseconds;
     int32_t expired;
     int32_t socketPort;
+    int32_t lastSocket;
+    int32_t awaitingFirstByte;
 } VIGIL_TCTI_DEADLINE;
 #endif

@@ -98,6 +98,7 @@ struct RobustnessTests {
         // connections but never answers.
         let silent = try SilentServer()
         defer { silent.stop() }
+
         let port = try SoftwareTPM.freePortPair()
         let configurations = [
             "swtpm:host=127.0.0.1,port=\(port)",
@@ -126,21 +127,26 @@ struct RobustnessTests {
     @Test func aTPMThatStopsAnsweringMidSessionFailsTheCommandWithinItsTimeout() async throws {
         let simulator = try SoftwareTPM()
         defer { simulator.stop() }
-        let tpm = try await TPM.open(simulator.tcti, commandTimeoutMilliseconds: 1500)
+        let tpm = try await TPM.open(simulator.tcti, commandTimeoutMilliseconds: 5000)
         #expect(try await tpm.getRandom(8).count == 8)
+        #expect(await tpm.isClosedByTimeout == false)
         kill(simulator.processIdentifier, SIGSTOP)
         defer { kill(simulator.processIdentifier, SIGCONT) }
         let start = Date()
         let error = await #expect(throws: TPMError.self) { _ = try await tpm.getRandom(8) }
+        // Not a timing assertion: it only tells "waited for the deadline" (5 s) from "hung" (for ever).
         let elapsed = Date().timeIntervalSince(start)
-        #expect(elapsed >= 1.4 && elapsed < 10, "took \(elapsed) s")
+        #expect(elapsed >= 4.9 && elapsed < 60, "took \(elapsed) s")
         #expect(error?.code == .timeout, "\(String(describing: error))")
         #expect(error?.description.contains("Esys_GetRandom") == true, "\(String(describing: error))")
-        // The TPM still owes that answer: the connection refuses further commands at once.
+        #expect(await tpm.isClosedByTimeout)
+        // The TPM still owes that answer: the connection refuses further commands without sending them, so
+        // without waiting for another deadline.
         let again = Date()
         let next = await #expect(throws: TPMError.self) { _ = try await tpm.getRandom(8) }
         #expect(next?.code == .timeout)
-        #expect(Date().timeIntervalSince(again) < 1)
+        #expect(next?.description.contains("closed to further commands") == true, "\(String(describing: next))")
+        #expect(Date().timeIntervalSince(again) < 4.5)
     }
 
     /// Test children (swtpm, vigil, tpm2-tools) inherit only stdin/stdout/stderr: a TPM connection that leaked
@@ -153,6 +159,22 @@ struct RobustnessTests {
         let result = try ProcessRunner.run("/bin/sh", ["-c", "ls /proc/$$/fd"])
         let descriptors = result.stdout.split(separator: "\n").compactMap { Int32($0) }.sorted()
         #expect(descriptors == [0, 1, 2], "the child had \(descriptors)")
+    }
+
+    /// A simulator whose control channel answers while its TPM port accepts and stays silent: the swtpm TCTI
+    /// ignores ESAPI's first-command timeout, so TCTIDeadline waits for the first byte itself and the open fails
+    /// after the 3 s probe deadline, not after the 120 s command deadline.
+    @Test func aSilentTPMBehindAWorkingControlChannelFailsAtTheProbeDeadline() async throws {
+        let server = try SilentServer(answeringControlChannel: true)
+        defer { server.stop() }
+        let start = Date()
+        let error = await #expect(throws: TPMError.self) {
+            _ = try await TPM.open(try TCTIConfiguration(parsing: "swtpm:host=127.0.0.1,port=\(server.port)"))
+        }
+        #expect(error?.code == .timeout, "\(String(describing: error))")
+        #expect(error?.reason.hasSuffix("the TPM did not answer within 3000 ms") == true, "\(String(describing: error))")
+        // Not a timing assertion: it tells the probe deadline (3 s) from the command deadline (120 s).
+        #expect(Date().timeIntervalSince(start) < 60)
     }
 
     @Test func theCLIReportsAMissingTPMOnOneLineOfStderr() throws {
@@ -192,12 +214,16 @@ struct RobustnessTests {
 }
 
 /// A TCP server on 127.0.0.1 that accepts connections and never answers (both the port and port + 1,
-/// like a swtpm that hangs).
+/// like a swtpm that hangs). With `answeringControlChannel`, port + 1 answers every request with 8 zero
+/// bytes (a swtpm whose control channel works while its TPM does not).
 final class SilentServer: @unchecked Sendable {
+    // @unchecked Sendable: `fds` is set in init; `stopped` is only written under `lock`.
     let port: Int
     private var fds: [Int32] = []
+    private let lock = NSLock()
+    private var stopped = false
 
-    init() throws {
+    init(answeringControlChannel: Bool = false) throws {
         let port = try SoftwareTPM.freePortPair()
         self.port = port
         for p in [port, port + 1] {
@@ -206,9 +232,33 @@ final class SilentServer: @unchecked Sendable {
             }
             fds.append(fd)
         }
+        if answeringControlChannel {
+            let control = fds[1]
+            Thread.detachNewThread { [self] in
+                while !isStopped {
+                    var pfd = pollfd(fd: control, events: Int16(POLLIN), revents: 0)
+                    guard poll(&pfd, 1, 100) > 0 else { continue }
+                    let client = accept(control, nil, nil)
+                    guard client >= 0 else { continue }
+                    var request = [UInt8](repeating: 0, count: 64)
+                    var cpfd = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
+                    if poll(&cpfd, 1, 1000) > 0, request.withUnsafeMutableBytes({ recv(client, $0.baseAddress, $0.count, 0) }) > 0 {
+                        let answer = [UInt8](repeating: 0, count: 8)
+                        _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    }
+                    close(client)
+                }
+            }
+        }
     }
 
-    func stop() { for fd in fds { close(fd) } }
+    private var isStopped: Bool { lock.withLock { stopped } }
+
+    func stop() {
+        lock.withLock { stopped = true }
+        usleep(150_000)  // the control thread notices within one 100 ms poll
+        for fd in fds { close(fd) }
+    }
 }
 
 /// `vigil tpm provision` killed with SIGKILL at every point of its run: each time, the next run completes the

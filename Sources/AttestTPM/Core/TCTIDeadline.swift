@@ -14,8 +14,9 @@ import Glibc
 /// deadline passes the wrapper answers `TSS2_TCTI_RC_IO_ERROR` and refuses every later command: the TPM still
 /// owes a response, so the connection cannot be trusted to pair the next command with its own answer.
 /// An explicit receive timeout (the first-command probe of
-/// ``TPM/open(_:timeoutMilliseconds:commandTimeoutMilliseconds:logger:)``, set with `Esys_SetTimeout`) is passed
-/// through unchanged.
+/// ``TPM/open(_:timeoutMilliseconds:commandTimeoutMilliseconds:logger:)``, set with `Esys_SetTimeout`) is
+/// honoured here for the socket TCTIs that ignore it: the wrapper polls the socket it found and answers
+/// `TSS2_TCTI_RC_TRY_AGAIN` when nothing arrives in time, as a polling TCTI would.
 ///
 /// TCG TSS 2.0 TCTI specification §4.3 (the function table every TCTI context starts with).
 struct TCTIDeadline: ~Copyable {
@@ -36,7 +37,8 @@ struct TCTIDeadline: ~Copyable {
             let port = state.pointee.socketPort
             guard port > 0 else { return transmit(state.pointee.inner, size, command) }
             let rc = transmit(state.pointee.inner, size, command)
-            TCTIDeadline.bound(port: port, milliseconds: state.pointee.blockingTimeoutMilliseconds)
+            state.pointee.lastSocket = TCTIDeadline.bound(port: port, milliseconds: state.pointee.blockingTimeoutMilliseconds) ?? -1
+            state.pointee.awaitingFirstByte = 1
             return rc
         }
         common.v1.receive = { context, size, response, timeout in
@@ -44,6 +46,14 @@ struct TCTIDeadline: ~Copyable {
             guard state.pointee.expired == 0 else { return TCTIDeadline.ioError }
             guard let receive = TCTIDeadline.innerCommon(state).pointee.receive else { return TCTIDeadline.notImplemented }
             let limit = state.pointee.blockingTimeoutMilliseconds
+            if timeout >= 0, state.pointee.lastSocket >= 0, state.pointee.awaitingFirstByte != 0 {
+                // An explicit timeout, which the swtpm/mssim TCTIs would ignore: wait for the response's first
+                // byte here. Only before the first receive of a response: ESAPI receives in two calls (the size,
+                // then the rest), and the TCTI may already hold all of a short response.
+                var pfd = pollfd(fd: state.pointee.lastSocket, events: Int16(POLLIN), revents: 0)
+                if poll(&pfd, 1, timeout) == 0 { return TCTIDeadline.tryAgain }
+            }
+            state.pointee.awaitingFirstByte = 0
             guard timeout == -1, limit > 0 else { return receive(state.pointee.inner, size, response, timeout) }
             var start = timespec()
             clock_gettime(CLOCK_MONOTONIC, &start)
@@ -85,7 +95,8 @@ struct TCTIDeadline: ~Copyable {
         }
         pointer.initialize(to: VIGIL_TCTI_DEADLINE(common: common, inner: inner,
                                                    blockingTimeoutMilliseconds: blockingTimeoutMilliseconds, expired: 0,
-                                                   socketPort: Int32(clamping: socketPort ?? 0)))
+                                                   socketPort: Int32(clamping: socketPort ?? 0), lastSocket: -1,
+                                                   awaitingFirstByte: 0))
     }
 
     deinit { pointer.deallocate() }
@@ -101,13 +112,17 @@ struct TCTIDeadline: ~Copyable {
     private static let badReference: TSS2_RC = 0x000A_0005    // TSS2_TCTI_RC_BAD_REFERENCE
     private static let notImplemented: TSS2_RC = 0x000A_0002  // TSS2_TCTI_RC_NOT_IMPLEMENTED
     private static let ioError: TSS2_RC = 0x000A_000A         // TSS2_TCTI_RC_IO_ERROR
+    private static let tryAgain: TSS2_RC = 0x000A_0009        // TSS2_TCTI_RC_TRY_AGAIN
 
     /// Close-on-exec and send/receive timeouts for this process's sockets connected to `port`: each open
     /// descriptor (`/proc/self/fd`, names parsed in place) that `getpeername` accepts with that port.
-    private static func bound(port: Int32, milliseconds: Int32) {
-        guard let dir = opendir("/proc/self/fd") else { return }
+    /// Returns the first such socket (the TCTI's, as a rule).
+    @discardableResult
+    private static func bound(port: Int32, milliseconds: Int32) -> Int32? {
+        guard let dir = opendir("/proc/self/fd") else { return nil }
         defer { closedir(dir) }
         let own = dirfd(dir)
+        var first: Int32?
         var timeout = timeval(tv_sec: Int(milliseconds / 1000), tv_usec: Int(milliseconds % 1000) * 1000)
         while let entry = readdir(dir) {
             let fd: Int32? = withUnsafeBytes(of: entry.pointee.d_name) { name in
@@ -121,11 +136,13 @@ struct TCTIDeadline: ~Copyable {
             }
             // getpeername fails (ENOTSOCK) on anything but a connected socket.
             guard let fd, fd > 2, fd != own, peerPort(fd) == port else { continue }
+            first = first ?? fd
             _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
             guard milliseconds > 0 else { continue }
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         }
+        return first
     }
 
     private static func peerPort(_ fd: Int32) -> Int32? {

@@ -66,6 +66,10 @@ public actor TPM {
         return tpm
     }
 
+    /// Whether a command went unanswered past the command timeout. The connection then refuses every
+    /// further command (the TPM still owes an answer); open a new ``TPM`` to go on.
+    public var isClosedByTimeout: Bool { context.deadlineExpired }
+
     /// Every libtss2 call of the actor goes through here: ``tss2Call(_:logger:_:)``, with a command that went
     /// unanswered past the command timeout reported as ``TPMError/Code/timeout`` rather than a TCTI I/O error.
     func tss2Call(_ function: StaticString, logger: Logger? = nil, _ body: () -> TSS2_RC) throws(TPMError) {
