@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 public import Glibc
 #endif
+import Synchronization
 
 /// A child process started with `posix_spawn(3)` and reaped with `waitpid(2)` by its owner.
 ///
@@ -9,8 +10,7 @@ public import Glibc
 /// (swiftlang/swift#79881, swift-corelibs-foundation#5153), parking the waiting thread for ever. Here every
 /// wait is a `waitpid` poll with a deadline, stdin is /dev/null, outputs are pipes or files opened
 /// close-on-exec, and the child starts with an empty signal mask and default signal dispositions.
-public final class ChildProcess: @unchecked Sendable {
-    // @unchecked Sendable: `status` is only touched under `lock`; the rest is immutable after init.
+public final class ChildProcess: Sendable {
 
     /// How a child ended.
     public enum Termination: Equatable, Sendable, CustomStringConvertible {
@@ -42,8 +42,8 @@ public final class ChildProcess: @unchecked Sendable {
     public let standardOutput: Int32?
     public let standardError: Int32?
 
-    private var lock = pthread_mutex_t()
-    private var status: Termination?
+    /// How the child ended, once reaped (waitpid must not be called again after that: the pid may be reused).
+    private let status = Mutex<Termination?>(nil)
 
     /// Starts `executable` (a path, or a name looked up in PATH) with `arguments`.
     /// `environment` replaces the whole environment when given.
@@ -119,7 +119,6 @@ public final class ChildProcess: @unchecked Sendable {
         self.pid = pid
         self.standardOutput = out
         self.standardError = err
-        pthread_mutex_init(&lock, nil)
     }
 
     deinit {
@@ -129,20 +128,18 @@ public final class ChildProcess: @unchecked Sendable {
         }
         standardOutput.map { _ = close($0) }
         standardError.map { _ = close($0) }
-        pthread_mutex_destroy(&lock)
     }
 
     /// The termination, if the child has ended (reaps it); nil while it runs.
     public func poll() -> Termination? {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if let status { return status }
-        var raw: Int32 = 0
-        let result = waitpid(pid, &raw, WNOHANG)
-        guard result == pid else { return nil }
-        // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift cannot import as macros.
-        status = raw & 0x7F == 0 ? .exited((raw >> 8) & 0xFF) : .signaled(raw & 0x7F)
-        return status
+        status.withLock { status in
+            if let status { return status }
+            var raw: Int32 = 0
+            guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+            // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift cannot import as macros.
+            status = raw & 0x7F == 0 ? .exited((raw >> 8) & 0xFF) : .signaled(raw & 0x7F)
+            return status
+        }
     }
 
     public var isRunning: Bool { poll() == nil }
@@ -159,9 +156,9 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Sends `signal` unless the child has already been reaped.
     public func kill(_ signal: Int32 = SIGKILL) {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if status == nil { _ = Glibc.kill(pid, signal) }
+        status.withLock { status in
+            if status == nil { _ = Glibc.kill(pid, signal) }
+        }
     }
 
     /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; declared only under _GNU_SOURCE,
