@@ -84,6 +84,15 @@ import SwiftASN1
         let canonical = serializer.serializedBytes
         #expect(canonical.count == published.count && canonical != published)
 
+        // The same certificate as a DER file in a folder (with NV-style 0xFF padding) is repaired and reported.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-ca-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data(published + [UInt8](repeating: 0xFF, count: 64)).write(to: folder.appendingPathComponent("nuvoton.der"))
+        let loaded = try CACertificateFolder(path: folder.path)
+        #expect(loaded.certificates.count == 1 && loaded.skipped.isEmpty)
+        #expect(loaded.repaired.map(\.file) == ["nuvoton.der"])
+
         // notAfter 2035-10-15 moved to 2034 (still well-formed: only the signature can tell), or one bit of the
         // signature flipped: the repair is refused.
         let notAfter = Array("351015".utf8)

@@ -74,13 +74,11 @@ public struct CACertificateFolder: Sendable {
             }
             return out
         }
-        do {
-            return [(try EKCertificate(bytes: bytes).certificate, nil)]
-        } catch {
-            // Padding after the DER is tolerated as for EK certificates; then the SET-order repair.
-            guard let length = try? EKCertificate.derLength(bytes), let repaired = repairedSelfSigned(Array(bytes[..<length])) else { throw error }
-            return [repaired]
+        guard bytes.count <= EKCertificate.maxSize else {
+            throw .tooLarge("certificate", size: bytes.count, limit: EKCertificate.maxSize, at: 0)
         }
+        // Padding after the DER is tolerated as for EK certificates read from NV.
+        return [try certificate(der: try EKCertificate.strippingPadding(bytes))]
     }
 
     private static func certificate(der: [UInt8]) throws(AttestError) -> (Certificate, String?) {

@@ -39,12 +39,7 @@ public struct EKCertificate: Hashable, Sendable {
                 throw AttestError(code: .invalidValue, reason: "EK certificate: PEM is not valid: \(error)")
             }
         }
-        let length = try Self.derLength(der)
-        let padding = der[length...]
-        guard padding.allSatisfy({ $0 == 0xFF }) || padding.allSatisfy({ $0 == 0x00 }) else {
-            throw .trailingBytes("EK certificate", count: padding.count, at: length)
-        }
-        der = Array(der[..<length])
+        der = try Self.strippingPadding(der)
         do {
             certificate = try Certificate(derEncoded: der)
         } catch {
@@ -74,6 +69,16 @@ public struct EKCertificate: Hashable, Sendable {
         tpmManufacturer = manufacturer
         tpmModel = model
         tpmVersion = version
+    }
+
+    /// The DER certificate without the padding that follows it when read from NV (all 0xFF or all 0x00).
+    static func strippingPadding(_ bytes: [UInt8]) throws(AttestError) -> [UInt8] {
+        let length = try derLength(bytes)
+        let padding = bytes[length...]
+        guard padding.allSatisfy({ $0 == 0xFF }) || padding.allSatisfy({ $0 == 0x00 }) else {
+            throw .trailingBytes("EK certificate", count: padding.count, at: length)
+        }
+        return Array(bytes[..<length])
     }
 
     /// Length of the outer DER SEQUENCE (header + content), checked against the input.
