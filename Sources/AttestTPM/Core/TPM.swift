@@ -13,8 +13,10 @@ import NIOPosix
 /// ``withLoaded(parent:private:public:authValue:_:)``, ``withPolicySession(bind:salt:_:)``) that flush
 /// them on every exit path.
 public actor TPM {
-    /// Threads for TPM actors; process-wide and never shut down (like NIO's singletons).
-    private static let threads = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    /// Threads for TPM actors; process-wide and never shut down (like NIO's singletons). They spend their time
+    /// blocked in ESAPI waiting for a TPM, not computing, so there are more of them than cores: actors on
+    /// different TPMs (a test run has dozens of simulators) rarely wait behind each other's slow commands.
+    private static let threads = MultiThreadedEventLoopGroup(numberOfThreads: 8)
 
     private let loop: any EventLoop
     var context: ESYSContext
