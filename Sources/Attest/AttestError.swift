@@ -10,6 +10,7 @@ public struct AttestError: Error, Hashable, Sendable, CustomStringConvertible {
             case sizeLimitExceeded, invalidValue, cryptography
             case signatureInvalid, notAQuote, nonceMismatch, pcrSelectionMismatch, pcrDigestMismatch, pcrValuesMissing
             case eventLogMismatch
+            case nonceMissing, akAttributes, signatureSchemeMismatch, qualifiedSignerMismatch, akNotBound, previousQuote
         }
         fileprivate let backing: Backing
         /// The input ended before a field could be read.
@@ -43,6 +44,19 @@ public struct AttestError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let pcrValuesMissing = Code(backing: .pcrValuesMissing)
         /// The event log does not replay to the quoted PCRs.
         public static let eventLogMismatch = Code(backing: .eventLogMismatch)
+
+        /// The verifier was given no nonce (it must issue one; it is never taken from the evidence).
+        public static let nonceMissing = Code(backing: .nonceMissing)
+        /// The attestation key is not a restricted, TPM-resident signing key (TPMA_OBJECT, Part 2 §8.3).
+        public static let akAttributes = Code(backing: .akAttributes)
+        /// The quote's signature scheme or hash is not the one the attestation key is bound to.
+        public static let signatureSchemeMismatch = Code(backing: .signatureSchemeMismatch)
+        /// The quote's qualifiedSigner does not name the attestation key (Part 1 §16, Qualified Name).
+        public static let qualifiedSignerMismatch = Code(backing: .qualifiedSignerMismatch)
+        /// The attestation key or EK is not the one the verifier bound by credential activation.
+        public static let akNotBound = Code(backing: .akNotBound)
+        /// The previous accepted quote the verifier supplied cannot be used (another key, unreadable).
+        public static let previousQuote = Code(backing: .previousQuote)
 
         public var description: String { "\(backing)" }
     }

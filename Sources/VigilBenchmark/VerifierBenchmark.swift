@@ -54,11 +54,11 @@ public struct VerifierBenchmark: Sendable {
     public func run() throws -> Result {
         let dir = try Self.resourceDirectory()
         func load(_ n: String) throws -> [UInt8] { Array(try Data(contentsOf: dir.appendingPathComponent(n))) }
-        let ak = try TPMTPublic(signingKeyPEM: String(decoding: try load("quote-ak.pem"), as: UTF8.self))
+        let ak = try AKPublic(bareSigningKeyPEM: String(decoding: try load("quote-ak.pem"), as: UTF8.self))
         let attest = try load("quote.msg"), signature = try load("quote.sig")
         let (selection, values) = try TPM2ToolsPCRFile.parse(try load("quote.pcrs"))
         let nonce = Array("vigil-benchmark".utf8)
-        let verifier = try QuoteVerifier(akPublic: ak)
+        let verifier = QuoteVerifier(ak: ak)
         // Warm up and check that the input is valid: a benchmark of failures would mean nothing.
         _ = try verifier.verify(attest: attest, signature: signature, nonce: nonce, pcrs: values, expectedSelection: selection)
 
@@ -67,7 +67,7 @@ public struct VerifierBenchmark: Sendable {
         // The same signature checked raw with the same library: the P-256 key prepared once (as the
         // verifier does), then per check the signature's r||s into the library's type, SHA-256 of the
         // same attest bytes, ECDSA verify.
-        guard case .ecc(let p) = ak.parameters, case .ecc(let r, let s) = try TPMTSignature(bytes: signature).body else {
+        guard case .ecc(let p) = ak.publicArea.parameters, case .ecc(let r, let s) = try TPMTSignature(bytes: signature).body else {
             throw AttestError(code: .invalidValue, reason: "benchmark quote is not ECDSA P-256")
         }
         let key = try P256.Signing.PublicKey(x963Representation: [0x04] + p.x + p.y)
@@ -114,11 +114,12 @@ public struct VerifierBenchmark: Sendable {
     func policyEvaluation() throws -> (String, Double, Int) {
         guard let (name, bytes) = eventLogs.max(by: { $0.bytes.count < $1.bytes.count }) else { return ("", 0, 0) }
         let log = try UnverifiedEventLog(bytes: bytes)
-        let evidence = PolicyEvidence.unsigned(eventLog: log)
-        let bank = evidence.pcrs.banks[.sha256] != nil ? "sha256" : "sha1"
-        let facts = evidence.facts(trustedBanks: [bank])
-        var allowed = (0..<256).map { i in Hex.encode((try? TPMDigest.hash(.sha256, Array("digest \(i)".utf8))) ?? []) }
-        allowed += facts?.bootApplications.compactMap(\.sha256) ?? []
+        let evidence = UnsignedEvidence(eventLog: log)
+        let bankID: TPMAlgorithmID = evidence.pcrs.banks[.sha256] != nil ? .sha256 : .sha1
+        let bank = bankID.name
+        let facts = evidence.facts[bankID]
+        var allowed = (0..<256).map { i in Hex.encode((try? TPMDigest.hash(bankID, Array("digest \(i)".utf8))) ?? []) }
+        allowed += facts?.bootApplications.compactMap(\.digest) ?? []
         let pcrs = (0...7).map { "    \"\($0)\": replay" }.joined(separator: "\n")
         let yaml = """
             id: benchmark

@@ -32,7 +32,7 @@ struct EKCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let ek = try EKCertificate(bytes: try readInput(certificate, limit: EKCertificate.maxSize))
                 let folder = try CACertificateFolder(path: ca)
-                let result = await EKCertificateVerifier(caCertificates: folder.certificates).validate(ek)
+                let result = await EKCertificateVerifier(anchors: EKTrustAnchors(certificates: folder.certificates, source: ca)).validate(ek)
                 let chain: [String], reason: String?
                 switch result {
                 case .valid(let c): (chain, reason) = (c.map { $0.subject.description }, nil)

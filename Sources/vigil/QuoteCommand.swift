@@ -46,11 +46,12 @@ struct QuoteCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let akBytes = try Self.read(ak)
-                let akPublic: TPMTPublic
+                let akKey: AKPublic
                 if let text = String(validating: akBytes, as: UTF8.self), text.contains("-----BEGIN") {
-                    akPublic = try TPMTPublic(signingKeyPEM: text)
+                    akKey = try AKPublic(bareSigningKeyPEM: text)
+                    FileHandle.standardError.write(Data("note: \(ak) is a bare public key: its TPM attributes and Name are not checked (give its TPM2B_PUBLIC to check them)\n".utf8))
                 } else {
-                    akPublic = try TPMTPublic(tpmPublicBytes: akBytes)
+                    akKey = try AKPublic(try TPMTPublic(tpmPublicBytes: akBytes))
                 }
                 let pcrBytes = try Self.read(pcrs)
                 let values: PCRValues
@@ -63,14 +64,24 @@ struct QuoteCommand: AsyncParsableCommand {
                     expected = parsed.0
                     values = parsed.1
                 }
-                let nonceBytes = Hex.decode(nonce) ?? []
-                let quote = try QuoteVerifier(akPublic: akPublic).verify(
+                guard let nonceBytes = Hex.decode(nonce), !nonceBytes.isEmpty else {
+                    throw ValidationError("--nonce \"\(nonce)\" is not a non-empty hex nonce (the one the verifier issued)")
+                }
+                let quote = try QuoteVerifier(ak: akKey).verify(
                     attest: try Self.read(message, limit: TPMSAttest.maxSize), signature: try Self.read(signature, limit: TPMTSignature.maxSize),
                     nonce: nonceBytes, pcrs: values, expectedSelection: expected)
                 var logOutput: EventLogOutput?
                 if let eventlog {
                     let log = try EventLogCommand.load(eventlog)
                     let verified = EventLogVerifier.verify(log, against: quote)
+                    if verified.matched.isEmpty && verified.mismatches.isEmpty {
+                        throw AttestError(code: .eventLogMismatch,
+                                          reason: "event log has no digests in the quoted bank(s) (\(quote.selection)): it verifies nothing")
+                    }
+                    if verified.extendedPCRs.isDisjoint(with: quote.selection.selections.flatMap(\.pcrs)) {
+                        throw AttestError(code: .eventLogMismatch,
+                                          reason: "event log extends none of the quoted PCRs (\(quote.selection)): it says nothing about this quote")
+                    }
                     if let first = verified.mismatches.first {
                         let culprit = first.eventIndex.map { " (event \($0))" } ?? ""
                         throw AttestError(code: .eventLogMismatch, reason: "event log does not match the quote at \(first.bank.name) PCR \(first.pcr)\(culprit): \(first.explanation)")

@@ -66,7 +66,7 @@ struct IdentityTests {
             _ = try await IdentityProvisioner(tpm: tpm).provision()
             let root = try Self.certificate(Self.caFolder.appendingPathComponent("root.pem"))
             let intermediate = try Self.certificate(Self.caFolder.appendingPathComponent("intermediate.pem"))
-            let verifier = EKCertificateVerifier(caCertificates: [intermediate, root])
+            let verifier = EKCertificateVerifier(anchors: EKTrustAnchors(certificates: [intermediate, root], source: "test"))
             #expect(verifier.roots == [root])
             for template in [EndorsementKeyTemplate.rsa2048, .eccNISTP384] {
                 let cert = try #require(try await IdentityProvisioner.readEKCertificate(tpm, template))
@@ -90,16 +90,16 @@ struct IdentityTests {
             let cert = try #require(try await IdentityProvisioner.readEKCertificate(tpm, .rsa2048))
             // Trust only the root: the intermediate is missing, so no path exists.
             let root = try Self.certificate(Self.caFolder.appendingPathComponent("root.pem"))
-            let result = await EKCertificateVerifier(caCertificates: [root]).validate(cert)
+            let result = await EKCertificateVerifier(anchors: EKTrustAnchors(certificates: [root], source: "test")).validate(cert)
             #expect(result == .invalid(reason: "issuer not found: CN=Vigil Test TPM EK Intermediate CA 01,O=Vigil Test TPM Manufacturer,C=DE"))
             // A different manufacturer's CA entirely.
             let other = try TestCA.make(name: "Other TPM Vendor Root CA")
-            let result2 = await EKCertificateVerifier(caCertificates: [other]).validate(cert)
+            let result2 = await EKCertificateVerifier(anchors: EKTrustAnchors(certificates: [other], source: "test")).validate(cert)
             guard case .invalid(let reason) = result2 else { Issue.record("validated against a foreign CA"); return }
             #expect(reason.hasPrefix("issuer not found:"))
             // The right chain, but at a time before the certificate was issued.
             let intermediate = try Self.certificate(Self.caFolder.appendingPathComponent("intermediate.pem"))
-            let early = await EKCertificateVerifier(caCertificates: [root, intermediate]).validate(cert, at: Date(timeIntervalSince1970: 0))
+            let early = await EKCertificateVerifier(anchors: EKTrustAnchors(certificates: [root, intermediate], source: "test")).validate(cert, at: Date(timeIntervalSince1970: 0))
             guard case .invalid(let why) = early else { Issue.record("validated before notBefore"); return }
             #expect(why.contains("not yet valid") || why.contains("expired") || why.contains("notValidBefore"), "\(why)")
         }

@@ -167,7 +167,7 @@ struct SessionAndSchemeTests {
             let (sig, key) = try await tpm.withPrimary(.owner, template: template) { tpm, k throws(TPMError) in
                 (try tpm.sign(k, digest: digest, scheme: scheme, hashAlg: .sha256), k.publicArea)
             }
-            let ak = try AKPublic(try #require(key))
+            let ak = try AKPublic(signingKey: try #require(key))
             #expect(sig.algorithm == scheme)
             #expect(ak.isValidSignature(sig, for: message))
             #expect(!ak.isValidSignature(sig, for: message + [0]))

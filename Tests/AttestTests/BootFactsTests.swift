@@ -1,6 +1,6 @@
 import Testing
 import Foundation
-import Attest
+@testable import Attest
 
 /// Boot facts decoded from real logs: Secure Boot state and databases, boot applications, GRUB and
 /// kernel command lines, separators — and only from verified events when a quote is given.
@@ -18,7 +18,7 @@ import Attest
         guard case .x509(_, _, let fingerprint) = try #require(f.signatureDatabases["db"]?.first) else { Issue.record("db[0] is not X.509"); return }
         #expect(fingerprint.count == 64)
         #expect(f.bootApplications.map { $0.devicePath.split(separator: "\\").last.map(String.init) ?? "" }.prefix(2) == ["shimx64.efi", "grubx64.efi"])
-        #expect(f.bootApplications.allSatisfy { $0.sha256?.count == 64 })
+        #expect(f.bootApplications.allSatisfy { $0.digest?.count == 64 })
         #expect(f.kernelCommandLines.contains { $0.contains("root=") }, "\(f.kernelCommandLines)")
         #expect(f.grubCommands.contains("set pager=1"))
         #expect(!f.authorities.isEmpty)
@@ -59,8 +59,8 @@ import Attest
         pcrs[.sha256, 4] = [UInt8](repeating: 0x44, count: 32)
         let forged = VerifiedQuote(uncheckedAttest: q.attest, selection: q.selection, pcrs: pcrs)
         let log = try UnverifiedEventLog(bytes: Fixture.bytes("\(base).eventlog.bin"))
-        let honest = BootFacts(EventLogVerifier.verify(log, against: q))
-        let partial = BootFacts(EventLogVerifier.verify(log, against: forged))
+        let honest = BootFacts(EventLogVerifier.verify(log, against: q), bank: .sha256)
+        let partial = BootFacts(EventLogVerifier.verify(log, against: forged), bank: .sha256)
         #expect(!honest.bootApplications.isEmpty)
         #expect(partial.bootApplications.isEmpty)
         #expect(partial.secureBoot == honest.secureBoot)

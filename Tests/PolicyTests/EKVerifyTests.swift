@@ -11,7 +11,7 @@ import SwiftASN1
         try EKCertificate(bytes: Array(try Data(contentsOf: ekcerts.appendingPathComponent("leaf/\(n)"))))
     }
     static func verifier(_ folder: String) throws -> EKCertificateVerifier {
-        EKCertificateVerifier(caCertificates: try CACertificateFolder(path: ekcerts.appendingPathComponent(folder).path).certificates)
+        EKCertificateVerifier(anchors: try EKTrustAnchors(folder: ekcerts.appendingPathComponent(folder).path))
     }
     static let when = Date(timeIntervalSince1970: 1_790_000_000)  // 2026-09: inside every chain's validity
 

@@ -24,11 +24,11 @@ import Policy
         #expect(p.warnOnly == ["boot.dbx.min_entries"])
     }
 
-    @Test func eveLikePinningPassesOnItsDevicesSignedQuoteAndNamesThePCRsOtherwise() throws {
+    @Test func eveLikePinningPassesOnItsDevicesSignedQuoteAndNamesThePCRsOtherwise() async throws {
         let p = try PolicyLoader.load(Self.folder.appendingPathComponent("eve-like-pcr-pinning.yaml").path)
-        let v = PolicyEngine.evaluate(try RuleTests.signed(), p)
+        let v = PolicyEngine.evaluate(try await RuleTests.signed(required: PolicyEngine.requiredSelection(for: p)), p)
         #expect(v.pass, "\(v.failures.map(\.line))")
-        let other = PolicyEngine.evaluate(.unsigned(eventLog: try PolicyFixture.log("gce-rhel8-sb.bin")), p)
+        let other = PolicyEngine.evaluate(UnsignedEvidence(eventLog: try PolicyFixture.log("gce-rhel8-sb.bin")), p)
         #expect(!other.pass)
         #expect(other.failures.contains { $0.rule == "pcrs.sha256.0" && $0.pcr == 0 })
     }

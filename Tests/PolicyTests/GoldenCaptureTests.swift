@@ -8,14 +8,14 @@ import Policy
 @Suite struct GoldenCaptureTests {
     @Test(arguments: PolicyFixture.logNames)
     func aCapturedPolicyPassesOnItsOwnLogAndFailsOnEveryOther(_ name: String) throws {
-        let own = PolicyEvidence.unsigned(eventLog: try PolicyFixture.log(name))
+        let own = UnsignedEvidence(eventLog: try PolicyFixture.log(name))
         let yaml = PolicyCapture.yaml(from: own, id: "captured", source: name)
         let policy = try PolicyFixture.policy(yaml, file: "\(name).yaml")
         let verdict = PolicyEngine.evaluate(own, policy)
         #expect(verdict.pass, "\(name): \(verdict.failures.map(\.line))")
         #expect(verdict.unsignedEvidence)
         for other in PolicyFixture.logNames where other != name {
-            let v = PolicyEngine.evaluate(.unsigned(eventLog: try PolicyFixture.log(other)), policy)
+            let v = PolicyEngine.evaluate(UnsignedEvidence(eventLog: try PolicyFixture.log(other)), policy)
             #expect(!v.pass, "policy captured from \(name) accepts \(other)")
             #expect(v.failures.allSatisfy { !$0.rule.isEmpty && !$0.expected.isEmpty })
             #expect(!v.failures.isEmpty)
@@ -27,7 +27,7 @@ import Policy
         for name in PolicyFixture.logNames {
             let file = folder.appendingPathComponent(name.replacingOccurrences(of: ".bin", with: ".yaml")).path
             let policy = try PolicyLoader.load(file)
-            #expect(PolicyEngine.evaluate(.unsigned(eventLog: try PolicyFixture.log(name)), policy).pass, "\(file)")
+            #expect(PolicyEngine.evaluate(UnsignedEvidence(eventLog: try PolicyFixture.log(name)), policy).pass, "\(file)")
         }
     }
 }

@@ -1,11 +1,18 @@
 /// What a boot did, decoded from events — from a ``VerifiedEventLog`` for policy (only events whose
 /// PCR replayed to the quote), or from an unverified log for authoring and display.
 public struct BootFacts: Hashable, Sendable {
+    /// A PCR 4 measurement: a boot application (PE image) or anything else measured there.
     public struct BootApplication: Hashable, Sendable {
         public let eventIndex: Int
         public let pcr: Int
-        public let sha256: String?
+        /// The measured digest in ``bank``, hex: what a boot-application rule judges.
+        public let digest: String?
+        /// The bank ``digest`` comes from.
+        public let bank: TPMAlgorithmID
+        /// The device path the event data claims (not attested: the digest is of the image, not of the path).
         public let devicePath: String
+        /// The event type the log claims (not attested).
+        public let claimedType: TCGEventType
     }
 
     public struct Separator: Hashable, Sendable {
@@ -37,7 +44,8 @@ public struct BootFacts: Hashable, Sendable {
     public var efiActions: [String] = []
     /// "UEFI Debug Mode" actions and similar debug markers.
     public var debugMarkers: [String] = []
-    /// Events measured after the ExitBootServices invocation (PCRs 0–7): the OS is already running.
+    /// Events measured into PCR 5 after the ExitBootServices invocation, other than its result actions: the OS
+    /// was already running. Judged within PCR 5, whose order the TPM attests.
     public var eventsAfterExitBootServices: [Int] = []
     public var gptDisks: [String] = []
     public var handoffTables: UInt64 = 0
@@ -46,12 +54,50 @@ public struct BootFacts: Hashable, Sendable {
     /// Whether the ExitBootServices invocation was measured (PCR 5).
     public var exitBootServicesMeasured = false
 
+    /// Facts from the events of a ``VerifiedEventLog`` verified in `bank`, for policy. An event whose data
+    /// should hash to its digest and does not is never decoded (``EventDataBinding``). Every PCR 4 measurement
+    /// that is not a bound separator or EFI action counts as a boot application and is judged by its
+    /// digest in `bank`, whatever type it claims. "After ExitBootServices" is judged in PCR 5's own order
+    /// (the order within one PCR is attested; across PCRs it is not).
+    public init(_ log: VerifiedEventLog, bank: TPMAlgorithmID) {
+        var events: [EventLogEvent] = []
+        var bound: Set<Int> = []
+        for e in log.events where e.banks.contains(bank) {
+            switch e.binding {
+            case .bound: bound.insert(e.event.index); events.append(e.event)
+            case .digestOfOtherData: events.append(e.event)
+            case .unbound: break
+            }
+        }
+        self.init(events: events, bank: bank, bound: bound)
+    }
+
+    /// Facts decoded from events as logged, for display and authoring: nothing is verified, and every event's
+    /// data is taken at its word. Boot-application digests are read from SHA-256.
     public init(events: [EventLogEvent]) {
+        self.init(events: events, bank: .sha256, bound: nil)
+    }
+
+    /// - Parameter bound: indices of events whose data is bound to their digests; nil to trust every event's data.
+    init(events: [EventLogEvent], bank: TPMAlgorithmID, bound: Set<Int>?) {
         var ebsSeen = false
         for e in events where e.isExtended {
             guard let pcr = e.pcr else { continue }
             measuredPCRs.insert(pcr)
-            if ebsSeen && pcr < 8 && !(e.type == .efiAction && pcr == 5) { eventsAfterExitBootServices.append(e.index) }
+            let isBound = bound?.contains(e.index) ?? true
+            if pcr == 4, !(isBound && (e.type == .separator || e.type == .efiAction)) {
+                // Every other PCR 4 measurement loads code (PFP §3.3.4.5): judged by digest, typed or not.
+                let path: String
+                if case .imageLoad(let image) = DecodedEventData(e) { path = image.devicePath } else { path = "" }
+                bootApplications.append(.init(eventIndex: e.index, pcr: pcr, digest: e.digest(bank).map { Hex.encode($0) }, bank: bank,
+                                              devicePath: path.isEmpty ? "(\(e.type))" : path, claimedType: e.type))
+                continue
+            }
+            if pcr == 5, ebsSeen, !(isBound && e.type == .efiAction && Self.ebsResults.contains(where: { e.dataBytes.elementsEqual($0) })) {
+                eventsAfterExitBootServices.append(e.index)
+            }
+            // Data that is not bound to its digest is a claim: it is not decoded into facts.
+            guard isBound else { continue }
             switch DecodedEventData(e) {
             case .separator(_, let isError):
                 separators.append(.init(eventIndex: e.index, pcr: pcr, isError: isError))
@@ -63,8 +109,6 @@ public struct BootFacts: Hashable, Sendable {
                     if !(cert.count > 2 && cert[0] == 0x30 && cert[1] == 0x82), cert.count > 16 { cert = Array(cert.dropFirst(16)) }
                     authorities.append(.init(variable: v.name, sha256Fingerprint: Hex.encode((try? TPMDigest.hash(.sha256, cert)) ?? [])))
                 }
-            case .imageLoad(let image) where e.type == .efiBootServicesApplication:
-                bootApplications.append(.init(eventIndex: e.index, pcr: pcr, sha256: e.digest(.sha256).map { Hex.encode($0) }, devicePath: image.devicePath))
             case .text(let t):
                 switch e.type {
                 case .ipl where pcr == 8:
@@ -99,6 +143,8 @@ public struct BootFacts: Hashable, Sendable {
         }
     }
 
+    static let ebsResults = [EventLogWorkaround.ebsSuccess, EventLogWorkaround.ebsFailure].map { Array($0.utf8) }
+
     static func strip(_ text: String, _ prefix: String) -> String? {
         guard text.hasPrefix(prefix) else { return nil }
         var rest = text.dropFirst(prefix.count)
@@ -107,9 +153,5 @@ public struct BootFacts: Hashable, Sendable {
         return String(rest.dropFirst())
     }
 
-    /// Facts from the verified events only.
-    public init(_ log: VerifiedEventLog) {
-        self.init(events: log.events.map(\.event))
-    }
 
 }

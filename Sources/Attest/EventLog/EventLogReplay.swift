@@ -5,19 +5,19 @@ import Foundation
 /// (PCR := H(PCR || digest) for each measured event, PFP §10.2 and TPM 2.0 Part 3 §22.2):
 ///
 /// - EV_NO_ACTION events and PCR indices ≥ 24 are never extended;
-/// - an EV_NO_ACTION "StartupLocality" event in PCR 0 makes PCR 0 start at 00…0N (PFP §10.4.5.3);
-/// - when the first measured PCR 0 event is EV_EFI_HCRTM_EVENT, PCR 0 starts at 00…04 (PFP §10.4.5.2);
-/// - PCRs 17–22 start at all ones (no dynamic launch); every other PCR at zeros;
+/// - start values come from ``PCRStartValue`` (StartupLocality, H-CRTM, all ones for PCRs 17–22);
 /// - banks are independent; a bank whose hash Vigil cannot compute (e.g. SM3-256) is reported, not guessed.
 public struct EventLogReplay: Hashable, Sendable {
     /// Replayed values of every PCR the log extends or sets the start value of, per computable bank.
     public let values: PCRValues
     /// Declared banks that cannot be replayed, with the reason.
     public let uncomputableBanks: [TPMAlgorithmID: String]
+    /// Where each PCR started, from the log's StartupLocality and H-CRTM events.
+    public let start: PCRStartValue
     /// The locality from a StartupLocality event, if any.
-    public let startupLocality: UInt8?
+    public var startupLocality: UInt8? { start.startupLocality }
     /// Whether PCR 0 starts from an H-CRTM measurement.
-    public let hcrtm: Bool
+    public var hcrtm: Bool { start.hcrtm }
     /// Workarounds applied to the log before this replay (empty for a plain replay).
     public let workarounds: [EventLogWorkaround]
 
@@ -32,7 +32,7 @@ public struct EventLogReplay: Hashable, Sendable {
             }
         }
         let firstPCR0 = events.first { $0.isExtended && $0.pcrIndex == 0 }
-        let hcrtm = firstPCR0?.type == .efiHCRTMEvent
+        let start = PCRStartValue(startupLocality: locality, hcrtm: firstPCR0?.type == .efiHCRTMEvent)
         var values = PCRValues()
         var uncomputable: [TPMAlgorithmID: String] = [:]
         for bank in log.banks {
@@ -40,13 +40,12 @@ public struct EventLogReplay: Hashable, Sendable {
                 uncomputable[bank] = "Vigil has no implementation of \(bank.name)"
                 continue
             }
-            var start0 = [UInt8](repeating: 0, count: size)
-            if hcrtm { start0[size - 1] = 4 } else if let locality { start0[size - 1] = locality }
             let result: ([Int: [UInt8]], Int?) = switch bank {
-            case .sha1: Self.replayBank(Insecure.SHA1.self, bank, events, size: size, pcr0Start: start0, setsPCR0: locality != nil || hcrtm)
-            case .sha256: Self.replayBank(SHA256.self, bank, events, size: size, pcr0Start: start0, setsPCR0: locality != nil || hcrtm)
-            case .sha384: Self.replayBank(SHA384.self, bank, events, size: size, pcr0Start: start0, setsPCR0: locality != nil || hcrtm)
-            default: Self.replayBank(SHA512.self, bank, events, size: size, pcr0Start: start0, setsPCR0: locality != nil || hcrtm)
+            case .sha1: Self.replayBank(Insecure.SHA1.self, bank, events, size: size, start: start)
+            case .sha256: Self.replayBank(SHA256.self, bank, events, size: size, start: start)
+            case .sha384: Self.replayBank(SHA384.self, bank, events, size: size, start: start)
+            case .sm3_256: Self.replayBank(SM3Hasher.self, bank, events, size: size, start: start)
+            default: Self.replayBank(SHA512.self, bank, events, size: size, start: start)
             }
             if let missing = result.1 {
                 uncomputable[bank] = "event \(missing) has no \(bank.name) digest"
@@ -56,19 +55,19 @@ public struct EventLogReplay: Hashable, Sendable {
         }
         self.values = values
         self.uncomputableBanks = uncomputable
-        self.startupLocality = locality
-        self.hcrtm = hcrtm
+        self.start = start
         self.workarounds = workarounds
     }
 
     /// Replays one bank with hash `H`: 24 fixed slots, digests kept in the hash's own type until the end
     /// (no per-event allocation). Returns the values, or the index of an event lacking this bank's digest.
     static func replayBank<H: HashFunction>(_: H.Type, _ bank: TPMAlgorithmID, _ events: [EventLogEvent], size: Int,
-                                            pcr0Start: [UInt8], setsPCR0: Bool) -> ([Int: [UInt8]], Int?) {
+                                            start: PCRStartValue) -> ([Int: [UInt8]], Int?) {
         var slots = [H.Digest?](repeating: nil, count: 24)
         var touched = [Bool](repeating: false, count: 24)
-        let ones = [UInt8](repeating: 0xFF, count: size), zeros = [UInt8](repeating: 0, count: size)
-        if setsPCR0 { touched[0] = true }
+        let ones = start.value(pcr: 17, size: size), zeros = start.value(pcr: 1, size: size)
+        let pcr0Start = start.value(pcr: 0, size: size)
+        if start.setsPCR0 { touched[0] = true }
         for e in events where e.isExtended {
             guard let pcr = e.pcr else { continue }
             guard let d = e.digestBytes(bank), d.count == size else { return ([:], e.index) }
@@ -87,6 +86,14 @@ public struct EventLogReplay: Hashable, Sendable {
             out[pcr] = slots[pcr].map { Array($0) } ?? pcr0Start
         }
         return (out, nil)
+    }
+
+    /// The value the log says `pcr` holds in `bank`: its replay, or its start value when no event
+    /// extends it; nil for a bank that cannot be replayed.
+    public func value(_ bank: TPMAlgorithmID, _ pcr: Int) -> [UInt8]? {
+        if let v = values[bank, pcr] { return v }
+        guard uncomputableBanks[bank] == nil, let size = bank.digestSize else { return nil }
+        return start.value(pcr: pcr, size: size)
     }
 
     /// The JSON `vigil eventlog replay --json` prints: `{"pcrs": {"sha256": {"0": "hex", …}, …}}`.

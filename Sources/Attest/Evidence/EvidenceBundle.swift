@@ -2,7 +2,7 @@ public import Foundation
 
 /// What a device sends to be attested (JSON; schema: `policies/schema/evidence-bundle.schema.json`):
 /// a quote over the verifier's nonce with the PCR values, the keys and certificates that identify the
-/// TPM, and the TCG event log. Nothing in it is trusted until verified (``verify(expectedNonce:)``).
+/// TPM, and the TCG event log. Nothing in it is trusted until ``EvidenceVerifier`` has checked it; its `nonce` field is informational only.
 public struct EvidenceBundle: Codable, Sendable, Hashable {
     public static let currentVersion = 1
     /// Largest bundle accepted (an event log is at most a few hundred KiB).
@@ -88,13 +88,5 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
         return (nonceBytes, try Self.base64(quote.attest, "quote.attest"), try Self.base64(quote.signature, "quote.signature"),
                 try PCRValues(jsonObject: pcrs), try TPMTPublic(tpmPublicBytes: try Self.base64(akPublic, "ak_public")), ek, log,
                 ISO8601DateFormatter().date(from: collectedAt))
-    }
-
-    /// Verifies the quote against the AK and `expectedNonce` (default: the bundle's own nonce, for offline
-    /// tests of recorded evidence), and the event log against the quote.
-    public func verify(expectedNonce: [UInt8]? = nil) throws(AttestError) -> (quote: VerifiedQuote, log: UnverifiedEventLog?, ak: TPMTPublic, ek: EKCertificate?) {
-        let d = try decoded()
-        let quote = try QuoteVerifier(akPublic: d.ak).verify(attest: d.attest, signature: d.signature, nonce: expectedNonce ?? d.nonce, pcrs: d.pcrs)
-        return (quote, d.eventLog, d.ak, d.ek)
     }
 }

@@ -2,29 +2,25 @@
 public import SwiftASN1
 public import Foundation
 
-/// Validates EK certificates against TPM vendors' CA certificates: full path building through
-/// intermediates with swift-certificates, validity dates, and the TCG EK profile (the EK
-/// certificate's critical SubjectAltName is understood; an extended key usage, when present, must
-/// include tcg-kp-EKCertificate).
+/// Validates EK certificates against TPM vendors' CA certificates (TCG EK Credential Profile §2.2.1.5):
+/// full path building through intermediates with swift-certificates, validity dates, and the TCG EK
+/// profile (the EK certificate's critical SubjectAltName is understood; an extended key usage, when
+/// present, must include tcg-kp-EKCertificate).
+///
+/// Trust anchors come only from the verifier (``EKTrustAnchors``). Certificates the device sends are
+/// at most intermediates: a self-signed CA in the evidence is never a root.
 public struct EKCertificateVerifier: Sendable {
-    /// Self-signed CA certificates: the trust anchors.
+    /// The trust anchors: the verifier's own roots.
     public let roots: [Certificate]
-    /// Every other CA certificate offered (vendors publish roots and intermediates mixed).
+    /// Intermediates: the verifier's own, then those offered with the evidence (candidates only).
     public let intermediates: [Certificate]
 
-    /// Sorts `caCertificates` into anchors (self-signed) and intermediates.
-    public init(caCertificates: [Certificate]) {
-        var roots: [Certificate] = []
-        var intermediates: [Certificate] = []
-        for cert in caCertificates {
-            if cert.subject == cert.issuer && cert.publicKey.isValidSignature(cert.signature, for: cert) {
-                roots.append(cert)
-            } else {
-                intermediates.append(cert)
-            }
-        }
-        self.roots = roots
-        self.intermediates = intermediates
+    /// - Parameters:
+    ///   - anchors: the verifier's EK trust anchors.
+    ///   - untrustedIntermediates: certificates that came with the evidence, used only to build a path.
+    public init(anchors: EKTrustAnchors, untrustedIntermediates: [Certificate] = []) {
+        roots = anchors.roots
+        intermediates = anchors.intermediates + untrustedIntermediates
     }
 
     public enum Result: Hashable, Sendable {

@@ -1,8 +1,9 @@
 /// Verifies TPM2_Quote results (go-attestation's `AKPublic.Verify`, done in this fixed order):
 ///
-/// 1. the signature over the exact attest bytes, with the attestation key;
+/// 1. the signature over the exact attest bytes, with the attestation key, in the scheme and hash the key
+///    is bound to;
 /// 2. decode: magic TPM_GENERATED_VALUE and type TPM_ST_ATTEST_QUOTE (only after the signature, so
-///    nothing unsigned is parsed deeply);
+///    nothing unsigned is parsed deeply), and qualifiedSigner names the attestation key;
 /// 3. the nonce (qualifyingData), in constant time;
 /// 4. the PCR selection equals the expected one, both ways;
 /// 5. the PCR digest equals the hash of the supplied values in selection order;
@@ -27,11 +28,15 @@ public struct QuoteVerifier: Sendable {
     ///   - nonce: the single-use nonce the verifier issued.
     ///   - pcrs: the PCR values the device reported; must cover exactly the quoted PCRs.
     ///   - expectedSelection: what was asked for; nil to accept the PCRs supplied in `pcrs` as the request.
-    ///   - previous: the device's previous accepted quote, for clock and counter findings.
+    ///   - previous: the device's previous accepted quote, as the verifier stored it, for clock and counter findings.
     public func verify(attest: [UInt8], signature: [UInt8], nonce: [UInt8], pcrs: PCRValues,
-                       expectedSelection: TPMLPCRSelection? = nil, previous: VerifiedQuote? = nil) throws(AttestError) -> VerifiedQuote {
-        // 1. Signature over the raw bytes.
+                       expectedSelection: TPMLPCRSelection? = nil, previous: PreviousQuote? = nil) throws(AttestError) -> VerifiedQuote {
+        guard !nonce.isEmpty else {
+            throw AttestError(code: .nonceMissing, reason: "quote: no nonce to check against (the verifier must issue one; an empty nonce proves no freshness)")
+        }
+        // 1. Signature over the raw bytes, in the AK's own scheme.
         let sig = try TPMTSignature(bytes: signature)
+        try ak.checkScheme(of: sig)
         guard ak.isValidSignature(sig, for: attest) else {
             throw AttestError(code: .signatureInvalid,
                               reason: "quote: the \(sig.algorithm)/\(sig.hashAlg) signature does not verify with the attestation key")
@@ -46,6 +51,7 @@ public struct QuoteVerifier: Sendable {
         guard case .quote(let selection, let digest) = decoded.attested else {
             throw AttestError(code: .notAQuote, reason: "quote: the signed structure is a TPM2_Certify result, not a quote")
         }
+        let hierarchy = try Self.signerHierarchy(decoded.qualifiedSigner, ak: ak)
         // 3. Nonce.
         guard constantTimeEquals(decoded.extraData, nonce) else {
             throw AttestError(code: .nonceMismatch,
@@ -91,7 +97,34 @@ public struct QuoteVerifier: Sendable {
         let quoted = pcrs
         // 6. Clock and counters.
         let findings = Self.clockFindings(decoded, previous: previous)
-        return VerifiedQuote(attest: decoded, selection: selection, pcrs: quoted, pcrDigest: digest, clockFindings: findings)
+        return VerifiedQuote(attest: decoded, selection: selection, pcrs: quoted, pcrDigest: digest, clockFindings: findings,
+                             comparedWithPrevious: previous != nil, signerHierarchy: hierarchy)
+    }
+
+    /// Checks TPMS_ATTEST.qualifiedSigner against the attestation key (Part 1 §16 "Qualified Name":
+    /// QN(key) = nameAlg || H_nameAlg(QN(parent) || Name(key)), and a hierarchy's QN is its handle).
+    /// For a primary key the QN is computed for each hierarchy and must equal one of them; the result
+    /// names it. For a key under another key the parent's QN is not known to the verifier, so the QN
+    /// must at least be a digest of the key's name algorithm (nil is returned).
+    static func signerHierarchy(_ qn: TPMName, ak: AKPublic) throws(AttestError) -> TPMHierarchy? {
+        // A bare public key has no Name to compare with (`vigil quote verify --ak key.pem` says so).
+        guard let name = ak.name else { return nil }
+        let nameAlg = ak.publicArea.nameAlg
+        for h in TPMHierarchy.allCases {
+            var w = ByteWriter()
+            w.append(h.rawValue)
+            w.append(bytes: name.bytes)
+            var expected = ByteWriter()
+            expected.append(nameAlg.rawValue)
+            expected.append(bytes: try TPMDigest.hash(nameAlg, w.bytes))
+            if constantTimeEquals(expected.bytes, qn.bytes) { return h }
+        }
+        let tagged = qn.bytes.count >= 2 ? UInt16(qn.bytes[0]) << 8 | UInt16(qn.bytes[1]) : 0
+        guard tagged == nameAlg.rawValue, qn.bytes.count == 2 + (nameAlg.digestSize ?? -1) else {
+            throw AttestError(code: .qualifiedSignerMismatch,
+                              reason: "quote: qualifiedSigner \(qn) is not a \(nameAlg.name) qualified name of the attestation key \(name)")
+        }
+        return nil
     }
 
     /// Whether two selections select the same (bank, PCR) pairs, in any order and bitmap width.
@@ -101,7 +134,7 @@ public struct QuoteVerifier: Sendable {
     }
 
     /// Clock and counter findings of `attest` compared with `previous` (step 6 on its own).
-    public static func clockFindings(_ attest: TPMSAttest, previous: VerifiedQuote?) -> [ClockFinding] {
+    public static func clockFindings(_ attest: TPMSAttest, previous: PreviousQuote?) -> [ClockFinding] {
         var findings: [ClockFinding] = []
         let now = attest.clockInfo
         if !now.safe { findings.append(.clockNotSafe) }

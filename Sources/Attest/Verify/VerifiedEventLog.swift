@@ -1,22 +1,26 @@
-/// An event log checked against a ``VerifiedQuote``: per bank, which PCRs replay to the quoted values,
-/// and the events that policy may rely on — only those whose PCR replayed to a quoted value in some bank.
-/// Only ``EventLogVerifier`` constructs one.
+/// An event log checked against a ``VerifiedQuote``: per bank, which quoted PCRs replay to the values the
+/// TPM signed, and the events that policy may rely on — only those whose PCR replayed in some bank, each
+/// with whether its data is bound to its digest (``EventDataBinding``). Every quoted PCR is compared,
+/// also those the log never extends (they must hold their ``PCRStartValue``; for PCRs 0–7 anything else is a
+/// mismatch), so a PCR cannot be hidden by leaving its events out. Only ``EventLogVerifier`` constructs one.
 public struct VerifiedEventLog: Hashable, Sendable {
     /// An event whose PCR, in ``banks``, replays to the value the TPM signed.
     public struct Event: Hashable, Sendable {
         public let event: EventLogEvent
         /// The quoted banks in which this event's PCR replayed correctly.
         public let banks: Set<TPMAlgorithmID>
+        /// Whether the event's data is what its digest measured, checked in every bank of ``banks``.
+        public let binding: EventDataBinding
     }
 
-    /// A quoted PCR the log extends but does not reproduce.
+    /// A quoted PCR the log does not reproduce.
     public struct Mismatch: Hashable, Sendable, CustomStringConvertible {
         public let bank: TPMAlgorithmID
         public let pcr: Int
         public let quoted: [UInt8]
         public let replayed: [UInt8]
         /// The first event the TPM did not see, when a prefix of the log reproduces the quoted value;
-        /// else the last event of this PCR.
+        /// else the last event of this PCR (nil when the log has no event for it).
         public let eventIndex: Int?
         public let explanation: String
 
@@ -28,11 +32,17 @@ public struct VerifiedEventLog: Hashable, Sendable {
     public let format: UnverifiedEventLog.Format
     /// Events policy may rely on, in log order. EV_NO_ACTION events are never included.
     public let events: [Event]
-    /// (bank, PCR) pairs that were quoted, extended by the log, and reproduced.
+    /// Quoted (bank, PCR) pairs whose value the log reproduces (extended by events or at their start value).
     public let matched: [TPMAlgorithmID: [Int]]
     public let mismatches: [Mismatch]
     /// Banks the log declares that Vigil cannot replay.
     public let uncomputableBanks: [TPMAlgorithmID: String]
+    /// Quoted banks the log has no digests for: their PCRs are not verified by the log.
+    public let banksNotInLog: [TPMAlgorithmID]
+    /// Quoted PCRs from 8 up that this log never extends and that do not hold their start value: measured by
+    /// someone whose log this is not (the OS: IMA, systemd). Not verified; rules that need them fail. PCRs 0–7
+    /// are always recorded by firmware (PFP §3.3.4), so there the same finding is a ``Mismatch``.
+    public let notCovered: [TPMAlgorithmID: [Int]]
     /// Workarounds needed for the log to match (empty for a clean log).
     public let workarounds: [EventLogWorkaround]
     /// The full replay, for reporting.
@@ -40,63 +50,74 @@ public struct VerifiedEventLog: Hashable, Sendable {
     /// PCRs (0–23) that at least one event of the log extends.
     public let extendedPCRs: Set<Int>
 
-    /// True when every quoted PCR that the log extends, in every computable quoted bank, matches.
+    /// True when every quoted PCR, in every computable quoted bank the log declares, matches.
     public var isConsistent: Bool { mismatches.isEmpty }
+
+    /// Whether `pcr` replayed to its quoted value in `bank`.
+    public func isVerified(_ bank: TPMAlgorithmID, _ pcr: Int) -> Bool { matched[bank]?.contains(pcr) ?? false }
+
+    /// Events whose data should hash to their digest and does not, in log order.
+    public var unboundEvents: [Event] {
+        events.filter { if case .unbound = $0.binding { true } else { false } }
+    }
 }
 
 /// Replays a log against a verified quote, applying named workarounds only when a plain replay fails.
 public enum EventLogVerifier {
     public static func verify(_ log: UnverifiedEventLog, against quote: VerifiedQuote) -> VerifiedEventLog {
-        let plain = compare(log, quote, workarounds: [])
+        verify(log, values: quote.pcrs)
+    }
+
+    /// Compares the log with PCR values: from a verified quote, or (unsigned authoring only, see
+    /// ``UnsignedEvidence``) with values nobody signed.
+    static func verify(_ log: UnverifiedEventLog, values: PCRValues) -> VerifiedEventLog {
+        let plain = compare(log, values, workarounds: [])
         guard !plain.mismatches.isEmpty else { return plain }
         let badPCRs = Set(plain.mismatches.map(\.pcr))
         for workaround in EventLogWorkaround.all where badPCRs.isSubset(of: workaround.pcrs) {
-            let attempt = compare(log, quote, workarounds: [workaround])
+            let attempt = compare(log, values, workarounds: [workaround])
             if attempt.mismatches.isEmpty { return attempt }
         }
         return plain
     }
 
-    /// Verifies a log against the verified PCRs of several quotes (one per bank, as some platforms quote).
-    public static func verify(_ log: UnverifiedEventLog, against quotes: [VerifiedQuote]) -> VerifiedEventLog {
-        var merged = PCRValues()
-        var selections: [TPMSPCRSelection] = []
-        for q in quotes {
-            for (bank, values) in q.pcrs.banks { for (pcr, v) in values { merged[bank, pcr] = v } }
-            selections.append(contentsOf: q.selection.selections)
-        }
-        guard let first = quotes.first else {
-            return VerifiedEventLog(format: log.format, events: [], matched: [:], mismatches: [], uncomputableBanks: [:],
-                                    workarounds: [], replay: EventLogReplay(log), extendedPCRs: [])
-        }
-        return verify(log, against: VerifiedQuote(attest: first.attest, selection: TPMLPCRSelection(selections), pcrs: merged,
-                                                  pcrDigest: first.pcrDigest, clockFindings: first.clockFindings))
-    }
-
-    static func compare(_ log: UnverifiedEventLog, _ quote: VerifiedQuote, workarounds: [EventLogWorkaround]) -> VerifiedEventLog {
+    static func compare(_ log: UnverifiedEventLog, _ quoted: PCRValues, workarounds: [EventLogWorkaround]) -> VerifiedEventLog {
         let replay = EventLogReplay(log, workarounds: workarounds)
         let events = workarounds.reduce(log.events) { $1.apply(to: $0, banks: log.banks) }
         let extended = Set(events.filter(\.isExtended).compactMap(\.pcr))
         var matched: [TPMAlgorithmID: [Int]] = [:]
         var mismatches: [VerifiedEventLog.Mismatch] = []
-        for (bank, quotedValues) in quote.pcrs.banks.sorted(by: { $0.key < $1.key }) where log.banks.contains(bank) && replay.uncomputableBanks[bank] == nil {
-            for (pcr, quotedValue) in quotedValues.sorted(by: { $0.key < $1.key }) where extended.contains(pcr) {
-                let replayed = replay.values[bank, pcr] ?? []
+        var notInLog: [TPMAlgorithmID] = []
+        var notCovered: [TPMAlgorithmID: [Int]] = [:]
+        for (bank, quotedValues) in quoted.banks.sorted(by: { $0.key < $1.key }) {
+            guard log.banks.contains(bank) else { notInLog.append(bank); continue }
+            guard replay.uncomputableBanks[bank] == nil else { continue }
+            for (pcr, quotedValue) in quotedValues.sorted(by: { $0.key < $1.key }) where pcr < 24 {
+                // A PCR without events must still hold its start value: leaving all of a PCR's events out
+                // of the log does not make it unverified, it makes it a mismatch.
+                let replayed = replay.value(bank, pcr) ?? []
                 if replayed == quotedValue {
                     matched[bank, default: []].append(pcr)
+                } else if !extended.contains(pcr) && pcr >= 8 {
+                    // PCRs 8 and up are also extended after boot by the OS (IMA's PCR 10, systemd's 11 and 15),
+                    // whose measurements live in other logs: not a forgery, but nothing this log verifies.
+                    notCovered[bank, default: []].append(pcr)
                 } else {
                     mismatches.append(diagnose(events, replay: replay, bank: bank, pcr: pcr, quoted: quotedValue, replayed: replayed))
                 }
             }
         }
+        var pcrBanks = [Set<TPMAlgorithmID>](repeating: [], count: 24)
+        for (bank, pcrs) in matched { for pcr in pcrs { pcrBanks[pcr].insert(bank) } }
         var verified: [VerifiedEventLog.Event] = []
         for e in events where e.isExtended {
-            guard let pcr = e.pcr else { continue }
-            let banks = Set(matched.filter { $0.value.contains(pcr) }.map(\.key))
-            if !banks.isEmpty { verified.append(.init(event: e, banks: banks)) }
+            guard let pcr = e.pcr, !pcrBanks[pcr].isEmpty else { continue }
+            let banks = pcrBanks[pcr]
+            verified.append(.init(event: e, banks: banks, binding: EventDataBinding.check(e, banks: banks.sorted())))
         }
         return VerifiedEventLog(format: log.format, events: verified, matched: matched, mismatches: mismatches,
-                                uncomputableBanks: replay.uncomputableBanks, workarounds: workarounds, replay: replay, extendedPCRs: extended)
+                                uncomputableBanks: replay.uncomputableBanks, banksNotInLog: notInLog, notCovered: notCovered, workarounds: workarounds,
+                                replay: replay, extendedPCRs: extended)
     }
 
     /// Finds where the log and the TPM part ways for one PCR: if the quoted value equals the replay after
@@ -107,9 +128,10 @@ public enum EventLogVerifier {
         guard let size = bank.digestSize else {
             return .init(bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: nil, explanation: "bank cannot be computed")
         }
-        var value = [UInt8](repeating: (17...22).contains(pcr) ? 0xFF : 0, count: size)
-        if pcr == 0 {
-            if replay.hcrtm { value[size - 1] = 4 } else if let l = replay.startupLocality { value[size - 1] = l }
+        var value = replay.start.value(pcr: pcr, size: size)
+        if forPCR.isEmpty {
+            return .init(bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: nil,
+                         explanation: "the log has no event for this PCR, so it should hold its start value, but the TPM measured something into it: its events were left out of the log")
         }
         if value == quoted, let first = forPCR.first {
             return .init(bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: first.index,

@@ -11,31 +11,65 @@ public struct VerifiedQuote: Hashable, Sendable {
     public let pcrDigest: [UInt8]
     /// What the TPM's clock and counters say compared with the previous accepted quote.
     public let clockFindings: [ClockFinding]
+    /// Whether the verifier supplied a previous accepted quote to compare with (without one, nothing is
+    /// known about reboots or replays since the last attestation).
+    public let comparedWithPrevious: Bool
+    /// The hierarchy of which the attestation key is a primary, from qualifiedSigner (nil: not a primary).
+    public let signerHierarchy: TPMHierarchy?
 
-    init(attest: TPMSAttest, selection: TPMLPCRSelection, pcrs: PCRValues, pcrDigest: [UInt8], clockFindings: [ClockFinding]) {
+    init(attest: TPMSAttest, selection: TPMLPCRSelection, pcrs: PCRValues, pcrDigest: [UInt8], clockFindings: [ClockFinding],
+         comparedWithPrevious: Bool, signerHierarchy: TPMHierarchy?) {
         self.attest = attest
         self.selection = selection
         self.pcrs = pcrs
         self.pcrDigest = pcrDigest
         self.clockFindings = clockFindings
+        self.comparedWithPrevious = comparedWithPrevious
+        self.signerHierarchy = signerHierarchy
     }
 
-    /// - Warning: For tests and replaying stored verdicts only: builds a `VerifiedQuote` without checking anything.
-    public init(uncheckedAttest attest: TPMSAttest, selection: TPMLPCRSelection, pcrs: PCRValues) {
-        self.init(attest: attest, selection: selection, pcrs: pcrs, pcrDigest: [], clockFindings: [])
-    }
-
-    /// - Warning: Not a quote: PCR values nobody signed (an event log's own replay), for authoring
-    /// policies from a bare log. Verdicts built on it must say the evidence was unsigned.
-    public static func uncheckedReplay(selection: TPMLPCRSelection, pcrs: PCRValues) -> VerifiedQuote {
-        let attest = TPMSAttest(rawBytes: [], type: TPMSAttest.typeQuote, qualifiedSigner: TPMName(bytes: []), extraData: [],
-                                clockInfo: TPMSClockInfo(clock: 0, resetCount: 0, restartCount: 0, safe: true), firmwareVersion: 0,
-                                attested: .quote(pcrSelect: selection, pcrDigest: []))
-        return VerifiedQuote(attest: attest, selection: selection, pcrs: pcrs, pcrDigest: [], clockFindings: [])
+    /// - Warning: For the module's own tests only (`@testable`): builds a `VerifiedQuote` without checking anything.
+    init(uncheckedAttest attest: TPMSAttest, selection: TPMLPCRSelection, pcrs: PCRValues) {
+        self.init(attest: attest, selection: selection, pcrs: pcrs, pcrDigest: [], clockFindings: [], comparedWithPrevious: false,
+                  signerHierarchy: nil)
     }
 
     public var clockInfo: TPMSClockInfo { attest.clockInfo }
     public var firmwareVersion: UInt64 { attest.firmwareVersion }
+}
+
+/// The permanent hierarchies (TPM 2.0 Part 2 §7.4, TPM_RH): the root of a primary key's qualified name.
+public enum TPMHierarchy: UInt32, CaseIterable, Hashable, Sendable, CustomStringConvertible {
+    case owner = 0x4000_0001
+    case null = 0x4000_0007
+    case endorsement = 0x4000_000B
+    case platform = 0x4000_000C
+
+    public var description: String {
+        switch self {
+        case .owner: "owner"
+        case .null: "null"
+        case .endorsement: "endorsement"
+        case .platform: "platform"
+        }
+    }
+}
+
+/// The device's previous accepted quote, as the verifier stored it (never taken from the evidence): what
+/// clock, counter and firmware findings compare with (TPMS_CLOCK_INFO, Part 2 §10.11.1).
+public struct PreviousQuote: Hashable, Sendable {
+    public let clockInfo: TPMSClockInfo
+    public let firmwareVersion: UInt64
+
+    public init(clockInfo: TPMSClockInfo, firmwareVersion: UInt64) {
+        self.clockInfo = clockInfo
+        self.firmwareVersion = firmwareVersion
+    }
+
+    /// The record of a quote this verifier accepted.
+    public init(_ quote: VerifiedQuote) {
+        self.init(clockInfo: quote.clockInfo, firmwareVersion: quote.firmwareVersion)
+    }
 }
 
 /// A comparison of a quote's TPMS_CLOCK_INFO and firmware version with the device's previous accepted quote.

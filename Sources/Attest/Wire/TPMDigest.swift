@@ -10,6 +10,7 @@ public enum TPMDigest {
         case .sha256: return Array(SHA256.hash(data: bytes))
         case .sha384: return Array(SHA384.hash(data: bytes))
         case .sha512: return Array(SHA512.hash(data: bytes))
+        case .sm3_256: return SM3.hash(bytes)
         default:
             throw AttestError(code: .unknownAlgorithm, reason: "hash algorithm \(alg) is not supported by this verifier")
         }
@@ -27,6 +28,7 @@ public enum TPMDigest {
         case .sha256: var h = SHA256(); return run(&h)
         case .sha384: var h = SHA384(); return run(&h)
         case .sha512: var h = SHA512(); return run(&h)
+        case .sm3_256: var h = SM3Hasher(); return run(&h)
         default:
             throw AttestError(code: .unknownAlgorithm, reason: "hash algorithm \(alg) is not supported by this verifier")
         }
@@ -34,7 +36,7 @@ public enum TPMDigest {
 
     /// True when ``hash(_:_:)`` can compute `alg`.
     public static func isSupported(_ alg: TPMAlgorithmID) -> Bool {
-        [.sha1, .sha256, .sha384, .sha512].contains(alg)
+        [.sha1, .sha256, .sha384, .sha512, .sm3_256].contains(alg)
     }
 }
 

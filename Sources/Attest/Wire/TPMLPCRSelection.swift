@@ -103,7 +103,8 @@ public struct TPMLPCRSelection: Hashable, Sendable, CustomStringConvertible {
             } else {
                 for item in halves[1].split(separator: ",") {
                     let range = item.split(separator: "-", omittingEmptySubsequences: false)
-                    if range.count == 2, let lo = Int(range[0]), let hi = Int(range[1]), lo <= hi {
+                    // Bounds first: "0-9223372036854775807" must be refused, not materialised.
+                    if range.count == 2, let lo = Int(range[0]), let hi = Int(range[1]), lo <= hi, lo >= 0, hi < 32 {
                         pcrs.append(contentsOf: lo...hi)
                     } else if range.count == 1, let v = Int(range[0]) {
                         pcrs.append(v)

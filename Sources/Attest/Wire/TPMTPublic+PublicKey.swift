@@ -51,7 +51,7 @@ extension TPMTPublic {
     /// Returns false for any mismatch of algorithm, curve or key type. To check many signatures with one
     /// key, prepare it once with ``AKPublic``.
     public func isValidSignature(_ signature: TPMTSignature, for message: some DataProtocol) -> Bool {
-        guard let key = try? AKPublic(self) else { return false }
+        guard let key = try? AKPublic(signingKey: self) else { return false }
         return key.isValidSignature(signature, for: message)
     }
 }

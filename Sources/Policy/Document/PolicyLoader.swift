@@ -174,7 +174,7 @@ public enum PolicyLoader {
             p.identity = id
         }
         // warn-only rule names must name rules this policy has.
-        let known = Set(PolicyEngine.ruleIDs(of: p))
+        let known = Set(PolicyEngine.ruleIDs(of: p).map(\.description))
         for rule in p.warnOnly where !known.contains(rule) {
             throw PolicyError(.unknownKey, "\(source):1:1", "enforce: \"\(rule)\" is not a rule of this policy (rules: \(known.sorted().joined(separator: ", ")))")
         }

@@ -1,86 +1,147 @@
-import Attest
+public import Attest
 import Foundation
 import X509
 
-/// Evaluates an ``AttestationPolicy`` against ``PolicyEvidence``: pure and deterministic (time comes
-/// from the evidence), `Sendable`, cheap enough to run on every attestation.
+/// Evaluates an ``AttestationPolicy`` against ``VerifiedEvidence`` (or, for authoring, ``UnsignedEvidence``):
+/// pure and deterministic (time comes from the evidence), `Sendable`, cheap enough to run on every attestation.
+///
+/// Fail-closed: a rule whose input the verifier did not establish (no nonce issue time, no previous quote,
+/// no EK chain, an AK not bound to its EK, a PCR that was not verified) fails and says which input is missing.
 public enum PolicyEngine {
-    public static func evaluate(_ evidence: PolicyEvidence, _ policy: AttestationPolicy) -> Verdict {
+    /// Evaluates verified evidence from a device.
+    public static func evaluate(_ evidence: VerifiedEvidence, _ policy: AttestationPolicy) -> Verdict {
+        evaluate(EvaluationInput(evidence), policy)
+    }
+
+    /// Evaluates a bare event log for authoring; the verdict says the evidence was unsigned.
+    public static func evaluate(_ evidence: UnsignedEvidence, _ policy: AttestationPolicy) -> Verdict {
+        evaluate(EvaluationInput(evidence), policy)
+    }
+
+    typealias Add = (RuleID, Verdict.Status, String, String, String?, Int?, Int?) -> Void
+
+    static func evaluate(_ evidence: EvaluationInput, _ policy: AttestationPolicy) -> Verdict {
         var results: [Verdict.RuleResult] = []
-        func add(_ rule: String, _ status: Verdict.Status, expected: String, actual: String, bank: String? = nil, pcr: Int? = nil, event: Int? = nil) {
-            results.append(.init(rule: rule, status: status, enforced: !policy.warnOnly.contains(rule), expected: expected, actual: actual,
+        func add(_ rule: RuleID, _ status: Verdict.Status, _ expected: String, _ actual: String, _ bank: String?, _ pcr: Int?, _ event: Int?) {
+            let id = rule.description
+            results.append(.init(rule: id, status: status, enforced: !policy.warnOnly.contains(id), expected: expected, actual: actual,
                                  bank: bank, pcr: pcr, event: event))
         }
         if policy.acceptAny {
-            add("accept", .passed, expected: "anything (accept: any)", actual: "accepted without checks")
+            add(.accept, .passed, "anything (accept: any)", "accepted without checks", nil, nil, nil)
         }
         if let id = policy.identity { identity(id, evidence, add) }
         if let f = policy.freshness { freshness(f, evidence, add) }
-        let trusted = Set(policy.pcrs?.trustedBanks ?? ["sha256"])
+        let trusted = policy.pcrs?.trustedBanks ?? ["sha256"]
         if let p = policy.pcrs { pcrs(p, evidence, needsEvents: policy.boot != nil, add) }
+        if evidence.eventLog != nil, policy.pcrs != nil || policy.boot != nil { eventLogReplay(evidence, trusted: trusted, add) }
         if let b = policy.boot { boot(b, evidence, trusted: trusted, add) }
         let pass = !results.contains { $0.status == .failed && $0.enforced }
         return Verdict(pass: pass, policyID: policy.id, policyVersion: policy.version, unsignedEvidence: evidence.unsigned, results: results)
     }
 
+    /// The PCRs a verifier must require the quote to cover for `policy`: every PCR with a value expectation and
+    /// every PCR a boot rule's facts come from, in each trusted bank. ``EvidenceVerifier`` refuses a quote that
+    /// leaves one out, so the device does not choose what is judged.
+    public static func requiredSelection(for policy: AttestationPolicy) -> TPMLPCRSelection {
+        var byBank: [TPMAlgorithmID: Set<Int>] = [:]
+        let trusted = (policy.pcrs?.trustedBanks ?? ["sha256"]).compactMap(TPMAlgorithmID.init(name:))
+        for (bankName, expectations) in policy.pcrs?.expectations ?? [:] {
+            guard let bank = TPMAlgorithmID(name: bankName) else { continue }
+            byBank[bank, default: []].formUnion(expectations.keys)
+        }
+        if let b = policy.boot {
+            let pcrs = ruleIDs(boot: b).flatMap(\.pcrs)
+            for bank in trusted { byBank[bank, default: []].formUnion(pcrs) }
+        }
+        return TPMLPCRSelection(byBank.keys.sorted().compactMap { bank in
+            guard let pcrs = byBank[bank], !pcrs.isEmpty else { return nil }
+            return TPMSPCRSelection(hash: bank, pcrs: pcrs.sorted())
+        })
+    }
 
     // MARK: Identity
 
-    static func identity(_ r: AttestationPolicy.IdentityRules, _ e: PolicyEvidence,
-                         _ add: (String, Verdict.Status, String, String, String?, Int?, Int?) -> Void) {
+    /// Identity rules rest on the EK, and the EK says something about the quote only when credential activation
+    /// bound the AK to it: without a binding every EK-derived rule fails ("AK not bound to the EK").
+    static func identity(_ r: AttestationPolicy.IdentityRules, _ e: EvaluationInput, _ add: Add) {
+        let unbound: String? = switch e.akBinding {
+        case .bound?: nil
+        case .notBound(let reason)?: "AK not bound to the EK (\(reason))"
+        case nil: "unsigned evidence: no TPM identity"
+        }
+        var chainValid = false
+        if case .valid? = e.ekChain { chainValid = true }
         if let required = r.requireEKCertificate {
-            if e.ekCertificate != nil {
-                add("identity.ek_certificate", .passed, required ? "an EK certificate" : "optional", "EK certificate issued by \(e.ekCertificate?.issuer ?? "")", nil, nil, nil)
+            let expected = required ? "an EK certificate, bound to the AK" : "optional"
+            if let ek = e.ekCertificate {
+                add(.ekCertificate, unbound == nil ? .passed : .failed, expected, unbound ?? "EK certificate issued by \(ek.issuer)", nil, nil, nil)
             } else {
-                add("identity.ek_certificate", required ? .failed : .notApplicable, required ? "an EK certificate" : "optional", "no EK certificate in the evidence", nil, nil, nil)
+                add(.ekCertificate, required ? .failed : .notApplicable, expected, "no EK certificate in the evidence", nil, nil, nil)
             }
         }
         if r.ekCA != nil {
+            let expected = "a chain to a trusted EK CA"
             switch e.ekChain {
-            case .valid(let chain)?: add("identity.ek_chain", .passed, "a chain to a trusted EK CA", "chain to \(chain.last?.subject.description ?? "?")", nil, nil, nil)
-            case .invalid(let reason)?: add("identity.ek_chain", .failed, "a chain to a trusted EK CA", reason, nil, nil, nil)
-            case nil: add("identity.ek_chain", e.ekCertificate == nil ? .notApplicable : .failed, "a chain to a trusted EK CA",
-                          e.ekCertificate == nil ? "no EK certificate" : "chain not checked", nil, nil, nil)
+            case .valid(let chain)?:
+                add(.ekChain, unbound == nil ? .passed : .failed, expected, unbound ?? "chain to \(chain.last?.subject.description ?? "?")", nil, nil, nil)
+            case .invalid(let reason)?: add(.ekChain, .failed, expected, reason, nil, nil, nil)
+            case nil:
+                add(.ekChain, .failed, expected, e.ekCertificate == nil ? "no EK certificate in the evidence" : "chain not checked (the verifier supplied no EK anchors)", nil, nil, nil)
             }
         }
         if let allowed = r.manufacturers {
+            let expected = "one of \(allowed.joined(separator: ", "))"
             if let m = e.ekCertificate?.tpmManufacturer {
                 let ascii = manufacturerASCII(m)
                 let ok = allowed.contains { $0.caseInsensitiveCompare(m) == .orderedSame || $0.caseInsensitiveCompare(ascii) == .orderedSame }
-                add("identity.manufacturer", ok ? .passed : .failed, "one of \(allowed.joined(separator: ", "))", "\(m) (\(ascii))", nil, nil, nil)
+                if let unbound {
+                    add(.manufacturer, .failed, expected, unbound, nil, nil, nil)
+                } else if !chainValid {
+                    add(.manufacturer, .failed, expected, "\(ascii) claimed by an EK certificate that does not chain to a trusted EK CA (identity.ek_ca)", nil, nil, nil)
+                } else {
+                    add(.manufacturer, ok ? .passed : .failed, expected, "\(m) (\(ascii))", nil, nil, nil)
+                }
             } else {
-                // Whether an EK certificate must be present is identity.ek_certificate's decision.
-                add("identity.manufacturer", .notApplicable, "one of \(allowed.joined(separator: ", "))", "unknown (no EK certificate with a TPM manufacturer)", nil, nil, nil)
+                add(.manufacturer, .failed, expected, "unknown (no EK certificate with a TPM manufacturer)", nil, nil, nil)
             }
         }
         if let table = r.minFirmwareVersionByManufacturer {
-            let rule = "identity.min_firmware_version"
-            if let fw = e.quote?.firmwareVersion, let m = e.ekCertificate?.tpmManufacturer {
+            let rule = RuleID.minFirmwareVersion
+            if let unbound {
+                add(rule, .failed, "a minimum per manufacturer", unbound, nil, nil, nil)
+            } else if let fw = e.quote?.firmwareVersion, let m = e.ekCertificate?.tpmManufacturer, chainValid {
                 let ascii = manufacturerASCII(m)
                 if let min = table.first(where: { $0.key.caseInsensitiveCompare(m) == .orderedSame || $0.key.caseInsensitiveCompare(ascii) == .orderedSame })?.value {
                     add(rule, fw >= min ? .passed : .failed, "≥ 0x\(String(min, radix: 16)) for \(ascii)", "0x\(String(fw, radix: 16))", nil, nil, nil)
                 } else {
-                    add(rule, .notApplicable, "a minimum for \(table.keys.sorted().joined(separator: ", "))", "no minimum set for \(ascii) (\(m))", nil, nil, nil)
+                    add(rule, .failed, "a minimum for \(table.keys.sorted().joined(separator: ", "))", "no minimum set for \(ascii) (\(m))", nil, nil, nil)
                 }
             } else {
-                add(rule, .notApplicable, "a minimum per manufacturer", e.quote == nil ? "no signed quote" : "no EK certificate naming the manufacturer", nil, nil, nil)
+                add(rule, .failed, "a minimum per manufacturer", "no EK certificate chained to a trusted EK CA naming the manufacturer", nil, nil, nil)
             }
         }
         if let min = r.minFirmwareVersion {
-            if let fw = e.quote?.firmwareVersion {
-                add("identity.min_firmware_version", fw >= min ? .passed : .failed, "≥ 0x\(String(min, radix: 16))", "0x\(String(fw, radix: 16))", nil, nil, nil)
-            } else {
-                add("identity.min_firmware_version", .notApplicable, "≥ 0x\(String(min, radix: 16))", "no signed quote", nil, nil, nil)
+            if let unbound {
+                add(.minFirmwareVersion, .failed, "≥ 0x\(String(min, radix: 16))", unbound, nil, nil, nil)
+            } else if let fw = e.quote?.firmwareVersion {
+                add(.minFirmwareVersion, fw >= min ? .passed : .failed, "≥ 0x\(String(min, radix: 16))", "0x\(String(fw, radix: 16))", nil, nil, nil)
             }
         }
         if let algs = r.akAlgorithms {
-            if let ak = e.akPublic {
-                let name = akAlgorithmName(ak)
-                add("identity.ak_algorithm", algs.contains(name) ? .passed : .failed, "one of \(algs.joined(separator: ", "))", name, nil, nil, nil)
+            if let ak = e.ak {
+                let name = akAlgorithmName(ak.publicArea)
+                add(.akAlgorithm, algs.contains(name) ? .passed : .failed, "one of \(algs.joined(separator: ", "))", name, nil, nil, nil)
             } else {
-                add("identity.ak_algorithm", .notApplicable, "one of \(algs.joined(separator: ", "))", "no attestation key", nil, nil, nil)
+                add(.akAlgorithm, .failed, "one of \(algs.joined(separator: ", "))", "no attestation key (unsigned evidence)", nil, nil, nil)
             }
         }
+    }
+
+    /// The bit length of a big-endian modulus (leading zero bits not counted).
+    static func modulusBits(_ modulus: [UInt8]) -> Int {
+        let significant = modulus.drop { $0 == 0 }
+        return significant.first.map { (significant.count - 1) * 8 + (8 - $0.leadingZeroBitCount) } ?? 0
     }
 
     static func manufacturerASCII(_ id: String) -> String {
@@ -89,56 +150,61 @@ public enum PolicyEngine {
         return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
     }
 
+    /// The AK's algorithm from its actual key: the RSA modulus's real bit length, not the declared keyBits.
     static func akAlgorithmName(_ p: TPMTPublic) -> String {
         switch p.parameters {
         case .ecc(let e): switch e.curve { case .nistP256: "ecc-p256"; case .nistP384: "ecc-p384"; case .nistP521: "ecc-p521"; default: "ecc-\(e.curve.rawValue)" }
-        case .rsa(let r): "rsa-\(r.keyBits)"
+        case .rsa(let r): "rsa-\(modulusBits(r.modulus))"
         default: "\(p.type)"
         }
     }
 
     // MARK: Freshness
 
-    static func freshness(_ r: AttestationPolicy.FreshnessRules, _ e: PolicyEvidence,
-                          _ add: (String, Verdict.Status, String, String, String?, Int?, Int?) -> Void) {
+    static func freshness(_ r: AttestationPolicy.FreshnessRules, _ e: EvaluationInput, _ add: Add) {
         if let max = r.maxNonceAgeSeconds {
-            if let issued = e.nonceIssuedAt {
+            if let issued = e.nonceIssuedAt, e.quote != nil {
                 let age = e.checkedAt.timeIntervalSince(issued)
-                add("freshness.nonce_age", age <= Double(max) && age >= -5 ? .passed : .failed, "≤ \(max) s", String(format: "%.1f s", age), nil, nil, nil)
+                add(.nonceAge, age <= Double(max) && age >= -5 ? .passed : .failed, "≤ \(max) s", String(format: "%.1f s", age), nil, nil, nil)
             } else {
-                add("freshness.nonce_age", .notApplicable, "≤ \(max) s", "nonce issue time unknown", nil, nil, nil)
+                add(.nonceAge, .failed, "≤ \(max) s", e.quote == nil ? "no signed quote" : "the verifier did not say when it issued the nonce", nil, nil, nil)
             }
         }
         if let allow = r.allowReboot {
-            let findings = e.quote?.clockFindings ?? []
+            let expected = allow ? "TPM counters and clock moving forward" : "no reboot since the last attestation"
+            guard let quote = e.quote else {
+                add(.reboot, .failed, expected, "no signed quote", nil, nil, nil)
+                return
+            }
+            let findings = quote.clockFindings
             let rebooted = findings.contains { if case .rebooted = $0 { true } else { false } }
             let backwards = findings.contains { if case .countersWentBackwards = $0 { true } else if case .clockWentBackwards = $0 { true } else { false } }
-            if e.quote == nil {
-                add("freshness.reboot", .notApplicable, allow ? "reboots allowed" : "no reboot since the last attestation", "no signed quote", nil, nil, nil)
+            if !quote.comparedWithPrevious {
+                // "No reboot" cannot be shown without the previous quote; "reboots allowed" has nothing to compare.
+                add(.reboot, allow ? .notApplicable : .failed, expected, "no previous accepted quote to compare with (the verifier supplied none)", nil, nil, nil)
             } else if backwards {
-                add("freshness.reboot", .failed, "TPM counters and clock moving forward", findings.map(\.description).joined(separator: "; "), nil, nil, nil)
+                add(.reboot, .failed, expected, findings.map(\.description).joined(separator: "; "), nil, nil, nil)
             } else if rebooted && !allow {
-                add("freshness.reboot", .failed, "no reboot since the last attestation", findings.map(\.description).joined(separator: "; "), nil, nil, nil)
+                add(.reboot, .failed, expected, findings.map(\.description).joined(separator: "; "), nil, nil, nil)
             } else {
-                add("freshness.reboot", .passed, allow ? "reboots allowed" : "no reboot since the last attestation", rebooted ? "rebooted" : "no reboot", nil, nil, nil)
+                add(.reboot, .passed, expected, rebooted ? "rebooted" : "no reboot", nil, nil, nil)
             }
         }
     }
 
     // MARK: PCRs
 
-    static func pcrs(_ r: AttestationPolicy.PCRRules, _ e: PolicyEvidence, needsEvents: Bool,
-                     _ add: (String, Verdict.Status, String, String, String?, Int?, Int?) -> Void) {
+    static func pcrs(_ r: AttestationPolicy.PCRRules, _ e: EvaluationInput, needsEvents: Bool, _ add: Add) {
         for bank in r.trustedBanks {
             let quoted = e.quotedBanks.contains(bank)
             let needed = !(r.expectations[bank]?.isEmpty ?? true) || needsEvents
             let status: Verdict.Status = quoted ? .passed : (needed ? .failed : .notApplicable)
-            add("pcrs.banks.\(bank)", status, "bank \(bank) quoted", quoted ? "quoted" : "not quoted (banks: \(e.quotedBanks.sorted().joined(separator: ", ")))", bank, nil, nil)
+            add(.bank(bank), status, "bank \(bank) quoted", quoted ? "quoted" : "not quoted (banks: \(e.quotedBanks.sorted().joined(separator: ", ")))", bank, nil, nil)
         }
         for (bankName, expectations) in r.expectations.sorted(by: { $0.key < $1.key }) {
             guard let bank = TPMAlgorithmID(name: bankName) else { continue }
             for (index, expectation) in expectations.sorted(by: { $0.key < $1.key }) {
-                let rule = "pcrs.\(bankName).\(index)"
+                let rule = RuleID.pcr(bankName, index)
                 let value = e.pcrs[bank, index].map { Hex.encode($0) }
                 switch expectation {
                 case .any:
@@ -156,59 +222,120 @@ public enum PolicyEngine {
                     guard let log = e.eventLog else { add(rule, .failed, "the event log's replay", "no event log", bankName, index, nil); continue }
                     if let m = log.mismatches.first(where: { $0.bank == bank && $0.pcr == index }) {
                         add(rule, .failed, "replay \(Hex.encode(m.replayed))", "\(value): \(m.explanation)", bankName, index, m.eventIndex)
+                    } else if log.isVerified(bank, index) {
+                        add(rule, .passed, "replay \(log.replay.value(bank, index).map { Hex.encode($0) } ?? "?")", value, bankName, index, nil)
                     } else {
-                        let replayed = log.replay.values[bank, index].map { Hex.encode($0) } ?? "initial value"
-                        let ok = log.replay.values[bank, index].map { Hex.encode($0) == value } ?? (value.allSatisfy { $0 == "0" })
-                        add(rule, ok ? .passed : .failed, "replay \(replayed)", value, bankName, index, nil)
+                        let why = log.banksNotInLog.contains(bank) ? "the event log has no \(bankName) digests" : (log.uncomputableBanks[bank] ?? "not verified")
+                        add(rule, .failed, "the event log's replay", why, bankName, index, nil)
                     }
                 }
             }
         }
     }
 
-    static func lastEvent(_ e: PolicyEvidence, pcr: Int) -> Int? {
-        e.eventLog?.replay.values.banks.isEmpty == false ? e.eventLog?.events.last(where: { $0.event.pcr == pcr })?.event.index : nil
+    static func lastEvent(_ e: EvaluationInput, pcr: Int) -> Int? {
+        e.eventLog?.events.last(where: { $0.event.pcr == pcr })?.event.index
+    }
+
+    // MARK: Event log
+
+    /// Every quoted PCR of a trusted bank must replay from the log, those without events included: a device
+    /// cannot hide a PCR by leaving all of its events out.
+    static func eventLogReplay(_ e: EvaluationInput, trusted: [String], _ add: Add) {
+        guard let log = e.eventLog else { return }
+        let banks = Set(trusted.compactMap(TPMAlgorithmID.init(name:)))
+        let expected = "every quoted PCR of \(trusted.joined(separator: ", ")) replays from the event log"
+        if let m = log.mismatches.first(where: { banks.contains($0.bank) }) {
+            add(.eventLogReplay, .failed, expected, m.explanation, m.bank.name, m.pcr, m.eventIndex)
+        } else if let bank = banks.sorted().first(where: { log.banksNotInLog.contains($0) && e.pcrs.banks[$0] != nil }) {
+            add(.eventLogReplay, .failed, expected, "the event log has no \(bank.name) digests", bank.name, nil, nil)
+        } else {
+            let count = banks.reduce(0) { $0 + (log.matched[$1]?.count ?? 0) }
+            add(.eventLogReplay, .passed, expected, "\(count) quoted PCR value(s) reproduced", nil, nil, nil)
+        }
     }
 
     // MARK: Boot
 
-    static func boot(_ r: AttestationPolicy.BootRules, _ e: PolicyEvidence, trusted: Set<String>,
-                     _ add: (String, Verdict.Status, String, String, String?, Int?, Int?) -> Void) {
-        guard let facts = e.facts(trustedBanks: trusted), let log = e.eventLog else {
+    /// Where a boot rule's facts come from: the first trusted bank in which every PCR of the rule replayed.
+    /// Every other trusted bank that was quoted must agree (verify the same PCRs), and no event of those
+    /// PCRs may carry data that does not hash to its digest.
+    enum FactSource {
+        case facts(BootFacts, bank: TPMAlgorithmID)
+        case refused(actual: String, pcr: Int?, event: Int?)
+    }
+
+    static func source(for rule: RuleID, _ e: EvaluationInput, trusted: [TPMAlgorithmID], log: VerifiedEventLog, checkBinding: Bool = true) -> FactSource {
+        let quotedTrusted = trusted.filter { e.pcrs.banks[$0] != nil }
+        guard let bank = quotedTrusted.first(where: { b in rule.pcrs.allSatisfy { log.isVerified(b, $0) } }) else {
+            let pcr = rule.pcrs.first { p in !quotedTrusted.contains { log.isVerified($0, p) } } ?? rule.pcrs.first
+            let mismatch = log.mismatches.first { $0.pcr == pcr && quotedTrusted.contains($0.bank) }
+            let why = mismatch.map { "PCR \($0.pcr) does not replay to the quoted \($0.bank.name) value: \($0.explanation)" }
+                ?? "PCR \(pcr.map(String.init) ?? "?") is not quoted and verified in a trusted bank (\(trusted.map(\.name).joined(separator: ", ")))"
+            return .refused(actual: why, pcr: pcr, event: mismatch?.eventIndex)
+        }
+        for other in quotedTrusted where other != bank {
+            if let p = rule.pcrs.first(where: { !log.isVerified(other, $0) }) {
+                return .refused(actual: "the \(bank.name) and \(other.name) banks disagree: PCR \(p) replays in \(bank.name) but not in \(other.name)", pcr: p,
+                                event: log.mismatches.first { $0.pcr == p && $0.bank == other }?.eventIndex)
+            }
+        }
+        let types = dataTypes(of: rule)
+        if checkBinding, let bad = log.events.first(where: { e in
+            guard rule.pcrs.contains(e.event.pcr ?? -1), case .unbound = e.binding else { return false }
+            return types.map { $0.contains(e.event.type) } ?? true
+        }) {
+            return .refused(actual: "event \(bad.event.index) (\(bad.event.type)) in PCR \(bad.event.pcr ?? -1): its \(bad.binding) — the event data was edited",
+                            pcr: bad.event.pcr, event: bad.event.index)
+        }
+        return .facts(e.facts[bank] ?? BootFacts(log, bank: bank), bank: bank)
+    }
+
+    /// The (claimed) event types whose data a rule reads; an event of such a type in the rule's PCRs whose data
+    /// does not hash to its digest fails the rule. Nil: every event of the rule's PCRs (the kernel command line,
+    /// whose PCRs hold only hashed strings). Events the rule does not read (e.g. a firmware's malformed
+    /// EV_EFI_VARIABLE_AUTHORITY, seen on GCE) are left out of facts without failing it.
+    static func dataTypes(of rule: RuleID) -> Set<TCGEventType>? {
+        switch rule {
+        case .secureBoot, .pk, .kek, .db, .dbx, .dbxMinEntries: [.efiVariableDriverConfig]
+        case .sCRTMVersions: [.sCRTMVersion]
+        case .kernelCommandLine: nil
+        case .forbid(.errorSeparators): [.separator]
+        case .forbid(.uefiDebugMode), .forbid(.debugger): [.efiAction, .action]
+        case .forbid(.eventsAfterExitBootServices): [.efiAction]
+        default: []
+        }
+    }
+
+    static func boot(_ r: AttestationPolicy.BootRules, _ e: EvaluationInput, trusted trustedNames: [String], _ add: Add) {
+        let trusted = trustedNames.compactMap(TPMAlgorithmID.init(name:))
+        guard let log = e.eventLog else {
             for rule in ruleIDs(boot: r) { add(rule, .failed, "facts from a verified event log", "no event log in the evidence", nil, nil, nil) }
             return
         }
-        // A fact is only as good as the PCRs it comes from: a rule whose PCRs the log extends but the
-        // quote does not confirm (in a trusted bank) fails, so tampering cannot hide events from it.
-        let extended = log.extendedPCRs
-        let confirmed = Set(log.matched.filter { trusted.contains($0.key.name) }.flatMap(\.value))
-        func unverified(_ pcrs: [Int]) -> Int? { pcrs.first { extended.contains($0) && !confirmed.contains($0) } }
-        func mismatchEvent(_ pcr: Int) -> Int? { log.mismatches.first { $0.pcr == pcr }?.eventIndex }
-        var blocked = Set<String>()
-        for rule in ruleIDs(boot: r) {
-            if let pcr = unverified(Self.pcrsOf(rule)) {
-                add(rule, .failed, "events of PCR \(pcr) confirmed by the quote", "PCR \(pcr) does not replay to a quoted value in a trusted bank (\(trusted.sorted().joined(separator: ", ")))",
-                    nil, pcr, mismatchEvent(pcr))
-                blocked.insert(rule)
+        func facts(_ rule: RuleID, checkBinding: Bool = true) -> (BootFacts, TPMAlgorithmID)? {
+            switch source(for: rule, e, trusted: trusted, log: log, checkBinding: checkBinding) {
+            case .facts(let f, let bank): return (f, bank)
+            case .refused(let actual, let pcr, let event):
+                add(rule, .failed, "facts from events of PCR(s) \(rule.pcrs.map(String.init).joined(separator: ", ")) verified by the quote", actual, nil, pcr, event)
+                return nil
             }
         }
-        func open(_ rule: String) -> Bool { !blocked.contains(rule) }
-        if let sb = r.secureBoot, open("boot.secure_boot") {
+        if let sb = r.secureBoot, let (f, _) = facts(.secureBoot) {
             let expected = sb ? "enabled" : "disabled"
-            switch facts.secureBoot {
-            case .some(let on): add("boot.secure_boot", on == sb ? .passed : .failed, expected, on ? "enabled" : "disabled", nil, 7, nil)
+            switch f.secureBoot {
+            case .some(let on): add(.secureBoot, on == sb ? .passed : .failed, expected, on ? "enabled" : "disabled", nil, 7, nil)
             case .none:
                 // Not measured at all (e.g. legacy BIOS): required fails; forbidden holds vacuously.
-                add("boot.secure_boot", sb ? .failed : .notApplicable, expected, "SecureBoot variable not measured", nil, 7, nil)
+                add(.secureBoot, sb ? .failed : .notApplicable, expected, "SecureBoot variable not measured", nil, 7, nil)
             }
         }
-        for (name, rule) in [("PK", r.pk), ("KEK", r.kek), ("db", r.db)] {
-            guard let rule, open("boot.\(name.lowercased())") else { continue }
-            let id = "boot.\(name.lowercased())"
-            guard let entries = facts.signatureDatabases[name] else {
+        for (name, rule, id) in [("PK", r.pk, RuleID.pk), ("KEK", r.kek, RuleID.kek), ("db", r.db, RuleID.db)] {
+            guard let rule, let (f, _) = facts(id) else { continue }
+            guard let entries = f.signatureDatabases[name] else {
                 // Without Secure Boot enabled and with the database unmeasured there is nothing to check
                 // (boot.secure_boot decides whether that is acceptable).
-                add(id, facts.secureBoot != true ? .notApplicable : .failed, "\(name) measured", "\(name) not measured in PCR 7", nil, 7, nil)
+                add(id, f.secureBoot != true ? .notApplicable : .failed, "\(name) measured", "\(name) not measured in PCR 7", nil, 7, nil)
                 continue
             }
             let present = Set(entries.map(entryID))
@@ -222,98 +349,119 @@ public enum PolicyEngine {
                 add(id, ok ? .passed : .failed, "exactly \(exact.count) entr\(exact.count == 1 ? "y" : "ies")", ok ? "equal" : "\(present.count) entries, \(present.subtracting(exact).count) unexpected, \(Set(exact).subtracting(present).count) missing", nil, 7, nil)
             }
         }
-        if let dbx = r.dbx, open("boot.dbx") || open("boot.dbx.min_entries") {
-            if let entries = facts.signatureDatabases["dbx"] {
-                let present = Set(entries.map(entryID))
-                if let must = dbx.contains {
+        if let dbx = r.dbx {
+            let ids = (dbx.contains != nil ? [RuleID.dbx] : []) + (dbx.minEntries != nil ? [RuleID.dbxMinEntries] : [])
+            for id in ids {
+                guard let (f, _) = facts(id) else { continue }
+                guard let entries = f.signatureDatabases["dbx"] else {
+                    add(id, f.secureBoot != true ? .notApplicable : .failed, "dbx measured", "dbx not measured in PCR 7", nil, 7, nil)
+                    continue
+                }
+                if id == .dbx, let must = dbx.contains {
+                    let present = Set(entries.map(entryID))
                     let missing = must.filter { !present.contains($0) }
-                    add("boot.dbx", missing.isEmpty ? .passed : .failed, "revokes \(must.count) hash(es)", missing.isEmpty ? "all revoked" : "\(missing.count) not revoked, e.g. \(missing[0].prefix(16))…", nil, 7, nil)
+                    add(id, missing.isEmpty ? .passed : .failed, "revokes \(must.count) hash(es)", missing.isEmpty ? "all revoked" : "\(missing.count) not revoked, e.g. \(missing[0].prefix(16))…", nil, 7, nil)
                 }
-                if let min = dbx.minEntries {
-                    add("boot.dbx.min_entries", entries.count >= min ? .passed : .failed, "≥ \(min) entries", "\(entries.count) entries", nil, 7, nil)
-                }
-            } else {
-                let status: Verdict.Status = facts.secureBoot != true ? .notApplicable : .failed
-                if dbx.contains != nil { add("boot.dbx", status, "dbx measured", "dbx not measured in PCR 7", nil, 7, nil) }
-                if dbx.minEntries != nil { add("boot.dbx.min_entries", status, "dbx measured", "dbx not measured in PCR 7", nil, 7, nil) }
-            }
-        }
-        if let apps = r.bootApplications, open("boot.boot_applications") {
-            let measured = facts.bootApplications
-            if measured.isEmpty {
-                add("boot.boot_applications", .notApplicable, "allowed boot applications", "no boot application measured", nil, 4, nil)
-            } else if apps.ordered {
-                let digests = measured.map { $0.sha256 ?? "" }
-                let firstDiff = zip(digests, apps.allowed).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-                let ok = digests == apps.allowed
-                let at = firstDiff ?? min(digests.count, apps.allowed.count)
-                add("boot.boot_applications", ok ? .passed : .failed, "exactly \(apps.allowed.count) application(s) in order",
-                    ok ? "\(digests.count) in order" : "application \(at + 1) differs (\(at < measured.count ? measured[at].devicePath : "missing"))",
-                    nil, 4, ok ? nil : (at < measured.count ? measured[at].eventIndex : nil))
-            } else {
-                let allowed = Set(apps.allowed)
-                if let bad = measured.first(where: { !allowed.contains($0.sha256 ?? "") }) {
-                    add("boot.boot_applications", .failed, "only allowed digests", "\(bad.devicePath) sha256 \(bad.sha256 ?? "(none)")", nil, bad.pcr, bad.eventIndex)
-                } else {
-                    add("boot.boot_applications", .passed, "only allowed digests", "\(measured.count) allowed application(s)", nil, 4, nil)
+                if id == .dbxMinEntries, let min = dbx.minEntries {
+                    add(id, entries.count >= min ? .passed : .failed, "≥ \(min) entries", "\(entries.count) entries", nil, 7, nil)
                 }
             }
         }
-        if let k = r.kernelCommandLine, open("boot.kernel_cmdline") {
-            let lines = facts.kernelCommandLines
+        if let apps = r.bootApplications {
+            bootApplications(apps, e, trusted: trusted, log: log, add)
+        }
+        if let k = r.kernelCommandLine, let (f, _) = facts(.kernelCommandLine) {
+            let lines = f.kernelCommandLines
             if lines.isEmpty {
-                add("boot.kernel_cmdline", k.required == nil ? .notApplicable : .failed, "a measured kernel command line", "none measured", nil, nil, nil)
+                add(.kernelCommandLine, k.required == nil ? .notApplicable : .failed, "a measured kernel command line", "none measured", nil, nil, nil)
             } else {
-                let args = lines.flatMap { $0.split(separator: " ").map(String.init) }
+                let parsed = lines.map(KernelCommandLine.init)
                 var problems: [String] = []
-                for req in k.required ?? [] where !args.contains(req) { problems.append("missing \(req)") }
-                for bad in k.forbidden ?? [] {
-                    if args.contains(where: { $0 == bad || $0.hasPrefix(bad + "=") }) { problems.append("forbidden \(bad) present") }
+                // Each measured command line must hold on its own (a later one does not excuse an earlier one).
+                for line in parsed {
+                    for req in k.required ?? [] where !line.contains(req, anyValue: false) { problems.append("missing \(req)") }
+                    for bad in k.forbidden ?? [] where line.contains(bad, anyValue: true) { problems.append("forbidden \(bad) present") }
+                    if let patterns = k.allowedPatterns {
+                        for a in line.arguments where !patterns.contains(where: { globMatch($0, a.text) }) { problems.append("\(a.text) not allowed") }
+                    }
                 }
-                if let patterns = k.allowedPatterns {
-                    for a in args where !patterns.contains(where: { globMatch($0, a) }) { problems.append("\(a) not allowed") }
-                }
-                add("boot.kernel_cmdline", problems.isEmpty ? .passed : .failed, "required/forbidden/allowed arguments",
-                    problems.isEmpty ? lines.last ?? "" : problems.joined(separator: "; "), nil, nil, nil)
+                let unique = problems.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+                add(.kernelCommandLine, unique.isEmpty ? .passed : .failed, "required/forbidden/allowed arguments",
+                    unique.isEmpty ? lines.last ?? "" : unique.joined(separator: "; "), nil, nil, nil)
             }
         }
-        for what in r.forbid ?? [] where open("boot.forbid.\(what)") {
-            let rule = "boot.forbid.\(what)"
-            switch what {
-            case "error_separators":
-                if let s = facts.separators.first(where: \.isError) { add(rule, .failed, "no error separator", "error separator", nil, s.pcr, s.eventIndex) }
-                else if facts.separators.isEmpty { add(rule, .notApplicable, "no error separator", "no separator measured", nil, nil, nil) }
-                else { add(rule, .passed, "no error separator", "\(facts.separators.count) normal separator(s)", nil, nil, nil) }
-            case "uefi_debug_mode", "debugger":
-                if let m = facts.debugMarkers.first { add(rule, .failed, "no debug marker", m, nil, 7, nil) }
-                else if !facts.measuredPCRs.contains(7) { add(rule, .notApplicable, "no debug marker", "PCR 7 not measured", nil, 7, nil) }
+        for what in r.forbid ?? [] {
+            guard let kind = RuleID.ForbiddenEvent(rawValue: what) else { continue }
+            let rule = RuleID.forbid(kind)
+            guard let (f, _) = facts(rule) else { continue }
+            switch kind {
+            case .errorSeparators:
+                if let s = f.separators.first(where: \.isError) { add(rule, .failed, "no error separator", "error separator", nil, s.pcr, s.eventIndex) }
+                else if f.separators.isEmpty { add(rule, .notApplicable, "no error separator", "no separator measured", nil, nil, nil) }
+                else { add(rule, .passed, "no error separator", "\(f.separators.count) normal separator(s)", nil, nil, nil) }
+            case .uefiDebugMode, .debugger:
+                if let m = f.debugMarkers.first { add(rule, .failed, "no debug marker", m, nil, 7, nil) }
+                else if !f.measuredPCRs.contains(7) { add(rule, .notApplicable, "no debug marker", "PCR 7 not measured", nil, 7, nil) }
                 else { add(rule, .passed, "no debug marker", "none", nil, nil, nil) }
-            case "events_after_exit_boot_services":
-                if let i = facts.eventsAfterExitBootServices.first { add(rule, .failed, "no event after ExitBootServices", "event \(i)", nil, nil, i) }
-                else if !facts.exitBootServicesMeasured { add(rule, .notApplicable, "no event after ExitBootServices", "ExitBootServices not measured", nil, 5, nil) }
-                else { add(rule, .passed, "no event after ExitBootServices", "none", nil, nil, nil) }
-            default: break
+            case .eventsAfterExitBootServices:
+                if let i = f.eventsAfterExitBootServices.first { add(rule, .failed, "no event after ExitBootServices (in PCR 5's order)", "event \(i)", nil, 5, i) }
+                else if !f.exitBootServicesMeasured { add(rule, .notApplicable, "no event after ExitBootServices", "ExitBootServices not measured", nil, 5, nil) }
+                else { add(rule, .passed, "no event after ExitBootServices (in PCR 5's order)", "none", nil, nil, nil) }
             }
         }
-        if let versions = r.sCRTMVersions, open("boot.scrtm_versions") {
-            if facts.sCRTMVersions.isEmpty {
-                add("boot.scrtm_versions", .notApplicable, "one of \(versions.count) version(s)", "no S-CRTM version measured", nil, 0, nil)
+        if let versions = r.sCRTMVersions, let (f, _) = facts(.sCRTMVersions) {
+            if f.sCRTMVersions.isEmpty {
+                add(.sCRTMVersions, .notApplicable, "one of \(versions.count) version(s)", "no S-CRTM version measured", nil, 0, nil)
             } else {
-                let bad = facts.sCRTMVersions.first { !versions.contains($0) }
-                add("boot.scrtm_versions", bad == nil ? .passed : .failed, "one of \(versions.joined(separator: ", "))", bad ?? facts.sCRTMVersions.joined(separator: ", "), nil, 0, nil)
+                let bad = f.sCRTMVersions.first { !versions.contains($0) }
+                add(.sCRTMVersions, bad == nil ? .passed : .failed, "one of \(versions.joined(separator: ", "))", bad ?? f.sCRTMVersions.joined(separator: ", "), nil, 0, nil)
             }
         }
     }
 
-    /// The PCRs a boot rule's facts come from (PC Client PFP §3.3.4 PCR usage).
-    static func pcrsOf(_ rule: String) -> [Int] {
-        switch rule {
-        case "boot.secure_boot", "boot.pk", "boot.kek", "boot.db", "boot.dbx", "boot.dbx.min_entries", "boot.forbid.uefi_debug_mode", "boot.forbid.debugger": [7]
-        case "boot.boot_applications": [4]
-        case "boot.kernel_cmdline": [8, 9, 12]
-        case "boot.scrtm_versions": [0]
-        case "boot.forbid.error_separators", "boot.forbid.events_after_exit_boot_services": Array(0...7)
-        default: []
+    /// Boot applications are judged by digest (the Authenticode hash the firmware measured), in the trusted
+    /// bank whose digest size matches the allow-list's entries; every PCR 4 measurement counts, whatever type
+    /// it claims. Event data is only a description here, so it needs no binding.
+    static func bootApplications(_ apps: AttestationPolicy.BootApplicationsRule, _ e: EvaluationInput, trusted: [TPMAlgorithmID],
+                                 log: VerifiedEventLog, _ add: Add) {
+        let rule = RuleID.bootApplications
+        let size = (apps.allowed.first?.count ?? 64) / 2
+        guard let bank = trusted.first(where: { $0.digestSize == size }) else {
+            add(rule, .failed, "allowed digests of \(size * 8) bits", "no trusted bank has \(size)-byte digests (trusted: \(trusted.map(\.name).joined(separator: ", ")))", nil, 4, nil)
+            return
+        }
+        var order = [bank]
+        order += trusted.filter { $0 != bank }
+        let f: BootFacts
+        switch source(for: rule, e, trusted: order, log: log, checkBinding: false) {
+        case .refused(let actual, let pcr, let event):
+            add(rule, .failed, "boot applications from PCR 4 verified in \(bank.name)", actual, bank.name, pcr, event)
+            return
+        case .facts(let facts, let used):
+            guard used == bank else {
+                add(rule, .failed, "boot applications from PCR 4 verified in \(bank.name)", "PCR 4 is not verified in \(bank.name)", bank.name, 4, nil)
+                return
+            }
+            f = facts
+        }
+        let measured = f.bootApplications
+        if measured.isEmpty {
+            add(rule, .notApplicable, "allowed boot applications", "no boot application measured", bank.name, 4, nil)
+        } else if apps.ordered {
+            let digests = measured.map { $0.digest ?? "" }
+            let firstDiff = zip(digests, apps.allowed).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            let ok = digests == apps.allowed
+            let at = firstDiff ?? min(digests.count, apps.allowed.count)
+            add(rule, ok ? .passed : .failed, "exactly \(apps.allowed.count) application(s) in order",
+                ok ? "\(digests.count) in order" : "application \(at + 1) differs (\(at < measured.count ? measured[at].devicePath : "missing"))",
+                bank.name, 4, ok ? nil : (at < measured.count ? measured[at].eventIndex : nil))
+        } else {
+            let allowed = Set(apps.allowed)
+            if let bad = measured.first(where: { !allowed.contains($0.digest ?? "") }) {
+                add(rule, .failed, "only allowed digests", "\(bad.devicePath) (\(bad.claimedType)) \(bank.name) \(bad.digest ?? "(none)")", bank.name, bad.pcr, bad.eventIndex)
+            } else {
+                add(rule, .passed, "only allowed digests", "\(measured.count) allowed application(s)", bank.name, 4, nil)
+            }
         }
     }
 
@@ -342,41 +490,53 @@ public enum PolicyEngine {
 
     // MARK: Rule ids
 
-    /// Every rule id a policy produces (for `enforce:` validation and `explain`).
-    public static func ruleIDs(of p: AttestationPolicy) -> [String] {
-        var ids: [String] = []
-        if p.acceptAny { ids.append("accept") }
+    /// Every rule a policy produces (for `enforce:` validation and `explain`).
+    public static func ruleIDs(of p: AttestationPolicy) -> [RuleID] {
+        var ids: [RuleID] = []
+        if p.acceptAny { ids.append(.accept) }
         if let r = p.identity {
-            if r.requireEKCertificate != nil { ids.append("identity.ek_certificate") }
-            if r.ekCA != nil { ids.append("identity.ek_chain") }
-            if r.manufacturers != nil { ids.append("identity.manufacturer") }
-            if r.minFirmwareVersion != nil || r.minFirmwareVersionByManufacturer != nil { ids.append("identity.min_firmware_version") }
-            if r.akAlgorithms != nil { ids.append("identity.ak_algorithm") }
+            if r.requireEKCertificate != nil { ids.append(.ekCertificate) }
+            if r.ekCA != nil { ids.append(.ekChain) }
+            if r.manufacturers != nil { ids.append(.manufacturer) }
+            if r.minFirmwareVersion != nil || r.minFirmwareVersionByManufacturer != nil { ids.append(.minFirmwareVersion) }
+            if r.akAlgorithms != nil { ids.append(.akAlgorithm) }
         }
         if let f = p.freshness {
-            if f.maxNonceAgeSeconds != nil { ids.append("freshness.nonce_age") }
-            if f.allowReboot != nil { ids.append("freshness.reboot") }
+            if f.maxNonceAgeSeconds != nil { ids.append(.nonceAge) }
+            if f.allowReboot != nil { ids.append(.reboot) }
         }
         if let r = p.pcrs {
-            ids += r.trustedBanks.map { "pcrs.banks.\($0)" }
-            for (bank, e) in r.expectations { ids += e.keys.map { "pcrs.\(bank).\($0)" } }
+            ids += r.trustedBanks.map(RuleID.bank)
+            for (bank, e) in r.expectations { ids += e.keys.map { RuleID.pcr(bank, $0) } }
         }
+        if p.pcrs != nil || p.boot != nil { ids.append(.eventLogReplay) }
         if let b = p.boot { ids += ruleIDs(boot: b) }
         return ids
     }
 
-    static func ruleIDs(boot b: AttestationPolicy.BootRules) -> [String] {
-        var ids: [String] = []
-        if b.secureBoot != nil { ids.append("boot.secure_boot") }
-        if b.pk != nil { ids.append("boot.pk") }
-        if b.kek != nil { ids.append("boot.kek") }
-        if b.db != nil { ids.append("boot.db") }
-        if b.dbx?.contains != nil { ids.append("boot.dbx") }
-        if b.dbx?.minEntries != nil { ids.append("boot.dbx.min_entries") }
-        if b.bootApplications != nil { ids.append("boot.boot_applications") }
-        if b.kernelCommandLine != nil { ids.append("boot.kernel_cmdline") }
-        ids += (b.forbid ?? []).map { "boot.forbid.\($0)" }
-        if b.sCRTMVersions != nil { ids.append("boot.scrtm_versions") }
+    static func ruleIDs(boot b: AttestationPolicy.BootRules) -> [RuleID] {
+        var ids: [RuleID] = []
+        if b.secureBoot != nil { ids.append(.secureBoot) }
+        if b.pk != nil { ids.append(.pk) }
+        if b.kek != nil { ids.append(.kek) }
+        if b.db != nil { ids.append(.db) }
+        if b.dbx?.contains != nil { ids.append(.dbx) }
+        if b.dbx?.minEntries != nil { ids.append(.dbxMinEntries) }
+        if b.bootApplications != nil { ids.append(.bootApplications) }
+        if b.kernelCommandLine != nil { ids.append(.kernelCommandLine) }
+        ids += (b.forbid ?? []).compactMap(RuleID.ForbiddenEvent.init(rawValue:)).map(RuleID.forbid)
+        if b.sCRTMVersions != nil { ids.append(.sCRTMVersions) }
         return ids
+    }
+
+    /// Whether a policy judges anything beyond the quote's signature (lint warns when it does not).
+    public static func judgesBeyondSignature(_ p: AttestationPolicy) -> Bool {
+        ruleIDs(of: p).contains { id in
+            switch id.section {
+            case .accept, .eventlog: false
+            case .pcrs: !id.name.hasPrefix("banks.")
+            default: true
+            }
+        }
     }
 }

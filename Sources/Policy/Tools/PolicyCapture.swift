@@ -1,4 +1,4 @@
-import Attest
+public import Attest
 import Foundation
 
 /// Golden capture: a readable policy that accepts exactly the boot a known-good device just did —
@@ -7,10 +7,19 @@ import Foundation
 public enum PolicyCapture {
     /// - Parameters:
     ///   - pcrs: which PCRs to pin (those the evidence has values for).
-    public static func yaml(from evidence: PolicyEvidence, id: String, source: String, pcrs indices: [Int] = Array(0...9) + [14]) -> String {
+    public static func yaml(from evidence: VerifiedEvidence, id: String, source: String, pcrs indices: [Int] = Array(0...9) + [14]) -> String {
+        yaml(from: EvaluationInput(evidence), id: id, source: source, pcrs: indices)
+    }
+
+    /// Capture from a bare log (authoring); the description says it was unsigned.
+    public static func yaml(from evidence: UnsignedEvidence, id: String, source: String, pcrs indices: [Int] = Array(0...9) + [14]) -> String {
+        yaml(from: EvaluationInput(evidence), id: id, source: source, pcrs: indices)
+    }
+
+    static func yaml(from evidence: EvaluationInput, id: String, source: String, pcrs indices: [Int]) -> String {
         let bankName = evidence.pcrs.banks[.sha256] != nil ? "sha256" : (evidence.pcrs.banks.keys.sorted().first?.name ?? "sha256")
         let bank = TPMAlgorithmID(name: bankName) ?? .sha256
-        let facts = evidence.facts(trustedBanks: [bankName])
+        let facts = evidence.facts[bank]
         var y: [String] = []
         func q(_ s: String) -> String {
             let encoder = JSONEncoder()
@@ -22,7 +31,7 @@ public enum PolicyCapture {
         y.append("version: 1")
         y.append("description: \(q("Captured from \(source) (\(evidence.unsigned ? "unsigned event log" : "verified evidence")). Review before use."))")
         var sets: [(String, [String])] = []
-        let apps = facts?.bootApplications.compactMap(\.sha256) ?? []
+        let apps = facts?.bootApplications.compactMap(\.digest) ?? []
         if !apps.isEmpty { sets.append(("boot-applications", apps)) }
         let db = facts?.signatureDatabases["db"]?.map(PolicyEngine.entryID) ?? []
         if !db.isEmpty { sets.append(("db", db)) }
@@ -50,7 +59,7 @@ public enum PolicyCapture {
                 boot.append("    allowed: [\"@boot-applications\"]")
                 boot.append("    ordered: true")
             }
-            let args = Array(Set(facts.kernelCommandLines.flatMap { $0.split(separator: " ").map(String.init) })).sorted()
+            let args = Array(Set(facts.kernelCommandLines.flatMap { KernelCommandLine($0).arguments.map(\.text) })).sorted()
             if !args.isEmpty {
                 boot.append("  kernel_cmdline:")
                 boot.append("    required: [\(args.map(q).joined(separator: ", "))]")

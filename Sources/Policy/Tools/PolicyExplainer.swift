@@ -33,6 +33,9 @@ public enum PolicyExplainer {
                 }
             }
         }
+        if p.pcrs != nil || p.boot != nil {
+            add(RuleID.eventLogReplay.description, "When an event log comes with the quote, every quoted PCR of the trusted banks that the log covers must replay from it (a PCR cannot be hidden by leaving its events out).")
+        }
         if let b = p.boot {
             if let s = b.secureBoot { add("boot.secure_boot", s ? "Secure Boot must be enabled." : "Secure Boot must be disabled.") }
             for (name, r) in [("pk", b.pk), ("kek", b.kek), ("db", b.db)] {
