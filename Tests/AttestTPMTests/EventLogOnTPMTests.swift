@@ -131,3 +131,41 @@ struct SignedEvidencePolicyTests {
         #expect(chain.status == .failed && chain.actual.hasPrefix("AK not bound to the EK"), "\(chain)")
     }
 }
+
+/// Banks must agree: facts come from one trusted bank, and every other trusted bank that was quoted must verify
+/// the same PCRs (a log whose SHA-1 digests were edited while its SHA-256 ones were left alone is refused).
+@Suite(.serialized)
+struct BankAgreementTests {
+    @Test func aLogEditedInOneBankMakesTheTrustedBanksDisagree() async throws {
+        let session = try VigilCLISession()
+        defer { session.close() }
+        let root = SoftwareTPM.repositoryRoot
+        let log = root.appendingPathComponent("Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin").path
+        #expect(try session.vigil(["tpm", "provision"]).status == 0)
+        #expect(try session.vigil(["tpm", "replay-log", log]).status == 0)
+        let path = session.directory.appendingPathComponent("two-banks.json").path
+        let collect = try session.vigil(["tpm", "evidence", "--nonce", "0badcafe", "--pcrs", "sha1:0-9+sha256:0-9", "--eventlog", log, "--out", path])
+        #expect(collect.status == 0, "\(collect.stderr)")
+        var bundle = try EvidenceBundle(json: Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        let encodedLog = try #require(bundle.eventLog)
+        let decodedLog = try #require(Data(base64Encoded: encodedLog))
+        var bytes = Array(decodedLog)
+        let parsed = try UnverifiedEventLog(bytes: bytes)
+        let sb = try #require(parsed.events.first { $0.pcrIndex == 7 && $0.type == .efiVariableDriverConfig })
+        // TCG_PCR_EVENT2: pcrIndex(4) eventType(4) count(4), then per bank algorithm(2, LE) and digest.
+        var at = sb.offset + 12
+        for alg in parsed.specID?.algorithms ?? [] {
+            if alg.id == .sha1 { bytes[at + 2] ^= 0xFF; break }
+            at += 2 + alg.digestSize
+        }
+        bundle.eventLog = Data(bytes).base64EncodedString()
+        let required = TPMLPCRSelection([TPMSPCRSelection(hash: .sha1, pcrs: [7]), TPMSPCRSelection(hash: .sha256, pcrs: [7])])
+        let e = try await EvidenceVerifier(nonce: [0x0B, 0xAD, 0xCA, 0xFE], requiredSelection: required).verify(bundle)
+        let policy = try PolicyLoader.parse("id: t\nversion: 1\npcrs:\n  banks: [sha256, sha1]\nboot:\n  secure_boot: required\n", file: "t.yaml")
+        let r = try #require(PolicyEngine.evaluate(e, policy).results.first { $0.rule == "boot.secure_boot" })
+        #expect(r.status == .failed && r.actual.contains("banks disagree"), "\(r)")
+        // Trusting SHA-256 alone, the same evidence passes: the edit is only in a bank the policy no longer relies on.
+        let sha256Only = try PolicyLoader.parse("id: t\nversion: 1\npcrs:\n  banks: [sha256]\nboot:\n  secure_boot: required\n", file: "t.yaml")
+        #expect(PolicyEngine.evaluate(e, sha256Only).results.first { $0.rule == "boot.secure_boot" }?.status == .passed)
+    }
+}

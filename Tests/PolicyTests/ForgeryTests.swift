@@ -54,6 +54,28 @@ import SwiftASN1
         #expect(error?.code == .akNotBound)
     }
 
+    // 8. The signature's scheme bound to the AK's.
+    @Test func anAKWhoseSchemeIsNotTheSignaturesIsRefused() async throws {
+        var bundle = try RuleTests.bundle()
+        var ak = try TPMTPublic(tpmtPublicBytes: try RuleTests.gceFile("ak_pub.tpmt_public.bin"))
+        guard case .rsa(var p) = ak.parameters else { Issue.record("GCE AK is not RSA"); return }
+        #expect(p.scheme == TPMTScheme(.rsassa, hashAlg: .sha256))
+        p.scheme = TPMTScheme(.rsapss, hashAlg: .sha256)
+        ak.parameters = .rsa(p)
+        bundle.akPublic = Data(ak.marshalTPM2B()).base64EncodedString()
+        let error = await #expect(throws: AttestError.self) {
+            try await EvidenceVerifier(nonce: [0x90, 0x09], requiredSelection: TPMLPCRSelection([])).verify(bundle)
+        }
+        #expect(error?.code == .signatureSchemeMismatch, "\(String(describing: error))")
+        #expect(error?.reason.contains("bound to rsapss/sha256") == true, "\(String(describing: error))")
+    }
+
+    @Test func theQuotesQualifiedSignerNamesTheAK() async throws {
+        let e = try await RuleTests.signed()
+        // GCE's AK is a primary key; its qualified name is H(hierarchy handle || Name) for one hierarchy.
+        #expect(e.quote.signerHierarchy != nil, "the GCE quote's qualifiedSigner is not the AK's qualified name")
+    }
+
     // 3. Event data edited under unchanged digests.
     @Test func editedSecureBootDataIsNotBelieved() async throws {
         let bytes = try Self.log()
@@ -129,6 +151,41 @@ import SwiftASN1
         let p = try PolicyFixture.policy("id: t\nversion: 1\npcrs:\n  banks: [sha256]\n")
         #expect(!PolicyEngine.judgesBeyondSignature(p))
         #expect(PolicyEngine.judgesBeyondSignature(try PolicyFixture.policy("id: t\nversion: 1\nboot:\n  secure_boot: required\n")))
+    }
+
+    @Test func aRetypedErrorSeparatorIsStillAnErrorSeparator() throws {
+        // A synthetic SHA-1 log whose PCR 0 separator says "error" (0x00000001), retyped to EV_POST_CODE
+        // (whose digest is of other data) with its data edited to look harmless.
+        func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        var bytes: [UInt8] = []
+        for (pcr, type, data, digestOf) in [(UInt32(0), UInt32(8), Array("fw 1.0".utf8), Array("fw 1.0".utf8)),
+                                             (0, 1, Array("ok!!".utf8), [1, 0, 0, 0] as [UInt8]), (7, 4, [0, 0, 0, 0], [0, 0, 0, 0])] {
+            bytes += le32(pcr) + le32(type) + (try TPMDigest.hash(.sha1, digestOf)) + le32(UInt32(data.count)) + data
+        }
+        let e = UnsignedEvidence(eventLog: try UnverifiedEventLog(bytes: bytes))
+        let v = PolicyEngine.evaluate(e, try PolicyFixture.policy("id: t\nversion: 1\npcrs:\n  banks: [sha1]\n  sha1:\n    \"0\": replay\nboot:\n  forbid: [error_separators]\n"))
+        let r = try #require(v.results.first { $0.rule == "boot.forbid.error_separators" })
+        #expect(r.status == .failed && r.event == 1, "\(r)")
+    }
+
+    @Test func referenceSetsAreCanonicalForDigestsAndExactForStrings() throws {
+        let digest = String(repeating: "AB", count: 32)
+        let p = try PolicyFixture.policy("""
+            id: t
+            version: 1
+            reference_sets:
+              apps: ["0x\(digest)"]
+              versions: ["GCE Virtual Firmware v1"]
+            boot:
+              boot_applications:
+                allowed: ["@apps"]
+              scrtm_versions: ["@versions"]
+            """)
+        #expect(p.boot?.bootApplications?.allowed == [digest.lowercased()])
+        #expect(p.boot?.sCRTMVersions == ["GCE Virtual Firmware v1"])
+        #expect(throws: PolicyError.self) {
+            try PolicyFixture.policy("id: t\nversion: 1\nreference_sets:\n  apps: [nothex]\nboot:\n  boot_applications:\n    allowed: [\"@apps\"]\n")
+        }
     }
 
     // 8. Smaller findings.

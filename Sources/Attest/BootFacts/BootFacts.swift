@@ -59,6 +59,12 @@ public struct BootFacts: Hashable, Sendable {
     /// that is not a bound separator or EFI action counts as a boot application and is judged by its
     /// digest in `bank`, whatever type it claims. "After ExitBootServices" is judged in PCR 5's own order
     /// (the order within one PCR is attested; across PCRs it is not).
+    /// PCRs 0–7 with measured events but no (bound) EV_SEPARATOR: firmware separates every one of them before
+    /// the OS loader (PFP §3.3.4.2), so a missing separator may be a retyped error separator.
+    public var pcrsWithoutSeparator: [Int] { measuredPCRs.filter { $0 < 8 && !separatorPCRs.contains($0) }.sorted() }
+    /// PCRs 0–7 in which a bound EV_SEPARATOR was measured.
+    public var separatorPCRs: Set<Int> = []
+
     public init(_ log: VerifiedEventLog, bank: TPMAlgorithmID) {
         var events: [EventLogEvent] = []
         var bound: Set<Int> = []
@@ -81,10 +87,25 @@ public struct BootFacts: Hashable, Sendable {
     /// - Parameter bound: indices of events whose data is bound to their digests; nil to trust every event's data.
     init(events: [EventLogEvent], bank: TPMAlgorithmID, bound: Set<Int>?) {
         var ebsSeen = false
+        // Markers recognised by digest, whatever type or data the log claims: retyping an error separator or
+        // the "UEFI Debug Mode" action into an event whose data is not hashed does not hide it.
+        let errorSeparatorDigests = [[1, 0, 0, 0], [0xFF, 0xFF, 0xFF, 0xFF]].compactMap { try? TPMDigest.hash(bank, $0) }
+        let debugModeDigest = try? TPMDigest.hash(bank, Array(Self.uefiDebugMode.utf8))
         for e in events where e.isExtended {
             guard let pcr = e.pcr else { continue }
             measuredPCRs.insert(pcr)
             let isBound = bound?.contains(e.index) ?? true
+            if e.type == .separator && isBound, pcr < 8 { separatorPCRs.insert(pcr) }
+            // Only an event whose data does not vouch for it is suspected by digest: BootOrder = 0001 hashes like an
+            // error separator, and a bound variable event is believed as what it says.
+            if bound != nil, let d = e.digestBytes(bank), !(isBound && EventDataBinding.preimages(of: e) != nil) {
+                if pcr < 8, errorSeparatorDigests.contains(where: { $0.elementsEqual(d) }) {
+                    separators.append(.init(eventIndex: e.index, pcr: pcr, isError: true))
+                }
+                if pcr == 7, let debugModeDigest, debugModeDigest.elementsEqual(d), !(isBound && (e.type == .efiAction || e.type == .action)) {
+                    debugMarkers.append("\(Self.uefiDebugMode) (measured as event \(e.index), logged as \(e.type))")
+                }
+            }
             if pcr == 4, !(isBound && (e.type == .separator || e.type == .efiAction)) {
                 // Every other PCR 4 measurement loads code (PFP §3.3.4.5): judged by digest, typed or not.
                 let path: String
@@ -142,6 +163,8 @@ public struct BootFacts: Hashable, Sendable {
             }
         }
     }
+
+    static let uefiDebugMode = "UEFI Debug Mode"
 
     static let ebsResults = [EventLogWorkaround.ebsSuccess, EventLogWorkaround.ebsFailure].map { Array($0.utf8) }
 

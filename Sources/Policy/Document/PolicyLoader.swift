@@ -1,3 +1,4 @@
+import Attest
 import Foundation
 
 /// Loads policy files: parses them, resolves `extends:` (by id, among the given files and the
@@ -131,7 +132,9 @@ public enum PolicyLoader {
         let sets = p.referenceSets
         let source = p.source
         let locations = p.referenceLocations
-        func expand(_ values: [String], _ field: String) throws(PolicyError) -> [String] {
+        /// - Parameter hex: for digest fields, the allowed byte sizes: members are checked and put in canonical
+        ///   form (lowercase, no "0x"); nil for strings (kernel arguments, S-CRTM versions), kept exactly as written.
+        func expand(_ values: [String], _ field: String, hex: Set<Int>? = nil) throws(PolicyError) -> [String] {
             var out: [String] = []
             for v in values {
                 if v.hasPrefix("@") {
@@ -139,7 +142,14 @@ public enum PolicyLoader {
                         throw PolicyError(.notFound, locations[v] ?? "\(source):1:1",
                                           "\(field) refers to \(v), but reference_sets has no \"\(v.dropFirst())\"")
                     }
-                    out.append(contentsOf: members.map { $0.lowercased() })
+                    guard let sizes = hex else { out.append(contentsOf: members); continue }
+                    for m in members {
+                        guard let bytes = Hex.decode(m), sizes.contains(bytes.count) else {
+                            throw PolicyError(.invalidValue, locations[v] ?? "\(source):1:1",
+                                              "\(field) refers to \(v), whose member \"\(m)\" is not \(PolicyParser.describe(sizes)) of hex")
+                        }
+                        out.append(Hex.encode(bytes))
+                    }
                 } else {
                     out.append(v)
                 }
@@ -149,20 +159,21 @@ public enum PolicyLoader {
         if var pcrs = p.pcrs {
             for (bank, values) in pcrs.expectations {
                 for (index, e) in values {
-                    if case .oneOf(let list) = e { pcrs.expectations[bank]?[index] = .oneOf(try expand(list, "pcrs.\(bank).\(index)")) }
+                    let size = TPMAlgorithmID(name: bank)?.digestSize.map { Set([$0]) } ?? PolicyParser.digestSizes
+                    if case .oneOf(let list) = e { pcrs.expectations[bank]?[index] = .oneOf(try expand(list, "pcrs.\(bank).\(index)", hex: size)) }
                 }
             }
             p.pcrs = pcrs
         }
         if var b = p.boot {
-            if let x = b.bootApplications { b.bootApplications?.allowed = try expand(x.allowed, "boot.boot_applications.allowed") }
-            if let x = b.pk?.contains { b.pk?.contains = try expand(x, "boot.pk.contains") }
-            if let x = b.kek?.contains { b.kek?.contains = try expand(x, "boot.kek.contains") }
-            if let x = b.db?.contains { b.db?.contains = try expand(x, "boot.db.contains") }
-            if let x = b.pk?.equals { b.pk?.equals = try expand(x, "boot.pk.equals") }
-            if let x = b.kek?.equals { b.kek?.equals = try expand(x, "boot.kek.equals") }
-            if let x = b.db?.equals { b.db?.equals = try expand(x, "boot.db.equals") }
-            if let x = b.dbx?.contains { b.dbx?.contains = try expand(x, "boot.dbx.contains") }
+            if let x = b.bootApplications { b.bootApplications?.allowed = try expand(x.allowed, "boot.boot_applications.allowed", hex: PolicyParser.digestSizes) }
+            if let x = b.pk?.contains { b.pk?.contains = try expand(x, "boot.pk.contains", hex: [32]) }
+            if let x = b.kek?.contains { b.kek?.contains = try expand(x, "boot.kek.contains", hex: [32]) }
+            if let x = b.db?.contains { b.db?.contains = try expand(x, "boot.db.contains", hex: [32]) }
+            if let x = b.pk?.equals { b.pk?.equals = try expand(x, "boot.pk.equals", hex: [32]) }
+            if let x = b.kek?.equals { b.kek?.equals = try expand(x, "boot.kek.equals", hex: [32]) }
+            if let x = b.db?.equals { b.db?.equals = try expand(x, "boot.db.equals", hex: [32]) }
+            if let x = b.dbx?.contains { b.dbx?.contains = try expand(x, "boot.dbx.contains", hex: [32]) }
             if let x = b.kernelCommandLine?.required { b.kernelCommandLine?.required = try expand(x, "boot.kernel_cmdline.required") }
             if let x = b.kernelCommandLine?.forbidden { b.kernelCommandLine?.forbidden = try expand(x, "boot.kernel_cmdline.forbidden") }
             if let x = b.kernelCommandLine?.allowedPatterns { b.kernelCommandLine?.allowedPatterns = try expand(x, "boot.kernel_cmdline.allowed_patterns") }

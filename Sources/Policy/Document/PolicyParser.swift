@@ -138,12 +138,15 @@ struct PolicyParser {
                     }
                 } else {
                     let values = try strings(value, field, nonEmpty: true)
-                    for v in values where !v.hasPrefix("@") {
+                    var canonical: [String] = []
+                    for v in values {
+                        if v.hasPrefix("@") { canonical.append(v); continue }
                         guard let bytes = Hex.decode(v), bytes.count == size else {
                             throw PolicyError(.invalidValue, "\(value.location)", "\(field): \"\(v)\" is not a \(size)-byte hex \(bank) value")
                         }
+                        canonical.append(Hex.encode(bytes))
                     }
-                    byIndex[index] = .oneOf(values.map { $0.lowercased() })
+                    byIndex[index] = .oneOf(canonical)
                 }
             }
             r.expectations[bank] = byIndex
@@ -183,7 +186,7 @@ struct PolicyParser {
             let bm = try mapping(n, "boot.boot_applications", allowed: ["allowed", "ordered"], nonEmpty: true)
             guard let allowed = bm["allowed"] else { throw PolicyError(.missingKey, "\(n.location)", "boot.boot_applications needs allowed:") }
             r.bootApplications = AttestationPolicy.BootApplicationsRule(
-                allowed: try hexList(allowed, "boot.boot_applications.allowed", size: 32),
+                allowed: try hexList(allowed, "boot.boot_applications.allowed", sizes: Self.digestSizes),
                 ordered: try bm["ordered"].map { (x: PolicyNode) throws(PolicyError) in try bool(x, "boot.boot_applications.ordered") } ?? false)
         }
         if let n = m["kernel_cmdline"] {
@@ -253,15 +256,31 @@ struct PolicyParser {
         return out
     }
 
+    /// Hex values in canonical form (lowercase, no "0x"), each `size` bytes (or one of `sizes`); "@set" references
+    /// are kept for the loader, which checks their members the same way.
     func hexList(_ node: PolicyNode, _ field: String, size: Int, allowEmpty: Bool = false) throws(PolicyError) -> [String] {
-        let values = try strings(node, field, nonEmpty: !allowEmpty)
-        for v in values where !v.hasPrefix("@") {
-            guard let b = Hex.decode(v), b.count == size else {
-                throw PolicyError(.invalidValue, "\(node.location)", "\(field): \"\(v)\" is not \(size) bytes of hex")
-            }
-        }
-        return values.map { $0.hasPrefix("@") ? $0 : $0.lowercased() }
+        try hexList(node, field, sizes: [size], allowEmpty: allowEmpty)
     }
+
+    func hexList(_ node: PolicyNode, _ field: String, sizes: Set<Int>, allowEmpty: Bool = false) throws(PolicyError) -> [String] {
+        let values = try strings(node, field, nonEmpty: !allowEmpty)
+        var out: [String] = []
+        for v in values {
+            if v.hasPrefix("@") { out.append(v); continue }
+            guard let b = Hex.decode(v), sizes.contains(b.count) else {
+                throw PolicyError(.invalidValue, "\(node.location)", "\(field): \"\(v)\" is not \(Self.describe(sizes)) of hex")
+            }
+            out.append(Hex.encode(b))
+        }
+        return out
+    }
+
+    static func describe(_ sizes: Set<Int>) -> String {
+        sizes.count == 1 ? "\(sizes.first ?? 0) bytes" : sizes.sorted().map(String.init).joined(separator: ", ") + " bytes"
+    }
+
+    /// Digest sizes a boot-application allow-list may hold (SHA-1, SHA-256/SM3, SHA-384, SHA-512 banks).
+    static let digestSizes: Set<Int> = [20, 32, 48, 64]
 
     func int(_ node: PolicyNode, _ field: String, min: Int) throws(PolicyError) -> Int {
         guard case .scalar(let s, _) = node, let v = Int(s) else { throw PolicyError(.wrongType, "\(node.location)", "\(field) must be an integer") }

@@ -398,6 +398,9 @@ public enum PolicyEngine {
             case .errorSeparators:
                 if let s = f.separators.first(where: \.isError) { add(rule, .failed, "no error separator", "error separator", nil, s.pcr, s.eventIndex) }
                 else if f.separators.isEmpty { add(rule, .notApplicable, "no error separator", "no separator measured", nil, nil, nil) }
+                else if let pcr = f.pcrsWithoutSeparator.first {
+                    add(rule, .failed, "a separator in every measured PCR 0–7", "PCR \(pcr) has events but no separator (a separator retyped to hide an error?)", nil, pcr, nil)
+                }
                 else { add(rule, .passed, "no error separator", "\(f.separators.count) normal separator(s)", nil, nil, nil) }
             case .uefiDebugMode, .debugger:
                 if let m = f.debugMarkers.first { add(rule, .failed, "no debug marker", m, nil, 7, nil) }
@@ -411,7 +414,8 @@ public enum PolicyEngine {
         }
         if let versions = r.sCRTMVersions, let (f, _) = facts(.sCRTMVersions) {
             if f.sCRTMVersions.isEmpty {
-                add(.sCRTMVersions, .notApplicable, "one of \(versions.count) version(s)", "no S-CRTM version measured", nil, 0, nil)
+                // The policy names versions: a firmware that measured none (or an event retyped away) is not one of them.
+                add(.sCRTMVersions, .failed, "one of \(versions.count) version(s)", "no S-CRTM version measured in PCR 0", nil, 0, nil)
             } else {
                 let bad = f.sCRTMVersions.first { !versions.contains($0) }
                 add(.sCRTMVersions, bad == nil ? .passed : .failed, "one of \(versions.joined(separator: ", "))", bad ?? f.sCRTMVersions.joined(separator: ", "), nil, 0, nil)
