@@ -1,7 +1,7 @@
 import Testing
 import Foundation
 import Attest
-@testable import Policy
+import Policy
 import X509
 import SwiftASN1
 

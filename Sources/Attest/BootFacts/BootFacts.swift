@@ -36,7 +36,11 @@ public struct BootFacts: Hashable, Sendable {
     /// EV_IPL strings of GRUB in PCR 8 ("grub_cmd: …").
     public var grubCommands: [String] = []
     /// Kernel command lines: GRUB's "kernel_cmdline: …" and systemd-boot/stub load options (PCR 12 or EV_EVENT_TAG).
-    public var kernelCommandLines: [String] = []
+    public var kernelCommandLines: [String] = [] {
+        didSet { kernelArguments = kernelCommandLines.map(KernelCommandLine.init) }
+    }
+    /// ``kernelCommandLines`` tokenized as the kernel reads them (once, here, not per evaluation).
+    public private(set) var kernelArguments: [KernelCommandLine] = []
     /// Files GRUB measured into PCR 9.
     public var grubFiles: [String] = []
     public var separators: [Separator] = []
@@ -162,6 +166,7 @@ public struct BootFacts: Hashable, Sendable {
             default: break
             }
         }
+        kernelArguments = kernelCommandLines.map(KernelCommandLine.init)
     }
 
     static let uefiDebugMode = "UEFI Debug Mode"

@@ -56,9 +56,23 @@ public struct VerifiedEventLog: Hashable, Sendable {
     /// Whether `pcr` replayed to its quoted value in `bank`.
     public func isVerified(_ bank: TPMAlgorithmID, _ pcr: Int) -> Bool { matched[bank]?.contains(pcr) ?? false }
 
-    /// Events whose data should hash to their digest and does not, in log order.
-    public var unboundEvents: [Event] {
-        events.filter { if case .unbound = $0.binding { true } else { false } }
+    /// Events whose data should hash to their digest and does not, in log order (found once, at verification).
+    public let unboundEvents: [Event]
+
+    init(format: UnverifiedEventLog.Format, events: [Event], matched: [TPMAlgorithmID: [Int]], mismatches: [Mismatch],
+         uncomputableBanks: [TPMAlgorithmID: String], banksNotInLog: [TPMAlgorithmID], notCovered: [TPMAlgorithmID: [Int]],
+         workarounds: [EventLogWorkaround], replay: EventLogReplay, extendedPCRs: Set<Int>) {
+        self.format = format
+        self.events = events
+        self.matched = matched
+        self.mismatches = mismatches
+        self.uncomputableBanks = uncomputableBanks
+        self.banksNotInLog = banksNotInLog
+        self.notCovered = notCovered
+        self.workarounds = workarounds
+        self.replay = replay
+        self.extendedPCRs = extendedPCRs
+        unboundEvents = events.filter { if case .unbound = $0.binding { true } else { false } }
     }
 }
 

@@ -111,10 +111,21 @@ public struct AttestationPolicy: Hashable, Sendable {
     }
 
     public struct BootApplicationsRule: Hashable, Sendable {
-        /// Allowed SHA-256 digests of EV_EFI_BOOT_SERVICES_APPLICATION events.
-        public var allowed: [String]
+        /// Allowed digests (hex, canonical) of PCR 4 measurements, in one bank's size.
+        public var allowed: [String] { didSet { allowedSet = Set(allowed) } }
         /// When true, the applications must be exactly `allowed`, in this order.
         public var ordered: Bool
+        /// ``allowed`` as a set, built when the list is set (not per evaluation).
+        private var allowedSet: Set<String>
+
+        public init(allowed: [String], ordered: Bool) {
+            self.allowed = allowed
+            self.ordered = ordered
+            allowedSet = Set(allowed)
+        }
+
+        /// Whether `digest` (hex, canonical) is allowed.
+        public func allows(_ digest: String) -> Bool { allowedSet.contains(digest) }
     }
 
     public struct KernelCommandLineRule: Hashable, Sendable {

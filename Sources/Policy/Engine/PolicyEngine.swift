@@ -281,7 +281,7 @@ public enum PolicyEngine {
             }
         }
         let types = dataTypes(of: rule)
-        if checkBinding, let bad = log.events.first(where: { e in
+        if checkBinding, let bad = log.unboundEvents.first(where: { e in
             guard rule.pcrs.contains(e.event.pcr ?? -1), case .unbound = e.binding else { return false }
             return types.map { $0.contains(e.event.type) } ?? true
         }) {
@@ -372,15 +372,17 @@ public enum PolicyEngine {
         }
         if let k = r.kernelCommandLine, let (f, _) = facts(.kernelCommandLine) {
             let lines = f.kernelCommandLines
-            if lines.isEmpty {
+            if lines.isEmpty || f.kernelArguments.isEmpty {
                 add(.kernelCommandLine, k.required == nil ? .notApplicable : .failed, "a measured kernel command line", "none measured", nil, nil, nil)
             } else {
-                let parsed = lines.map(KernelCommandLine.init)
+                let parsed = f.kernelArguments
                 var problems: [String] = []
+                let required = (k.required ?? []).map { ($0, KernelCommandLine.Argument(entry: $0)) }
+                let forbidden = (k.forbidden ?? []).map { ($0, KernelCommandLine.Argument(entry: $0)) }
                 // Each measured command line must hold on its own (a later one does not excuse an earlier one).
                 for line in parsed {
-                    for req in k.required ?? [] where !line.contains(req, anyValue: false) { problems.append("missing \(req)") }
-                    for bad in k.forbidden ?? [] where line.contains(bad, anyValue: true) { problems.append("forbidden \(bad) present") }
+                    for (text, req) in required where !line.contains(req, anyValue: false) { problems.append("missing \(text)") }
+                    for (text, bad) in forbidden where line.contains(bad, anyValue: true) { problems.append("forbidden \(text) present") }
                     if let patterns = k.allowedPatterns {
                         for a in line.arguments where !patterns.contains(where: { globMatch($0, a.text) }) { problems.append("\(a.text) not allowed") }
                     }
@@ -460,8 +462,7 @@ public enum PolicyEngine {
                 ok ? "\(digests.count) in order" : "application \(at + 1) differs (\(at < measured.count ? measured[at].devicePath : "missing"))",
                 bank.name, 4, ok ? nil : (at < measured.count ? measured[at].eventIndex : nil))
         } else {
-            let allowed = Set(apps.allowed)
-            if let bad = measured.first(where: { !allowed.contains($0.digest ?? "") }) {
+            if let bad = measured.first(where: { !apps.allows($0.digest ?? "") }) {
                 add(rule, .failed, "only allowed digests", "\(bad.devicePath) (\(bad.claimedType)) \(bank.name) \(bad.digest ?? "(none)")", bank.name, bad.pcr, bad.eventIndex)
             } else {
                 add(rule, .passed, "only allowed digests", "\(measured.count) allowed application(s)", bank.name, 4, nil)
