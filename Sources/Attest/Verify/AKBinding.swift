@@ -38,6 +38,12 @@ public struct AKBinding: Hashable, Sendable, Codable {
         }
         return Hex.encode(SHA256.hash(data: serializer.serializedBytes))
     }
+
+    /// SHA-256 (hex) of an EK's DER SubjectPublicKeyInfo, from its TPM public area: the same value as
+    /// ``fingerprint(of:)`` of the EK certificate's key when the certificate is for this EK.
+    public static func fingerprint(ofEK ek: TPMTPublic) throws(AttestError) -> String {
+        try fingerprint(of: try ek.certificatePublicKey())
+    }
 }
 
 /// Whether the verifier could tie the attestation key to the EK.

@@ -26,7 +26,9 @@ extension TPM {
     /// on the verifier side). The TPM releases it only if `activating` is loaded in the same TPM as the EK
     /// and its Name is the one the verifier used: the proof that the AK lives in this TPM.
     ///
-    /// The EK is authorized with PolicySecret(TPM_RH_ENDORSEMENT), as its TCG policy requires.
+    /// A low-range EK (TCG templates L-1, L-2: no userWithAuth) is authorized with PolicySecret(TPM_RH_ENDORSEMENT),
+    /// its PolicyA. A high-range EK (H-1…H-7) sets userWithAuth with an empty authValue, so it is authorized
+    /// by password: a SHA-256 PolicySecret session would not match its PolicyB (TPM_RC_POLICY_FAIL).
     ///
     /// Corresponding ESAPI call: `Esys_ActivateCredential` (TPM2_ActivateCredential, Part 3 §12.5).
     public func activateCredential(activating: TPMObject, endorsementKey: TPMObject,
@@ -34,12 +36,14 @@ extension TPM {
         let ctx = context.raw
         var blob = try MU.tpm2b(credentialBlob, into: TPM2B_ID_OBJECT(), Tss2_MU_TPM2B_ID_OBJECT_Unmarshal, "TPM2B_ID_OBJECT")
         var secret = try MU.tpm2b(encryptedSecret, into: TPM2B_ENCRYPTED_SECRET(), Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal, "TPM2B_ENCRYPTED_SECRET")
-        let session = try startAuthSession(.policy)
-        defer { flush(session.tr) }
-        try policySecret(session, hierarchy: .endorsement)
+        let byPassword = endorsementKey.publicArea?.objectAttributes.contains(.userWithAuth) == true
+        let session: TPMSession? = byPassword ? nil : try startAuthSession(.policy)
+        defer { if let session { flush(session.tr) } }
+        if let session { try policySecret(session, hierarchy: .endorsement) }
+        let ekAuthorization = session?.tr ?? ESYS.password
         var certInfo: UnsafeMutablePointer<TPM2B_DIGEST>? = nil
         try tss2Call("Esys_ActivateCredential", logger: logger) {
-            Esys_ActivateCredential(ctx, activating.tr, endorsementKey.tr, ESYS.password, session.tr, ESYS.none, &blob, &secret, &certInfo)
+            Esys_ActivateCredential(ctx, activating.tr, endorsementKey.tr, ESYS.password, ekAuthorization, ESYS.none, &blob, &secret, &certInfo)
         }
         defer {
             if let certInfo { wipe(&certInfo.pointee) }
