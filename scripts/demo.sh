@@ -74,19 +74,18 @@ issued=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 "$vigil" tpm evidence --nonce "$nonce" --eventlog "$log" --out "$work/evidence.json"
 echo; echo "== the security team's policy: vigil policy explain $policy"
 "$vigil" policy explain "$policy"
-echo; echo "== vigil policy test $policy --evidence evidence.json --nonce (the verifier's) --nonce-issued-at $issued"
-# The verifier supplies the nonce and when it issued it; nothing is taken from the evidence. Every boot rule passes.
-# identity.ek_certificate fails until credential activation binds the AK to the EK (the controller's onboarding):
-# a genuine EK certificate next to an unbound AK proves nothing, and the verdict says so.
-set +e
-"$vigil" policy test "$policy" --evidence "$work/evidence.json" --nonce "$nonce" --nonce-issued-at "$issued" > "$work/verdict.txt"
-status=$?
-set -e
-cat "$work/verdict.txt"
-if [[ $status -ne 1 ]] || [[ $(grep -cE '^FAIL [a-z_]+\.[a-z_.0-9]+:' "$work/verdict.txt") -ne 1 ]] || ! grep -q '^FAIL identity.ek_certificate: .*AK not bound to the EK' "$work/verdict.txt"; then
-  echo "UNEXPECTED verdict for the good boot (expected only identity.ek_certificate to fail, pending credential activation)" >&2; exit 1
+echo; echo "== credential activation: is this AK in the TPM that owns this EK? (vigil ak challenge → tpm activate-credential → ak bind)"
+# The verifier encrypts a secret to the EK (from its certificate) for the AK's Name; only that TPM can answer.
+"$vigil" ak challenge --evidence "$work/evidence.json" --out "$work/challenge.json"
+"$vigil" tpm activate-credential --challenge "$work/challenge.json" --out "$work/answer.bin"
+"$vigil" ak bind --challenge "$work/challenge.json" --answer "$work/answer.bin" --out "$work/binding.json"
+echo; echo "== without the binding, a genuine EK certificate next to the AK proves nothing:"
+if "$vigil" policy test "$policy" --evidence "$work/evidence.json" --nonce "$nonce" --nonce-issued-at "$issued" | grep '^FAIL identity'; then :; else
+  echo "UNEXPECTED: identity passed without credential activation" >&2; exit 1
 fi
-echo "The boot is accepted rule by rule; the identity waits for credential activation."
+echo; echo "== vigil policy test $policy --evidence evidence.json --nonce (the verifier's) --nonce-issued-at $issued --ak-binding binding.json"
+# The verifier supplies the nonce, when it issued it and the binding; nothing is taken from the evidence.
+"$vigil" policy test "$policy" --evidence "$work/evidence.json" --nonce "$nonce" --nonce-issued-at "$issued" --ak-binding "$work/binding.json"
 
 echo; echo "== a tampered boot: reboot, the same firmware and bootloaders, plus one unapproved measurement in PCR 4"
 swtpm_ioctl --tcp 127.0.0.1:$((port + 1)) -i
@@ -95,7 +94,8 @@ TPM2TOOLS_TCTI="$VIGIL_TCTI" tpm2_pcrextend "4:sha256=$(printf 'rootkit-loader' 
 nonce=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 "$vigil" tpm evidence --nonce "$nonce" --eventlog "$log" --out "$work/tampered.json" >/dev/null
 echo "== vigil policy test $policy --evidence tampered.json --nonce …"
-if "$vigil" policy test "$policy" --evidence "$work/tampered.json" --nonce "$nonce" --nonce-issued-at "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; then
+if "$vigil" policy test "$policy" --evidence "$work/tampered.json" --nonce "$nonce" --nonce-issued-at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+     --ak-binding "$work/binding.json"; then
   echo "UNEXPECTED: the tampered boot was accepted" >&2; exit 1
 fi
 echo; echo "The tampered boot was refused; the verdict names the rule, the PCR and the event."

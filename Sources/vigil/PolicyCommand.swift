@@ -57,7 +57,7 @@ struct PolicyCommand: AsyncParsableCommand {
             }
             var binding: AKBinding?
             if let akBinding {
-                binding = try JSONDecoder().decode(AKBinding.self, from: Data(try readInput(akBinding, limit: 64 * 1024)))
+                binding = try AKBinding(json: try readInput(akBinding, limit: 16 * 1024))
             }
             var previousQuote: PreviousQuote?
             if let previous {

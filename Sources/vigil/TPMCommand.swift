@@ -8,7 +8,7 @@ struct TPMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tpm",
         abstract: "Device side: provision the TPM-rooted identity, inspect the TPM, read PCRs, quote.",
-        subcommands: [Provision.self, Info.self, PCRs.self, Quote.self, Evidence.self, ReplayLog.self]
+        subcommands: [Provision.self, Info.self, PCRs.self, Quote.self, Evidence.self, ActivateCredential.self, ReplayLog.self]
     )
 
     struct Provision: AsyncParsableCommand {
@@ -147,6 +147,27 @@ extension TPMCommand {
                 let bundle = try await EvidenceCollector.collect(tpm: tpm, nonce: nonceBytes, selection: selection, eventLog: log)
                 try AtomicFile.write(try bundle.json(), to: URL(fileURLWithPath: out))
                 print("evidence for \(bundle.deviceID) written to \(out) (\(selection)\(log == nil ? ", no event log" : ", with event log"))")
+            }
+        }
+    }
+
+    struct ActivateCredential: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "activate-credential",
+            abstract: "Answer a verifier's credential challenge with this TPM's EK and AK (TPM2_ActivateCredential); the answer is written 0600.")
+        @OptionGroup var tpmOptions: TPMOptions
+        @Option(help: "The challenge (JSON) from vigil ak challenge or a controller.") var challenge: String
+        @Option(help: "Where to write the answer for the verifier.") var out: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let c = try CredentialChallenge(json: try readInput(challenge, limit: CredentialChallenge.maxJSONSize))
+                let tpm = try await tpmOptions.open()
+                let answer = try await CredentialActivation.answer(c, tpm: tpm)
+                var bytes = answer.unsafeCopy()
+                defer { for i in bytes.indices { bytes[i] = 0 } }
+                try AtomicFile.write(bytes, to: URL(fileURLWithPath: out), mode: 0o600)
+                print("credential activated with AK \(c.akName); answer written to \(out)")
             }
         }
     }

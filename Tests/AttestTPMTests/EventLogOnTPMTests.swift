@@ -109,10 +109,31 @@ struct SignedEvidencePolicyTests {
         let noNonce = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["policy", "test", root.appendingPathComponent("policies/captured/gce-rhel8-sb.yaml").path, "--evidence", bundle])
         #expect(noNonce.status != 0 && noNonce.stderr.contains("--nonce"), "\(noNonce.stderr)")
         // Everything the boot shows passes; the EK certificate rule fails until credential activation binds the AK to the EK.
-        let strict = try policyTest("policies/strict-secureboot-linux.yaml")
-        #expect(strict.status == 1, "\(strict.stdout)\(strict.stderr)")
-        #expect(strict.stdout.contains("FAIL identity.ek_certificate: expected an EK certificate, bound to the AK, found AK not bound to the EK"), "\(strict.stdout)")
-        #expect(strict.stdout.contains("1 failed"), "\(strict.stdout)")
+        let unbound = try policyTest("policies/strict-secureboot-linux.yaml")
+        #expect(unbound.status == 1, "\(unbound.stdout)\(unbound.stderr)")
+        #expect(unbound.stdout.contains("FAIL identity.ek_certificate: expected an EK certificate, bound to the AK, found AK not bound to the EK"), "\(unbound.stdout)")
+        #expect(unbound.stdout.contains("1 failed"), "\(unbound.stdout)")
+        // Credential activation through the CLI: the verifier challenges, the device's TPM answers, the verifier binds.
+        let challenge = dir.appendingPathComponent("challenge.json").path, answer = dir.appendingPathComponent("answer.bin").path
+        let binding = dir.appendingPathComponent("binding.json").path
+        #expect(try ProcessRunner.run(ProcessRunner.vigilExecutable, ["ak", "challenge", "--evidence", bundle, "--out", challenge]).status == 0)
+        let activated = try session.vigil(["tpm", "activate-credential", "--challenge", challenge, "--out", answer])
+        #expect(activated.status == 0, "\(activated.stderr)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: answer)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let bound = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["ak", "bind", "--challenge", challenge, "--answer", answer, "--out", binding])
+        #expect(bound.status == 0, "\(bound.stderr)")
+        // A wrong answer binds nothing.
+        let wrong = dir.appendingPathComponent("wrong.bin").path
+        try Data(repeating: 7, count: 32).write(to: URL(fileURLWithPath: wrong))
+        let refused = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["ak", "bind", "--challenge", challenge, "--answer", wrong, "--out", binding + ".x"])
+        #expect(refused.status != 0 && !FileManager.default.fileExists(atPath: binding + ".x"), "\(refused.stdout)\(refused.stderr)")
+        func boundTest(_ policy: String, _ extra: [String] = []) throws -> ProcessResult {
+            try ProcessRunner.run(ProcessRunner.vigilExecutable, ["policy", "test", policy, "--evidence", bundle, "--nonce", "a1b2c3d4",
+                                                                  "--nonce-issued-at", issued, "--ak-binding", binding] + extra)
+        }
+        let strict = try boundTest(root.appendingPathComponent("policies/strict-secureboot-linux.yaml").path)
+        #expect(strict.status == 0, "\(strict.stdout)\(strict.stderr)")
         let captured = try policyTest("policies/captured/gce-rhel8-sb.yaml")
         #expect(captured.status == 0, "\(captured.stdout)")
         let other = try policyTest("policies/captured/ubuntu-supermicro-h12ssl.yaml")
@@ -129,6 +150,9 @@ struct SignedEvidencePolicyTests {
         // The chain itself validates; the rules fail only because no credential activation bound the AK.
         let chain = try #require(verdict.results.first { $0.rule == "identity.ek_chain" })
         #expect(chain.status == .failed && chain.actual.hasPrefix("AK not bound to the EK"), "\(chain)")
+        // With the binding, the EK chain, the certificate and the manufacturer pass.
+        let identity = try boundTest(policy.path, ["--json"])
+        #expect(identity.status == 0, "\(identity.stdout)\(identity.stderr)")
     }
 }
 

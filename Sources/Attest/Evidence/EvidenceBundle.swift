@@ -19,6 +19,9 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
     public var akPublic: String
     /// Base64 DER.
     public var ekCertificate: String?
+    /// Base64 TPM2B_PUBLIC of the EK whose certificate is sent: what a verifier encrypts a credential to
+    /// (TPM2_MakeCredential). Trusted only as far as its key equals the certificate's.
+    public var ekPublic: String?
     public var ekIntermediates: [String]?
     public var deviceCertificate: String?
     /// Base64 TCG event log.
@@ -34,12 +37,12 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, deviceID = "device_id", nonce, quote, pcrs, akPublic = "ak_public", ekCertificate = "ek_certificate"
+        case version, deviceID = "device_id", nonce, quote, pcrs, akPublic = "ak_public", ekCertificate = "ek_certificate", ekPublic = "ek_public"
         case ekIntermediates = "ek_intermediates", deviceCertificate = "device_certificate", eventLog = "event_log", collectedAt = "collected_at"
     }
 
     public init(deviceID: String, nonce: [UInt8], attest: [UInt8], signature: [UInt8], pcrs: PCRValues, akPublic: TPMTPublic,
-                ekCertificate: [UInt8]?, deviceCertificate: [UInt8]?, eventLog: [UInt8]?, collectedAt: Date) {
+                ekCertificate: [UInt8]?, deviceCertificate: [UInt8]?, eventLog: [UInt8]?, collectedAt: Date, ekPublic: TPMTPublic? = nil) {
         version = Self.currentVersion
         self.deviceID = deviceID
         self.nonce = Hex.encode(nonce)
@@ -47,6 +50,7 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
         self.pcrs = pcrs.jsonObject
         self.akPublic = Data(akPublic.marshalTPM2B()).base64EncodedString()
         self.ekCertificate = ekCertificate.map { Data($0).base64EncodedString() }
+        self.ekPublic = ekPublic.map { Data($0.marshalTPM2B()).base64EncodedString() }
         ekIntermediates = nil
         self.deviceCertificate = deviceCertificate.map { Data($0).base64EncodedString() }
         self.eventLog = eventLog.map { Data($0).base64EncodedString() }

@@ -28,6 +28,29 @@ public struct AKBinding: Hashable, Sendable, Codable {
         case akName = "ak_name", ekPublicKeySHA256 = "ek_public_key_sha256", activatedAt = "activated_at"
     }
 
+    /// The binding as the verifier stores it (JSON, dates in RFC 3339).
+    public func json() throws(AttestError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        do { return Array(try encoder.encode(self)) } catch { throw AttestError.invalid("AK binding: \(error)") }
+    }
+
+    /// Reads a stored binding (bounded; the Name must be a TPM object name and the fingerprint 32 bytes of hex).
+    public init(json: [UInt8]) throws(AttestError) {
+        guard json.count <= 16 * 1024 else { throw .tooLarge("AK binding", size: json.count, limit: 16 * 1024, at: 0) }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let b: AKBinding
+        do { b = try decoder.decode(AKBinding.self, from: Data(json)) } catch {
+            throw AttestError.invalid("AK binding: not a binding record: \(error)")
+        }
+        guard b.akName.bytes.count >= 2 + 20, Hex.decode(b.ekPublicKeySHA256)?.count == 32 else {
+            throw AttestError.invalid("AK binding: ak_name is not an object Name or ek_public_key_sha256 is not a SHA-256")
+        }
+        self = b
+    }
+
     /// SHA-256 (hex) of a certificate's DER SubjectPublicKeyInfo: how a binding names its EK.
     public static func fingerprint(of key: Certificate.PublicKey) throws(AttestError) -> String {
         var serializer = DER.Serializer()

@@ -14,9 +14,14 @@ public enum EvidenceCollector {
     public static func collect(tpm: TPM, nonce: [UInt8], selection: TPMLPCRSelection, eventLog: [UInt8]?, now: Date = Date()) async throws(TPMError) -> EvidenceBundle {
         let quote = try await QuoteExport.make(tpm: tpm, selection: selection, nonce: nonce)
         var ekDER: [UInt8]?
+        var ekPublic: TPMTPublic?
         for template in EndorsementKeyTemplate.allCases {
             if let cert = try await IdentityProvisioner.readEKCertificate(tpm, template) {
                 ekDER = cert.derBytes
+                // The EK's public area goes with its certificate, for credential activation.
+                if let ek = try await tpm.readPublic(template.persistentHandle), (try? cert.matches(ek.publicArea)) == true {
+                    ekPublic = ek.publicArea
+                }
                 break
             }
         }
@@ -33,7 +38,8 @@ public enum EvidenceCollector {
             }
         }
         return EvidenceBundle(deviceID: deviceID, nonce: nonce, attest: quote.attest, signature: quote.signature, pcrs: quote.values,
-                              akPublic: quote.akPublic, ekCertificate: ekDER, deviceCertificate: deviceDER, eventLog: eventLog, collectedAt: now)
+                              akPublic: quote.akPublic, ekCertificate: ekDER, deviceCertificate: deviceDER, eventLog: eventLog, collectedAt: now,
+                              ekPublic: ekPublic)
     }
 }
 
