@@ -8,6 +8,8 @@ source scripts/setup.sh
 vigil_install_packages
 vigil_require_swift
 
+echo "== every public declaration of Attest and Policy has a doc comment"
+python3 scripts/check-docs.py Sources/Attest Sources/Policy
 echo "== swift build (warnings are errors)"
 swift build --build-tests -Xswiftc -warnings-as-errors
 echo "== swift test"

@@ -58,15 +58,20 @@ public struct AttestError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The previous accepted quote the verifier supplied cannot be used (another key, unreadable).
         public static let previousQuote = Code(backing: .previousQuote)
 
+        /// The code's name ("truncated", "nonceMismatch").
         public var description: String { "\(backing)" }
     }
 
+    /// What kind of failure this is; compare on this.
     public let code: Code
     /// What is wrong and where (structure, field, byte offset).
     public let reason: String
+    /// The `#fileID` of the code that raised the error.
     public let file: String
+    /// The line of the code that raised the error.
     public let line: Int
 
+    /// Creates an error; `file` and `line` default to the caller's location.
     @inline(never)
     public init(code: Code, reason: String, file: String = #fileID, line: Int = #line) {
         self.code = code
@@ -75,9 +80,12 @@ public struct AttestError: Error, Hashable, Sendable, CustomStringConvertible {
         self.line = line
     }
 
+    /// The ``reason``.
     public var description: String { reason }
 
+    /// Compares codes only (reasons and locations differ between throw sites).
     public static func == (lhs: AttestError, rhs: AttestError) -> Bool { lhs.code == rhs.code }
+    /// Hashes the code only, consistent with `==`.
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
     @inline(never)

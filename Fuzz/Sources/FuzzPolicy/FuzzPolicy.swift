@@ -13,7 +13,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     }
     if let bundle = try? EvidenceBundle(json: bytes) {
-        _ = try? bundle.verify()
+        _ = try? bundle.decoded()
+    }
+    // Authoring input: a bare log through the same facts and engine as verified evidence.
+    if let log = try? UnverifiedEventLog(bytes: bytes) {
+        _ = PolicyCapture.yaml(from: UnsignedEvidence(eventLog: log), id: "fuzz", source: "fuzz")
     }
     return 0
 }

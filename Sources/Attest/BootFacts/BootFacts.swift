@@ -3,7 +3,9 @@
 public struct BootFacts: Hashable, Sendable {
     /// A PCR 4 measurement: a boot application (PE image) or anything else measured there.
     public struct BootApplication: Hashable, Sendable {
+        /// Index of the event in the log.
         public let eventIndex: Int
+        /// The PCR it was measured into (4).
         public let pcr: Int
         /// The measured digest in ``bank``, hex: what a boot-application rule judges.
         public let digest: String?
@@ -15,9 +17,13 @@ public struct BootFacts: Hashable, Sendable {
         public let claimedType: TCGEventType
     }
 
+    /// An EV_SEPARATOR measurement, or any event in PCRs 0–7 whose digest is that of an error separator.
     public struct Separator: Hashable, Sendable {
+        /// Index of the event in the log.
         public let eventIndex: Int
+        /// The PCR it was measured into.
         public let pcr: Int
+        /// True for an error separator (a value other than 0, or an error separator's digest).
         public let isError: Bool
     }
 
@@ -28,10 +34,14 @@ public struct BootFacts: Hashable, Sendable {
     /// Certificates that authorized images (EV_EFI_VARIABLE_AUTHORITY), by SHA-256 fingerprint, with the variable they came from.
     public var authorities: [Authority] = []
 
+    /// A certificate that authorized an image, from an EV_EFI_VARIABLE_AUTHORITY event.
     public struct Authority: Hashable, Sendable {
+        /// The UEFI variable name the event names ("db", "MokList").
         public let variable: String
+        /// SHA-256 of the certificate (without the EFI_SIGNATURE_DATA owner GUID), lowercase hex.
         public let sha256Fingerprint: String
     }
+    /// Every PCR 4 measurement in log order, judged by digest whatever type it claims.
     public var bootApplications: [BootApplication] = []
     /// EV_IPL strings of GRUB in PCR 8 ("grub_cmd: …").
     public var grubCommands: [String] = []
@@ -43,32 +53,37 @@ public struct BootFacts: Hashable, Sendable {
     public private(set) var kernelArguments: [KernelCommandLine] = []
     /// Files GRUB measured into PCR 9.
     public var grubFiles: [String] = []
+    /// EV_SEPARATOR events, and events whose digest is an error separator's.
     public var separators: [Separator] = []
+    /// EV_S_CRTM_VERSION strings (the firmware version the CRTM reports).
     public var sCRTMVersions: [String] = []
+    /// EV_EFI_ACTION and EV_ACTION strings ("Calling EFI Application from Boot Option", …).
     public var efiActions: [String] = []
     /// "UEFI Debug Mode" actions and similar debug markers.
     public var debugMarkers: [String] = []
     /// Events measured into PCR 5 after the ExitBootServices invocation, other than its result actions: the OS
     /// was already running. Judged within PCR 5, whose order the TPM attests.
     public var eventsAfterExitBootServices: [Int] = []
+    /// Disk GUIDs from EV_EFI_GPT_EVENT events.
     public var gptDisks: [String] = []
+    /// Total number of tables listed by EV_EFI_HANDOFF_TABLES events.
     public var handoffTables: UInt64 = 0
     /// PCRs with at least one (verified) measured event.
     public var measuredPCRs: Set<Int> = []
     /// Whether the ExitBootServices invocation was measured (PCR 5).
     public var exitBootServicesMeasured = false
 
-    /// Facts from the events of a ``VerifiedEventLog`` verified in `bank`, for policy. An event whose data
-    /// should hash to its digest and does not is never decoded (``EventDataBinding``). Every PCR 4 measurement
-    /// that is not a bound separator or EFI action counts as a boot application and is judged by its
-    /// digest in `bank`, whatever type it claims. "After ExitBootServices" is judged in PCR 5's own order
-    /// (the order within one PCR is attested; across PCRs it is not).
     /// PCRs 0–7 with measured events but no (bound) EV_SEPARATOR: firmware separates every one of them before
     /// the OS loader (PFP §3.3.4.2), so a missing separator may be a retyped error separator.
     public var pcrsWithoutSeparator: [Int] { measuredPCRs.filter { $0 < 8 && !separatorPCRs.contains($0) }.sorted() }
     /// PCRs 0–7 in which a bound EV_SEPARATOR was measured.
     public var separatorPCRs: Set<Int> = []
 
+    /// Facts from the events of a ``VerifiedEventLog`` verified in `bank`, for policy. An event whose data
+    /// should hash to its digest and does not is never decoded (``EventDataBinding``). Every PCR 4 measurement
+    /// that is not a bound separator or EFI action counts as a boot application and is judged by its
+    /// digest in `bank`, whatever type it claims. "After ExitBootServices" is judged in PCR 5's own order
+    /// (the order within one PCR is attested; across PCRs it is not).
     public init(_ log: VerifiedEventLog, bank: TPMAlgorithmID) {
         var events: [EventLogEvent] = []
         var bound: Set<Int> = []

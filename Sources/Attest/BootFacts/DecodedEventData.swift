@@ -1,18 +1,28 @@
 /// An event's payload decoded by its (untrusted) type — best effort, separate from replay: an
 /// undecodable payload never stops a replay, it is shown as ``undecodable(_:)``.
 public enum DecodedEventData: Hashable, Sendable {
+    /// EV_NO_ACTION event 0 of a crypto-agile log: the Spec ID Event03.
     case specID(SpecIDEvent)
+    /// EV_NO_ACTION "StartupLocality": the locality TPM2_Startup came from (PFP §10.4.5.3).
     case startupLocality(UInt8)
     /// EV_SEPARATOR: 0x00000000 normally; 0x00000001 (or anything else) signals an error (PFP §10.4.4).
     case separator(value: UInt32, isError: Bool)
     /// Text events: EV_EFI_ACTION, EV_ACTION, EV_S_CRTM_VERSION, EV_IPL, EV_POST_CODE, EV_NO_ACTION strings.
     case text(String)
+    /// UEFI_VARIABLE_DATA of an EV_EFI_VARIABLE_* event, with SecureBoot's value and, for PK/KEK/db/dbx measured as
+    /// EV_EFI_VARIABLE_DRIVER_CONFIG, their signature entries.
     case variable(UEFIVariableData, secureBoot: Bool?, signatures: [EFISignatureList.Entry]?)
+    /// UEFI_IMAGE_LOAD_EVENT of EV_EFI_BOOT_SERVICES_APPLICATION/_DRIVER or EV_EFI_RUNTIME_SERVICES_DRIVER.
     case imageLoad(UEFIImageLoadEvent)
+    /// EV_EVENT_TAG: the TCG_PCClientTaggedEvent id, its data as text when it is text, and the data size.
     case taggedEvent(id: UInt32, text: String?, size: Int)
+    /// EV_EFI_HANDOFF_TABLES: NumberOfTables of UEFI_HANDOFF_TABLE_POINTERS.
     case handoffTables(count: UInt64)
+    /// EV_EFI_GPT_EVENT: the disk GUID and NumberOfPartitions of UEFI_GPT_DATA.
     case gpt(diskGUID: EFIGUID, partitions: Int)
+    /// A payload that is neither text nor a structure Vigil decodes: its size only.
     case binary(size: Int)
+    /// A payload that does not decode as its claimed type, with the reason.
     case undecodable(String)
 
     /// Decodes `event.data` according to its logged type.

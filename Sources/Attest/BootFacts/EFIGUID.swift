@@ -1,7 +1,9 @@
 /// EFI_GUID — UEFI 2.10 Appendix A: Data1 (UINT32 LE), Data2, Data3 (UINT16 LE), Data4 (8 bytes).
 public struct EFIGUID: Hashable, Sendable, CustomStringConvertible, Codable {
+    /// The 16 bytes as stored (Data1–Data3 little-endian).
     public let bytes: [UInt8]
 
+    /// Reads 16 bytes from `r`; `field` names them in errors.
     public init(parsing r: inout ByteReader, _ field: String) throws(AttestError) {
         bytes = try r.readBytes(field, count: 16)
     }
@@ -13,16 +15,19 @@ public struct EFIGUID: Hashable, Sendable, CustomStringConvertible, Codable {
         bytes = Array(raw[0..<4].reversed()) + Array(raw[4..<6].reversed()) + Array(raw[6..<8].reversed()) + Array(raw[8..<16])
     }
 
+    /// The canonical lowercase text form, "8be4df61-93ca-11d2-aa0d-00e098032b8c".
     public var description: String {
         let d1 = Hex.encode(bytes[0..<4].reversed()), d2 = Hex.encode(bytes[4..<6].reversed()), d3 = Hex.encode(bytes[6..<8].reversed())
         return "\(d1)-\(d2)-\(d3)-\(Hex.encode(bytes[8..<10]))-\(Hex.encode(bytes[10..<16]))"
     }
 
+    /// Decodes a GUID from its canonical text form in a JSON string.
     public init(from decoder: any Decoder) throws {
         let s = try decoder.singleValueContainer().decode(String.self)
         guard let g = EFIGUID(s) else { throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a GUID")) }
         self = g
     }
+    /// Encodes the GUID as its canonical text form.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(description)

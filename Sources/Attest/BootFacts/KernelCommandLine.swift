@@ -4,6 +4,7 @@
 /// character. GRUB and systemd-boot measure the string the kernel receives, so rules judge what the kernel
 /// will act on, not a split on single spaces. Tokenized once, when boot facts are decoded.
 public struct KernelCommandLine: Hashable, Sendable {
+    /// One argument: a bare flag or `key=value`.
     public struct Argument: Hashable, Sendable {
         /// The parameter name, as written.
         public let key: String
@@ -12,6 +13,7 @@ public struct KernelCommandLine: Hashable, Sendable {
         /// The name with `-` folded to `_` (kernel `parameq`).
         public let normalizedKey: String
 
+        /// Builds an argument from a name and optional value (quotes already removed).
         public init(key: String, value: String?) {
             self.key = key
             self.value = value
@@ -39,8 +41,10 @@ public struct KernelCommandLine: Hashable, Sendable {
 
     /// The line as measured.
     public let text: String
+    /// The arguments in order, as the kernel splits them.
     public let arguments: [Argument]
 
+    /// Tokenizes `line` as the kernel does: whitespace and NUL separate, double quotes group and are removed.
     public init(_ line: String) {
         text = line
         var args: [Argument] = []

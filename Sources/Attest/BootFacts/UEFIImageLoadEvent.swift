@@ -1,11 +1,15 @@
 /// UEFI_IMAGE_LOAD_EVENT — PFP §10.4.3 (EV_EFI_BOOT_SERVICES_APPLICATION and drivers).
 public struct UEFIImageLoadEvent: Hashable, Sendable {
+    /// ImageLocationInMemory: where firmware says it loaded the image (not attested).
     public let locationInMemory: UInt64
+    /// ImageLengthInMemory: the image size in bytes, as claimed.
     public let lengthInMemory: UInt64
+    /// ImageLinkTimeAddress: the image's link-time base address, as claimed.
     public let linkTimeAddress: UInt64
     /// The EFI device path, as text ("PciRoot(0x0)/…/HD(1,GPT,…)/\EFI\BOOT\BOOTX64.EFI").
     public let devicePath: String
 
+    /// Decodes a UEFI_IMAGE_LOAD_EVENT; a device path longer than the remaining data is an error.
     public init(bytes: [UInt8]) throws(AttestError) {
         var r = ByteReader(bytes)
         locationInMemory = try r.readUInt64("UEFI_IMAGE_LOAD_EVENT.ImageLocationInMemory", .little)
@@ -19,10 +23,12 @@ public struct UEFIImageLoadEvent: Hashable, Sendable {
     }
 }
 
-/// EFI device paths (UEFI 2.10 §10) rendered as text; nodes Vigil does not know are shown as Type(t,s).
+/// EFI device paths (UEFI 2.10 §10) rendered as text; nodes Vigil does not know are shown as Path(t,s).
 public enum EFIDevicePath {
     static let maxNodes = 256
 
+    /// Renders a device path as text, node by node, up to the end node. Unknown nodes become "Path(type,subtype)";
+    /// rendering stops at the first malformed node (it never throws).
     public static func text(_ bytes: [UInt8]) -> String {
         var r = ByteReader(bytes)
         var parts: [String] = []

@@ -1,11 +1,16 @@
 /// UEFI_VARIABLE_DATA — PFP §10.4.7 (EV_EFI_VARIABLE_DRIVER_CONFIG, _BOOT, _AUTHORITY).
 public struct UEFIVariableData: Hashable, Sendable {
+    /// Longest UnicodeName accepted, in UTF-16 code units.
     public static let maxNameLength = 1024
 
+    /// VariableName: the vendor GUID of the variable (e.g. ``EFIGUID/globalVariable``).
     public let vendor: EFIGUID
+    /// UnicodeName, decoded from UTF-16LE ("SecureBoot", "db").
     public let name: String
+    /// VariableData: the variable's contents as logged (a claim unless the event's data is bound to its digest).
     public let data: [UInt8]
 
+    /// Decodes a UEFI_VARIABLE_DATA; an oversized name, a length past the end, or trailing bytes is an error.
     public init(bytes: [UInt8]) throws(AttestError) {
         var r = ByteReader(bytes)
         vendor = try EFIGUID(parsing: &r, "UEFI_VARIABLE_DATA.VariableName")
@@ -26,8 +31,10 @@ public struct UEFIVariableData: Hashable, Sendable {
 
 /// EFI_SIGNATURE_LIST — UEFI 2.10 §32.4.1: the contents of PK, KEK, db, dbx (and MokList).
 public struct EFISignatureList: Hashable, Sendable {
+    /// Most signature entries accepted across one variable's lists.
     public static let maxEntries = 100_000
 
+    /// One EFI_SIGNATURE_DATA (UEFI 2.10 §32.4.1), by its list's SignatureType.
     public enum Entry: Hashable, Sendable {
         /// EFI_CERT_X509_GUID: a DER certificate (its SHA-256 fingerprint identifies it).
         case x509(owner: EFIGUID, der: [UInt8], sha256Fingerprint: String)

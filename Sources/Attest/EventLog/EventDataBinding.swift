@@ -13,6 +13,7 @@ public enum EventDataBinding: Hashable, Sendable, CustomStringConvertible {
     /// the data is an unverifiable description. Such events are judged by digest only.
     case digestOfOtherData
 
+    /// A short phrase for reports ("data bound to its digest").
     public var description: String {
         switch self {
         case .bound: "data bound to its digest"

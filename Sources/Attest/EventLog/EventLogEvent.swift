@@ -19,12 +19,17 @@ public struct EventLogEvent: Hashable, Sendable {
     /// The event data as an array (a copy).
     public var data: [UInt8] { Array(dataBytes) }
 
+    /// TPMT_HA — TPM 2.0 Part 2 §10.3.2: one bank's digest as logged.
+    /// It is a claim until replay matches a verified quote.
     public struct Digest: Hashable, Sendable {
+        /// The bank's hash algorithm.
         public let algorithm: TPMAlgorithmID
         /// The digest, sharing the log's storage.
         public let bytes: ArraySlice<UInt8>
+        /// The digest as an array (a copy).
         public var value: [UInt8] { Array(bytes) }
 
+        /// Builds a digest from its bank and value (tests and workarounds).
         public init(algorithm: TPMAlgorithmID, value: [UInt8]) {
             self.algorithm = algorithm
             self.bytes = value[...]
@@ -36,6 +41,7 @@ public struct EventLogEvent: Hashable, Sendable {
         }
     }
 
+    /// Builds an event from its fields (tests and workarounds); nothing is checked.
     public init(index: Int, offset: Int, pcrIndex: UInt32, type: TCGEventType, digests: [Digest], data: [UInt8]) {
         self.init(index: index, offset: offset, pcrIndex: pcrIndex, type: type, digests: digests, dataBytes: data[...])
     }
@@ -49,6 +55,7 @@ public struct EventLogEvent: Hashable, Sendable {
         self.dataBytes = dataBytes
     }
 
+    /// The digest of `bank` as logged (a copy), or nil when the event has none for that bank.
     public func digest(_ bank: TPMAlgorithmID) -> [UInt8]? {
         digestBytes(bank).map { Array($0) }
     }

@@ -23,6 +23,7 @@ public struct EventLogReplay: Hashable, Sendable {
 
     static let startupLocalitySignature: [UInt8] = Array("StartupLocality".utf8) + [0]
 
+    /// Replays every declared bank of `log`, after applying `workarounds` (in order) to a copy of its events.
     public init(_ log: UnverifiedEventLog, workarounds: [EventLogWorkaround] = []) {
         let events = workarounds.reduce(log.events) { $1.apply(to: $0, banks: log.banks) }
         var locality: UInt8?

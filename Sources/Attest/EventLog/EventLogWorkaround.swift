@@ -3,7 +3,9 @@
 /// (go-attestation's `eventlog_workarounds.go` discipline). Each names the PCRs it can affect, and is
 /// tried only when exactly those PCRs mismatch.
 public struct EventLogWorkaround: Hashable, Sendable, CustomStringConvertible {
+    /// Stable identifier reported with the verdict ("missing-ebs-success").
     public let name: String
+    /// What the firmware did wrong, in one sentence, for reports.
     public let explanation: String
     /// PCRs whose replay the workaround can change.
     public let pcrs: Set<Int>
@@ -14,6 +16,7 @@ public struct EventLogWorkaround: Hashable, Sendable, CustomStringConvertible {
         case appendActions(pcr: Int, strings: [String])
     }
 
+    /// The workaround's ``name``.
     public var description: String { name }
 
     func apply(to events: [EventLogEvent], banks: [TPMAlgorithmID]) -> [EventLogEvent] {
@@ -40,9 +43,12 @@ public struct EventLogWorkaround: Hashable, Sendable, CustomStringConvertible {
     public static let missingExitBootServicesSuccess = EventLogWorkaround(
         name: "missing-ebs-success", explanation: "firmware extended PCR 5 with the ExitBootServices invocation and success actions without logging them",
         pcrs: [5], transform: .appendActions(pcr: 5, strings: [ebsInvocation, ebsSuccess]))
+    /// Firmware that extends PCR 5 with the ExitBootServices invocation and failure actions but does not log them.
     public static let missingExitBootServicesFailure = EventLogWorkaround(
         name: "missing-ebs-failure", explanation: "firmware extended PCR 5 with the ExitBootServices invocation and failure actions without logging them",
         pcrs: [5], transform: .appendActions(pcr: 5, strings: [ebsInvocation, ebsFailure]))
+    /// Firmware that extends PCR 5 with the ExitBootServices invocation, failure and success actions
+    /// but does not log them.
     public static let missingExitBootServicesFailureThenSuccess = EventLogWorkaround(
         name: "missing-ebs-failure-success", explanation: "firmware extended PCR 5 with ExitBootServices invocation, failure and success actions without logging them",
         pcrs: [5], transform: .appendActions(pcr: 5, strings: [ebsInvocation, ebsFailure, ebsSuccess]))

@@ -13,6 +13,7 @@ public struct PCRStartValue: Hashable, Sendable {
     /// Whether PCR 0 was started by an H-CRTM sequence (locality 4).
     public let hcrtm: Bool
 
+    /// Builds the start rule from a StartupLocality value (nil for none) and whether an H-CRTM event came first.
     public init(startupLocality: UInt8?, hcrtm: Bool) {
         self.startupLocality = startupLocality
         self.hcrtm = hcrtm

@@ -1,25 +1,36 @@
 /// TCG_EfiSpecIDEvent — PFP §10.4.5.1: the first event of a crypto-agile log, in SHA-1 log format,
 /// declaring the digest algorithms (and their sizes) every later event carries.
 public struct SpecIDEvent: Hashable, Sendable {
+    /// The 16-byte signature field, "Spec ID Event03" and a NUL, that marks a crypto-agile log.
     public static let signature: [UInt8] = Array("Spec ID Event03".utf8) + [0]
     /// More banks than any TPM has.
     public static let maxAlgorithms = 16
 
+    /// TCG_EfiSpecIdEventAlgorithmSize — PFP §10.4.5.1: one declared digest algorithm and its size.
     public struct Algorithm: Hashable, Sendable {
+        /// The digest's TPM_ALG_ID.
         public let id: TPMAlgorithmID
+        /// The digest size in bytes (1–64; must match the registry size for known hashes).
         public let digestSize: Int
     }
 
+    /// The platformClass field (0 client, 1 server), as claimed by the log.
     public let platformClass: UInt32
+    /// The spec version the firmware claims to follow (e.g. 2.0 errata 0).
     public let specVersion: (major: UInt8, minor: UInt8, errata: UInt8)
+    /// The UINTN size claimed by the firmware (1 for UINT32, 2 for UINT64).
     public let uintnSize: UInt8
+    /// The digest algorithms every later event carries, in log order (at least one, no duplicates).
     public let algorithms: [Algorithm]
+    /// Vendor-defined bytes (vendorInfo), uninterpreted and untrusted.
     public let vendorInfo: [UInt8]
 
+    /// Compares every field, including the spec version tuple.
     public static func == (a: SpecIDEvent, b: SpecIDEvent) -> Bool {
         a.platformClass == b.platformClass && a.specVersion == b.specVersion && a.uintnSize == b.uintnSize
             && a.algorithms == b.algorithms && a.vendorInfo == b.vendorInfo
     }
+    /// Hashes the platform class, algorithms and vendor info.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(platformClass)
         hasher.combine(algorithms)

@@ -5,6 +5,7 @@
 /// Every length is checked against the remaining bytes before anything is allocated, counts and sizes are
 /// capped, and trailing or truncated bytes are errors naming the event and offset.
 public struct UnverifiedEventLog: Hashable, Sendable {
+    /// The log format, decided by whether the first event is a Spec ID Event03.
     public enum Format: String, Hashable, Sendable, Codable {
         /// TCG 1.2 style: one SHA-1 digest per event.
         case sha1
@@ -19,6 +20,7 @@ public struct UnverifiedEventLog: Hashable, Sendable {
     /// Largest single event payload accepted.
     public static let maxEventDataSize = 16 * 1024 * 1024
 
+    /// SHA-1 (TCG 1.2) or crypto-agile format.
     public let format: Format
     /// The Spec ID event of a crypto-agile log.
     public let specID: SpecIDEvent?
@@ -32,6 +34,7 @@ public struct UnverifiedEventLog: Hashable, Sendable {
         specID?.algorithms.map(\.id) ?? [.sha1]
     }
 
+    /// Parses a whole log (`binary_bios_measurements`); oversized, truncated or malformed input is an error.
     public init(bytes: [UInt8]) throws(AttestError) {
         guard bytes.count <= Self.maxLogSize else {
             throw .tooLarge("event log", size: bytes.count, limit: Self.maxLogSize, at: 0)

@@ -4,14 +4,18 @@ public import Foundation
 /// a quote over the verifier's nonce with the PCR values, the keys and certificates that identify the
 /// TPM, and the TCG event log. Nothing in it is trusted until ``EvidenceVerifier`` has checked it; its `nonce` field is informational only.
 public struct EvidenceBundle: Codable, Sendable, Hashable {
+    /// The bundle format version this build writes and accepts (`version` in the JSON).
     public static let currentVersion = 1
     /// Largest bundle accepted (an event log is at most a few hundred KiB).
     public static let maxSize = 8 << 20
 
+    /// The bundle format version; only ``currentVersion`` is accepted.
     public var version: Int
+    /// The device id the device claims (`device_id`): a label, proved by nothing.
     public var deviceID: String
     /// Hex.
     public var nonce: String
+    /// The TPM2_Quote result: signed attest bytes and signature.
     public var quote: Quote
     /// bank → PCR index (decimal string) → hex value.
     public var pcrs: [String: [String: String]]
@@ -22,13 +26,16 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
     /// Base64 TPM2B_PUBLIC of the EK whose certificate is sent: what a verifier encrypts a credential to
     /// (TPM2_MakeCredential). Trusted only as far as its key equals the certificate's.
     public var ekPublic: String?
+    /// Base64 DER certificates offered to build the EK chain: only ever used as untrusted intermediates.
     public var ekIntermediates: [String]?
+    /// Base64 DER device certificate (read from the TPM's NV storage); not checked by ``EvidenceVerifier``.
     public var deviceCertificate: String?
     /// Base64 TCG event log.
     public var eventLog: String?
     /// RFC 3339.
     public var collectedAt: String
 
+    /// The TPM2_Quote output, as base64 strings.
     public struct Quote: Codable, Sendable, Hashable {
         /// Base64 TPMS_ATTEST.
         public var attest: String
@@ -41,6 +48,8 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
         case ekIntermediates = "ek_intermediates", deviceCertificate = "device_certificate", eventLog = "event_log", collectedAt = "collected_at"
     }
 
+    /// Builds a bundle on the device from raw TPM outputs (base64 and hex encoding them); `ekIntermediates` is
+    /// left empty.
     public init(deviceID: String, nonce: [UInt8], attest: [UInt8], signature: [UInt8], pcrs: PCRValues, akPublic: TPMTPublic,
                 ekCertificate: [UInt8]?, deviceCertificate: [UInt8]?, eventLog: [UInt8]?, collectedAt: Date, ekPublic: TPMTPublic? = nil) {
         version = Self.currentVersion
@@ -72,6 +81,7 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
         guard version == Self.currentVersion else { throw AttestError.invalid("evidence bundle: version \(version) is not supported (expected \(Self.currentVersion))") }
     }
 
+    /// The bundle as pretty-printed JSON with sorted keys.
     public func json() throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -10,6 +10,7 @@ public struct UnsignedEvidence: Sendable {
     public let eventLog: VerifiedEventLog
     /// Boot facts per replayed bank, with the same data-binding rules as for verified evidence.
     public let facts: [TPMAlgorithmID: BootFacts]
+    /// When the evidence was built (`at`).
     public let checkedAt: Date
 
     /// Evidence from a log alone: its replay is taken as the PCR values.

@@ -7,6 +7,7 @@ import Foundation
 /// padding after the DER or without a trailing newline. Files that are not certificates are reported,
 /// not fatal.
 public struct CACertificateFolder: Sendable {
+    /// Every certificate read, in file-name order.
     public let certificates: [Certificate]
     /// Files that could not be read as certificates, with the reason.
     public let skipped: [(file: String, reason: String)]
@@ -15,6 +16,7 @@ public struct CACertificateFolder: Sendable {
     /// Largest file read (vendor bundles are a few KiB per certificate).
     public static let maxFileSize = 1 << 20
 
+    /// Reads every regular, non-hidden file in the folder at `path`; throws only when the folder cannot be listed.
     public init(path: String) throws(AttestError) {
         let names: [String]
         do {

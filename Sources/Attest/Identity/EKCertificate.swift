@@ -12,13 +12,16 @@ public struct EKCertificate: Hashable, Sendable {
     /// Largest certificate accepted (NV EK certificates are at most a few KiB).
     public static let maxSize = 16 * 1024
 
+    /// The parsed X.509 certificate (repaired from non-DER only when self-signed; see ``CACertificateFolder``).
     public let certificate: Certificate
     /// The certificate's exact DER encoding (padding removed).
     public let derBytes: [UInt8]
 
     /// TCG TPM attributes from the SubjectAltName directoryName (EK Credential Profile §3.2.9).
     public let tpmManufacturer: String?
+    /// tcg-at-tpmModel (2.23.133.2.2) from the SubjectAltName, as the certificate states it.
     public let tpmModel: String?
+    /// tcg-at-tpmVersion (2.23.133.2.3) from the SubjectAltName, as the certificate states it.
     public let tpmVersion: String?
 
     /// tcg-kp-EKCertificate — 2.23.133.8.1.
@@ -27,6 +30,8 @@ public struct EKCertificate: Hashable, Sendable {
     static let tpmModelOID: ASN1ObjectIdentifier = [2, 23, 133, 2, 2]
     static let tpmVersionOID: ASN1ObjectIdentifier = [2, 23, 133, 2, 3]
 
+    /// Decodes a DER or PEM EK certificate (at most ``maxSize`` bytes); only all-0xFF or all-0x00 padding may
+    /// follow the DER. Nothing about the certificate is validated here.
     public init(bytes: [UInt8]) throws(AttestError) {
         guard bytes.count <= Self.maxSize else {
             throw .tooLarge("EK certificate", size: bytes.count, limit: Self.maxSize, at: 0)

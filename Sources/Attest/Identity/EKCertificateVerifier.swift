@@ -23,6 +23,7 @@ public struct EKCertificateVerifier: Sendable {
         intermediates = anchors.intermediates + untrustedIntermediates
     }
 
+    /// The outcome of ``validate(_:at:)``.
     public enum Result: Hashable, Sendable {
         /// A path to an anchor exists: leaf first, anchor last.
         case valid(chain: [Certificate])
@@ -86,6 +87,7 @@ final class DiagnosticLog: @unchecked Sendable {
 /// the critical SubjectAltName of an EK certificate (its subject is usually empty) is understood,
 /// and an extended key usage, when present, must contain tcg-kp-EKCertificate (2.23.133.8.1).
 public struct TCGEKCertificatePolicy: VerifierPolicy {
+    /// Creates the policy; it has no settings.
     public init() {}
 
     /// Extensions TPM vendors mark critical that this policy understands: the EK's SubjectAltName (the
@@ -98,6 +100,7 @@ public struct TCGEKCertificatePolicy: VerifierPolicy {
         [2, 5, 29, 32],  // certificatePolicies
     ]
 
+    /// Fails a leaf whose extended key usage is present and lacks tcg-kp-EKCertificate; any other leaf meets it.
     public func chainMeetsPolicyRequirements(chain: UnverifiedCertificateChain) async -> PolicyEvaluationResult {
         let leaf = chain.leaf
         if let eku = try? leaf.extensions.extendedKeyUsage {

@@ -9,11 +9,14 @@ public import X509
 /// non-DER encodings (see ``CACertificateFolder``) are anchors like any other. Every other certificate
 /// in the folder is an intermediate.
 public struct EKTrustAnchors: Sendable {
+    /// Self-issued certificates from the folder: the anchors.
     public let roots: [Certificate]
+    /// Every other certificate from the folder, used to build paths.
     public let intermediates: [Certificate]
     /// Where the anchors were read from, for messages.
     public let source: String
 
+    /// Sorts `certificates` into roots (subject equals issuer) and intermediates; `source` names them in messages.
     public init(certificates: [Certificate], source: String) {
         var roots: [Certificate] = []
         var intermediates: [Certificate] = []

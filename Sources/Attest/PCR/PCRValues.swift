@@ -5,8 +5,10 @@ public struct PCRValues: Hashable, Sendable {
     /// bank → PCR index → digest.
     public private(set) var banks: [TPMAlgorithmID: [Int: [UInt8]]]
 
+    /// Wraps per-bank values as given; nothing is checked.
     public init(banks: [TPMAlgorithmID: [Int: [UInt8]]] = [:]) { self.banks = banks }
 
+    /// The value of `pcr` in `bank`, or nil when none was reported; setting nil removes it.
     public subscript(bank: TPMAlgorithmID, pcr: Int) -> [UInt8]? {
         get { banks[bank]?[pcr] }
         set { banks[bank, default: [:]][pcr] = newValue }

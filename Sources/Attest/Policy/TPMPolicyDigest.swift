@@ -3,7 +3,9 @@
 ///
 /// Start from ``init(hashAlg:)`` (all zeros) and apply assertions in the order the policy session will.
 public struct TPMPolicyDigest: Hashable, Sendable {
+    /// The policy session's hash algorithm (TPMI_ALG_HASH).
     public let hashAlg: TPMAlgorithmID
+    /// The current policyDigest.
     public private(set) var digest: [UInt8]
 
     /// TPM_CC values of the policy commands — Part 2 §6.5.2.
@@ -11,6 +13,7 @@ public struct TPMPolicyDigest: Hashable, Sendable {
     static let ccPolicyPCR: UInt32 = 0x0000_017F
     static let ccPolicyAuthorize: UInt32 = 0x0000_016A
 
+    /// Starts a policy digest of all zeros; throws ``AttestError/Code/unknownAlgorithm`` for an unsupported hash.
     public init(hashAlg: TPMAlgorithmID = .sha256) throws(AttestError) {
         guard let size = hashAlg.digestSize, TPMDigest.isSupported(hashAlg) else {
             throw AttestError(code: .unknownAlgorithm, reason: "policy digest: unsupported hash \(hashAlg)")

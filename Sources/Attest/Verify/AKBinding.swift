@@ -18,6 +18,7 @@ public struct AKBinding: Hashable, Sendable, Codable {
     /// When the activation succeeded (informational).
     public let activatedAt: Date?
 
+    /// Builds a binding; the EK fingerprint is stored lowercased.
     public init(akName: TPMName, ekPublicKeySHA256: String, activatedAt: Date?) {
         self.akName = akName
         self.ekPublicKeySHA256 = ekPublicKeySHA256.lowercased()
@@ -76,8 +77,10 @@ public enum AKBindingStatus: Hashable, Sendable, CustomStringConvertible {
     /// No record was supplied: identity rules fail, and the verdict says so.
     case notBound(reason: String)
 
+    /// True for ``bound(_:)``.
     public var isBound: Bool { if case .bound = self { true } else { false } }
 
+    /// One line for reports.
     public var description: String {
         switch self {
         case .bound(let b): "AK \(b.akName) bound to EK key \(b.ekPublicKeySHA256.prefix(16))… by credential activation"

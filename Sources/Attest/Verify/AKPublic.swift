@@ -10,6 +10,7 @@ public import Foundation
 /// cannot sign a forged TPMS_ATTEST), not `decrypt`, and `fixedTPM`, `fixedParent`, `sensitiveDataOrigin`
 /// (it was created in this TPM and can never leave it). A key without them is refused at init, whatever signs with it.
 public struct AKPublic: Sendable {
+    /// TPMT_PUBLIC of the key (for a bare PEM key, one rebuilt from the key alone).
     public let publicArea: TPMTPublic
     /// The key's Name (`nameAlg || H(TPMT_PUBLIC)`, Part 1 §16): what credential activation binds. Nil for a
     /// bare public key (``init(bareSigningKeyPEM:)``), whose TPM public area is unknown.
@@ -28,6 +29,8 @@ public struct AKPublic: Sendable {
         case rsa(_RSA.Signing.PublicKey)
     }
 
+    /// Prepares an attestation key from its TPM public area. Throws unless it has ``requiredAttributes`` and not
+    /// `decrypt`, is an RSA or ECC key, and swift-crypto accepts the public key.
     public init(_ publicArea: TPMTPublic) throws(AttestError) {
         self.publicArea = publicArea
         let missing = Self.requiredAttributes.subtracting(publicArea.objectAttributes)

@@ -33,6 +33,7 @@ public struct EvidenceVerifier: Sendable {
     /// The verification time (certificate validity, nonce age).
     public let now: Date
 
+    /// Captures what only the verifier may supply; `now` defaults to the current time.
     public init(nonce: [UInt8], nonceIssuedAt: Date? = nil, requiredSelection: TPMLPCRSelection, anchors: EKTrustAnchors? = nil,
                 akBinding: AKBinding? = nil, previous: PreviousQuote? = nil, now: Date = Date()) {
         self.nonce = nonce
@@ -44,6 +45,9 @@ public struct EvidenceVerifier: Sendable {
         self.now = now
     }
 
+    /// Verifies `bundle` in the order above and returns the evidence policy may judge.
+    /// Throws an ``AttestError`` naming the first check that fails; a missing EK chain or AK binding is recorded,
+    /// not thrown.
     public func verify(_ bundle: EvidenceBundle) async throws(AttestError) -> VerifiedEvidence {
         guard !nonce.isEmpty else {
             throw AttestError(code: .nonceMissing, reason: "evidence: the verifier supplied no nonce; it must issue one (it is never taken from the evidence)")

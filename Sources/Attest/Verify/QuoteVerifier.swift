@@ -11,8 +11,10 @@
 ///
 /// Pure, `Sendable`, and cheap to call from many concurrent requests.
 public struct QuoteVerifier: Sendable {
+    /// The attestation key quotes must be signed with, already validated.
     public let ak: AKPublic
 
+    /// Uses an attestation key already prepared with ``AKPublic/init(_:)``.
     public init(ak: AKPublic) {
         self.ak = ak
     }

@@ -6,6 +6,8 @@
 public struct VerifiedEventLog: Hashable, Sendable {
     /// An event whose PCR, in ``banks``, replays to the value the TPM signed.
     public struct Event: Hashable, Sendable {
+        /// The event as logged. Its digests replayed; its type is still a claim, and its data is only as good
+        /// as ``binding``.
         public let event: EventLogEvent
         /// The quoted banks in which this event's PCR replayed correctly.
         public let banks: Set<TPMAlgorithmID>
@@ -15,25 +17,33 @@ public struct VerifiedEventLog: Hashable, Sendable {
 
     /// A quoted PCR the log does not reproduce.
     public struct Mismatch: Hashable, Sendable, CustomStringConvertible {
+        /// The bank the mismatch is in.
         public let bank: TPMAlgorithmID
+        /// The PCR index (0–23).
         public let pcr: Int
+        /// The value the TPM signed in the quote.
         public let quoted: [UInt8]
+        /// The value the log replays to.
         public let replayed: [UInt8]
         /// The first event the TPM did not see, when a prefix of the log reproduces the quoted value;
         /// else the last event of this PCR (nil when the log has no event for it).
         public let eventIndex: Int?
+        /// Why the values differ, in a sentence for reports.
         public let explanation: String
 
+        /// One line for reports: bank, PCR, both values and the explanation.
         public var description: String {
             "\(bank.name) PCR \(pcr): quoted \(Hex.encode(quoted)), log replays to \(Hex.encode(replayed)); \(explanation)"
         }
     }
 
+    /// The log's format (SHA-1 or crypto-agile).
     public let format: UnverifiedEventLog.Format
     /// Events policy may rely on, in log order. EV_NO_ACTION events are never included.
     public let events: [Event]
     /// Quoted (bank, PCR) pairs whose value the log reproduces (extended by events or at their start value).
     public let matched: [TPMAlgorithmID: [Int]]
+    /// Quoted PCRs the log does not reproduce, with a diagnosis of each. Any entry fails verification.
     public let mismatches: [Mismatch]
     /// Banks the log declares that Vigil cannot replay.
     public let uncomputableBanks: [TPMAlgorithmID: String]
@@ -78,6 +88,8 @@ public struct VerifiedEventLog: Hashable, Sendable {
 
 /// Replays a log against a verified quote, applying named workarounds only when a plain replay fails.
 public enum EventLogVerifier {
+    /// Replays `log` against the PCR values of `quote`, trying each ``EventLogWorkaround`` only if a plain replay
+    /// mismatches (and only on the PCRs it names).
     public static func verify(_ log: UnverifiedEventLog, against quote: VerifiedQuote) -> VerifiedEventLog {
         verify(log, values: quote.pcrs)
     }

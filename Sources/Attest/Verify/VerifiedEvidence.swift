@@ -10,6 +10,7 @@ public import Foundation
 public struct VerifiedEvidence: Sendable {
     /// The device id written in the bundle: a label, not proved by anything.
     public let claimedDeviceID: String
+    /// The quote, with its signature, nonce, PCR selection and PCR digest checked.
     public let quote: VerifiedQuote
     /// The attestation key, with its TPM attributes checked.
     public let ak: AKPublic
@@ -23,7 +24,9 @@ public struct VerifiedEvidence: Sendable {
     public let akBinding: AKBindingStatus
     /// The PCRs the verifier required the quote to cover.
     public let requiredSelection: TPMLPCRSelection
+    /// When the verifier issued the nonce, as the verifier supplied it (nil when unknown).
     public let nonceIssuedAt: Date?
+    /// When the evidence was verified (the verifier's clock).
     public let checkedAt: Date
     /// Boot facts per bank in which at least one quoted PCR replayed, decoded once here (decoding payloads is
     /// the expensive part; evaluation then only checks rules).

@@ -34,17 +34,24 @@ public struct VerifiedQuote: Hashable, Sendable {
                   signerHierarchy: nil)
     }
 
+    /// The TPM's clock and reset/restart counters, from the signed TPMS_ATTEST.
     public var clockInfo: TPMSClockInfo { attest.clockInfo }
+    /// The TPM firmware version, from the signed TPMS_ATTEST.
     public var firmwareVersion: UInt64 { attest.firmwareVersion }
 }
 
 /// The permanent hierarchies (TPM 2.0 Part 2 §7.4, TPM_RH): the root of a primary key's qualified name.
 public enum TPMHierarchy: UInt32, CaseIterable, Hashable, Sendable, CustomStringConvertible {
+    /// TPM_RH_OWNER (0x40000001): the storage hierarchy.
     case owner = 0x4000_0001
+    /// TPM_RH_NULL (0x40000007): the null hierarchy (keys lost at every reset).
     case null = 0x4000_0007
+    /// TPM_RH_ENDORSEMENT (0x4000000B): the endorsement hierarchy (EKs).
     case endorsement = 0x4000_000B
+    /// TPM_RH_PLATFORM (0x4000000C): the platform firmware's hierarchy.
     case platform = 0x4000_000C
 
+    /// The hierarchy's name ("owner", "endorsement", …).
     public var description: String {
         switch self {
         case .owner: "owner"
@@ -58,9 +65,12 @@ public enum TPMHierarchy: UInt32, CaseIterable, Hashable, Sendable, CustomString
 /// The device's previous accepted quote, as the verifier stored it (never taken from the evidence): what
 /// clock, counter and firmware findings compare with (TPMS_CLOCK_INFO, Part 2 §10.11.1).
 public struct PreviousQuote: Hashable, Sendable {
+    /// The clock and counters of the previous accepted quote.
     public let clockInfo: TPMSClockInfo
+    /// The TPM firmware version of the previous accepted quote.
     public let firmwareVersion: UInt64
 
+    /// Records a previous quote from stored values.
     public init(clockInfo: TPMSClockInfo, firmwareVersion: UInt64) {
         self.clockInfo = clockInfo
         self.firmwareVersion = firmwareVersion
@@ -88,6 +98,7 @@ public enum ClockFinding: Hashable, Sendable, CustomStringConvertible {
     /// The firmware version differs from the previous quote's.
     case firmwareChanged(from: UInt64, to: UInt64)
 
+    /// One line for reports ("rebooted (resetCount 4 → 5)").
     public var description: String {
         switch self {
         case .rebooted(let a, let b): "rebooted (resetCount \(a) → \(b))"

@@ -5,6 +5,7 @@
 /// big-endian, the TCG event log is little-endian). Shaped like NIO's `ByteBuffer.readInteger` and
 /// swift-asn1's `popFirst`.
 public struct ByteReader: Sendable {
+    /// The byte order of a multi-byte read.
     public enum Endianness: Sendable { case big, little }
 
     @usableFromInline let bytes: [UInt8]
@@ -13,12 +14,14 @@ public struct ByteReader: Sendable {
     /// End (exclusive) of the readable window.
     @usableFromInline let end: Int
 
+    /// Creates a reader over `bytes`, starting at offset 0.
     public init(_ bytes: [UInt8]) {
         self.bytes = bytes
         self.offset = 0
         self.end = bytes.count
     }
 
+    /// Creates a reader over a copy of `bytes`.
     public init<S: Sequence>(bytes: S) where S.Element == UInt8 {
         self.init(Array(bytes))
     }
@@ -29,9 +32,12 @@ public struct ByteReader: Sendable {
         self.end = end
     }
 
+    /// Bytes left before the end of the readable window.
     public var remaining: Int { end - offset }
+    /// True when no bytes are left.
     public var isAtEnd: Bool { offset >= end }
 
+    /// Reads one byte, or throws ``AttestError/Code/truncated``.
     public mutating func readUInt8(_ field: @autoclosure () -> String) throws(AttestError) -> UInt8 {
         guard remaining >= 1 else { throw .truncated(field(), at: offset, needed: 1, available: remaining) }
         let value = bytes[offset]
@@ -39,11 +45,13 @@ public struct ByteReader: Sendable {
         return value
     }
 
+    /// Reads a UInt16 in the given byte order, or throws ``AttestError/Code/truncated``.
     public mutating func readUInt16(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError) -> UInt16 {
         let raw = try readFixed(field(), count: 2)
         return order == .big ? (UInt16(raw.0) << 8 | UInt16(raw.1)) : (UInt16(raw.1) << 8 | UInt16(raw.0))
     }
 
+    /// Reads a UInt32 in the given byte order, or throws ``AttestError/Code/truncated``.
     public mutating func readUInt32(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError) -> UInt32 {
         guard remaining >= 4 else { throw .truncated(field(), at: offset, needed: 4, available: remaining) }
         var value: UInt32 = 0
@@ -55,6 +63,7 @@ public struct ByteReader: Sendable {
         return value
     }
 
+    /// Reads a UInt64 in the given byte order, or throws ``AttestError/Code/truncated``.
     public mutating func readUInt64(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError) -> UInt64 {
         guard remaining >= 8 else { throw .truncated(field(), at: offset, needed: 8, available: remaining) }
         var value: UInt64 = 0

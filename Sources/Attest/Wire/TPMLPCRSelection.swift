@@ -3,6 +3,7 @@ public struct TPMSPCRSelection: Hashable, Sendable, CustomStringConvertible {
     /// Largest `sizeofSelect` accepted (ESAPI's PCR_SELECT_MAX: 32 PCRs).
     public static let maxSizeOfSelect = 4
 
+    /// TPMI_ALG_HASH: the PCR bank.
     public var hash: TPMAlgorithmID
     /// Selected PCR indices, ascending, each below `8 * sizeOfSelect`.
     public private(set) var pcrs: [Int]
@@ -19,6 +20,7 @@ public struct TPMSPCRSelection: Hashable, Sendable, CustomStringConvertible {
         self.sizeOfSelect = needed
     }
 
+    /// Decodes a TPMS_PCR_SELECTION; a non-hash bank or a `sizeofSelect` above ``maxSizeOfSelect`` is an error.
     public init(parsing reader: inout ByteReader) throws(AttestError) {
         let at = reader.offset
         hash = TPMAlgorithmID(try reader.readUInt16("TPMS_PCR_SELECTION.hash", .big))
@@ -37,6 +39,7 @@ public struct TPMSPCRSelection: Hashable, Sendable, CustomStringConvertible {
         self.sizeOfSelect = size
     }
 
+    /// Appends the TPMS_PCR_SELECTION encoding (hash, sizeofSelect, bitmap) to `w`.
     public func marshal(into w: inout ByteWriter) {
         w.append(hash.rawValue)
         w.append(UInt8(sizeOfSelect))
@@ -54,10 +57,13 @@ public struct TPMLPCRSelection: Hashable, Sendable, CustomStringConvertible {
     /// HASH_COUNT cap: more banks than any TPM has.
     public static let maxCount = 16
 
+    /// The per-bank selections, in wire order.
     public var selections: [TPMSPCRSelection]
 
+    /// Wraps the given selections as they are.
     public init(_ selections: [TPMSPCRSelection]) { self.selections = selections }
 
+    /// Decodes a TPML_PCR_SELECTION; more than ``maxCount`` banks is an error.
     public init(parsing reader: inout ByteReader) throws(AttestError) {
         let at = reader.offset
         let count = Int(try reader.readUInt32("TPML_PCR_SELECTION.count", .big))
@@ -69,11 +75,13 @@ public struct TPMLPCRSelection: Hashable, Sendable, CustomStringConvertible {
         self.selections = selections
     }
 
+    /// Appends the TPML_PCR_SELECTION encoding to `w`.
     public func marshal(into w: inout ByteWriter) {
         w.append(UInt32(selections.count))
         for s in selections { s.marshal(into: &w) }
     }
 
+    /// The TPML_PCR_SELECTION encoding.
     public func marshal() -> [UInt8] {
         var w = ByteWriter()
         marshal(into: &w)
@@ -120,5 +128,6 @@ public struct TPMLPCRSelection: Hashable, Sendable, CustomStringConvertible {
         self.selections = selections
     }
 
+    /// tpm2-tools syntax: "sha256:0,1,2+sha1:0,7".
     public var description: String { selections.map(\.description).joined(separator: "+") }
 }

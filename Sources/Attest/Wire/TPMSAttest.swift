@@ -9,6 +9,7 @@ public struct TPMSClockInfo: Hashable, Sendable, Codable {
     /// NO when the clock may have been reported lower before (an orderly shutdown was missed).
     public var safe: Bool
 
+    /// Builds clock info from its fields (tests and fixtures).
     public init(clock: UInt64, resetCount: UInt32, restartCount: UInt32, safe: Bool) {
         self.clock = clock
         self.resetCount = resetCount
@@ -45,17 +46,24 @@ public struct TPMSAttest: Hashable, Sendable {
         case certify(name: TPMName, qualifiedName: TPMName)
     }
 
+    /// TPM_ST_ATTEST_CERTIFY (0x8017) — Part 2 §6.9: the ``type`` of a TPM2_Certify result.
     public static let typeCertify: UInt16 = 0x8017
+    /// TPM_ST_ATTEST_QUOTE (0x8018) — Part 2 §6.9: the ``type`` of a TPM2_Quote result.
     public static let typeQuote: UInt16 = 0x8018
 
     /// The exact bytes that were decoded (and that the signature covers).
     public let rawBytes: [UInt8]
+    /// TPMI_ST_ATTEST: ``typeQuote`` or ``typeCertify`` (other types are rejected when decoding).
     public let type: UInt16
+    /// TPM2B_NAME: the Name of the key that signed, as the TPM claims it (untrusted until the signature checks out).
     public let qualifiedSigner: TPMName
     /// The caller's qualifyingData: the verifier's nonce.
     public let extraData: [UInt8]
+    /// The TPM's clock, reset and restart counters at signing time.
     public let clockInfo: TPMSClockInfo
+    /// TPM vendor firmware version (untrusted until the signature checks out).
     public let firmwareVersion: UInt64
+    /// The type-specific part: PCR selection and digest for a quote, Names for a certify.
     public let attested: Attested
 
     init(rawBytes: [UInt8], type: UInt16, qualifiedSigner: TPMName, extraData: [UInt8], clockInfo: TPMSClockInfo,
@@ -87,6 +95,7 @@ public struct TPMSAttest: Hashable, Sendable {
         try self.init(bytes: inner)
     }
 
+    /// Decodes a TPMS_ATTEST at the reader's position: checks the magic and type, and keeps ``rawBytes``.
     public init(parsing reader: inout ByteReader) throws(AttestError) {
         let start = reader.offset
         let magic = try reader.readUInt32("TPMS_ATTEST.magic", .big)

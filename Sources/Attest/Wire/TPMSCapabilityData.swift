@@ -4,6 +4,7 @@ public struct TPMSCapabilityData: Hashable, Sendable {
     /// Cap on list lengths (MAX_CAP_DATA is at most a few hundred entries).
     public static let maxEntries = 1024
 
+    /// TPMU_CAPABILITIES — TPM 2.0 Part 2 §10.10.1: the decoded list, selected by ``capability``.
     public enum Data: Hashable, Sendable {
         /// TPML_ALG_PROPERTY: algorithm and TPMA_ALGORITHM bits.
         case algorithms([TPMAlgorithmID: UInt32])
@@ -15,9 +16,12 @@ public struct TPMSCapabilityData: Hashable, Sendable {
         case properties([UInt32: UInt32])
     }
 
+    /// The TPM_CAP selector (Part 2 §6.12): 0 algorithms, 1 handles, 5 PCRs, 6 TPM properties.
     public let capability: UInt32
+    /// The decoded capability list.
     public let data: Data
 
+    /// Decodes a whole TPMS_CAPABILITY_DATA; other capabilities, oversized counts and trailing bytes are errors.
     public init(bytes: [UInt8]) throws(AttestError) {
         var reader = ByteReader(bytes)
         capability = try reader.readUInt32("TPMS_CAPABILITY_DATA.capability", .big)
@@ -63,37 +67,66 @@ public struct TPMSCapabilityData: Hashable, Sendable {
 public struct TPMSNVPublic: Hashable, Sendable {
     /// TPMA_NV bits — Part 2 §13.4.
     public struct Attributes: OptionSet, Hashable, Sendable {
+        /// The 32-bit TPMA_NV value.
         public let rawValue: UInt32
+        /// Wraps a TPMA_NV value; reserved and TPM_NT bits are kept as given.
         public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// TPMA_NV_PPWRITE (bit 0).
         public static let ppWrite = Attributes(rawValue: 1 << 0)
+        /// TPMA_NV_OWNERWRITE (bit 1).
         public static let ownerWrite = Attributes(rawValue: 1 << 1)
+        /// TPMA_NV_AUTHWRITE (bit 2).
         public static let authWrite = Attributes(rawValue: 1 << 2)
+        /// TPMA_NV_POLICYWRITE (bit 3).
         public static let policyWrite = Attributes(rawValue: 1 << 3)
+        /// TPMA_NV_POLICY_DELETE (bit 10).
         public static let policyDelete = Attributes(rawValue: 1 << 10)
+        /// TPMA_NV_WRITELOCKED (bit 11).
         public static let writeLocked = Attributes(rawValue: 1 << 11)
+        /// TPMA_NV_WRITEALL (bit 12).
         public static let writeAll = Attributes(rawValue: 1 << 12)
+        /// TPMA_NV_WRITEDEFINE (bit 13).
         public static let writeDefine = Attributes(rawValue: 1 << 13)
+        /// TPMA_NV_WRITE_STCLEAR (bit 14).
         public static let writeSTClear = Attributes(rawValue: 1 << 14)
+        /// TPMA_NV_GLOBALLOCK (bit 15).
         public static let globalLock = Attributes(rawValue: 1 << 15)
+        /// TPMA_NV_PPREAD (bit 16).
         public static let ppRead = Attributes(rawValue: 1 << 16)
+        /// TPMA_NV_OWNERREAD (bit 17).
         public static let ownerRead = Attributes(rawValue: 1 << 17)
+        /// TPMA_NV_AUTHREAD (bit 18).
         public static let authRead = Attributes(rawValue: 1 << 18)
+        /// TPMA_NV_POLICYREAD (bit 19).
         public static let policyRead = Attributes(rawValue: 1 << 19)
+        /// TPMA_NV_NO_DA (bit 25).
         public static let noDA = Attributes(rawValue: 1 << 25)
+        /// TPMA_NV_ORDERLY (bit 26).
         public static let orderly = Attributes(rawValue: 1 << 26)
+        /// TPMA_NV_CLEAR_STCLEAR (bit 27).
         public static let clearSTClear = Attributes(rawValue: 1 << 27)
+        /// TPMA_NV_READLOCKED (bit 28).
         public static let readLocked = Attributes(rawValue: 1 << 28)
+        /// TPMA_NV_WRITTEN (bit 29).
         public static let written = Attributes(rawValue: 1 << 29)
+        /// TPMA_NV_PLATFORMCREATE (bit 30).
         public static let platformCreate = Attributes(rawValue: 1 << 30)
+        /// TPMA_NV_READ_STCLEAR (bit 31).
         public static let readSTClear = Attributes(rawValue: 1 << 31)
     }
 
+    /// TPMI_RH_NV_INDEX: the NV index handle.
     public var nvIndex: UInt32
+    /// Hash algorithm for the index Name (see ``name()``).
     public var nameAlg: TPMAlgorithmID
+    /// The TPMA_NV attributes.
     public var attributes: Attributes
+    /// The index's authorization policy digest (at most 64 bytes when decoded; empty for none).
     public var authPolicy: [UInt8]
+    /// Size in bytes of the index's data area.
     public var dataSize: UInt16
 
+    /// Builds an NV public area, e.g. for TPM2_NV_DefineSpace.
     public init(nvIndex: UInt32, nameAlg: TPMAlgorithmID, attributes: Attributes, authPolicy: [UInt8] = [], dataSize: UInt16) {
         self.nvIndex = nvIndex
         self.nameAlg = nameAlg
@@ -116,6 +149,7 @@ public struct TPMSNVPublic: Hashable, Sendable {
         try reader.expectEnd("TPMS_NV_PUBLIC")
     }
 
+    /// The TPMS_NV_PUBLIC encoding (without the TPM2B size prefix).
     public func marshal() -> [UInt8] {
         var w = ByteWriter()
         w.append(nvIndex)

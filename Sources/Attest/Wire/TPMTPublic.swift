@@ -13,15 +13,20 @@ public struct TPMTPublic: Hashable, Sendable {
     /// Largest digest (authPolicy, keyed-hash unique) accepted.
     public static let maxDigestSize = 64
 
+    /// TPMS_RSA_PARMS — TPM 2.0 Part 2 §12.2.3.5, with the TPM2B_PUBLIC_KEY_RSA unique field.
     public struct RSAParameters: Hashable, Sendable {
+        /// TPMT_SYM_DEF_OBJECT: the symmetric algorithm of a storage (parent) key, `.null` otherwise.
         public var symmetric: TPMTSymDefObject
+        /// TPMT_RSA_SCHEME: the signing or decryption scheme, `.null` when unrestricted.
         public var scheme: TPMTScheme
+        /// TPMI_RSA_KEY_BITS: the modulus size in bits (e.g. 2048).
         public var keyBits: UInt16
         /// The exponent as stored; 0 means the default 65537.
         public var exponent: UInt32
         /// TPM2B_PUBLIC_KEY_RSA: the modulus (empty in a template).
         public var modulus: [UInt8]
 
+        /// Builds RSA parameters; an `exponent` of 0 means the default 65537.
         public init(symmetric: TPMTSymDefObject, scheme: TPMTScheme, keyBits: UInt16, exponent: UInt32 = 0, modulus: [UInt8]) {
             self.symmetric = symmetric
             self.scheme = scheme
@@ -34,15 +39,22 @@ public struct TPMTPublic: Hashable, Sendable {
         public var effectiveExponent: UInt32 { exponent == 0 ? 65537 : exponent }
     }
 
+    /// TPMS_ECC_PARMS — TPM 2.0 Part 2 §12.2.3.6, with the TPMS_ECC_POINT unique field.
     public struct ECCParameters: Hashable, Sendable {
+        /// TPMT_SYM_DEF_OBJECT: the symmetric algorithm of a storage (parent) key, `.null` otherwise.
         public var symmetric: TPMTSymDefObject
+        /// TPMT_ECC_SCHEME: the signing or key-exchange scheme, `.null` when unrestricted.
         public var scheme: TPMTScheme
+        /// TPMI_ECC_CURVE: the curve of the key.
         public var curve: TPMECCCurve
+        /// TPMT_KDF_SCHEME: the key derivation function, usually `.null`.
         public var kdf: TPMTScheme
         /// TPMS_ECC_POINT: x and y (empty in most templates).
         public var x: [UInt8]
+        /// The y coordinate, big-endian (empty in most templates).
         public var y: [UInt8]
 
+        /// Builds ECC parameters; `x` and `y` are the public point (empty in a template).
         public init(symmetric: TPMTSymDefObject, scheme: TPMTScheme, curve: TPMECCCurve, kdf: TPMTScheme = .null, x: [UInt8], y: [UInt8]) {
             self.symmetric = symmetric
             self.scheme = scheme
@@ -53,8 +65,11 @@ public struct TPMTPublic: Hashable, Sendable {
         }
     }
 
+    /// TPMU_PUBLIC_PARMS with TPMU_PUBLIC_ID — TPM 2.0 Part 2 §12.2.3.7 and §12.2.3.2, selected by ``type``.
     public enum Parameters: Hashable, Sendable {
+        /// TPM_ALG_RSA: an RSA key.
         case rsa(RSAParameters)
+        /// TPM_ALG_ECC: an ECC key.
         case ecc(ECCParameters)
         /// TPMS_KEYEDHASH_PARMS with its unique digest (sealed data objects and HMAC keys).
         case keyedHash(scheme: TPMTScheme, unique: [UInt8])
@@ -62,11 +77,16 @@ public struct TPMTPublic: Hashable, Sendable {
         case symCipher(symmetric: TPMTSymDefObject, unique: [UInt8])
     }
 
+    /// TPMI_ALG_HASH: the hash algorithm for the object's Name (a hash or `.null`; anything else is rejected).
     public var nameAlg: TPMAlgorithmID
+    /// TPMA_OBJECT: the object's attributes.
     public var objectAttributes: TPMAObject
+    /// TPM2B_DIGEST: the policy that authorizes use of the object (empty for none).
     public var authPolicy: [UInt8]
+    /// The type-specific parameters and unique field.
     public var parameters: Parameters
 
+    /// Builds a public area, e.g. a template for TPM2_CreatePrimary or TPM2_Create.
     public init(nameAlg: TPMAlgorithmID, objectAttributes: TPMAObject, authPolicy: [UInt8] = [], parameters: Parameters) {
         self.nameAlg = nameAlg
         self.objectAttributes = objectAttributes
@@ -165,6 +185,7 @@ public struct TPMTPublic: Hashable, Sendable {
         return w.bytes
     }
 
+    /// Appends the TPMT_PUBLIC encoding to `w`.
     public func marshal(into w: inout ByteWriter) {
         w.append(type.rawValue)
         w.append(nameAlg.rawValue)
@@ -205,9 +226,13 @@ public struct TPMTPublic: Hashable, Sendable {
 
 /// TPM2B_NAME contents — TPM 2.0 Part 2 §10.5.3: an algorithm-tagged digest (objects) or a handle.
 public struct TPMName: Hashable, Sendable, CustomStringConvertible, Codable {
+    /// The Name bytes: nameAlg (big-endian UInt16) followed by the digest, or a 4-byte handle.
     public let bytes: [UInt8]
+    /// Wraps Name bytes as given; nothing is checked.
     public init(bytes: [UInt8]) { self.bytes = bytes }
+    /// The Name as lowercase hex.
     public var description: String { Hex.encode(bytes) }
+    /// Decodes a Name from a hex JSON string.
     public init(from decoder: any Decoder) throws {
         let s = try decoder.singleValueContainer().decode(String.self)
         guard let b = Hex.decode(s) else {
@@ -215,6 +240,7 @@ public struct TPMName: Hashable, Sendable, CustomStringConvertible, Codable {
         }
         bytes = b
     }
+    /// Encodes the Name as a lowercase hex JSON string.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(description)

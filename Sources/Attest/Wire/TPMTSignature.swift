@@ -1,7 +1,9 @@
 /// TPMT_SIGNATURE — TPM 2.0 Part 2 §11.3.4: a signature with its scheme and hash.
 public struct TPMTSignature: Hashable, Sendable {
+    /// Largest encoded TPMT_SIGNATURE accepted, in bytes.
     public static let maxSize = 1024
 
+    /// TPMU_SIGNATURE — TPM 2.0 Part 2 §11.3.3: the signature value, selected by ``algorithm``.
     public enum Body: Hashable, Sendable {
         /// TPMS_SIGNATURE_RSA (RSASSA-PKCS1-v1_5 or RSA-PSS).
         case rsa(signature: [UInt8])
@@ -11,10 +13,14 @@ public struct TPMTSignature: Hashable, Sendable {
         case hmac(digest: [UInt8])
     }
 
+    /// TPMI_ALG_SIG_SCHEME: RSASSA, RSAPSS, ECDSA, ECSCHNORR, SM2, ECDAA or HMAC.
     public let algorithm: TPMAlgorithmID
+    /// The hash the signature was computed with.
     public let hashAlg: TPMAlgorithmID
+    /// The signature value.
     public let body: Body
 
+    /// Builds a signature from its parts; nothing is checked.
     public init(algorithm: TPMAlgorithmID, hashAlg: TPMAlgorithmID, body: Body) {
         self.algorithm = algorithm
         self.hashAlg = hashAlg
@@ -31,6 +37,7 @@ public struct TPMTSignature: Hashable, Sendable {
         try reader.expectEnd("TPMT_SIGNATURE")
     }
 
+    /// Decodes a TPMT_SIGNATURE; an unknown scheme or hash is an error.
     public init(parsing reader: inout ByteReader) throws(AttestError) {
         let at = reader.offset
         algorithm = TPMAlgorithmID(try reader.readUInt16("TPMT_SIGNATURE.sigAlg", .big))
@@ -55,6 +62,7 @@ public struct TPMTSignature: Hashable, Sendable {
         }
     }
 
+    /// The TPMT_SIGNATURE encoding.
     public func marshal() -> [UInt8] {
         var w = ByteWriter()
         w.append(algorithm.rawValue)

@@ -1,19 +1,27 @@
 /// TPMT_SYM_DEF_OBJECT — TPM 2.0 Part 2 §11.1.7: the symmetric algorithm of a storage key.
 public struct TPMTSymDefObject: Hashable, Sendable {
+    /// TPMI_ALG_SYM_OBJECT: AES, SM4, Camellia, XOR or `.null`.
     public var algorithm: TPMAlgorithmID
+    /// Key size in bits (0 for `.null` and XOR).
     public var keyBits: UInt16
+    /// TPMI_ALG_SYM_MODE (CFB for storage keys); for XOR this holds the hash algorithm instead.
     public var mode: TPMAlgorithmID
 
+    /// Builds a symmetric definition; for XOR pass the hash algorithm as `mode`.
     public init(algorithm: TPMAlgorithmID, keyBits: UInt16, mode: TPMAlgorithmID) {
         self.algorithm = algorithm
         self.keyBits = keyBits
         self.mode = mode
     }
 
+    /// TPM_ALG_NULL: no symmetric algorithm (signing and non-storage keys).
     public static let null = TPMTSymDefObject(algorithm: .null, keyBits: 0, mode: .null)
+    /// AES-128 in CFB mode, the usual storage-key choice.
     public static let aes128CFB = TPMTSymDefObject(algorithm: .aes, keyBits: 128, mode: .cfb)
+    /// AES-256 in CFB mode.
     public static let aes256CFB = TPMTSymDefObject(algorithm: .aes, keyBits: 256, mode: .cfb)
 
+    /// Decodes a TPMT_SYM_DEF_OBJECT; an algorithm other than AES, SM4, Camellia, XOR or NULL is an error.
     public init(parsing reader: inout ByteReader) throws(AttestError) {
         let at = reader.offset
         algorithm = TPMAlgorithmID(try reader.readUInt16("TPMT_SYM_DEF_OBJECT.algorithm", .big))
@@ -32,6 +40,7 @@ public struct TPMTSymDefObject: Hashable, Sendable {
         }
     }
 
+    /// Appends the TPMT_SYM_DEF_OBJECT encoding to `w`.
     public func marshal(into w: inout ByteWriter) {
         w.append(algorithm.rawValue)
         switch algorithm {
@@ -47,18 +56,21 @@ public struct TPMTSymDefObject: Hashable, Sendable {
 /// TPMT_ASYM_SCHEME / TPMT_RSA_SCHEME / TPMT_ECC_SCHEME / TPMT_SIG_SCHEME / TPMT_KDF_SCHEME /
 /// TPMT_KEYEDHASH_SCHEME — TPM 2.0 Part 2 §11.2: an algorithm selector and the hash that details it.
 public struct TPMTScheme: Hashable, Sendable {
+    /// The scheme's TPM_ALG_ID (`.null` for none).
     public var scheme: TPMAlgorithmID
     /// The scheme's hash (`.null` when the scheme has no details).
     public var hashAlg: TPMAlgorithmID
     /// ECDAA's commit count, XOR's KDF: the extra detail field where the union has one.
     public var extra: UInt16
 
+    /// Builds a scheme; `extra` is ECDAA's count or XOR's KDF, and is ignored for other schemes.
     public init(_ scheme: TPMAlgorithmID, hashAlg: TPMAlgorithmID = .null, extra: UInt16 = 0) {
         self.scheme = scheme
         self.hashAlg = hashAlg
         self.extra = extra
     }
 
+    /// TPM_ALG_NULL: no scheme.
     public static let null = TPMTScheme(.null)
 
     /// - Parameter allowed: the schemes valid for this union (anything else is rejected).

@@ -20,6 +20,7 @@ public enum PolicyLoader {
         return try parse(text, file: path)
     }
 
+    /// Parses policy text without resolving `extends`; `file` names it in error locations.
     public static func parse(_ text: String, file: String) throws(PolicyError) -> AttestationPolicy {
         try PolicyParser(file: file).parse(try PolicyNode.parse(text, file: file))
     }

@@ -4,17 +4,26 @@ import Yams
 /// built from Yams' composer with limits: size, nesting depth, number of nodes (alias bombs), and no
 /// duplicate mapping keys.
 public indirect enum PolicyNode: Sendable {
+    /// A scalar, as text, and where it was written.
     case scalar(String, Location)
+    /// A mapping: keys in document order, each with its location, and where the mapping starts.
     case mapping([(key: String, keyLocation: Location, value: PolicyNode)], Location)
+    /// A list and where it starts.
     case sequence([PolicyNode], Location)
 
+    /// Where a value was written in the policy file.
     public struct Location: Hashable, Sendable, CustomStringConvertible {
+        /// The file name as given to ``parse(_:file:)``.
         public let file: String
+        /// The line, from 1.
         public let line: Int
+        /// The column, from 1.
         public let column: Int
+        /// "file:line:column".
         public var description: String { "\(file):\(line):\(column)" }
     }
 
+    /// Where this node was written.
     public var location: Location {
         switch self {
         case .scalar(_, let l), .mapping(_, let l), .sequence(_, let l): l

@@ -3,24 +3,35 @@ import Foundation
 /// The outcome of evaluating one policy against one piece of evidence: pass or fail, and for every
 /// rule what was expected, what was found, and — for failures — the PCR and event involved.
 public struct Verdict: Codable, Hashable, Sendable {
+    /// How one rule came out: passed, failed, or not applicable (nothing to judge, e.g. an unmeasured dbx
+    /// with Secure Boot off).
     public enum Status: String, Codable, Sendable {
+        /// The rule held (`passed`) or did not (`failed`).
         case passed, failed
+        /// The rule had nothing to judge in this evidence.
         case notApplicable = "not_applicable"
     }
 
+    /// One rule's outcome, with what it expected and what the evidence showed.
     public struct RuleResult: Codable, Hashable, Sendable {
         /// The rule's id ("boot.secure_boot", "pcrs.sha256.7").
         public let rule: String
+        /// Passed, failed or not applicable.
         public let status: Status
         /// False for `enforce: false` rules: reported, never failing the verdict.
         public let enforced: Bool
+        /// What the policy asked for, in words ("enabled", "one of 2 value(s)").
         public let expected: String
+        /// What the evidence showed, in words.
         public let actual: String
+        /// The PCR bank the result is about, when one applies.
         public let bank: String?
+        /// The PCR the result is about, for failures tied to a PCR.
         public let pcr: Int?
         /// The event index in the log, for failures tied to an event.
         public let event: Int?
 
+        /// Builds a result (the engine and tests).
         public init(rule: String, status: Status, enforced: Bool, expected: String, actual: String, bank: String? = nil, pcr: Int? = nil, event: Int? = nil) {
             self.rule = rule
             self.status = status
@@ -40,14 +51,20 @@ public struct Verdict: Codable, Hashable, Sendable {
         }
     }
 
+    /// True when no enforced rule failed: the device meets the policy.
     public let pass: Bool
+    /// The policy's `id`.
     public let policyID: String
+    /// The policy's `version`.
     public let policyVersion: Int
     /// True when the evidence was not signed (authoring from a bare event log).
     public let unsignedEvidence: Bool
+    /// Every rule's result, in evaluation order.
     public let results: [RuleResult]
 
+    /// Enforced rules that failed: why the verdict fails.
     public var failures: [RuleResult] { results.filter { $0.status == .failed && $0.enforced } }
+    /// Warn-only (`enforce: false`) rules that failed: reported, not failing.
     public var warnings: [RuleResult] { results.filter { $0.status == .failed && !$0.enforced } }
 
     enum CodingKeys: String, CodingKey {
@@ -61,12 +78,15 @@ public struct EARAppraisal: Codable, Hashable, Sendable {
     public let status: String
     /// AR4SI trust vector claims: claim → tier value (2 affirming, 32 warning, 96 contraindicated, 0 none).
     public let trustVector: [String: Int]
+    /// "policy-id@version" of the policy that made the verdict.
     public let policyID: String
 
     enum CodingKeys: String, CodingKey {
         case status = "ear.status", trustVector = "ear.trustworthiness-vector", policyID = "ear.appraisal-policy-id"
     }
 
+    /// Maps a verdict to an appraisal: per claim, 96 if an enforced rule failed, 32 for a warning or unsigned evidence,
+    /// 2 if all passed, 0 if no rule judged it.
     public init(_ verdict: Verdict) {
         func tier(_ prefixes: [String]) -> Int {
             let relevant = verdict.results.filter { r in prefixes.contains { r.rule.hasPrefix($0) } }

@@ -62,6 +62,7 @@ public enum PolicyExplainer {
         return out
     }
 
+    /// The whole explanation: a heading with the policy's id, version and description, then one "- " line per rule.
     public static func text(_ p: AttestationPolicy) -> String {
         var lines = ["Policy \(p.id), version \(p.version)" + (p.description.isEmpty ? "" : ": \(p.description)")]
         lines += sentences(p).map { "- \($0.text)" }
@@ -71,6 +72,8 @@ public enum PolicyExplainer {
 
 /// What a new policy version accepts or refuses that the old did not (`vigil policy diff`).
 public enum PolicyDiff {
+    /// One line per rule that differs: "+" a new rule, "-" a removed one, "~" a changed one, followed by the
+    /// values an allow-list now accepts or refuses.
     public static func lines(old: AttestationPolicy, new: AttestationPolicy) -> [String] {
         let a = Dictionary(PolicyExplainer.sentences(old).map { ($0.rule, $0.text) }, uniquingKeysWith: { x, y in x + " " + y })
         let b = Dictionary(PolicyExplainer.sentences(new).map { ($0.rule, $0.text) }, uniquingKeysWith: { x, y in x + " " + y })
