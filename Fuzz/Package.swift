@@ -10,7 +10,10 @@ let package = Package(
     name: "VigilFuzz",
     platforms: [.macOS(.v15)],
     dependencies: [.package(name: "Vigil", path: "..")],
-    targets: [.target(name: "FuzzSupport")] + ["FuzzEventLog", "FuzzAttest", "FuzzSignature", "FuzzPublic", "FuzzPolicy", "FuzzEvidence"].map { name in
-        .executableTarget(name: name, dependencies: ["FuzzSupport", .product(name: "Attest", package: "Vigil")], swiftSettings: fuzzFlags)
-    }
+    targets: [.target(name: "FuzzSupport")]
+        + ["FuzzEventLog", "FuzzAttest", "FuzzSignature", "FuzzPublic", "FuzzPolicy", "FuzzEvidence"].map { name in
+            .executableTarget(
+                name: name, dependencies: ["FuzzSupport", .product(name: "Attest", package: "Vigil")],
+                swiftSettings: fuzzFlags)
+        }
 )

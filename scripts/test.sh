@@ -8,6 +8,8 @@ source scripts/setup.sh
 vigil_install_packages
 vigil_require_swift
 
+echo "== formatting: one configuration (.swift-format, 120 columns), checked (apply with: swift format format -i -r --configuration .swift-format Sources Tests Fuzz/Sources Fuzz/Package.swift Package.swift)"
+swift format lint --strict -r --configuration .swift-format Sources Tests Fuzz/Sources Fuzz/Package.swift Package.swift
 echo "== every public declaration of Attest and Policy has a doc comment"
 python3 scripts/check-docs.py Sources/Attest Sources/Policy
 echo "== swift build (warnings are errors)"

@@ -89,26 +89,35 @@ public struct AttestError: Error, Hashable, Sendable, CustomStringConvertible {
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
     @inline(never)
-    static func truncated(_ field: String, at offset: Int, needed: Int, available: Int,
-                          file: String = #fileID, line: Int = #line) -> AttestError {
-        AttestError(code: .truncated,
-                    reason: "\(field): truncated at byte \(offset): needs \(needed) bytes, \(available) left",
-                    file: file, line: line)
+    static func truncated(
+        _ field: String, at offset: Int, needed: Int, available: Int,
+        file: String = #fileID, line: Int = #line
+    ) -> AttestError {
+        AttestError(
+            code: .truncated,
+            reason: "\(field): truncated at byte \(offset): needs \(needed) bytes, \(available) left",
+            file: file, line: line)
     }
 
     @inline(never)
-    static func trailingBytes(_ structure: String, count: Int, at offset: Int,
-                              file: String = #fileID, line: Int = #line) -> AttestError {
-        AttestError(code: .trailingBytes,
-                    reason: "\(structure): \(count) trailing byte(s) at byte \(offset)", file: file, line: line)
+    static func trailingBytes(
+        _ structure: String, count: Int, at offset: Int,
+        file: String = #fileID, line: Int = #line
+    ) -> AttestError {
+        AttestError(
+            code: .trailingBytes,
+            reason: "\(structure): \(count) trailing byte(s) at byte \(offset)", file: file, line: line)
     }
 
     @inline(never)
-    static func unknownAlgorithm(_ field: String, _ value: UInt16, at offset: Int,
-                                 file: String = #fileID, line: Int = #line) -> AttestError {
-        AttestError(code: .unknownAlgorithm,
-                    reason: "\(field): unknown or unsupported algorithm 0x\(hex4(value)) at byte \(offset)",
-                    file: file, line: line)
+    static func unknownAlgorithm(
+        _ field: String, _ value: UInt16, at offset: Int,
+        file: String = #fileID, line: Int = #line
+    ) -> AttestError {
+        AttestError(
+            code: .unknownAlgorithm,
+            reason: "\(field): unknown or unsupported algorithm 0x\(hex4(value)) at byte \(offset)",
+            file: file, line: line)
     }
 
     @inline(never)
@@ -117,11 +126,14 @@ public struct AttestError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     @inline(never)
-    static func tooLarge(_ field: String, size: Int, limit: Int, at offset: Int,
-                         file: String = #fileID, line: Int = #line) -> AttestError {
-        AttestError(code: .sizeLimitExceeded,
-                    reason: "\(field): size \(size) exceeds the limit of \(limit) at byte \(offset)",
-                    file: file, line: line)
+    static func tooLarge(
+        _ field: String, size: Int, limit: Int, at offset: Int,
+        file: String = #fileID, line: Int = #line
+    ) -> AttestError {
+        AttestError(
+            code: .sizeLimitExceeded,
+            reason: "\(field): size \(size) exceeds the limit of \(limit) at byte \(offset)",
+            file: file, line: line)
     }
 }
 

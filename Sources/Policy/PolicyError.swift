@@ -3,7 +3,8 @@ public struct PolicyError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What kind of problem the policy has; tests compare on this.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Backing: Hashable, Sendable {
-            case syntax, unknownKey, wrongType, invalidValue, missingKey, duplicate, cyclicExtends, tooLarge, notFound, emptyRules
+            case syntax, unknownKey, wrongType, invalidValue, missingKey, duplicate, cyclicExtends, tooLarge, notFound,
+                emptyRules
         }
         fileprivate let backing: Backing
         /// The file is not valid YAML (or not UTF-8 text).

@@ -1,7 +1,7 @@
-import Foundation
 import Attest
-import Policy
 import Crypto
+import Foundation
+import Policy
 
 /// `vigil benchmark`: what the verifier costs on this machine, next to the crypto it cannot avoid.
 ///
@@ -97,27 +97,36 @@ public struct VerifierBenchmark: Sendable {
         let nonce = Array("vigil-benchmark".utf8)
         let verifier = QuoteVerifier(ak: ak)
         // Warm up and check that the input is valid: a benchmark of failures would mean nothing.
-        let checked = try verifier.verify(attest: attest, signature: signature, nonce: nonce, pcrs: values, expectedSelection: selection)
+        let checked = try verifier.verify(
+            attest: attest, signature: signature, nonce: nonce, pcrs: values, expectedSelection: selection)
         guard checked.signerHierarchy == .endorsement else {
-            throw AttestError(code: .invalidValue, reason: "benchmark quote: qualifiedSigner is not the AK's endorsement-hierarchy name")
+            throw AttestError(
+                code: .invalidValue,
+                reason: "benchmark quote: qualifiedSigner is not the AK's endorsement-hierarchy name")
         }
 
         // The same signature checked raw with the same library: the P-256 key prepared once (as the
         // verifier does), then per check the signature's r||s into the library's type, SHA-256 of the
         // same attest bytes, ECDSA verify.
-        guard case .ecc(let p) = ak.publicArea.parameters, case .ecc(let r, let s) = try TPMTSignature(bytes: signature).body else {
+        guard case .ecc(let p) = ak.publicArea.parameters,
+            case .ecc(let r, let s) = try TPMTSignature(bytes: signature).body
+        else {
             throw AttestError(code: .invalidValue, reason: "benchmark quote is not ECDSA P-256")
         }
         let key = try P256.Signing.PublicKey(x963Representation: [0x04] + p.x + p.y)
         let pad = { (b: [UInt8]) in [UInt8](repeating: 0, count: max(0, 32 - b.count)) + b }
         let rawSignature = pad(r) + pad(s)
         func rawCheck() throws -> Bool {
-            key.isValidSignature(try P256.Signing.ECDSASignature(rawRepresentation: rawSignature), for: SHA256.hash(data: attest))
+            key.isValidSignature(
+                try P256.Signing.ECDSASignature(rawRepresentation: rawSignature), for: SHA256.hash(data: attest))
         }
         guard try rawCheck() else { throw AttestError(code: .signatureInvalid, reason: "benchmark signature") }
-        let (quoteSeconds, rawSeconds) = try interleaved(batch: 100, {
-            _ = try verifier.verify(attest: attest, signature: signature, nonce: nonce, pcrs: values, expectedSelection: selection)
-        }, { _ = try rawCheck() })
+        let (quoteSeconds, rawSeconds) = try interleaved(
+            batch: 100,
+            {
+                _ = try verifier.verify(
+                    attest: attest, signature: signature, nonce: nonce, pcrs: values, expectedSelection: selection)
+            }, { _ = try rawCheck() })
 
         var perLog: [String: Double] = [:], parseOnly: [String: Double] = [:], peer: [String: Double] = [:]
         var prepare: [String: Double] = [:], evaluate: [String: Double] = [:]
@@ -137,16 +146,21 @@ public struct VerifierBenchmark: Sendable {
                     parseSamples.append(Double(Self.now() - start) / 1e9)
                     let replay = EventLogReplay(log)
                     samples.append(Double(Self.now() - start) / 1e9)
-                    guard !replay.values.banks.isEmpty || log.events.count <= 1 else { throw AttestError(code: .invalidValue, reason: "\(name): empty replay") }
+                    guard !replay.values.banks.isEmpty || log.events.count <= 1 else {
+                        throw AttestError(code: .invalidValue, reason: "\(name): empty replay")
+                    }
                 }
                 if let tool = peerEventLogTool, let peerPath, !peerFailed {
                     if let t = Self.timeProcess(tool, [peerPath]) { peerSamples.append(t) } else { peerFailed = true }
                 }
-            } while Self.now() < end || samples.count < 100 || (peerEventLogTool != nil && !peerFailed && peerSamples.count < 9)
+            } while Self.now() < end || samples.count < 100
+                || (peerEventLogTool != nil && !peerFailed && peerSamples.count < 9)
             let median = Self.median(samples)
             perLog[name] = Self.rounded(median * 1e6)
             parseOnly[name] = Self.rounded(Self.median(parseSamples) * 1e6)
-            if !peerSamples.isEmpty && !peerFailed { peer[name] = (Self.median(peerSamples) * 1e3 * 100).rounded() / 100 }
+            if !peerSamples.isEmpty && !peerFailed {
+                peer[name] = (Self.median(peerSamples) * 1e3 * 100).rounded() / 100
+            }
             totalBytes += Double(bytes.count)
             totalSeconds += median
             let (prepareUS, evalUS, count) = try policyEvaluation(bytes, name: name)
@@ -155,13 +169,14 @@ public struct VerifierBenchmark: Sendable {
             digests = count
         }
         let worst = evaluate.max { $0.value < $1.value }
-        return Result(quote_verify_per_s: (1 / quoteSeconds).rounded(), p256_verify_per_s: (1 / rawSeconds).rounded(),
-                      quote_overhead_percent: Self.rounded((quoteSeconds / rawSeconds - 1) * 100),
-                      eventlog_us: perLog, eventlog_parse_us: parseOnly,
-                      eventlog_mb_per_s: totalSeconds > 0 ? Self.rounded(totalBytes / 1e6 / totalSeconds) : 0,
-                      tpm2_eventlog_ms: peerEventLogTool == nil ? nil : peer, evidence_prepare_us: prepare,
-                      policy_eval_us_by_log: evaluate, policy_eval_us: worst?.value ?? 0, policy_eval_log: worst?.key ?? "",
-                      policy_allowed_digests: digests, machine: Self.machine())
+        return Result(
+            quote_verify_per_s: (1 / quoteSeconds).rounded(), p256_verify_per_s: (1 / rawSeconds).rounded(),
+            quote_overhead_percent: Self.rounded((quoteSeconds / rawSeconds - 1) * 100),
+            eventlog_us: perLog, eventlog_parse_us: parseOnly,
+            eventlog_mb_per_s: totalSeconds > 0 ? Self.rounded(totalBytes / 1e6 / totalSeconds) : 0,
+            tpm2_eventlog_ms: peerEventLogTool == nil ? nil : peer, evidence_prepare_us: prepare,
+            policy_eval_us_by_log: evaluate, policy_eval_us: worst?.value ?? 0, policy_eval_log: worst?.key ?? "",
+            policy_allowed_digests: digests, machine: Self.machine())
     }
 
     static func temporaryCopy(_ bytes: [UInt8], name: String) -> String? {
@@ -195,7 +210,8 @@ public struct VerifierBenchmark: Sendable {
             evidence = UnsignedEvidence(eventLog: try UnverifiedEventLog(bytes: bytes))
             prepareSamples.append(Double(Self.now() - start) / 1e3)
         } while Self.now() < prepareEnd || prepareSamples.count < 20
-        let bankID: TPMAlgorithmID = evidence.pcrs.banks[.sha256] != nil ? .sha256 : (evidence.pcrs.banks.keys.sorted().first ?? .sha1)
+        let bankID: TPMAlgorithmID =
+            evidence.pcrs.banks[.sha256] != nil ? .sha256 : (evidence.pcrs.banks.keys.sorted().first ?? .sha1)
         let bank = bankID.name
         let facts = evidence.facts[bankID]
         var allowed = (0..<256).map { i in Hex.encode((try? TPMDigest.hash(bankID, Array("digest \(i)".utf8))) ?? []) }
@@ -232,7 +248,9 @@ public struct VerifierBenchmark: Sendable {
             let start = Self.now()
             let verdict = PolicyEngine.evaluate(evidence, policy)
             samples.append(Double(Self.now() - start) / 1e3)
-            guard !verdict.results.isEmpty else { throw AttestError(code: .invalidValue, reason: "\(name): empty verdict") }
+            guard !verdict.results.isEmpty else {
+                throw AttestError(code: .invalidValue, reason: "\(name): empty verdict")
+            }
         } while Self.now() < end || samples.count < 20
         return (Self.rounded(Self.median(prepareSamples)), Self.rounded(Self.median(samples)), allowed.count)
     }
@@ -240,8 +258,9 @@ public struct VerifierBenchmark: Sendable {
     static func machine() -> String {
         var model = "unknown CPU"
         if let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-           let value = line.split(separator: ":", maxSplits: 1).last {
+            let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+            let value = line.split(separator: ":", maxSplits: 1).last
+        {
             model = value.trimmingCharacters(in: .whitespaces)
         }
         return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores"

@@ -7,7 +7,8 @@ import Node
 /// from its evidence, then turn the device's answer into the `AKBinding` that `policy test --ak-binding` takes.
 struct AKCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ak", abstract: "Verifier side: bind a device's AK to its EK by credential activation (no TPM needed).",
+        commandName: "ak",
+        abstract: "Verifier side: bind a device's AK to its EK by credential activation (no TPM needed).",
         discussion: """
             vigil ak challenge --evidence bundle.json --out challenge.json    # writes challenge.json and challenge.json.secret (0600)
             vigil tpm activate-credential --challenge challenge.json --out answer.bin   # on the device
@@ -31,14 +32,18 @@ struct AKCommand: AsyncParsableCommand {
                 let challenge = try CredentialChallenge.make(for: bundle, secret: secret)
                 try AtomicFile.write(secret, to: URL(fileURLWithPath: out + ".secret"), mode: 0o600)
                 try AtomicFile.write(try challenge.json(), to: URL(fileURLWithPath: out))
-                print("challenge for AK \(challenge.akName) written to \(out); the expected answer is in \(out).secret (keep it on the verifier)")
+                print(
+                    "challenge for AK \(challenge.akName) written to \(out); the expected answer is in \(out).secret (keep it on the verifier)"
+                )
             }
         }
     }
 
     struct Bind: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check the device's answer to a challenge and write the AK binding (JSON) for policy test --ak-binding.")
+            abstract:
+                "Check the device's answer to a challenge and write the AK binding (JSON) for policy test --ak-binding."
+        )
         @Option(help: "The challenge (JSON) the device answered.") var challenge: String
         @Option(help: "The secret kept when the challenge was made (default: CHALLENGE.secret).") var secret: String?
         @Option(help: "The device's answer (vigil tpm activate-credential --out).") var answer: String
@@ -55,7 +60,9 @@ struct AKCommand: AsyncParsableCommand {
                 }
                 let binding = try c.binding(response: response, expected: expected)
                 try AtomicFile.write(try binding.json(), to: URL(fileURLWithPath: out))
-                print("AK \(binding.akName) is bound to EK key \(binding.ekPublicKeySHA256.prefix(16))…: written to \(out)")
+                print(
+                    "AK \(binding.akName) is bound to EK key \(binding.ekPublicKeySHA256.prefix(16))…: written to \(out)"
+                )
             }
         }
     }

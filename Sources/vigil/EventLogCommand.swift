@@ -18,7 +18,8 @@ struct EventLogCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Every event: index, PCR, type, digests per bank, decoded data.")
+        static let configuration = CommandConfiguration(
+            abstract: "Every event: index, PCR, type, digests per bank, decoded data.")
         @Argument(help: "The event log file.") var file: String
         @Flag(help: "Print as JSON.") var json = false
 
@@ -37,14 +38,20 @@ struct EventLogCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let log = try EventLogCommand.load(file)
                 if json {
-                    try printJSON(log.events.map { e in
-                        JSONEvent(index: e.index, offset: e.offset, pcr: e.pcrIndex, type: e.type.description, type_value: e.type.rawValue,
-                                  digests: Dictionary(uniqueKeysWithValues: e.digests.map { ($0.algorithm.name, Hex.encode($0.value)) }),
-                                  data: DecodedEventData(e).summary, data_hex: Hex.encode(e.data))
-                    })
+                    try printJSON(
+                        log.events.map { e in
+                            JSONEvent(
+                                index: e.index, offset: e.offset, pcr: e.pcrIndex, type: e.type.description,
+                                type_value: e.type.rawValue,
+                                digests: Dictionary(
+                                    uniqueKeysWithValues: e.digests.map { ($0.algorithm.name, Hex.encode($0.value)) }),
+                                data: DecodedEventData(e).summary, data_hex: Hex.encode(e.data))
+                        })
                     return
                 }
-                print("\(file): \(log.format.rawValue) log, \(log.events.count) events, banks \(log.banks.map(\.name).joined(separator: ", "))")
+                print(
+                    "\(file): \(log.format.rawValue) log, \(log.events.count) events, banks \(log.banks.map(\.name).joined(separator: ", "))"
+                )
                 for e in log.events {
                     let pcr = e.pcrIndex < 24 ? String(e.pcrIndex) : "0x\(String(e.pcrIndex, radix: 16))"
                     print("#\(e.index) PCR \(pcr) \(e.type)")
@@ -69,7 +76,9 @@ struct EventLogCommand: AsyncParsableCommand {
                 }
                 for (bank, values) in replay.values.banks.sorted(by: { $0.key < $1.key }) {
                     print("\(bank.name):")
-                    for (pcr, v) in values.sorted(by: { $0.key < $1.key }) { print("  \(pcr < 10 ? " " : "")\(pcr): \(Hex.encode(v))") }
+                    for (pcr, v) in values.sorted(by: { $0.key < $1.key }) {
+                        print("  \(pcr < 10 ? " " : "")\(pcr): \(Hex.encode(v))")
+                    }
                 }
                 for (bank, why) in replay.uncomputableBanks { print("\(bank.name): not replayed: \(why)") }
             }

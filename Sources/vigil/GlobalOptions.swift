@@ -1,26 +1,33 @@
 public import ArgumentParser
-import AttestTPM
 import Attest
-import Policy
-public import Logging
+import AttestTPM
 import Foundation
+public import Logging
+import Policy
 
 /// Options every TPM-facing command takes.
 struct TPMOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Where the TPM is: swtpm:host=H,port=N | device:/dev/tpmrm0 | mssim:host=H,port=N. Default: $VIGIL_TCTI, else device:/dev/tpmrm0.",
-        valueName: "tcti"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Where the TPM is: swtpm:host=H,port=N | device:/dev/tpmrm0 | mssim:host=H,port=N. Default: $VIGIL_TCTI, else device:/dev/tpmrm0.",
+            valueName: "tcti"))
     var tcti: String?
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Seconds any TPM command may wait for its answer before the command fails (0: no limit).", valueName: "seconds"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Seconds any TPM command may wait for its answer before the command fails (0: no limit).",
+            valueName: "seconds"))
     var tpmTimeout: Int32 = TPM.defaultCommandTimeoutMilliseconds / 1000
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .warning
 
     func validate() throws {
-        guard (0...3600).contains(tpmTimeout) else { throw ValidationError("--tpm-timeout must be between 0 and 3600 seconds") }
+        guard (0...3600).contains(tpmTimeout) else {
+            throw ValidationError("--tpm-timeout must be between 0 and 3600 seconds")
+        }
     }
 
     func open() async throws -> TPM {

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Attest
-import Policy
 import Foundation
+import Policy
 
 struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "policy", abstract: "Attestation policies for security teams: lint, test offline, capture, diff, explain.",
+        commandName: "policy",
+        abstract: "Attestation policies for security teams: lint, test offline, capture, diff, explain.",
         subcommands: [Lint.self, Test.self, FromEvidence.self, Diff.self, Explain.self])
 
     /// Verified evidence from a device, or a bare log for authoring.
@@ -16,19 +17,30 @@ struct PolicyCommand: AsyncParsableCommand {
 
     struct EvidenceOptions: ParsableArguments {
         @Option(help: "An evidence bundle (JSON) to verify and evaluate.") var evidence: String?
-        @Option(help: "With --evidence: the nonce (hex) the verifier issued for this evidence. Required.") var nonce: String?
-        @Option(name: .customLong("nonce-issued-at"), help: "With --evidence: when the verifier issued the nonce (RFC 3339), for freshness rules.")
+        @Option(help: "With --evidence: the nonce (hex) the verifier issued for this evidence. Required.") var nonce:
+            String?
+        @Option(
+            name: .customLong("nonce-issued-at"),
+            help: "With --evidence: when the verifier issued the nonce (RFC 3339), for freshness rules.")
         var nonceIssuedAt: String?
-        @Option(help: "With --evidence: the device's last accepted evidence bundle, for reboot and clock rules.") var previous: String?
-        @Option(name: .customLong("ak-binding"), help: "With --evidence: the credential-activation record (JSON) binding this device's AK to its EK.")
+        @Option(help: "With --evidence: the device's last accepted evidence bundle, for reboot and clock rules.")
+        var previous: String?
+        @Option(
+            name: .customLong("ak-binding"),
+            help: "With --evidence: the credential-activation record (JSON) binding this device's AK to its EK.")
         var akBinding: String?
-        @Option(help: "For authoring: a bare event log whose replay is taken as the PCR values (unsigned).") var eventlog: String?
+        @Option(help: "For authoring: a bare event log whose replay is taken as the PCR values (unsigned).")
+        var eventlog: String?
 
         func validate() throws {
-            guard (evidence == nil) != (eventlog == nil) else { throw ValidationError("give exactly one of --evidence or --eventlog") }
+            guard (evidence == nil) != (eventlog == nil) else {
+                throw ValidationError("give exactly one of --evidence or --eventlog")
+            }
             if evidence != nil {
                 guard let nonce, !nonce.isEmpty else {
-                    throw ValidationError("--evidence needs --nonce HEX: the nonce the verifier issued (it is never taken from the evidence)")
+                    throw ValidationError(
+                        "--evidence needs --nonce HEX: the nonce the verifier issued (it is never taken from the evidence)"
+                    )
                 }
                 guard Hex.decode(nonce) != nil else { throw ValidationError("--nonce \"\(nonce)\" is not hex") }
             } else if nonce != nil || previous != nil || akBinding != nil || nonceIssuedAt != nil {
@@ -36,7 +48,9 @@ struct PolicyCommand: AsyncParsableCommand {
             }
         }
 
-        func load(policy: AttestationPolicy?, policyPath: String?, selection: TPMLPCRSelection? = nil) async throws -> (Input, String) {
+        func load(policy: AttestationPolicy?, policyPath: String?, selection: TPMLPCRSelection? = nil) async throws -> (
+            Input, String
+        ) {
             if let eventlog {
                 return (.unsigned(UnsignedEvidence(eventLog: try EventLogCommand.load(eventlog))), eventlog)
             }
@@ -46,14 +60,16 @@ struct PolicyCommand: AsyncParsableCommand {
             var issued: Date?
             if let nonceIssuedAt {
                 guard let d = ISO8601DateFormatter().date(from: nonceIssuedAt) else {
-                    throw ValidationError("--nonce-issued-at \"\(nonceIssuedAt)\" is not an RFC 3339 time such as 2026-12-01T06:00:00Z")
+                    throw ValidationError(
+                        "--nonce-issued-at \"\(nonceIssuedAt)\" is not an RFC 3339 time such as 2026-12-01T06:00:00Z")
                 }
                 issued = d
             }
             var anchors: EKTrustAnchors?
             if let folder = policy?.identity?.ekCA {
                 let base = ((policyPath ?? path) as NSString).deletingLastPathComponent
-                anchors = try EKTrustAnchors(folder: folder.hasPrefix("/") ? folder : (base as NSString).appendingPathComponent(folder))
+                anchors = try EKTrustAnchors(
+                    folder: folder.hasPrefix("/") ? folder : (base as NSString).appendingPathComponent(folder))
             }
             var binding: AKBinding?
             if let akBinding {
@@ -63,9 +79,11 @@ struct PolicyCommand: AsyncParsableCommand {
             if let previous {
                 previousQuote = try Self.previousQuote(previous, current: bundle)
             }
-            let verifier = EvidenceVerifier(nonce: nonceBytes, nonceIssuedAt: issued,
-                                            requiredSelection: selection ?? policy.map(PolicyEngine.requiredSelection(for:)) ?? TPMLPCRSelection([]),
-                                            anchors: anchors, akBinding: binding, previous: previousQuote)
+            let verifier = EvidenceVerifier(
+                nonce: nonceBytes, nonceIssuedAt: issued,
+                requiredSelection: selection ?? policy.map(PolicyEngine.requiredSelection(for:))
+                    ?? TPMLPCRSelection([]),
+                anchors: anchors, akBinding: binding, previous: previousQuote)
             return (.verified(try await verifier.verify(bundle)), path)
         }
 
@@ -75,15 +93,19 @@ struct PolicyCommand: AsyncParsableCommand {
             let d = try old.decoded()
             let ak = try AKPublic(try current.decoded().ak)
             guard old.akPublic == current.akPublic else {
-                throw AttestError(code: .previousQuote, reason: "--previous \(path): signed by another attestation key than this evidence")
+                throw AttestError(
+                    code: .previousQuote,
+                    reason: "--previous \(path): signed by another attestation key than this evidence")
             }
-            let quote = try QuoteVerifier(ak: ak).verify(attest: d.attest, signature: d.signature, nonce: d.nonce, pcrs: d.pcrs)
+            let quote = try QuoteVerifier(ak: ak).verify(
+                attest: d.attest, signature: d.signature, nonce: d.nonce, pcrs: d.pcrs)
             return PreviousQuote(quote)
         }
     }
 
     struct Lint: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Check policies: syntax, keys, types, references, extends. Exit 0 or 1.")
+        static let configuration = CommandConfiguration(
+            abstract: "Check policies: syntax, keys, types, references, extends. Exit 0 or 1.")
         @Argument(help: "Policy files.") var files: [String]
 
         func run() async throws {
@@ -94,7 +116,9 @@ struct PolicyCommand: AsyncParsableCommand {
                     if p.acceptAny {
                         print("\(file):1:1: warning: policy \"\(p.id)\" accepts any device (accept: any)")
                     } else if !PolicyEngine.judgesBeyondSignature(p) {
-                        print("\(file):1:1: warning: policy \"\(p.id)\" judges nothing beyond the quote's signature: any TPM-signed evidence passes (add PCR values, boot or identity rules)")
+                        print(
+                            "\(file):1:1: warning: policy \"\(p.id)\" judges nothing beyond the quote's signature: any TPM-signed evidence passes (add PCR values, boot or identity rules)"
+                        )
                     } else {
                         print("\(file): ok (\(PolicyEngine.ruleIDs(of: p).count) rules)")
                     }
@@ -123,16 +147,22 @@ struct PolicyCommand: AsyncParsableCommand {
                 var unsigned = false
                 switch evidence {
                 case .verified(let e): verdict = PolicyEngine.evaluate(e, policy)
-                case .unsigned(let e): verdict = PolicyEngine.evaluate(e, policy); unsigned = true
+                case .unsigned(let e):
+                    verdict = PolicyEngine.evaluate(e, policy)
+                    unsigned = true
                 }
                 if ear {
                     try printJSON(EARAppraisal(verdict))
                 } else if json {
                     try printJSON(verdict)
                 } else {
-                    if unsigned { print("note: \(source) is unsigned evidence (a bare event log): nothing was signed by a TPM") }
+                    if unsigned {
+                        print("note: \(source) is unsigned evidence (a bare event log): nothing was signed by a TPM")
+                    }
                     for r in verdict.results where r.status == .failed { print(r.line) }
-                    print("\(verdict.pass ? "PASS" : "FAIL") \(policy.id)@\(policy.version): \(verdict.results.filter { $0.status == .passed }.count) passed, \(verdict.failures.count) failed, \(verdict.warnings.count) warnings, \(verdict.results.filter { $0.status == .notApplicable }.count) not applicable")
+                    print(
+                        "\(verdict.pass ? "PASS" : "FAIL") \(policy.id)@\(policy.version): \(verdict.results.filter { $0.status == .passed }.count) passed, \(verdict.failures.count) failed, \(verdict.warnings.count) warnings, \(verdict.results.filter { $0.status == .notApplicable }.count) not applicable"
+                    )
                 }
                 if !verdict.pass { throw ExitCode(1) }
             }
@@ -141,20 +171,25 @@ struct PolicyCommand: AsyncParsableCommand {
 
     struct FromEvidence: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "from-evidence", abstract: "Golden capture: print a policy that accepts this known-good device's boot.")
+            commandName: "from-evidence",
+            abstract: "Golden capture: print a policy that accepts this known-good device's boot.")
         @OptionGroup var input: EvidenceOptions
         @Option(help: "PCRs to pin, e.g. 0-9,14.") var pcrs: String = "0-9,14"
         @Option(help: "The new policy's id.") var id: String = "captured"
 
         func run() async throws {
             try await reportingErrors {
-                guard let selection = TPMLPCRSelection(parsingSpec: "sha256:" + pcrs) else { throw ValidationError("--pcrs \"\(pcrs)\" is not like 0-9,14") }
+                guard let selection = TPMLPCRSelection(parsingSpec: "sha256:" + pcrs) else {
+                    throw ValidationError("--pcrs \"\(pcrs)\" is not like 0-9,14")
+                }
                 let (evidence, source) = try await input.load(policy: nil, policyPath: nil, selection: selection)
                 let name = URL(fileURLWithPath: source).lastPathComponent
                 let pcrs = selection.selections.first?.pcrs ?? []
                 switch evidence {
-                case .verified(let e): print(PolicyCapture.yaml(from: e, id: id, source: name, pcrs: pcrs), terminator: "")
-                case .unsigned(let e): print(PolicyCapture.yaml(from: e, id: id, source: name, pcrs: pcrs), terminator: "")
+                case .verified(let e):
+                    print(PolicyCapture.yaml(from: e, id: id, source: name, pcrs: pcrs), terminator: "")
+                case .unsigned(let e):
+                    print(PolicyCapture.yaml(from: e, id: id, source: name, pcrs: pcrs), terminator: "")
                 }
             }
         }

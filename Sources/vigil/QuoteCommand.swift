@@ -8,7 +8,8 @@ struct QuoteCommand: AsyncParsableCommand {
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Verify a quote: signature, nonce, PCR selection and digest, and optionally the event log against it.",
+            abstract:
+                "Verify a quote: signature, nonce, PCR selection and digest, and optionally the event log against it.",
             discussion: "Exit 0 when valid; exit 1 with the reason on stderr.")
 
         @Option(help: "The attestation key: PEM (SubjectPublicKeyInfo), TPM2B_PUBLIC or TPMT_PUBLIC.") var ak: String
@@ -49,7 +50,10 @@ struct QuoteCommand: AsyncParsableCommand {
                 let akKey: AKPublic
                 if let text = String(validating: akBytes, as: UTF8.self), text.contains("-----BEGIN") {
                     akKey = try AKPublic(bareSigningKeyPEM: text)
-                    FileHandle.standardError.write(Data("note: \(ak) is a bare public key: its TPM attributes and Name are not checked (give its TPM2B_PUBLIC to check them)\n".utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            "note: \(ak) is a bare public key: its TPM attributes and Name are not checked (give its TPM2B_PUBLIC to check them)\n"
+                                .utf8))
                 } else {
                     akKey = try AKPublic(try TPMTPublic(tpmPublicBytes: akBytes))
                 }
@@ -65,43 +69,65 @@ struct QuoteCommand: AsyncParsableCommand {
                     values = parsed.1
                 }
                 guard let nonceBytes = Hex.decode(nonce), !nonceBytes.isEmpty else {
-                    throw ValidationError("--nonce \"\(nonce)\" is not a non-empty hex nonce (the one the verifier issued)")
+                    throw ValidationError(
+                        "--nonce \"\(nonce)\" is not a non-empty hex nonce (the one the verifier issued)")
                 }
                 let quote = try QuoteVerifier(ak: akKey).verify(
-                    attest: try Self.read(message, limit: TPMSAttest.maxSize), signature: try Self.read(signature, limit: TPMTSignature.maxSize),
+                    attest: try Self.read(message, limit: TPMSAttest.maxSize),
+                    signature: try Self.read(signature, limit: TPMTSignature.maxSize),
                     nonce: nonceBytes, pcrs: values, expectedSelection: expected)
                 var logOutput: EventLogOutput?
                 if let eventlog {
                     let log = try EventLogCommand.load(eventlog)
                     let verified = EventLogVerifier.verify(log, against: quote)
                     if verified.matched.isEmpty && verified.mismatches.isEmpty {
-                        throw AttestError(code: .eventLogMismatch,
-                                          reason: "event log has no digests in the quoted bank(s) (\(quote.selection)): it verifies nothing")
+                        throw AttestError(
+                            code: .eventLogMismatch,
+                            reason:
+                                "event log has no digests in the quoted bank(s) (\(quote.selection)): it verifies nothing"
+                        )
                     }
                     if verified.extendedPCRs.isDisjoint(with: quote.selection.selections.flatMap(\.pcrs)) {
-                        throw AttestError(code: .eventLogMismatch,
-                                          reason: "event log extends none of the quoted PCRs (\(quote.selection)): it says nothing about this quote")
+                        throw AttestError(
+                            code: .eventLogMismatch,
+                            reason:
+                                "event log extends none of the quoted PCRs (\(quote.selection)): it says nothing about this quote"
+                        )
                     }
                     if let first = verified.mismatches.first {
                         let culprit = first.eventIndex.map { " (event \($0))" } ?? ""
-                        throw AttestError(code: .eventLogMismatch, reason: "event log does not match the quote at \(first.bank.name) PCR \(first.pcr)\(culprit): \(first.explanation)")
+                        throw AttestError(
+                            code: .eventLogMismatch,
+                            reason:
+                                "event log does not match the quote at \(first.bank.name) PCR \(first.pcr)\(culprit): \(first.explanation)"
+                        )
                     }
-                    logOutput = EventLogOutput(format: log.format.rawValue,
-                                               matched: Dictionary(uniqueKeysWithValues: verified.matched.map { ($0.key.name, $0.value) }),
-                                               verified_events: verified.events.count, workarounds: verified.workarounds.map(\.name))
+                    logOutput = EventLogOutput(
+                        format: log.format.rawValue,
+                        matched: Dictionary(uniqueKeysWithValues: verified.matched.map { ($0.key.name, $0.value) }),
+                        verified_events: verified.events.count, workarounds: verified.workarounds.map(\.name))
                 }
                 let c = quote.clockInfo
                 if json {
-                    try printJSON(Output(valid: true, nonce: Hex.encode(nonceBytes), selection: quote.selection.description, clock: c.clock,
-                                         reset_count: c.resetCount, restart_count: c.restartCount, safe: c.safe,
-                                         firmware_version: String(quote.firmwareVersion, radix: 16), eventlog: logOutput))
+                    try printJSON(
+                        Output(
+                            valid: true, nonce: Hex.encode(nonceBytes), selection: quote.selection.description,
+                            clock: c.clock,
+                            reset_count: c.resetCount, restart_count: c.restartCount, safe: c.safe,
+                            firmware_version: String(quote.firmwareVersion, radix: 16), eventlog: logOutput))
                     return
                 }
-                print("quote valid: \(quote.selection), nonce \(Hex.encode(nonceBytes)), resetCount \(c.resetCount), restartCount \(c.restartCount), clock \(c.clock) ms\(c.safe ? "" : " (not safe)")")
+                print(
+                    "quote valid: \(quote.selection), nonce \(Hex.encode(nonceBytes)), resetCount \(c.resetCount), restartCount \(c.restartCount), clock \(c.clock) ms\(c.safe ? "" : " (not safe)")"
+                )
                 if let logOutput {
-                    let matched = logOutput.matched.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.map(String.init).joined(separator: ","))" }
-                    print("event log matches the quote (\(matched.joined(separator: "; "))), \(logOutput.verified_events) verified events"
-                          + (logOutput.workarounds.isEmpty ? "" : ", workarounds: \(logOutput.workarounds.joined(separator: ", "))"))
+                    let matched = logOutput.matched.sorted { $0.key < $1.key }.map {
+                        "\($0.key): \($0.value.map(String.init).joined(separator: ","))"
+                    }
+                    print(
+                        "event log matches the quote (\(matched.joined(separator: "; "))), \(logOutput.verified_events) verified events"
+                            + (logOutput.workarounds.isEmpty
+                                ? "" : ", workarounds: \(logOutput.workarounds.joined(separator: ", "))"))
                 }
             }
         }

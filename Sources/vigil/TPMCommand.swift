@@ -1,14 +1,16 @@
 public import ArgumentParser
 import Attest
 public import AttestTPM
-import Node
 import Foundation
+import Node
 
 struct TPMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tpm",
         abstract: "Device side: provision the TPM-rooted identity, inspect the TPM, read PCRs, quote.",
-        subcommands: [Provision.self, Info.self, PCRs.self, Quote.self, Evidence.self, ActivateCredential.self, ReplayLog.self]
+        subcommands: [
+            Provision.self, Info.self, PCRs.self, Quote.self, Evidence.self, ActivateCredential.self, ReplayLog.self,
+        ]
     )
 
     struct Provision: AsyncParsableCommand {
@@ -29,9 +31,12 @@ struct TPMCommand: AsyncParsableCommand {
                     return
                 }
                 for item in report.items {
-                    print("\(item.state.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(item.object) at \(item.handle): \(item.detail)")
+                    print(
+                        "\(item.state.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(item.object) at \(item.handle): \(item.detail)"
+                    )
                 }
-                print(report.changed ? "Identity provisioned." : "Nothing changed: the identity was already provisioned.")
+                print(
+                    report.changed ? "Identity provisioned." : "Nothing changed: the identity was already provisioned.")
             }
         }
     }
@@ -52,7 +57,8 @@ struct TPMCommand: AsyncParsableCommand {
     }
 
     struct PCRs: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "pcrs", abstract: "Read PCRs 0–23 of one or all active banks.")
+        static let configuration = CommandConfiguration(
+            commandName: "pcrs", abstract: "Read PCRs 0–23 of one or all active banks.")
 
         @OptionGroup var tpmOptions: TPMOptions
         @Option(help: "Bank to read (sha1, sha256, sha384, sha512, sm3_256). Default: every active bank.")
@@ -91,10 +97,10 @@ struct TPMCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Quote PCRs with the attestation key; writes files tpm2_checkquote accepts.",
             discussion: """
-            Writes DIR/quote.msg (TPMS_ATTEST), DIR/quote.sig (TPMT_SIGNATURE), DIR/quote.pcrs (tpm2_quote -o format), \
-            DIR/ak.pem and DIR/ak.pub. Check with:
-              tpm2_checkquote -u DIR/ak.pem -m DIR/quote.msg -s DIR/quote.sig -f DIR/quote.pcrs -g sha256 -q NONCE
-            """)
+                Writes DIR/quote.msg (TPMS_ATTEST), DIR/quote.sig (TPMT_SIGNATURE), DIR/quote.pcrs (tpm2_quote -o format), \
+                DIR/ak.pem and DIR/ak.pub. Check with:
+                  tpm2_checkquote -u DIR/ak.pem -m DIR/quote.msg -s DIR/quote.sig -f DIR/quote.pcrs -g sha256 -q NONCE
+                """)
 
         @OptionGroup var tpmOptions: TPMOptions
         @Option(help: "PCR selection, tpm2-tools syntax: sha256:0,1,2,3+sha1:0-7.") var pcrs: String
@@ -102,13 +108,19 @@ struct TPMCommand: AsyncParsableCommand {
         @Option(help: "Output directory.") var out: String
 
         func validate() throws {
-            guard TPMLPCRSelection(parsingSpec: pcrs) != nil else { throw ValidationError("--pcrs \"\(pcrs)\" is not a PCR selection like sha256:0,1,2") }
-            guard let n = Hex.decode(nonce), n.count <= 64 else { throw ValidationError("--nonce must be hex of at most 64 bytes") }
+            guard TPMLPCRSelection(parsingSpec: pcrs) != nil else {
+                throw ValidationError("--pcrs \"\(pcrs)\" is not a PCR selection like sha256:0,1,2")
+            }
+            guard let n = Hex.decode(nonce), n.count <= 64 else {
+                throw ValidationError("--nonce must be hex of at most 64 bytes")
+            }
         }
 
         func run() async throws {
             try await reportingErrors {
-                guard let selection = TPMLPCRSelection(parsingSpec: pcrs), let nonceBytes = Hex.decode(nonce) else { throw ExitCode(2) }
+                guard let selection = TPMLPCRSelection(parsingSpec: pcrs), let nonceBytes = Hex.decode(nonce) else {
+                    throw ExitCode(2)
+                }
                 let tpm = try await tpmOptions.open()
                 let export = try await QuoteExport.make(tpm: tpm, selection: selection, nonce: nonceBytes)
                 try export.write(to: URL(fileURLWithPath: out))
@@ -121,22 +133,30 @@ struct TPMCommand: AsyncParsableCommand {
 extension TPMCommand {
     struct Evidence: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Collect an evidence bundle (quote, PCRs, AK, EK and device certificates, event log) for the verifier.")
+            abstract:
+                "Collect an evidence bundle (quote, PCRs, AK, EK and device certificates, event log) for the verifier.")
 
         @OptionGroup var tpmOptions: TPMOptions
         @Option(help: "The verifier's nonce, hex (up to 64 bytes).") var nonce: String
         @Option(help: "PCR selection to quote.") var pcrs: String = "sha256:0-23"
-        @Option(help: "Event log file (default: \(EvidenceCollector.kernelEventLog) when readable).") var eventlog: String?
+        @Option(help: "Event log file (default: \(EvidenceCollector.kernelEventLog) when readable).") var eventlog:
+            String?
         @Option(help: "Where to write the bundle (JSON).") var out: String
 
         func validate() throws {
-            guard TPMLPCRSelection(parsingSpec: pcrs) != nil else { throw ValidationError("--pcrs \"\(pcrs)\" is not a PCR selection") }
-            guard let n = Hex.decode(nonce), n.count <= 64 else { throw ValidationError("--nonce must be hex of at most 64 bytes") }
+            guard TPMLPCRSelection(parsingSpec: pcrs) != nil else {
+                throw ValidationError("--pcrs \"\(pcrs)\" is not a PCR selection")
+            }
+            guard let n = Hex.decode(nonce), n.count <= 64 else {
+                throw ValidationError("--nonce must be hex of at most 64 bytes")
+            }
         }
 
         func run() async throws {
             try await reportingErrors {
-                guard let selection = TPMLPCRSelection(parsingSpec: pcrs), let nonceBytes = Hex.decode(nonce) else { throw ExitCode(2) }
+                guard let selection = TPMLPCRSelection(parsingSpec: pcrs), let nonceBytes = Hex.decode(nonce) else {
+                    throw ExitCode(2)
+                }
                 var log: [UInt8]?
                 if let eventlog {
                     log = try readInput(eventlog, limit: UnverifiedEventLog.maxLogSize)
@@ -144,9 +164,12 @@ extension TPMCommand {
                     log = try readInput(EvidenceCollector.kernelEventLog, limit: UnverifiedEventLog.maxLogSize)
                 }
                 let tpm = try await tpmOptions.open()
-                let bundle = try await EvidenceCollector.collect(tpm: tpm, nonce: nonceBytes, selection: selection, eventLog: log)
+                let bundle = try await EvidenceCollector.collect(
+                    tpm: tpm, nonce: nonceBytes, selection: selection, eventLog: log)
                 try AtomicFile.write(try bundle.json(), to: URL(fileURLWithPath: out))
-                print("evidence for \(bundle.deviceID) written to \(out) (\(selection)\(log == nil ? ", no event log" : ", with event log"))")
+                print(
+                    "evidence for \(bundle.deviceID) written to \(out) (\(selection)\(log == nil ? ", no event log" : ", with event log"))"
+                )
             }
         }
     }
@@ -154,7 +177,9 @@ extension TPMCommand {
     struct ActivateCredential: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "activate-credential",
-            abstract: "Answer a verifier's credential challenge with this TPM's EK and AK (TPM2_ActivateCredential); the answer is written 0600.")
+            abstract:
+                "Answer a verifier's credential challenge with this TPM's EK and AK (TPM2_ActivateCredential); the answer is written 0600."
+        )
         @OptionGroup var tpmOptions: TPMOptions
         @Option(help: "The challenge (JSON) from vigil ak challenge or a controller.") var challenge: String
         @Option(help: "Where to write the answer for the verifier.") var out: String
@@ -176,7 +201,9 @@ extension TPMCommand {
         static let configuration = CommandConfiguration(
             commandName: "replay-log",
             abstract: "For software TPMs only: extend the simulator's PCRs with a real machine's event log.",
-            discussion: "Every bank the TPM has active and the log carries is extended. Refuses real TPM devices, PCRs not at their reset values, and logs whose PCR 0 needs a starting locality the simulator cannot reproduce.")
+            discussion:
+                "Every bank the TPM has active and the log carries is extended. Refuses real TPM devices, PCRs not at their reset values, and logs whose PCR 0 needs a starting locality the simulator cannot reproduce."
+        )
 
         @OptionGroup var tpmOptions: TPMOptions
         @Argument(help: "The event log file.") var file: String
@@ -187,8 +214,12 @@ extension TPMCommand {
                 let tpm = try await tpmOptions.open()
                 print("note: replay-log is for software TPMs only (this TPM: \(tpm.tcti))")
                 let report = try await EventLogToTPM.replay(log, into: tpm)
-                print("extended \(report.extendedEvents) events into \(report.banks.map(\.name).joined(separator: ", "))"
-                      + (report.banksNotInLog.isEmpty ? "" : "; active banks the log has no digests for, left untouched: \(report.banksNotInLog.map(\.name).joined(separator: ", "))"))
+                print(
+                    "extended \(report.extendedEvents) events into \(report.banks.map(\.name).joined(separator: ", "))"
+                        + (report.banksNotInLog.isEmpty
+                            ? ""
+                            : "; active banks the log has no digests for, left untouched: \(report.banksNotInLog.map(\.name).joined(separator: ", "))")
+                )
             }
         }
     }

@@ -5,6 +5,9 @@ struct Vigil: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil",
         abstract: "Vigil: TPM-rooted identity, measured-boot attestation and sealed secrets for edge devices.",
-        subcommands: [TPMCommand.self, QuoteCommand.self, EventLogCommand.self, PolicyCommand.self, EKCommand.self, AKCommand.self, BenchmarkCommand.self]
+        subcommands: [
+            TPMCommand.self, QuoteCommand.self, EventLogCommand.self, PolicyCommand.self, EKCommand.self,
+            AKCommand.self, BenchmarkCommand.self,
+        ]
     )
 }

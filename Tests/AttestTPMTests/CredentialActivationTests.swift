@@ -1,11 +1,11 @@
-import Testing
-import Foundation
-import Crypto
 import Attest
 import AttestTPM
-import X509
+import Crypto
+import Foundation
 import ProcessSupport
+import Testing
 import VigilTestSupport
+import X509
 
 /// Credential activation across the verifier/device split: `CredentialChallenge.make` (pure Swift, no TPM)
 /// on one side, TPM2_ActivateCredential on a private swtpm on the other (TPM 2.0 Part 1 §24, Part 3 §12.5–12.6).
@@ -33,12 +33,14 @@ struct CredentialActivationTests {
                 #expect(recovered == secret, "EK \(ekTemplate), \(size)-byte secret")
                 #expect(CredentialChallenge.verify(response: recovered, expected: secret))
 
-                let binding = try challenge.binding(response: recovered, expected: secret, activatedAt: Date(timeIntervalSince1970: 0))
+                let binding = try challenge.binding(
+                    response: recovered, expected: secret, activatedAt: Date(timeIntervalSince1970: 0))
                 #expect(binding.akName == ak.name)
                 #expect(binding.ekPublicKeySHA256 == (try AKBinding.fingerprint(ofEK: ek)))
                 // The fingerprint names the same key as the manufacturer's certificate, where there is one.
                 if let certificate = try await IdentityProvisioner.readEKCertificate(tpm, ekTemplate) {
-                    #expect(binding.ekPublicKeySHA256 == (try AKBinding.fingerprint(of: certificate.certificate.publicKey)))
+                    #expect(
+                        binding.ekPublicKeySHA256 == (try AKBinding.fingerprint(of: certificate.certificate.publicKey)))
                 }
             }
         }
@@ -65,8 +67,11 @@ struct CredentialActivationTests {
         let other = try SoftwareTPM(state: emptyState)
         defer { other.stop() }
         let otherTPM = try await other.open()
-        let otherEK = try await otherTPM.withPrimary(.endorsement, template: ekTemplate.template) { _, key throws(TPMError) in
-            guard let publicArea = key.publicArea else { throw TPMError.invalidResponse("CreatePrimary returned no public area") }
+        let otherEK = try await otherTPM.withPrimary(.endorsement, template: ekTemplate.template) {
+            _, key throws(TPMError) in
+            guard let publicArea = key.publicArea else {
+                throw TPMError.invalidResponse("CreatePrimary returned no public area")
+            }
             return publicArea
         }
 
@@ -95,7 +100,8 @@ struct CredentialActivationTests {
             var encrypted = good.encryptedSecret
             encrypted[encrypted.count - 1] ^= 0x01
             let error = await #expect(throws: TPMError.self) {
-                try await Self.activate(tpm, ekTemplate, credentialBlob: good.credentialBlob, encryptedSecret: encrypted)
+                try await Self.activate(
+                    tpm, ekTemplate, credentialBlob: good.credentialBlob, encryptedSecret: encrypted)
             }
             // swtpm: TPM_RC_FAILURE for the RSA ciphertext (see above), TPM_RC_ECC_POINT for a point off the curve.
             #expect(error?.code == .tss2 && error?.tss2?.isTPMLayer == true, "\(String(describing: error))")
@@ -115,7 +121,8 @@ struct CredentialActivationTests {
                 var blob = good.credentialBlob
                 blob[index] ^= 0x80
                 let error = await #expect(throws: TPMError.self) {
-                    try await Self.activate(tpm, ekTemplate, credentialBlob: blob, encryptedSecret: good.encryptedSecret)
+                    try await Self.activate(
+                        tpm, ekTemplate, credentialBlob: blob, encryptedSecret: good.encryptedSecret)
                 }
                 #expect(error?.isTPM(Self.integrity) == true, "byte \(index): \(String(describing: error))")
             }
@@ -126,17 +133,22 @@ struct CredentialActivationTests {
     /// tpm2-tools randomises the seed, so the two blobs never match byte for byte: the comparison is that
     /// the TPM activates both, for the same EK, Name and secret, and that they have the same structure.
     @Test(.enabled(if: SoftwareTPM.canRunTPM2Tools, "tpm2-tools is not installed"), arguments: endorsementKeys)
-    func theTPMActivatesBothTPM2MakecredentialsBlobAndVigilsForTheSameInputs(_ ekTemplate: EndorsementKeyTemplate) async throws {
+    func theTPMActivatesBothTPM2MakecredentialsBlobAndVigilsForTheSameInputs(_ ekTemplate: EndorsementKeyTemplate)
+        async throws
+    {
         try await SoftwareTPM.with { tpm, _ in
             let (ek, ak) = try await Self.identity(tpm, ekTemplate)
             let dir = try ProcessRunner.temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: dir) }
             let secret = try await tpm.getRandom(32)
 
-            let (toolsBlob, toolsEncrypted) = try AttestationTests.makeCredential(ekPublic: ek, name: ak.name, secret: secret, dir: dir)
+            let (toolsBlob, toolsEncrypted) = try AttestationTests.makeCredential(
+                ekPublic: ek, name: ak.name, secret: secret, dir: dir)
             let vigil = try CredentialChallenge.make(ekPublic: ek, akName: ak.name, secret: secret)
-            #expect(try await Self.activate(tpm, ekTemplate, credentialBlob: toolsBlob, encryptedSecret: toolsEncrypted) == secret,
-                    "tpm2_makecredential, EK \(ekTemplate)")
+            #expect(
+                try await Self.activate(tpm, ekTemplate, credentialBlob: toolsBlob, encryptedSecret: toolsEncrypted)
+                    == secret,
+                "tpm2_makecredential, EK \(ekTemplate)")
             #expect(try await Self.activate(tpm, ekTemplate, vigil) == secret, "Vigil, EK \(ekTemplate)")
             #expect(vigil.credentialBlob.count == toolsBlob.count)
             #expect(vigil.encryptedSecret.count == toolsEncrypted.count)
@@ -148,24 +160,34 @@ struct CredentialActivationTests {
     // MARK: Helpers
 
     /// Provisions the identity and returns the EK's and the AK's public areas as the TPM reports them.
-    static func identity(_ tpm: TPM, _ ekTemplate: EndorsementKeyTemplate) async throws -> (ek: TPMTPublic, ak: (publicArea: TPMTPublic, name: TPMName)) {
+    static func identity(_ tpm: TPM, _ ekTemplate: EndorsementKeyTemplate) async throws -> (
+        ek: TPMTPublic, ak: (publicArea: TPMTPublic, name: TPMName)
+    ) {
         _ = try await IdentityProvisioner(tpm: tpm).provision()
-        let ek = try #require(try await tpm.readPublic(ekTemplate.persistentHandle), "EK \(ekTemplate) was not provisioned")
+        let ek = try #require(
+            try await tpm.readPublic(ekTemplate.persistentHandle), "EK \(ekTemplate) was not provisioned")
         let ak = try #require(try await tpm.readPublic(IdentityKeyTemplates.akHandle))
         return (ek.publicArea, ak)
     }
 
-    static func activate(_ tpm: TPM, _ ekTemplate: EndorsementKeyTemplate, _ challenge: CredentialChallenge) async throws(TPMError) -> [UInt8] {
-        try await activate(tpm, ekTemplate, credentialBlob: challenge.credentialBlob, encryptedSecret: challenge.encryptedSecret)
+    static func activate(_ tpm: TPM, _ ekTemplate: EndorsementKeyTemplate, _ challenge: CredentialChallenge)
+        async throws(TPMError) -> [UInt8]
+    {
+        try await activate(
+            tpm, ekTemplate, credentialBlob: challenge.credentialBlob, encryptedSecret: challenge.encryptedSecret)
     }
 
     /// TPM2_ActivateCredential with the AK as the object to activate and the persistent EK as the decryption key.
-    static func activate(_ tpm: TPM, _ ekTemplate: EndorsementKeyTemplate, credentialBlob: [UInt8],
-                         encryptedSecret: [UInt8]) async throws(TPMError) -> [UInt8] {
+    static func activate(
+        _ tpm: TPM, _ ekTemplate: EndorsementKeyTemplate, credentialBlob: [UInt8],
+        encryptedSecret: [UInt8]
+    ) async throws(TPMError) -> [UInt8] {
         try await tpm.withPersistent(ekTemplate.persistentHandle) { tpm, ekObject throws(TPMError) in
             try tpm.withPersistent(IdentityKeyTemplates.akHandle) { tpm, akObject throws(TPMError) in
-                try tpm.activateCredential(activating: akObject, endorsementKey: ekObject,
-                                           credentialBlob: credentialBlob, encryptedSecret: encryptedSecret).unsafeCopy()
+                try tpm.activateCredential(
+                    activating: akObject, endorsementKey: ekObject,
+                    credentialBlob: credentialBlob, encryptedSecret: encryptedSecret
+                ).unsafeCopy()
             }
         }
     }

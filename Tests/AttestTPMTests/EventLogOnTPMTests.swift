@@ -1,10 +1,10 @@
-import Testing
-import Foundation
 import Attest
-import Policy
 import AttestTPM
+import Foundation
 import Node
+import Policy
 import ProcessSupport
+import Testing
 import VigilTestSupport
 
 /// A real machine's boot replayed into swtpm, quoted by Vigil's AK, and verified with the event log:
@@ -24,23 +24,34 @@ struct EventLogOnTPMTests {
         #expect(replay.status == 0, "\(replay.stderr)")
         #expect(replay.stdout.contains("for software TPMs only"))
         let nonce = "5eed5eed5eed5eed"
-        let quote = try session.vigil(["tpm", "quote", "--pcrs", "sha256:0-9+sha1:0-9+sha384:0-9", "--nonce", nonce, "--out", dir.path])
+        let quote = try session.vigil([
+            "tpm", "quote", "--pcrs", "sha256:0-9+sha1:0-9+sha384:0-9", "--nonce", nonce, "--out", dir.path,
+        ])
         #expect(quote.status == 0, "\(quote.stderr)")
         func verify(_ eventlog: String, nonce: String = nonce) throws -> ProcessResult {
-            try ProcessRunner.run(ProcessRunner.vigilExecutable, ["quote", "verify", "--ak", dir.appendingPathComponent("ak.pem").path,
-                                          "--message", dir.appendingPathComponent("quote.msg").path,
-                                          "--signature", dir.appendingPathComponent("quote.sig").path,
-                                          "--pcrs", dir.appendingPathComponent("quote.pcrs").path, "--nonce", nonce, "--eventlog", eventlog])
+            try ProcessRunner.run(
+                ProcessRunner.vigilExecutable,
+                [
+                    "quote", "verify", "--ak", dir.appendingPathComponent("ak.pem").path,
+                    "--message", dir.appendingPathComponent("quote.msg").path,
+                    "--signature", dir.appendingPathComponent("quote.sig").path,
+                    "--pcrs", dir.appendingPathComponent("quote.pcrs").path, "--nonce", nonce, "--eventlog", eventlog,
+                ])
         }
         let ok = try verify(log)
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout.contains("event log matches the quote"), "\(ok.stdout)")
         // The TPM's replayed PCRs equal Vigil's in-process replay, in all three banks.
         let tpm = try await session.simulator.open()
-        let (values, _) = try await tpm.pcrRead(TPMLPCRSelection([.sha1, .sha256, .sha384].map { TPMSPCRSelection(hash: $0, pcrs: 0..<10) }))
-        let expected = EventLogReplay(try UnverifiedEventLog(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: log))))).values
+        let (values, _) = try await tpm.pcrRead(
+            TPMLPCRSelection([.sha1, .sha256, .sha384].map { TPMSPCRSelection(hash: $0, pcrs: 0..<10) }))
+        let expected = EventLogReplay(
+            try UnverifiedEventLog(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: log))))
+        ).values
         for bank: TPMAlgorithmID in [.sha1, .sha256, .sha384] {
-            for pcr in 0..<10 where expected[bank, pcr] != nil { #expect(values[bank, pcr] == expected[bank, pcr], "\(bank.name):\(pcr)") }
+            for pcr in 0..<10 where expected[bank, pcr] != nil {
+                #expect(values[bank, pcr] == expected[bank, pcr], "\(bank.name):\(pcr)")
+            }
         }
         // Another machine's log against this quote is refused, naming a PCR.
         let other = try verify(Self.logs.appendingPathComponent("gce-cos85-attested.bin").path)
@@ -61,13 +72,16 @@ struct EventLogOnTPMTests {
         let simulator = try SoftwareTPM()
         defer { simulator.stop() }
         let tpm = try await simulator.open()
-        let name = "laptop-glinux-nosb.bin"   // StartupLocality 3; the real TPM's PCRs are recorded
+        let name = "laptop-glinux-nosb.bin"  // StartupLocality 3; the real TPM's PCRs are recorded
         let log = try UnverifiedEventLog(bytes: Array(try Data(contentsOf: Self.logs.appendingPathComponent(name))))
         let report = try await EventLogToTPM.replay(log, into: tpm)
         #expect(report.banks == [.sha1, .sha256])
-        let truth = try JSONDecoder().decode([String: [String: String]].self,
-                                             from: Data(contentsOf: Self.logs.appendingPathComponent("laptop-glinux-nosb.pcrs.json")))
-        let (values, _) = try await tpm.pcrRead(TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: 0..<8), TPMSPCRSelection(hash: .sha1, pcrs: 0..<8)]))
+        let truth = try JSONDecoder().decode(
+            [String: [String: String]].self,
+            from: Data(contentsOf: Self.logs.appendingPathComponent("laptop-glinux-nosb.pcrs.json")))
+        let (values, _) = try await tpm.pcrRead(
+            TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: 0..<8), TPMSPCRSelection(hash: .sha1, pcrs: 0..<8)])
+        )
         for (bank, alg) in [("sha256", TPMAlgorithmID.sha256), ("sha1", .sha1)] {
             for pcr in 0..<8 {
                 #expect(values[alg, pcr].map { Hex.encode($0) } == truth[bank]?[String(pcr)], "\(bank) PCR \(pcr)")
@@ -95,42 +109,71 @@ struct SignedEvidencePolicyTests {
         let parsed = try EvidenceBundle(json: Array(try Data(contentsOf: URL(fileURLWithPath: bundle))))
         #expect(parsed.ekCertificate != nil && parsed.deviceCertificate != nil && parsed.eventLog != nil)
         let required = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: Array(0...9))])
-        let verified = try await EvidenceVerifier(nonce: [0xA1, 0xB2, 0xC3, 0xD4], requiredSelection: required).verify(parsed)
+        let verified = try await EvidenceVerifier(nonce: [0xA1, 0xB2, 0xC3, 0xD4], requiredSelection: required).verify(
+            parsed)
         #expect(verified.quote.pcrs.banks[.sha256]?.count == 24)
         #expect(verified.eventLog?.isConsistent == true)
-        await #expect(throws: AttestError.self) { try await EvidenceVerifier(nonce: [0], requiredSelection: required).verify(parsed) }
+        await #expect(throws: AttestError.self) {
+            try await EvidenceVerifier(nonce: [0], requiredSelection: required).verify(parsed)
+        }
 
         let issued = ISO8601DateFormatter().string(from: Date())
         func policyTest(_ policy: String) throws -> ProcessResult {
-            try ProcessRunner.run(ProcessRunner.vigilExecutable, ["policy", "test", root.appendingPathComponent(policy).path, "--evidence", bundle,
-                                                                  "--nonce", "a1b2c3d4", "--nonce-issued-at", issued])
+            try ProcessRunner.run(
+                ProcessRunner.vigilExecutable,
+                [
+                    "policy", "test", root.appendingPathComponent(policy).path, "--evidence", bundle,
+                    "--nonce", "a1b2c3d4", "--nonce-issued-at", issued,
+                ])
         }
         // Without --nonce the verifier refuses to guess it from the evidence.
-        let noNonce = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["policy", "test", root.appendingPathComponent("policies/captured/gce-rhel8-sb.yaml").path, "--evidence", bundle])
+        let noNonce = try ProcessRunner.run(
+            ProcessRunner.vigilExecutable,
+            [
+                "policy", "test", root.appendingPathComponent("policies/captured/gce-rhel8-sb.yaml").path, "--evidence",
+                bundle,
+            ])
         #expect(noNonce.status != 0 && noNonce.stderr.contains("--nonce"), "\(noNonce.stderr)")
         // Everything the boot shows passes; the EK certificate rule fails until credential activation binds the AK to the EK.
         let unbound = try policyTest("policies/strict-secureboot-linux.yaml")
         #expect(unbound.status == 1, "\(unbound.stdout)\(unbound.stderr)")
-        #expect(unbound.stdout.contains("FAIL identity.ek_certificate: expected an EK certificate, bound to the AK, found AK not bound to the EK"), "\(unbound.stdout)")
+        #expect(
+            unbound.stdout.contains(
+                "FAIL identity.ek_certificate: expected an EK certificate, bound to the AK, found AK not bound to the EK"
+            ), "\(unbound.stdout)")
         #expect(unbound.stdout.contains("1 failed"), "\(unbound.stdout)")
         // Credential activation through the CLI: the verifier challenges, the device's TPM answers, the verifier binds.
-        let challenge = dir.appendingPathComponent("challenge.json").path, answer = dir.appendingPathComponent("answer.bin").path
+        let challenge = dir.appendingPathComponent("challenge.json").path,
+            answer = dir.appendingPathComponent("answer.bin").path
         let binding = dir.appendingPathComponent("binding.json").path
-        #expect(try ProcessRunner.run(ProcessRunner.vigilExecutable, ["ak", "challenge", "--evidence", bundle, "--out", challenge]).status == 0)
+        #expect(
+            try ProcessRunner.run(
+                ProcessRunner.vigilExecutable, ["ak", "challenge", "--evidence", bundle, "--out", challenge]
+            ).status == 0)
         let activated = try session.vigil(["tpm", "activate-credential", "--challenge", challenge, "--out", answer])
         #expect(activated.status == 0, "\(activated.stderr)")
         let attributes = try FileManager.default.attributesOfItem(atPath: answer)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
-        let bound = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["ak", "bind", "--challenge", challenge, "--answer", answer, "--out", binding])
+        let bound = try ProcessRunner.run(
+            ProcessRunner.vigilExecutable,
+            ["ak", "bind", "--challenge", challenge, "--answer", answer, "--out", binding])
         #expect(bound.status == 0, "\(bound.stderr)")
         // A wrong answer binds nothing.
         let wrong = dir.appendingPathComponent("wrong.bin").path
         try Data(repeating: 7, count: 32).write(to: URL(fileURLWithPath: wrong))
-        let refused = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["ak", "bind", "--challenge", challenge, "--answer", wrong, "--out", binding + ".x"])
-        #expect(refused.status != 0 && !FileManager.default.fileExists(atPath: binding + ".x"), "\(refused.stdout)\(refused.stderr)")
+        let refused = try ProcessRunner.run(
+            ProcessRunner.vigilExecutable,
+            ["ak", "bind", "--challenge", challenge, "--answer", wrong, "--out", binding + ".x"])
+        #expect(
+            refused.status != 0 && !FileManager.default.fileExists(atPath: binding + ".x"),
+            "\(refused.stdout)\(refused.stderr)")
         func boundTest(_ policy: String, _ extra: [String] = []) throws -> ProcessResult {
-            try ProcessRunner.run(ProcessRunner.vigilExecutable, ["policy", "test", policy, "--evidence", bundle, "--nonce", "a1b2c3d4",
-                                                                  "--nonce-issued-at", issued, "--ak-binding", binding] + extra)
+            try ProcessRunner.run(
+                ProcessRunner.vigilExecutable,
+                [
+                    "policy", "test", policy, "--evidence", bundle, "--nonce", "a1b2c3d4",
+                    "--nonce-issued-at", issued, "--ak-binding", binding,
+                ] + extra)
         }
         let strict = try boundTest(root.appendingPathComponent("policies/strict-secureboot-linux.yaml").path)
         #expect(strict.status == 0, "\(strict.stdout)\(strict.stderr)")
@@ -142,9 +185,12 @@ struct SignedEvidencePolicyTests {
 
         // With the EK CA folder of the fixtures, the chain rule checks the swtpm EK certificate.
         let policy = dir.appendingPathComponent("ek.yaml")
-        try "id: ek\nversion: 1\nidentity:\n  ek_certificate: required\n  ek_ca: \(root.appendingPathComponent("swtpm-fixtures/ca").path)\n  manufacturers: [\"id:00001014\"]\n"
+        try
+            "id: ek\nversion: 1\nidentity:\n  ek_certificate: required\n  ek_ca: \(root.appendingPathComponent("swtpm-fixtures/ca").path)\n  manufacturers: [\"id:00001014\"]\n"
             .write(to: policy, atomically: true, encoding: .utf8)
-        let ek = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["policy", "test", policy.path, "--evidence", bundle, "--nonce", "a1b2c3d4", "--json"])
+        let ek = try ProcessRunner.run(
+            ProcessRunner.vigilExecutable,
+            ["policy", "test", policy.path, "--evidence", bundle, "--nonce", "a1b2c3d4", "--json"])
         #expect(ek.status == 1, "\(ek.stdout)\(ek.stderr)")
         let verdict = try JSONDecoder().decode(Verdict.self, from: Data(ek.stdout.utf8))
         // The chain itself validates; the rules fail only because no credential activation bound the AK.
@@ -168,7 +214,9 @@ struct BankAgreementTests {
         #expect(try session.vigil(["tpm", "provision"]).status == 0)
         #expect(try session.vigil(["tpm", "replay-log", log]).status == 0)
         let path = session.directory.appendingPathComponent("two-banks.json").path
-        let collect = try session.vigil(["tpm", "evidence", "--nonce", "0badcafe", "--pcrs", "sha1:0-9+sha256:0-9", "--eventlog", log, "--out", path])
+        let collect = try session.vigil([
+            "tpm", "evidence", "--nonce", "0badcafe", "--pcrs", "sha1:0-9+sha256:0-9", "--eventlog", log, "--out", path,
+        ])
         #expect(collect.status == 0, "\(collect.stderr)")
         var bundle = try EvidenceBundle(json: Array(try Data(contentsOf: URL(fileURLWithPath: path))))
         let encodedLog = try #require(bundle.eventLog)
@@ -179,17 +227,24 @@ struct BankAgreementTests {
         // TCG_PCR_EVENT2: pcrIndex(4) eventType(4) count(4), then per bank algorithm(2, LE) and digest.
         var at = sb.offset + 12
         for alg in parsed.specID?.algorithms ?? [] {
-            if alg.id == .sha1 { bytes[at + 2] ^= 0xFF; break }
+            if alg.id == .sha1 {
+                bytes[at + 2] ^= 0xFF
+                break
+            }
             at += 2 + alg.digestSize
         }
         bundle.eventLog = Data(bytes).base64EncodedString()
-        let required = TPMLPCRSelection([TPMSPCRSelection(hash: .sha1, pcrs: [7]), TPMSPCRSelection(hash: .sha256, pcrs: [7])])
+        let required = TPMLPCRSelection([
+            TPMSPCRSelection(hash: .sha1, pcrs: [7]), TPMSPCRSelection(hash: .sha256, pcrs: [7]),
+        ])
         let e = try await EvidenceVerifier(nonce: [0x0B, 0xAD, 0xCA, 0xFE], requiredSelection: required).verify(bundle)
-        let policy = try PolicyLoader.parse("id: t\nversion: 1\npcrs:\n  banks: [sha256, sha1]\nboot:\n  secure_boot: required\n", file: "t.yaml")
+        let policy = try PolicyLoader.parse(
+            "id: t\nversion: 1\npcrs:\n  banks: [sha256, sha1]\nboot:\n  secure_boot: required\n", file: "t.yaml")
         let r = try #require(PolicyEngine.evaluate(e, policy).results.first { $0.rule == "boot.secure_boot" })
         #expect(r.status == .failed && r.actual.contains("banks disagree"), "\(r)")
         // Trusting SHA-256 alone, the same evidence passes: the edit is only in a bank the policy no longer relies on.
-        let sha256Only = try PolicyLoader.parse("id: t\nversion: 1\npcrs:\n  banks: [sha256]\nboot:\n  secure_boot: required\n", file: "t.yaml")
+        let sha256Only = try PolicyLoader.parse(
+            "id: t\nversion: 1\npcrs:\n  banks: [sha256]\nboot:\n  secure_boot: required\n", file: "t.yaml")
         #expect(PolicyEngine.evaluate(e, sha256Only).results.first { $0.rule == "boot.secure_boot" }?.status == .passed)
     }
 }

@@ -1,11 +1,11 @@
-import Crypto
-import Testing
-import Foundation
 import Attest
 import AttestTPM
-import X509
+import Crypto
+import Foundation
 import SwiftASN1
+import Testing
 import VigilTestSupport
+import X509
 
 /// TPM-rooted identity: provisioning, idempotency, EK certificates and their chains, no clobbering.
 @Suite(.enabled(if: SoftwareTPM.canRun, "swtpm is not installed (apt-get install swtpm swtpm-tools)"))
@@ -41,12 +41,20 @@ struct IdentityTests {
         try await SoftwareTPM.with { tpm, _ in
             _ = try await IdentityProvisioner(tpm: tpm).provision()
             let ak = try #require(try await tpm.readPublic(IdentityKeyTemplates.akHandle))
-            #expect(ak.publicArea.objectAttributes.isSuperset(of: [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .restricted, .sign]))
+            #expect(
+                ak.publicArea.objectAttributes.isSuperset(of: [
+                    .fixedTPM, .fixedParent, .sensitiveDataOrigin, .restricted, .sign,
+                ]))
             #expect(!ak.publicArea.objectAttributes.contains(.decrypt))
-            guard case .ecc(let p) = ak.publicArea.parameters else { Issue.record("AK is not ECC"); return }
+            guard case .ecc(let p) = ak.publicArea.parameters else {
+                Issue.record("AK is not ECC")
+                return
+            }
             #expect(p.curve == .nistP256)
             // Recreating the template in the endorsement hierarchy yields the same key.
-            let derived = try await tpm.withPrimary(.endorsement, template: IdentityKeyTemplates.attestationKey(.eccP256)) { _, key in key.name }
+            let derived = try await tpm.withPrimary(
+                .endorsement, template: IdentityKeyTemplates.attestationKey(.eccP256)
+            ) { _, key in key.name }
             #expect(derived == ak.name)
         }
     }
@@ -55,7 +63,10 @@ struct IdentityTests {
         try await SoftwareTPM.with { tpm, _ in
             _ = try await IdentityProvisioner(tpm: tpm, akAlgorithm: .rsa2048).provision()
             let ak = try #require(try await tpm.readPublic(IdentityKeyTemplates.akHandle))
-            guard case .rsa(let p) = ak.publicArea.parameters else { Issue.record("AK is not RSA"); return }
+            guard case .rsa(let p) = ak.publicArea.parameters else {
+                Issue.record("AK is not RSA")
+                return
+            }
             #expect(p.keyBits == 2048)
             #expect(p.scheme == TPMTScheme(.rsassa, hashAlg: .sha256))
         }
@@ -66,7 +77,8 @@ struct IdentityTests {
             _ = try await IdentityProvisioner(tpm: tpm).provision()
             let root = try Self.certificate(Self.caFolder.appendingPathComponent("root.pem"))
             let intermediate = try Self.certificate(Self.caFolder.appendingPathComponent("intermediate.pem"))
-            let verifier = EKCertificateVerifier(anchors: EKTrustAnchors(certificates: [intermediate, root], source: "test"))
+            let verifier = EKCertificateVerifier(
+                anchors: EKTrustAnchors(certificates: [intermediate, root], source: "test"))
             #expect(verifier.roots == [root])
             for template in [EndorsementKeyTemplate.rsa2048, .eccNISTP384] {
                 let cert = try #require(try await IdentityProvisioner.readEKCertificate(tpm, template))
@@ -90,18 +102,34 @@ struct IdentityTests {
             let cert = try #require(try await IdentityProvisioner.readEKCertificate(tpm, .rsa2048))
             // Trust only the root: the intermediate is missing, so no path exists.
             let root = try Self.certificate(Self.caFolder.appendingPathComponent("root.pem"))
-            let result = await EKCertificateVerifier(anchors: EKTrustAnchors(certificates: [root], source: "test")).validate(cert)
-            #expect(result == .invalid(reason: "issuer not found: CN=Vigil Test TPM EK Intermediate CA 01,O=Vigil Test TPM Manufacturer,C=DE"))
+            let result = await EKCertificateVerifier(anchors: EKTrustAnchors(certificates: [root], source: "test"))
+                .validate(cert)
+            #expect(
+                result
+                    == .invalid(
+                        reason:
+                            "issuer not found: CN=Vigil Test TPM EK Intermediate CA 01,O=Vigil Test TPM Manufacturer,C=DE"
+                    ))
             // A different manufacturer's CA entirely.
             let other = try TestCA.make(name: "Other TPM Vendor Root CA")
-            let result2 = await EKCertificateVerifier(anchors: EKTrustAnchors(certificates: [other], source: "test")).validate(cert)
-            guard case .invalid(let reason) = result2 else { Issue.record("validated against a foreign CA"); return }
+            let result2 = await EKCertificateVerifier(anchors: EKTrustAnchors(certificates: [other], source: "test"))
+                .validate(cert)
+            guard case .invalid(let reason) = result2 else {
+                Issue.record("validated against a foreign CA")
+                return
+            }
             #expect(reason.hasPrefix("issuer not found:"))
             // The right chain, but at a time before the certificate was issued.
             let intermediate = try Self.certificate(Self.caFolder.appendingPathComponent("intermediate.pem"))
-            let early = await EKCertificateVerifier(anchors: EKTrustAnchors(certificates: [root, intermediate], source: "test")).validate(cert, at: Date(timeIntervalSince1970: 0))
-            guard case .invalid(let why) = early else { Issue.record("validated before notBefore"); return }
-            #expect(why.contains("not yet valid") || why.contains("expired") || why.contains("notValidBefore"), "\(why)")
+            let early = await EKCertificateVerifier(
+                anchors: EKTrustAnchors(certificates: [root, intermediate], source: "test")
+            ).validate(cert, at: Date(timeIntervalSince1970: 0))
+            guard case .invalid(let why) = early else {
+                Issue.record("validated before notBefore")
+                return
+            }
+            #expect(
+                why.contains("not yet valid") || why.contains("expired") || why.contains("notValidBefore"), "\(why)")
         }
     }
 
@@ -119,7 +147,8 @@ struct IdentityTests {
             var torn = der
             torn[torn.count - 5] ^= 0xFF
             #expect(DeviceCertificate.validStored(torn, for: device.publicArea) == nil)
-            try await tpm.nvWrite(IdentityKeyTemplates.deviceCertificateIndex, data: Array(torn.suffix(10)), offset: torn.count - 10)
+            try await tpm.nvWrite(
+                IdentityKeyTemplates.deviceCertificateIndex, data: Array(torn.suffix(10)), offset: torn.count - 10)
             let report = try await IdentityProvisioner(tpm: tpm).provision()
             #expect(report.items.first { $0.handle == "0x01800100" }?.state == .replaced)
             let again = try #require(try await tpm.nvReadAll(IdentityKeyTemplates.deviceCertificateIndex))
@@ -137,7 +166,9 @@ struct IdentityTests {
             #expect(error?.code == .handleOccupied)
             #expect(error?.reason.contains("0x81000100") == true)
             // It is still there.
-            #expect(try await tpm.readPublic(IdentityKeyTemplates.akHandle)?.publicArea.objectAttributes.contains(.decrypt) == true)
+            #expect(
+                try await tpm.readPublic(IdentityKeyTemplates.akHandle)?.publicArea.objectAttributes.contains(.decrypt)
+                    == true)
         }
     }
 
@@ -146,10 +177,14 @@ struct IdentityTests {
             let ek = EndorsementKeyTemplate.eccNISTP256
             let nonce = Array("vigil-ek-nonce!!".utf8)
             let attributes: TPMSNVPublic.Attributes = [.ownerWrite, .ownerRead, .authRead, .noDA]
-            try await tpm.nvDefineSpace(TPMSNVPublic(nvIndex: 0x01C0_000B, nameAlg: .sha256, attributes: attributes, dataSize: UInt16(nonce.count)))
+            try await tpm.nvDefineSpace(
+                TPMSNVPublic(
+                    nvIndex: 0x01C0_000B, nameAlg: .sha256, attributes: attributes, dataSize: UInt16(nonce.count)))
             try await tpm.nvWrite(TPMHandle(0x01C0_000B), data: nonce)
             let plain = try await tpm.withPrimary(.endorsement, template: ek.template) { _, key in key.name }
-            let withNonce = try await tpm.withPrimary(.endorsement, template: ek.template(nonce: nonce)) { _, key in key.name }
+            let withNonce = try await tpm.withPrimary(.endorsement, template: ek.template(nonce: nonce)) { _, key in
+                key.name
+            }
             #expect(plain != withNonce)
             _ = try await IdentityProvisioner(tpm: tpm).provision()
             #expect(try await tpm.readPublic(ek.persistentHandle)?.name == withNonce)
@@ -157,9 +192,14 @@ struct IdentityTests {
 
             // A full template in NV takes precedence over the nonce.
             var custom = ek.template
-            if case .ecc(var p) = custom.parameters { p.x = [UInt8](repeating: 0x11, count: 32); custom.parameters = .ecc(p) }
+            if case .ecc(var p) = custom.parameters {
+                p.x = [UInt8](repeating: 0x11, count: 32)
+                custom.parameters = .ecc(p)
+            }
             let bytes = custom.marshal()
-            try await tpm.nvDefineSpace(TPMSNVPublic(nvIndex: 0x01C0_000C, nameAlg: .sha256, attributes: attributes, dataSize: UInt16(bytes.count)))
+            try await tpm.nvDefineSpace(
+                TPMSNVPublic(
+                    nvIndex: 0x01C0_000C, nameAlg: .sha256, attributes: attributes, dataSize: UInt16(bytes.count)))
             try await tpm.nvWrite(TPMHandle(0x01C0_000C), data: bytes)
             #expect(try await ek.effectiveTemplate(tpm) == custom)
             // The persisted EK no longer matches what the manufacturer's template derives: refused, not replaced.
@@ -171,7 +211,8 @@ struct IdentityTests {
     @Test func anOwnerHierarchyImpostorAtTheEKHandleIsRejected() async throws {
         try await SoftwareTPM.with { tpm, _ in
             // EVE's mistake: the EK template, but under the owner hierarchy.
-            try await tpm.withPrimary(.owner, template: EndorsementKeyTemplate.eccNISTP256.template) { tpm, key throws(TPMError) in
+            try await tpm.withPrimary(.owner, template: EndorsementKeyTemplate.eccNISTP256.template) {
+                tpm, key throws(TPMError) in
                 try tpm.evictControl(key, persistentHandle: EndorsementKeyTemplate.eccNISTP256.persistentHandle)
             }
             let error = await #expect(throws: TPMError.self) { try await IdentityProvisioner(tpm: tpm).provision() }
@@ -199,10 +240,13 @@ enum TestCA {
     static func make(name: String) throws -> Certificate {
         let key = P256.Signing.PrivateKey()
         let dn = try DistinguishedName { CommonName(name) }
-        return try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
-                               notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(3600 * 24 * 365),
-                               issuer: dn, subject: dn, signatureAlgorithm: .ecdsaWithSHA256,
-                               extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil)) },
-                               issuerPrivateKey: .init(key))
+        return try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+            notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(3600 * 24 * 365),
+            issuer: dn, subject: dn, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+            },
+            issuerPrivateKey: .init(key))
     }
 }

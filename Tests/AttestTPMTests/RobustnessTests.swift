@@ -1,12 +1,13 @@
-import Testing
-import Foundation
-import Crypto
 import Attest
 import AttestTPM
+import Crypto
+import Foundation
 import ProcessSupport
+import Testing
 import VigilTestSupport
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// No leaked TPM objects or sessions, and a TPM that is not there fails fast and cleanly.
@@ -14,7 +15,8 @@ import Glibc
 struct RobustnessTests {
     /// Transient objects and sessions loaded in the TPM right now (TPM_CAP_HANDLES).
     static func loaded(_ tpm: TPM) async throws -> [TPMHandle] {
-        try await tpm.handles(from: .transientFirst) + tpm.handles(from: .hmacSessionFirst) + tpm.handles(from: .policySessionFirst)
+        try await tpm.handles(from: .transientFirst) + tpm.handles(from: .hmacSessionFirst)
+            + tpm.handles(from: .policySessionFirst)
     }
 
     @Test func hundredsOfMixedOperationsIncludingFailuresLeaveNoObjectOrSessionLoaded() async throws {
@@ -34,8 +36,9 @@ struct RobustnessTests {
                     try tpm.policyPCR(s, selection: selection)
                     return try tpm.policyGetDigest(s)
                 }
-                let sealed = TPMTPublic(nameAlg: .sha256, objectAttributes: [.fixedTPM, .fixedParent, .noDA], authPolicy: sealPolicy,
-                                        parameters: .keyedHash(scheme: .null, unique: []))
+                let sealed = TPMTPublic(
+                    nameAlg: .sha256, objectAttributes: [.fixedTPM, .fixedParent, .noDA], authPolicy: sealPolicy,
+                    parameters: .keyedHash(scheme: .null, unique: []))
                 // 1. A quote with the persistent AK.
                 _ = try await tpm.withPersistent(IdentityKeyTemplates.akHandle) { tpm, ak throws(TPMError) in
                     try tpm.quote(signingKey: ak, qualifyingData: [UInt8(round)], selection: selection)
@@ -172,14 +175,16 @@ struct RobustnessTests {
             _ = try await TPM.open(try TCTIConfiguration(parsing: "swtpm:host=127.0.0.1,port=\(server.port)"))
         }
         #expect(error?.code == .timeout, "\(String(describing: error))")
-        #expect(error?.reason.hasSuffix("the TPM did not answer within 3000 ms") == true, "\(String(describing: error))")
+        #expect(
+            error?.reason.hasSuffix("the TPM did not answer within 3000 ms") == true, "\(String(describing: error))")
         // Not a timing assertion: it tells the probe deadline (3 s) from the command deadline (120 s).
         #expect(Date().timeIntervalSince(start) < 60)
     }
 
     @Test func theCLIReportsAMissingTPMOnOneLineOfStderr() throws {
         let port = try SoftwareTPM.freePortPair()
-        let result = try ProcessRunner.run(ProcessRunner.vigilExecutable, ["tpm", "info", "--tcti", "swtpm:host=127.0.0.1,port=\(port)"])
+        let result = try ProcessRunner.run(
+            ProcessRunner.vigilExecutable, ["tpm", "info", "--tcti", "swtpm:host=127.0.0.1,port=\(port)"])
         #expect(result.status == 1)
         #expect(result.stdout.isEmpty)
         let lines = result.stderr.split(separator: "\n")
@@ -202,7 +207,9 @@ struct RobustnessTests {
             let tpm = try await simulator.open()
             _ = try await IdentityProvisioner(tpm: tpm).provision()
             let signed = try await tpm.withPersistent(IdentityKeyTemplates.akHandle) { tpm, ak throws(TPMError) in
-                try tpm.quote(signingKey: ak, qualifyingData: [9], selection: TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: [0])]))
+                try tpm.quote(
+                    signingKey: ak, qualifyingData: [9],
+                    selection: TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: [0])]))
             }
             return try TPMSAttest(bytes: signed.attest).clockInfo
         }
@@ -242,7 +249,9 @@ final class SilentServer: @unchecked Sendable {
                     guard client >= 0 else { continue }
                     var request = [UInt8](repeating: 0, count: 64)
                     var cpfd = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
-                    if poll(&cpfd, 1, 1000) > 0, request.withUnsafeMutableBytes({ recv(client, $0.baseAddress, $0.count, 0) }) > 0 {
+                    if poll(&cpfd, 1, 1000) > 0,
+                        request.withUnsafeMutableBytes({ recv(client, $0.baseAddress, $0.count, 0) }) > 0
+                    {
                         let answer = [UInt8](repeating: 0, count: 8)
                         _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                     }
@@ -274,8 +283,10 @@ struct ProvisioningCrashTests {
         var kills = 0
         var completedUnkilled = false
         for step in 0..<200 where !completedUnkilled {
-            let process = try ChildProcess(vigil, ["tpm", "provision"],
-                                           environment: ChildProcess.currentEnvironment().merging(["VIGIL_TCTI": simulator.tctiString]) { _, n in n })
+            let process = try ChildProcess(
+                vigil, ["tpm", "provision"],
+                environment: ChildProcess.currentEnvironment().merging(["VIGIL_TCTI": simulator.tctiString]) { _, n in n
+                })
             usleep(UInt32(step * 5_000))
             if process.isRunning {
                 process.kill(SIGKILL)
@@ -294,8 +305,10 @@ struct ProvisioningCrashTests {
             #expect(DeviceCertificate.validStored(der, for: device.publicArea) != nil)
             #expect(try await RobustnessTests.loaded(tpm).isEmpty)
             // Back to the factory state for the next, later kill.
-            for handle in [IdentityKeyTemplates.srkHandle, IdentityKeyTemplates.akHandle, IdentityKeyTemplates.deviceKeyHandle,
-                           EndorsementKeyTemplate.eccNISTP256.persistentHandle] {
+            for handle in [
+                IdentityKeyTemplates.srkHandle, IdentityKeyTemplates.akHandle, IdentityKeyTemplates.deviceKeyHandle,
+                EndorsementKeyTemplate.eccNISTP256.persistentHandle,
+            ] {
                 try await tpm.evictPersistent(handle)
             }
             try await tpm.nvUndefineSpace(IdentityKeyTemplates.deviceCertificateIndex)

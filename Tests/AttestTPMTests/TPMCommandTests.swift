@@ -1,8 +1,8 @@
-import Testing
-import Foundation
-import Crypto
 import Attest
 import AttestTPM
+import Crypto
+import Foundation
+import Testing
 import VigilTestSupport
 
 /// Every TPM command against a private swtpm, including the error paths.
@@ -38,7 +38,8 @@ struct TPMCommandTests {
 
     @Test func pcrReadCoversEveryBankAndMoreThanEightPCRsPerRequest() async throws {
         try await SoftwareTPM.with { tpm, _ in
-            let selection = TPMLPCRSelection([.sha1, .sha256, .sha384].map { TPMSPCRSelection(hash: $0, pcrs: 0..<24) })
+            let selection = TPMLPCRSelection(
+                [.sha1, .sha256, .sha384].map { TPMSPCRSelection(hash: $0, pcrs: 0..<24) })
             let (values, _) = try await tpm.pcrRead(selection)
             for bank: TPMAlgorithmID in [.sha1, .sha256, .sha384] {
                 for pcr in 0..<24 {
@@ -54,7 +55,9 @@ struct TPMCommandTests {
 
     @Test func pcrExtendComputesHashOfOldValueAndDigest() async throws {
         try await SoftwareTPM.with { tpm, _ in
-            let selection = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: [16]), TPMSPCRSelection(hash: .sha1, pcrs: [16])])
+            let selection = TPMLPCRSelection([
+                TPMSPCRSelection(hash: .sha256, pcrs: [16]), TPMSPCRSelection(hash: .sha1, pcrs: [16]),
+            ])
             let before = try await tpm.pcrRead(selection)
             let d256 = Array(SHA256.hash(data: Array("event".utf8)))
             let d1 = Array(Insecure.SHA1.hash(data: Array("event".utf8)))
@@ -94,7 +97,8 @@ struct TPMCommandTests {
     @Test func createLoadAndSignProducesSignaturesTheVerifierAccepts() async throws {
         try await SoftwareTPM.with { tpm, _ in
             let digest = Array(SHA256.hash(data: Array("message".utf8)))
-            let (signature, publicArea) = try await tpm.withPrimary(.owner, template: IdentityKeyTemplates.srk) { tpm, srk throws(TPMError) in
+            let (signature, publicArea) = try await tpm.withPrimary(.owner, template: IdentityKeyTemplates.srk) {
+                tpm, srk throws(TPMError) in
                 let blob = try tpm.create(parent: srk, template: IdentityKeyTemplates.deviceKey)
                 return try tpm.withLoaded(parent: srk, blob) { tpm, key throws(TPMError) in
                     (try tpm.sign(key, digest: digest), key.publicArea)
@@ -111,12 +115,15 @@ struct TPMCommandTests {
             let digest = [UInt8](repeating: 1, count: 32)
             let error = await #expect(throws: TPMError.self) {
                 try await tpm.withPrimary(.owner, template: IdentityKeyTemplates.srk) { tpm, srk throws(TPMError) in
-                    let blob = try tpm.create(parent: srk, template: IdentityKeyTemplates.deviceKey, authValue: SecretBytes(utf8: "right"))
+                    let blob = try tpm.create(
+                        parent: srk, template: IdentityKeyTemplates.deviceKey, authValue: SecretBytes(utf8: "right"))
                     // Loaded with the right auth it signs; with the wrong one the TPM refuses.
-                    _ = try tpm.withLoaded(parent: srk, blob, authValue: SecretBytes(utf8: "right")) { tpm, key throws(TPMError) in
+                    _ = try tpm.withLoaded(parent: srk, blob, authValue: SecretBytes(utf8: "right")) {
+                        tpm, key throws(TPMError) in
                         try tpm.sign(key, digest: digest)
                     }
-                    return try tpm.withLoaded(parent: srk, blob, authValue: SecretBytes(utf8: "wrong")) { tpm, key throws(TPMError) in
+                    return try tpm.withLoaded(parent: srk, blob, authValue: SecretBytes(utf8: "wrong")) {
+                        tpm, key throws(TPMError) in
                         try tpm.sign(key, digest: digest)
                     }
                 }
@@ -134,16 +141,22 @@ struct TPMCommandTests {
             let index = TPMHandle(0x0180_0FF0)
             let chunk = try await tpm.nvBufferMax()
             let data = (0..<(chunk + 700)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-            try await tpm.nvDefineSpace(TPMSNVPublic(nvIndex: index.rawValue, nameAlg: .sha256,
-                                                     attributes: [.ownerWrite, .ownerRead, .authRead, .authWrite, .noDA], dataSize: UInt16(data.count)))
+            try await tpm.nvDefineSpace(
+                TPMSNVPublic(
+                    nvIndex: index.rawValue, nameAlg: .sha256,
+                    attributes: [.ownerWrite, .ownerRead, .authRead, .authWrite, .noDA], dataSize: UInt16(data.count)))
             try await tpm.nvWrite(index, data: data)
             #expect(try await tpm.nvRead(index, size: data.count) == data)
-            #expect(try await tpm.nvRead(index, offset: 1000, size: 100, authorization: .index(nil)) == Array(data[1000..<1100]))
+            #expect(
+                try await tpm.nvRead(index, offset: 1000, size: 100, authorization: .index(nil))
+                    == Array(data[1000..<1100]))
             let pub = try #require(try await tpm.nvReadPublic(index))
             #expect(pub.dataSize == UInt16(data.count))
             #expect(pub.attributes.contains(.written))
 
-            let error = await #expect(throws: TPMError.self) { try await tpm.nvRead(index, offset: data.count - 10, size: 11) }
+            let error = await #expect(throws: TPMError.self) {
+                try await tpm.nvRead(index, offset: data.count - 10, size: 11)
+            }
             #expect(error?.isTPM(.nvRange) == true)
             #expect(error?.reason.contains("Esys_NV_Read") == true)
             #expect(error?.tss2?.decoded.contains("NV") == true, "\(String(describing: error))")
@@ -157,7 +170,8 @@ struct TPMCommandTests {
         try await SoftwareTPM.with { tpm, _ in
             let handle = TPMHandle(0x8100_0F00)
             #expect(try await tpm.readPublic(handle) == nil)
-            let name = try await tpm.withPrimary(.owner, template: IdentityKeyTemplates.srk) { tpm, key throws(TPMError) in
+            let name = try await tpm.withPrimary(.owner, template: IdentityKeyTemplates.srk) {
+                tpm, key throws(TPMError) in
                 try tpm.evictControl(key, persistentHandle: handle)
                 return key.name
             }
@@ -171,15 +185,26 @@ struct TPMCommandTests {
         try await SoftwareTPM.with { tpm, _ in
             let peer = P256.KeyAgreement.PrivateKey()
             let raw = Array(peer.publicKey.rawRepresentation)
-            let template = TPMTPublic(nameAlg: .sha256, objectAttributes: [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .userWithAuth, .noDA, .decrypt],
-                                      parameters: .ecc(.init(symmetric: .null, scheme: TPMTScheme(.ecdh, hashAlg: .sha256), curve: .nistP256, x: [], y: [])))
-            let (z, publicArea) = try await tpm.withPrimary(.owner, template: IdentityKeyTemplates.srk) { tpm, srk throws(TPMError) in
+            let template = TPMTPublic(
+                nameAlg: .sha256,
+                objectAttributes: [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .userWithAuth, .noDA, .decrypt],
+                parameters: .ecc(
+                    .init(symmetric: .null, scheme: TPMTScheme(.ecdh, hashAlg: .sha256), curve: .nistP256, x: [], y: [])
+                ))
+            let (z, publicArea) = try await tpm.withPrimary(.owner, template: IdentityKeyTemplates.srk) {
+                tpm, srk throws(TPMError) in
                 let blob = try tpm.create(parent: srk, template: template)
                 return try tpm.withLoaded(parent: srk, blob) { tpm, key throws(TPMError) in
-                    (try tpm.ecdhZGen(key, peerX: Array(raw[0..<32]), peerY: Array(raw[32..<64])).unsafeCopy(), key.publicArea)
+                    (
+                        try tpm.ecdhZGen(key, peerX: Array(raw[0..<32]), peerY: Array(raw[32..<64])).unsafeCopy(),
+                        key.publicArea
+                    )
                 }
             }
-            guard case .ecc(let p) = try #require(publicArea).parameters else { Issue.record("not ECC"); return }
+            guard case .ecc(let p) = try #require(publicArea).parameters else {
+                Issue.record("not ECC")
+                return
+            }
             let tpmPublic = try P256.KeyAgreement.PublicKey(rawRepresentation: p.x + p.y)
             let expected = try peer.sharedSecretFromKeyAgreement(with: tpmPublic).withUnsafeBytes { Array($0) }
             #expect(z == expected)

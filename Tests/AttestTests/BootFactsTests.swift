@@ -1,5 +1,6 @@
-import Testing
 import Foundation
+import Testing
+
 @testable import Attest
 
 /// Boot facts decoded from real logs: Secure Boot state and databases, boot applications, GRUB and
@@ -15,9 +16,15 @@ import Foundation
         #expect(f.signatureDatabases["PK"]?.count == 1)
         #expect(f.signatureDatabases["db"]?.count == 2)
         #expect(f.signatureDatabases["dbx"]?.count == 186)
-        guard case .x509(_, _, let fingerprint) = try #require(f.signatureDatabases["db"]?.first) else { Issue.record("db[0] is not X.509"); return }
+        guard case .x509(_, _, let fingerprint) = try #require(f.signatureDatabases["db"]?.first) else {
+            Issue.record("db[0] is not X.509")
+            return
+        }
         #expect(fingerprint.count == 64)
-        #expect(f.bootApplications.map { $0.devicePath.split(separator: "\\").last.map(String.init) ?? "" }.prefix(2) == ["shimx64.efi", "grubx64.efi"])
+        #expect(
+            f.bootApplications.map { $0.devicePath.split(separator: "\\").last.map(String.init) ?? "" }.prefix(2) == [
+                "shimx64.efi", "grubx64.efi",
+            ])
         #expect(f.bootApplications.allSatisfy { $0.digest?.count == 64 })
         #expect(f.kernelCommandLines.contains { $0.contains("root=") }, "\(f.kernelCommandLines)")
         #expect(f.grubCommands.contains("set pager=1"))
@@ -51,10 +58,12 @@ import Foundation
         // boot applications (PCR 4) drop out of the facts, PCR 7's Secure Boot state stays.
         let base = "quotes/gce_cos85_nonce9009/gce_cos85_nonce9009"
         let ak = try TPMTPublic(tpmtPublicBytes: Fixture.bytes("\(base).ak_pub.tpmt_public.bin"))
-        let all = try JSONDecoder().decode([String: [String: String]].self, from: Data(Fixture.bytes("\(base).quote_pcrs.json")))
-        let q = try QuoteVerifier(akPublic: ak).verify(attest: Fixture.bytes("\(base).quote1_sha256.attest.bin"),
-                                                      signature: Fixture.bytes("\(base).quote1_sha256.sig.bin"), nonce: [0x90, 0x09],
-                                                      pcrs: try PCRValues(jsonObject: ["sha256": all["sha256"] ?? [:]]))
+        let all = try JSONDecoder().decode(
+            [String: [String: String]].self, from: Data(Fixture.bytes("\(base).quote_pcrs.json")))
+        let q = try QuoteVerifier(akPublic: ak).verify(
+            attest: Fixture.bytes("\(base).quote1_sha256.attest.bin"),
+            signature: Fixture.bytes("\(base).quote1_sha256.sig.bin"), nonce: [0x90, 0x09],
+            pcrs: try PCRValues(jsonObject: ["sha256": all["sha256"] ?? [:]]))
         var pcrs = q.pcrs
         pcrs[.sha256, 4] = [UInt8](repeating: 0x44, count: 32)
         let forged = VerifiedQuote(uncheckedAttest: q.attest, selection: q.selection, pcrs: pcrs)

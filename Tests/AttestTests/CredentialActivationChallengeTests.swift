@@ -1,14 +1,16 @@
-import Testing
-import Foundation
-import Crypto
 import Attest
+import Crypto
+import Foundation
+import Testing
 import X509
 
 /// The verifier's half of credential activation without a TPM: the KDF against the TCG reference vector,
 /// the layout of what `CredentialChallenge.make` produces, and everything it must refuse. That the TPM
 /// accepts the result is `AttestTPMTests/CredentialActivationTests`.
 @Suite struct CredentialActivationChallengeTests {
-    static let ekAttributes: TPMAObject = [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .adminWithPolicy, .restricted, .decrypt]
+    static let ekAttributes: TPMAObject = [
+        .fixedTPM, .fixedParent, .sensitiveDataOrigin, .adminWithPolicy, .restricted, .decrypt,
+    ]
     /// A SHA-256 object Name (alg 0x000B, 32-byte digest).
     static let akName = TPMName(bytes: [0x00, 0x0B] + [UInt8](repeating: 0xA5, count: 32))
 
@@ -16,18 +18,24 @@ import X509
     static func rsaEK() throws -> TPMTPublic {
         let cert = try EKCertificate(bytes: Fixture.bytes("ekcerts/swtpm-ek-rsa2048.der"))
         let modulus = try #require(_RSAKey(cert.certificate.publicKey))
-        return TPMTPublic(nameAlg: .sha256, objectAttributes: ekAttributes, authPolicy: [],
-                          parameters: .rsa(.init(symmetric: .aes128CFB, scheme: .null, keyBits: 2048, exponent: 0, modulus: modulus)))
+        return TPMTPublic(
+            nameAlg: .sha256, objectAttributes: ekAttributes, authPolicy: [],
+            parameters: .rsa(.init(symmetric: .aes128CFB, scheme: .null, keyBits: 2048, exponent: 0, modulus: modulus)))
     }
 
     /// An ECC EK with a software key: template L-2 (P-256) or H-3 (P-384).
     static func eccEK(_ curve: TPMECCCurve) -> TPMTPublic {
-        let raw = curve == .nistP256 ? Array(P256.KeyAgreement.PrivateKey().publicKey.rawRepresentation)
-                                     : Array(P384.KeyAgreement.PrivateKey().publicKey.rawRepresentation)
+        let raw =
+            curve == .nistP256
+            ? Array(P256.KeyAgreement.PrivateKey().publicKey.rawRepresentation)
+            : Array(P384.KeyAgreement.PrivateKey().publicKey.rawRepresentation)
         let half = raw.count / 2
-        return TPMTPublic(nameAlg: curve == .nistP256 ? .sha256 : .sha384, objectAttributes: ekAttributes, authPolicy: [],
-                          parameters: .ecc(.init(symmetric: curve == .nistP256 ? .aes128CFB : .aes256CFB, scheme: .null, curve: curve,
-                                                 x: Array(raw.prefix(half)), y: Array(raw.suffix(half)))))
+        return TPMTPublic(
+            nameAlg: curve == .nistP256 ? .sha256 : .sha384, objectAttributes: ekAttributes, authPolicy: [],
+            parameters: .ecc(
+                .init(
+                    symmetric: curve == .nistP256 ? .aes128CFB : .aes256CFB, scheme: .null, curve: curve,
+                    x: Array(raw.prefix(half)), y: Array(raw.suffix(half)))))
     }
 
     // MARK: KDF
@@ -41,19 +49,34 @@ import X509
     ])
     func kdfaMatchesTheTCGReferenceSelfTestVector(_ hashAlg: TPMAlgorithmID, _ expected: String) throws {
         let key = try #require(Hex.decode("271fa08bbdc5060ec3dfa928ff9b73123a12da0c"))
-        let out = try TPMKDF.kdfa(hashAlg, key: key, label: "KDFSELFTESTLABEL",
-                                  contextU: try #require(Hex.decode("ce244f395dca7391")),
-                                  contextV: try #require(Hex.decode("da504031ddf12e83")), bits: 160)
+        let out = try TPMKDF.kdfa(
+            hashAlg, key: key, label: "KDFSELFTESTLABEL",
+            contextU: try #require(Hex.decode("ce244f395dca7391")),
+            contextV: try #require(Hex.decode("da504031ddf12e83")), bits: 160)
         #expect(Hex.encode(out) == expected)
     }
 
     @Test func kdfRefusesOutputSizesThatAreNotWholeBytesAndUnsupportedHashes() {
-        #expect(errorCode { try TPMKDF.kdfa(.sha256, key: [1], label: "STORAGE", contextU: [], contextV: [], bits: 7) } == .invalidValue)
-        #expect(errorCode { try TPMKDF.kdfa(.sha256, key: [1], label: "STORAGE", contextU: [], contextV: [], bits: 0) } == .invalidValue)
-        #expect(errorCode { try TPMKDF.kdfe(.sha256, z: [1], label: "IDENTITY", partyUInfo: [], partyVInfo: [], bits: 1 << 20) } == .invalidValue)
-        #expect(errorCode { try TPMKDF.kdfa(.sha256, key: [1], label: "STOR\0AGE", contextU: [], contextV: [], bits: 128) } == .invalidValue)
-        #expect(errorCode { try TPMKDF.kdfa(.sha1, key: [1], label: "STORAGE", contextU: [], contextV: [], bits: 128) } == .unknownAlgorithm)
-        #expect(errorCode { try TPMKDF.kdfe(.sm3_256, z: [1], label: "IDENTITY", partyUInfo: [], partyVInfo: [], bits: 256) } == .unknownAlgorithm)
+        #expect(
+            errorCode { try TPMKDF.kdfa(.sha256, key: [1], label: "STORAGE", contextU: [], contextV: [], bits: 7) }
+                == .invalidValue)
+        #expect(
+            errorCode { try TPMKDF.kdfa(.sha256, key: [1], label: "STORAGE", contextU: [], contextV: [], bits: 0) }
+                == .invalidValue)
+        #expect(
+            errorCode {
+                try TPMKDF.kdfe(.sha256, z: [1], label: "IDENTITY", partyUInfo: [], partyVInfo: [], bits: 1 << 20)
+            } == .invalidValue)
+        #expect(
+            errorCode { try TPMKDF.kdfa(.sha256, key: [1], label: "STOR\0AGE", contextU: [], contextV: [], bits: 128) }
+                == .invalidValue)
+        #expect(
+            errorCode { try TPMKDF.kdfa(.sha1, key: [1], label: "STORAGE", contextU: [], contextV: [], bits: 128) }
+                == .unknownAlgorithm)
+        #expect(
+            errorCode {
+                try TPMKDF.kdfe(.sm3_256, z: [1], label: "IDENTITY", partyUInfo: [], partyVInfo: [], bits: 256)
+            } == .unknownAlgorithm)
     }
 
     // MARK: Layout
@@ -65,7 +88,8 @@ import X509
         #expect(challenge.credentialBlob.count == 2 + 32 + 2 + secret.count)
         #expect(Array(challenge.credentialBlob.prefix(2)) == [0x00, 0x20])
         #expect(challenge.encryptedSecret.count == 256)
-        #expect(challenge.credentialBlobTPM2B == [0x00, UInt8(challenge.credentialBlob.count)] + challenge.credentialBlob)
+        #expect(
+            challenge.credentialBlobTPM2B == [0x00, UInt8(challenge.credentialBlob.count)] + challenge.credentialBlob)
         #expect(challenge.encryptedSecretTPM2B == [0x01, 0x00] + challenge.encryptedSecret)
         #expect(challenge.akName == Self.akName)
     }
@@ -112,23 +136,35 @@ import X509
 
     @Test func refusesAnEKThatIsNotAFixedTPMRestrictedDecryptionKey() throws {
         let good = try Self.rsaEK()
-        for attributes: TPMAObject in [[.fixedTPM, .restricted, .sign], [.fixedTPM, .decrypt], [.restricted, .decrypt],
-                                       [.fixedTPM, .restricted, .decrypt, .sign]] {
+        for attributes: TPMAObject in [
+            [.fixedTPM, .restricted, .sign], [.fixedTPM, .decrypt], [.restricted, .decrypt],
+            [.fixedTPM, .restricted, .decrypt, .sign],
+        ] {
             var ek = good
             ek.objectAttributes = attributes
-            let error = #expect(throws: AttestError.self) { try CredentialChallenge.make(ekPublic: ek, akName: Self.akName, secret: [1]) }
+            let error = #expect(throws: AttestError.self) {
+                try CredentialChallenge.make(ekPublic: ek, akName: Self.akName, secret: [1])
+            }
             #expect(error?.code == .invalidValue, "\(attributes)")
             #expect(error?.reason.contains("restricted decryption") == true)
         }
     }
 
-    @Test(arguments: [TPMTSymDefObject.null, TPMTSymDefObject(algorithm: .aes, keyBits: 128, mode: .ctr),
-                      TPMTSymDefObject(algorithm: .aes, keyBits: 192, mode: .cfb), TPMTSymDefObject(algorithm: .sm4, keyBits: 128, mode: .cfb)])
+    @Test(arguments: [
+        TPMTSymDefObject.null, TPMTSymDefObject(algorithm: .aes, keyBits: 128, mode: .ctr),
+        TPMTSymDefObject(algorithm: .aes, keyBits: 192, mode: .cfb),
+        TPMTSymDefObject(algorithm: .sm4, keyBits: 128, mode: .cfb),
+    ])
     func refusesAnEKWhoseSymmetricIsNotAESCFB(_ symmetric: TPMTSymDefObject) throws {
-        guard case .rsa(var p) = try Self.rsaEK().parameters else { Issue.record("not RSA"); return }
+        guard case .rsa(var p) = try Self.rsaEK().parameters else {
+            Issue.record("not RSA")
+            return
+        }
         p.symmetric = symmetric
         let ek = TPMTPublic(nameAlg: .sha256, objectAttributes: Self.ekAttributes, parameters: .rsa(p))
-        let error = #expect(throws: AttestError.self) { try CredentialChallenge.make(ekPublic: ek, akName: Self.akName, secret: [1]) }
+        let error = #expect(throws: AttestError.self) {
+            try CredentialChallenge.make(ekPublic: ek, akName: Self.akName, secret: [1])
+        }
         #expect(error?.code == .unknownAlgorithm)
         #expect(error?.reason.contains("AES-128-CFB") == true)
     }
@@ -146,13 +182,18 @@ import X509
             try CredentialChallenge.make(ekPublic: p384, akName: Self.akName, secret: [UInt8](repeating: 1, count: 49))
         }
         #expect(tooLong384?.code == .sizeLimitExceeded)
-        let empty = #expect(throws: AttestError.self) { try CredentialChallenge.make(ekPublic: rsa, akName: Self.akName, secret: []) }
+        let empty = #expect(throws: AttestError.self) {
+            try CredentialChallenge.make(ekPublic: rsa, akName: Self.akName, secret: [])
+        }
         #expect(empty?.code == .invalidValue)
     }
 
     @Test func refusesUnsupportedCurvesNameAlgsAndKeyTypes() throws {
         var p521 = Self.eccEK(.nistP256)
-        guard case .ecc(var p) = p521.parameters else { Issue.record("not ECC"); return }
+        guard case .ecc(var p) = p521.parameters else {
+            Issue.record("not ECC")
+            return
+        }
         p.curve = .nistP521
         p521.parameters = .ecc(p)
         p.curve = .bnP256
@@ -162,16 +203,24 @@ import X509
         var sm3 = Self.eccEK(.nistP256)
         sm3.nameAlg = .sm3_256
         for ek in [p521, bn, sha1, sm3] {
-            let error = #expect(throws: AttestError.self) { try CredentialChallenge.make(ekPublic: ek, akName: Self.akName, secret: [1]) }
+            let error = #expect(throws: AttestError.self) {
+                try CredentialChallenge.make(ekPublic: ek, akName: Self.akName, secret: [1])
+            }
             #expect(error?.code == .unknownAlgorithm, "\(ek.nameAlg) \(ek.parameters)")
         }
-        let keyedHash = TPMTPublic(nameAlg: .sha256, objectAttributes: Self.ekAttributes, parameters: .keyedHash(scheme: .null, unique: []))
-        let error = #expect(throws: AttestError.self) { try CredentialChallenge.make(ekPublic: keyedHash, akName: Self.akName, secret: [1]) }
+        let keyedHash = TPMTPublic(
+            nameAlg: .sha256, objectAttributes: Self.ekAttributes, parameters: .keyedHash(scheme: .null, unique: []))
+        let error = #expect(throws: AttestError.self) {
+            try CredentialChallenge.make(ekPublic: keyedHash, akName: Self.akName, secret: [1])
+        }
         #expect(error?.code == .unsupportedStructure)
     }
 
     @Test func refusesBadRSAAndECCPublicKeys() throws {
-        guard case .rsa(let good) = try Self.rsaEK().parameters else { Issue.record("not RSA"); return }
+        guard case .rsa(let good) = try Self.rsaEK().parameters else {
+            Issue.record("not RSA")
+            return
+        }
         var small = good
         small.modulus = Array(good.modulus.prefix(128))
         small.keyBits = 1024
@@ -179,29 +228,41 @@ import X509
         even.modulus[even.modulus.count - 1] &= 0xFE
         var exponent = good
         exponent.exponent = 1
-        for (p, code) in [(small, AttestError.Code.unsupportedStructure), (even, .invalidValue), (exponent, .invalidValue)] {
+        for (p, code) in [
+            (small, AttestError.Code.unsupportedStructure), (even, .invalidValue), (exponent, .invalidValue),
+        ] {
             let ek = TPMTPublic(nameAlg: .sha256, objectAttributes: Self.ekAttributes, parameters: .rsa(p))
-            let error = #expect(throws: AttestError.self) { try CredentialChallenge.make(ekPublic: ek, akName: Self.akName, secret: [1]) }
+            let error = #expect(throws: AttestError.self) {
+                try CredentialChallenge.make(ekPublic: ek, akName: Self.akName, secret: [1])
+            }
             #expect(error?.code == code)
         }
         var offCurve = Self.eccEK(.nistP256)
-        guard case .ecc(var q) = offCurve.parameters else { Issue.record("not ECC"); return }
+        guard case .ecc(var q) = offCurve.parameters else {
+            Issue.record("not ECC")
+            return
+        }
         q.y[q.y.count - 1] ^= 0x01
         offCurve.parameters = .ecc(q)
-        let error = #expect(throws: AttestError.self) { try CredentialChallenge.make(ekPublic: offCurve, akName: Self.akName, secret: [1]) }
+        let error = #expect(throws: AttestError.self) {
+            try CredentialChallenge.make(ekPublic: offCurve, akName: Self.akName, secret: [1])
+        }
         #expect(error?.code == .cryptography)
     }
 
-    @Test(arguments: [
-        ([0x40, 0x00, 0x00, 0x01], AttestError.Code.unknownAlgorithm),          // a handle's Name (TPM_RH_OWNER)
-        ([0x00, 0x0B] + [UInt8](repeating: 1, count: 31), .invalidValue),       // SHA-256 Name one byte short
-        ([0x00, 0x0C] + [UInt8](repeating: 1, count: 32), .invalidValue),       // SHA-384 tag, SHA-256-sized digest
-        ([0x00, 0x99] + [UInt8](repeating: 1, count: 32), .unknownAlgorithm),   // unknown hash algorithm
-        ([0x00], .truncated),                                                   // truncated algorithm id
-    ] as [([UInt8], AttestError.Code)])
+    @Test(
+        arguments: [
+            ([0x40, 0x00, 0x00, 0x01], AttestError.Code.unknownAlgorithm),  // a handle's Name (TPM_RH_OWNER)
+            ([0x00, 0x0B] + [UInt8](repeating: 1, count: 31), .invalidValue),  // SHA-256 Name one byte short
+            ([0x00, 0x0C] + [UInt8](repeating: 1, count: 32), .invalidValue),  // SHA-384 tag, SHA-256-sized digest
+            ([0x00, 0x99] + [UInt8](repeating: 1, count: 32), .unknownAlgorithm),  // unknown hash algorithm
+            ([0x00], .truncated),  // truncated algorithm id
+        ] as [([UInt8], AttestError.Code)])
     func refusesAnAKNameThatIsNotAnObjectName(_ bytes: [UInt8], _ code: AttestError.Code) throws {
         let ek = try Self.rsaEK()
-        #expect(errorCode { try CredentialChallenge.make(ekPublic: ek, akName: TPMName(bytes: bytes), secret: [1]) } == code)
+        #expect(
+            errorCode { try CredentialChallenge.make(ekPublic: ek, akName: TPMName(bytes: bytes), secret: [1]) } == code
+        )
     }
 
     // MARK: Checking the answer
@@ -219,7 +280,9 @@ import X509
         let ek = try Self.rsaEK()
         let secret: [UInt8] = Array(0..<32)
         let challenge = try CredentialChallenge.make(ekPublic: ek, akName: Self.akName, secret: secret)
-        let wrong = #expect(throws: AttestError.self) { try challenge.binding(response: Array(secret.reversed()), expected: secret) }
+        let wrong = #expect(throws: AttestError.self) {
+            try challenge.binding(response: Array(secret.reversed()), expected: secret)
+        }
         #expect(wrong?.code == .akNotBound)
         let at = Date(timeIntervalSince1970: 1_700_000_000)
         let binding = try challenge.binding(response: secret, expected: secret, activatedAt: at)

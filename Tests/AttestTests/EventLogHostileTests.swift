@@ -1,6 +1,6 @@
-import Testing
-import Foundation
 import Attest
+import Foundation
+import Testing
 
 /// Hostile and quirky event logs: truncation at every byte, oversized sizes, undeclared and unknown
 /// algorithms, PCR index 0xFFFFFFFF, trailing bytes. Every failure is a typed error; nothing traps.
@@ -13,11 +13,11 @@ import Attest
     /// The Spec ID header event (SHA-1 format): PCR 0, EV_NO_ACTION, zero digest, TCG_EfiSpecIDEvent.
     static func specID(_ algorithms: [(UInt16, UInt16)], count: UInt32? = nil) -> [UInt8] {
         var data = Array("Spec ID Event03".utf8) + [0]
-        data += le32(0)                          // platformClass
-        data += [0, 2, 0, 2]                     // specVersionMinor, Major, errata, uintnSize
+        data += le32(0)  // platformClass
+        data += [0, 2, 0, 2]  // specVersionMinor, Major, errata, uintnSize
         data += le32(count ?? UInt32(algorithms.count))
         for (id, size) in algorithms { data += le16(id) + le16(size) }
-        data += [0]                              // vendorInfoSize
+        data += [0]  // vendorInfoSize
         return le32(0) + le32(3) + [UInt8](repeating: 0, count: 20) + le32(UInt32(data.count)) + data
     }
 
@@ -38,7 +38,8 @@ import Attest
     /// Every prefix of a log either parses as the events it fully contains, or fails with .truncated.
     static func checkPrefixes(_ bytes: [UInt8], at offsets: some Sequence<Int>, name: String) throws {
         let full = try UnverifiedEventLog(bytes: bytes)
-        let boundaries = Dictionary(uniqueKeysWithValues: full.events.enumerated().map { ($0.element.offset, $0.offset) })
+        let boundaries = Dictionary(
+            uniqueKeysWithValues: full.events.enumerated().map { ($0.element.offset, $0.offset) })
         for n in offsets where n < bytes.count {
             do {
                 let log = try UnverifiedEventLog(bytes: Array(bytes.prefix(n)))
@@ -89,7 +90,9 @@ import Attest
             (Self.specID([(0x000B, 32), (0x000B, 32)]), "SHA-256 twice"),
             (Self.specID([(0x0099, 65)]), "a 65-byte digest"),
         ] {
-            #expect(throws: AttestError.self, "\(why)") { try UnverifiedEventLog(bytes: header + Self.sha256Event(pcr: 0, 1)) }
+            #expect(throws: AttestError.self, "\(why)") {
+                try UnverifiedEventLog(bytes: header + Self.sha256Event(pcr: 0, 1))
+            }
         }
     }
 
@@ -98,14 +101,22 @@ import Attest
         let e = #expect(throws: AttestError.self) { try UnverifiedEventLog(bytes: Self.sha256Header + undeclared) }
         #expect(e?.code == .unknownAlgorithm)
         #expect(e?.reason.contains("not declared by the Spec ID event") == true)
-        let twice = Self.event(pcr: 4, type: 0x0D, digests: [(0x000B, [UInt8](repeating: 1, count: 32)), (0x000B, [UInt8](repeating: 2, count: 32))], data: [])
-        #expect((#expect(throws: AttestError.self) { try UnverifiedEventLog(bytes: Self.sha256Header + twice) })?.code == .sizeLimitExceeded)
+        let twice = Self.event(
+            pcr: 4, type: 0x0D,
+            digests: [(0x000B, [UInt8](repeating: 1, count: 32)), (0x000B, [UInt8](repeating: 2, count: 32))], data: [])
+        #expect(
+            (#expect(throws: AttestError.self) { try UnverifiedEventLog(bytes: Self.sha256Header + twice) })?.code
+                == .sizeLimitExceeded)
     }
 
     @Test func anUnknownAlgorithmIsCarriedByItsDeclaredSizeAndReportedAsNotReplayable() throws {
         let header = Self.specID([(0x000B, 32), (0x0012, 32), (0x7777, 24)])
-        let e = Self.event(pcr: 2, type: 0x0D, digests: [(0x000B, [UInt8](repeating: 1, count: 32)), (0x0012, [UInt8](repeating: 2, count: 32)),
-                                                      (0x7777, [UInt8](repeating: 3, count: 24))], data: Array("hello".utf8))
+        let e = Self.event(
+            pcr: 2, type: 0x0D,
+            digests: [
+                (0x000B, [UInt8](repeating: 1, count: 32)), (0x0012, [UInt8](repeating: 2, count: 32)),
+                (0x7777, [UInt8](repeating: 3, count: 24)),
+            ], data: Array("hello".utf8))
         let log = try UnverifiedEventLog(bytes: header + e)
         #expect(log.banks == [.sha256, .sm3_256, TPMAlgorithmID(0x7777)])
         #expect(log.events[1].digest(TPMAlgorithmID(0x7777)) == [UInt8](repeating: 3, count: 24))
@@ -115,9 +126,12 @@ import Attest
     }
 
     @Test func pcrIndex0xFFFFFFFFIsParsedButNeverExtended() throws {
-        let withOdd = Self.sha256Header + Self.sha256Event(pcr: 4, 1) + Self.sha256Event(pcr: 0xFFFF_FFFF, 9) + Self.sha256Event(pcr: 4, 2)
+        let withOdd =
+            Self.sha256Header + Self.sha256Event(pcr: 4, 1) + Self.sha256Event(pcr: 0xFFFF_FFFF, 9)
+            + Self.sha256Event(pcr: 4, 2)
         let without = Self.sha256Header + Self.sha256Event(pcr: 4, 1) + Self.sha256Event(pcr: 4, 2)
-        let a = EventLogReplay(try UnverifiedEventLog(bytes: withOdd)), b = EventLogReplay(try UnverifiedEventLog(bytes: without))
+        let a = EventLogReplay(try UnverifiedEventLog(bytes: withOdd)),
+            b = EventLogReplay(try UnverifiedEventLog(bytes: without))
         #expect(a.values == b.values)
         #expect(a.values.banks[.sha256]?.keys.sorted() == [4])
         #expect(try UnverifiedEventLog(bytes: withOdd).events[2].pcrIndex == 0xFFFF_FFFF)
@@ -126,17 +140,23 @@ import Attest
     @Test func trailingBytesAreTruncatedEventsButZeroPaddingIsAccepted() throws {
         let log = Self.sha256Header + Self.sha256Event(pcr: 4, 1)
         #expect(try UnverifiedEventLog(bytes: log + [UInt8](repeating: 0, count: 64)).trailingPadding == 64)
-        #expect((#expect(throws: AttestError.self) { try UnverifiedEventLog(bytes: log + [1, 2, 3]) })?.code == .truncated)
+        #expect(
+            (#expect(throws: AttestError.self) { try UnverifiedEventLog(bytes: log + [1, 2, 3]) })?.code == .truncated)
     }
 
     @Test func startupLocalityAndHCRTMSetPCR0sStartValue() throws {
-        let locality = Self.event(pcr: 0, type: 3, digests: [(0x000B, [UInt8](repeating: 0, count: 32))], data: Array("StartupLocality".utf8) + [0, 3])
-        let withLocality = EventLogReplay(try UnverifiedEventLog(bytes: Self.sha256Header + locality + Self.sha256Event(pcr: 0, 7)))
+        let locality = Self.event(
+            pcr: 0, type: 3, digests: [(0x000B, [UInt8](repeating: 0, count: 32))],
+            data: Array("StartupLocality".utf8) + [0, 3])
+        let withLocality = EventLogReplay(
+            try UnverifiedEventLog(bytes: Self.sha256Header + locality + Self.sha256Event(pcr: 0, 7)))
         var start = [UInt8](repeating: 0, count: 32)
         start[31] = 3
         #expect(withLocality.startupLocality == 3)
-        #expect(withLocality.values[.sha256, 0] == (try TPMDigest.hash(.sha256, start + [UInt8](repeating: 7, count: 32))))
-        let hcrtm = EventLogReplay(try UnverifiedEventLog(bytes: Self.sha256Header + Self.sha256Event(pcr: 0, 5, type: 0x8000_0010)))
+        #expect(
+            withLocality.values[.sha256, 0] == (try TPMDigest.hash(.sha256, start + [UInt8](repeating: 7, count: 32))))
+        let hcrtm = EventLogReplay(
+            try UnverifiedEventLog(bytes: Self.sha256Header + Self.sha256Event(pcr: 0, 5, type: 0x8000_0010)))
         start[31] = 4
         #expect(hcrtm.hcrtm)
         #expect(hcrtm.values[.sha256, 0] == (try TPMDigest.hash(.sha256, start + [UInt8](repeating: 5, count: 32))))

@@ -1,17 +1,19 @@
-import Testing
-import Foundation
 import Attest
+import Foundation
+import Testing
 
 /// Real machines' event logs (Fixtures/eventlogs, see its MANIFEST.md): every one parses, and where the
 /// source recorded the PCRs the TPM really held, replay reproduces them in every bank it records.
 @Suite struct EventLogReplayTests {
     static let logs: [String] = {
         let dir = Fixture.root.appendingPathComponent("eventlogs")
-        return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".bin") }.sorted()
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".bin") }
+            .sorted()
     }()
 
     static func expected(_ log: String) throws -> [String: [String: String]]? {
-        let url = Fixture.root.appendingPathComponent("eventlogs/" + log.replacingOccurrences(of: ".bin", with: ".pcrs.json"))
+        let url = Fixture.root.appendingPathComponent(
+            "eventlogs/" + log.replacingOccurrences(of: ".bin", with: ".pcrs.json"))
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
         return try JSONDecoder().decode([String: [String: String]].self, from: Data(contentsOf: url))
     }
@@ -37,7 +39,9 @@ import Attest
             let bank = try #require(TPMAlgorithmID(name: bankName))
             for (key, hex) in pcrs {
                 guard let pcr = Int(key), extended.contains(pcr) else { continue }
-                #expect(replay.values[bank, pcr].map { Hex.encode($0) } == hex.lowercased(), "\(name) \(bankName) PCR \(pcr)")
+                #expect(
+                    replay.values[bank, pcr].map { Hex.encode($0) } == hex.lowercased(),
+                    "\(name) \(bankName) PCR \(pcr)")
                 compared += 1
             }
         }

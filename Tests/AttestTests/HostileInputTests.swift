@@ -1,6 +1,6 @@
-import Testing
-import Foundation
 import Attest
+import Foundation
+import Testing
 
 /// Every decoder rejects truncation, trailing bytes, unknown algorithms, oversized sizes and bad magic
 /// with a typed error, and never traps (the swift-asn1 drip-feed test, applied to TPM structures).
@@ -46,9 +46,13 @@ import Attest
         #expect(sig?.code == .unknownAlgorithm)
         #expect(sig?.reason == "TPMT_SIGNATURE.sigAlg: unknown or unsupported algorithm 0x7777 at byte 0")
         // ECDSA with a hash of 0x0099.
-        #expect(throws: AttestError.self) { try TPMTSignature(bytes: [0x00, 0x18, 0x00, 0x99, 0x00, 0x00, 0x00, 0x00]) }
+        #expect(throws: AttestError.self) {
+            try TPMTSignature(bytes: [0x00, 0x18, 0x00, 0x99, 0x00, 0x00, 0x00, 0x00])
+        }
         // TPMT_PUBLIC of type 0x0099.
-        let pub = #expect(throws: AttestError.self) { try TPMTPublic(tpmtPublicBytes: [0x00, 0x99, 0x00, 0x0B, 0, 0, 0, 0, 0, 0]) }
+        let pub = #expect(throws: AttestError.self) {
+            try TPMTPublic(tpmtPublicBytes: [0x00, 0x99, 0x00, 0x0B, 0, 0, 0, 0, 0, 0])
+        }
         #expect(pub?.code == .unknownAlgorithm)
         // TPMS_ATTEST of type TPM_ST_ATTEST_TIME (0x8019): well formed but not handled.
         var attest = try Fixture.bytes("\(Self.gce).quote1_sha256.attest.bin")
@@ -58,7 +62,9 @@ import Attest
 
     @Test func oversizedSizesAreRejectedBeforeAllocating() throws {
         // TPMT_PUBLIC with an authPolicy of 65535 bytes declared.
-        let pub = #expect(throws: AttestError.self) { try TPMTPublic(tpmtPublicBytes: [0x00, 0x23, 0x00, 0x0B, 0, 0, 0, 0, 0xFF, 0xFF]) }
+        let pub = #expect(throws: AttestError.self) {
+            try TPMTPublic(tpmtPublicBytes: [0x00, 0x23, 0x00, 0x0B, 0, 0, 0, 0, 0xFF, 0xFF])
+        }
         #expect(pub?.code == .sizeLimitExceeded)
         // TPML_PCR_SELECTION with 0xFFFFFFFF banks.
         var r = ByteReader([0xFF, 0xFF, 0xFF, 0xFF])

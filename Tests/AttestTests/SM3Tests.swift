@@ -1,5 +1,5 @@
-import Testing
 import Attest
+import Testing
 
 /// SM3 (GB/T 32905-2016; TPM_ALG_SM3_256): the standard's Appendix A examples, padding boundaries, and
 /// incremental hashing. None of these tests needs OpenSSL: the extra digests were computed with it once and are
@@ -20,20 +20,23 @@ import Attest
 
     @Test func appendixAExample1() {
         // GB/T 32905-2016 Appendix A.1: "abc" (24 bits, one block after padding).
-        #expect(Hex.encode(SM3.hash(Array("abc".utf8)))
-            == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0")
+        #expect(
+            Hex.encode(SM3.hash(Array("abc".utf8)))
+                == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0")
     }
 
     @Test func appendixAExample2() {
         // GB/T 32905-2016 Appendix A.2: "abcd" × 16 (512 bits, two blocks after padding).
-        #expect(Hex.encode(SM3.hash(Array(String(repeating: "abcd", count: 16).utf8)))
-            == "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732")
+        #expect(
+            Hex.encode(SM3.hash(Array(String(repeating: "abcd", count: 16).utf8)))
+                == "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732")
     }
 
     @Test func emptyMessage() {
         // printf '' | openssl dgst -sm3   (OpenSSL 3.0.19)
-        #expect(Hex.encode(SM3.hash([UInt8]()))
-            == "1ab21d8355cfa17f8e61194831e81a8f22bec8c728fefb747ed035eb5082aa2b")
+        #expect(
+            Hex.encode(SM3.hash([UInt8]()))
+                == "1ab21d8355cfa17f8e61194831e81a8f22bec8c728fefb747ed035eb5082aa2b")
         #expect(Hex.encode(SM3().finalize()) == Hex.encode(SM3.hash([UInt8]())))
     }
 

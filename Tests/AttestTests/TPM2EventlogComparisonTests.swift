@@ -1,7 +1,7 @@
-import Testing
-import Foundation
 import Attest
+import Foundation
 import ProcessSupport
+import Testing
 
 /// Vigil's in-process replay next to tpm2-tools' `tpm2_eventlog` (what Keylime runs per attestation), on
 /// every fixture log. Where the two agree, fine; where they differ, the PCRs the TPM really held decide
@@ -32,8 +32,10 @@ struct TPM2EventlogComparisonTests {
             for d in differences {
                 let parts = d.split(separator: ":")
                 guard let recorded = truth[String(parts[0])]?[String(parts[1])] else { continue }
-                #expect(Hex.encode(values[TPMAlgorithmID(name: String(parts[0]))!, Int(parts[1])!] ?? []) != recorded.lowercased(),
-                        "\(name): tpm2_eventlog matches the TPM at \(d) yet differs from Vigil")
+                #expect(
+                    Hex.encode(values[TPMAlgorithmID(name: String(parts[0]))!, Int(parts[1])!] ?? [])
+                        != recorded.lowercased(),
+                    "\(name): tpm2_eventlog matches the TPM at \(d) yet differs from Vigil")
             }
         } else {
             // No TPM record: the difference must be tpm2_eventlog's known bug, nothing else.
@@ -42,12 +44,18 @@ struct TPM2EventlogComparisonTests {
         }
     }
 
-    static let knownFailures: Set<String> = ["legacy-bios-int19-sha1.bin", "short-no-action.bin", "winsrv2019-dell-sha1-locality.bin", "win-option-rom-sha1.bin"]
+    static let knownFailures: Set<String> = [
+        "legacy-bios-int19-sha1.bin", "short-no-action.bin", "winsrv2019-dell-sha1-locality.bin",
+        "win-option-rom-sha1.bin",
+    ]
 
     @Test func tpm2EventlogFailsOrCrashesWhereTheManifestSaysAndVigilDoesNot() throws {
         for name in Self.knownFailures.sorted() {
             let result = try TPM2Eventlog.replay(Fixture.root.appendingPathComponent("eventlogs/\(name)"))
-            guard case .failed(let status) = result else { Issue.record("tpm2_eventlog now handles \(name)"); continue }
+            guard case .failed(let status) = result else {
+                Issue.record("tpm2_eventlog now handles \(name)")
+                continue
+            }
             #expect(status != 0)
             #expect(try UnverifiedEventLog(bytes: Fixture.bytes("eventlogs/\(name)")).events.count > 0)
         }
@@ -56,7 +64,8 @@ struct TPM2EventlogComparisonTests {
 
 enum TPM2Eventlog {
     static var available: Bool {
-        ProcessInfo.processInfo.environment["CI"] == "true" || FileManager.default.isExecutableFile(atPath: "/usr/bin/tpm2_eventlog")
+        ProcessInfo.processInfo.environment["CI"] == "true"
+            || FileManager.default.isExecutableFile(atPath: "/usr/bin/tpm2_eventlog")
     }
 
     enum Outcome { case values(PCRValues), failed(Int32) }
@@ -70,12 +79,20 @@ enum TPM2Eventlog {
         var bank: TPMAlgorithmID?
         var inPCRs = false
         for line in result.stdout.split(separator: "\n") {
-            if line == "pcrs:" { inPCRs = true; continue }
+            if line == "pcrs:" {
+                inPCRs = true
+                continue
+            }
             guard inPCRs else { continue }
             let t = line.trimmingCharacters(in: .whitespaces)
-            if t.hasSuffix(":"), let b = TPMAlgorithmID(name: String(t.dropLast())) { bank = b; continue }
+            if t.hasSuffix(":"), let b = TPMAlgorithmID(name: String(t.dropLast())) {
+                bank = b
+                continue
+            }
             let parts = t.split(separator: ":").map { $0.trimmingCharacters(in: .whitespaces) }
-            if parts.count == 2, let bank, let pcr = Int(parts[0]), let v = Hex.decode(parts[1]) { values[bank, pcr] = v }
+            if parts.count == 2, let bank, let pcr = Int(parts[0]), let v = Hex.decode(parts[1]) {
+                values[bank, pcr] = v
+            }
         }
         return .values(values)
     }

@@ -1,8 +1,8 @@
-import Testing
-import Foundation
 import Attest
-import X509
+import Foundation
 import SwiftASN1
+import Testing
+import X509
 
 /// TPM wire structures: decoding real data, re-encoding, Names, and hostile input.
 @Suite struct WireTests {
@@ -12,14 +12,17 @@ import SwiftASN1
         // The swtpm fixture's RSA EK: its public area is the TCG L-1 template with the modulus from its certificate.
         let cert = try EKCertificate(bytes: Fixture.bytes("ekcerts/swtpm-ek-rsa2048.der"))
         let key = try #require(_RSAKey(cert.certificate.publicKey))
-        var template = TPMTPublic(nameAlg: .sha256,
-                                  objectAttributes: [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .adminWithPolicy, .restricted, .decrypt],
-                                  authPolicy: Hex.decode("837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa") ?? [],
-                                  parameters: .rsa(.init(symmetric: .aes128CFB, scheme: .null, keyBits: 2048, exponent: 0, modulus: key)))
-        #expect(try template.name().description == "000b3c93e3d22cdeb74f009a6c06325b601c4540ce883c9b08923a94862fba79ea35")
+        var template = TPMTPublic(
+            nameAlg: .sha256,
+            objectAttributes: [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .adminWithPolicy, .restricted, .decrypt],
+            authPolicy: Hex.decode("837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa") ?? [],
+            parameters: .rsa(.init(symmetric: .aes128CFB, scheme: .null, keyBits: 2048, exponent: 0, modulus: key)))
+        #expect(
+            try template.name().description == "000b3c93e3d22cdeb74f009a6c06325b601c4540ce883c9b08923a94862fba79ea35")
         #expect(try cert.matches(template))
         template.objectAttributes.insert(.userWithAuth)
-        #expect(try template.name().description != "000b3c93e3d22cdeb74f009a6c06325b601c4540ce883c9b08923a94862fba79ea35")
+        #expect(
+            try template.name().description != "000b3c93e3d22cdeb74f009a6c06325b601c4540ce883c9b08923a94862fba79ea35")
     }
 
     @Test func publicAreaRoundTripsThroughBothEncodings() throws {
@@ -28,7 +31,8 @@ import SwiftASN1
         #expect(ak.marshal() == bytes)
         #expect(try TPMTPublic(tpm2bPublicBytes: ak.marshalTPM2B()) == ak)
         #expect(try TPMTPublic(tpmPublicBytes: ak.marshalTPM2B()) == ak)
-        #expect(ak.objectAttributes.isSuperset(of: [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .restricted, .sign]))
+        #expect(
+            ak.objectAttributes.isSuperset(of: [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .restricted, .sign]))
         // The PEM shipped with the fixture is the same key.
         let pem = try TPMTPublic(signingKeyPEM: Fixture.text("quotes/gce_cos85_nonce9009/ak.pem"))
         #expect(try pem.certificatePublicKey() == ak.certificatePublicKey())
@@ -52,14 +56,20 @@ import SwiftASN1
         let ak = try TPMTPublic(signingKeyPEM: Fixture.text("quotes/keylime_checkquote/ak.pem"))
         let attest = try TPMSAttest(bytes: Fixture.bytes("quotes/keylime_checkquote/quote.attest.bin"))
         let signature = try TPMTSignature(bytes: Fixture.bytes("quotes/keylime_checkquote/quote.sig.bin"))
-        let (selection, values) = try TPM2ToolsPCRFile.parse(Fixture.bytes("quotes/keylime_checkquote/pcrs.tpm2tools.bin"))
+        let (selection, values) = try TPM2ToolsPCRFile.parse(
+            Fixture.bytes("quotes/keylime_checkquote/pcrs.tpm2tools.bin"))
         #expect(ak.isValidSignature(signature, for: attest.rawBytes))
         #expect(String(decoding: attest.extraData, as: UTF8.self) == "Ai5M5SjYjnkyv4P7itH1")
-        guard case .quote(let signed, let digest) = attest.attested else { Issue.record("not a quote"); return }
+        guard case .quote(let signed, let digest) = attest.attested else {
+            Issue.record("not a quote")
+            return
+        }
         #expect(signed.selectsSamePCRs(as: selection))
         #expect(try values.digest(for: signed, hashAlg: .sha256) == digest)
         // The file round-trips through Vigil's writer.
-        #expect(try TPM2ToolsPCRFile.serialize(selection: selection, values: values) == Fixture.bytes("quotes/keylime_checkquote/pcrs.tpm2tools.bin"))
+        #expect(
+            try TPM2ToolsPCRFile.serialize(selection: selection, values: values)
+                == Fixture.bytes("quotes/keylime_checkquote/pcrs.tpm2tools.bin"))
     }
 
     @Test func pcrSelectionSpecsParseLikeTPM2Tools() throws {
@@ -67,7 +77,9 @@ import SwiftASN1
         #expect(s.selections.map(\.hash) == [.sha256, .sha1, .sha384])
         #expect(s.selections[1].pcrs == Array(0...7))
         #expect(s.selections[2].pcrs.count == 24)
-        #expect(s.description == "sha256:0,1,2,3+sha1:0,1,2,3,4,5,6,7+sha384:" + (0..<24).map(String.init).joined(separator: ","))
+        #expect(
+            s.description == "sha256:0,1,2,3+sha1:0,1,2,3,4,5,6,7+sha384:"
+                + (0..<24).map(String.init).joined(separator: ","))
         for bad in ["", "sha256", "sha256:", "md5:0", "sha256:0-", "sha256:32", "sha256:a", "sha256:3-1"] {
             #expect(TPMLPCRSelection(parsingSpec: bad) == nil, "\(bad)")
         }
@@ -86,13 +98,17 @@ import SwiftASN1
 
     @Test func pemEKCertificateWithoutTrailingNewlineParses() throws {
         let der = try Fixture.bytes("ekcerts/swtpm-ek-rsa2048.der")
-        let pem = "-----BEGIN CERTIFICATE-----\n" + Data(der).base64EncodedString(options: .lineLength64Characters) + "\n-----END CERTIFICATE-----"
+        let pem =
+            "-----BEGIN CERTIFICATE-----\n" + Data(der).base64EncodedString(options: .lineLength64Characters)
+            + "\n-----END CERTIFICATE-----"
         #expect(try EKCertificate(bytes: Array(pem.utf8)).derBytes == der)
     }
 }
 
 /// The RSA modulus of a certificate key, without leading zero.
 func _RSAKey(_ key: Certificate.PublicKey) -> [UInt8]? {
-    guard let pem = try? key.serializeAsPEM().pemString, let t = try? TPMTPublic(signingKeyPEM: pem), case .rsa(let p) = t.parameters else { return nil }
+    guard let pem = try? key.serializeAsPEM().pemString, let t = try? TPMTPublic(signingKeyPEM: pem),
+        case .rsa(let p) = t.parameters
+    else { return nil }
     return p.modulus
 }

@@ -1,8 +1,8 @@
-import Testing
-import Foundation
 import Attest
-import X509
+import Foundation
 import SwiftASN1
+import Testing
+import X509
 
 /// EK certificates from real TPMs against vendor CA folders as vendors publish them.
 @Suite struct EKVerifyTests {
@@ -24,27 +24,41 @@ import SwiftASN1
             Issue.record("STM RSA EK did not validate")
             return
         }
-        #expect(chain.map { $0.subject.description } == [
-            "", "CN=STM TPM EK Intermediate CA 05,O=STMicroelectronics NV,C=CH", "CN=STM TPM EK Root CA,O=STMicroelectronics NV,C=CH",
-            "CN=GlobalSign Trusted Platform Module Root CA,O=GlobalSign,OU=GlobalSign Trusted Computing Certificate Authority",
-        ])
+        #expect(
+            chain.map { $0.subject.description } == [
+                "", "CN=STM TPM EK Intermediate CA 05,O=STMicroelectronics NV,C=CH",
+                "CN=STM TPM EK Root CA,O=STMicroelectronics NV,C=CH",
+                "CN=GlobalSign Trusted Platform Module Root CA,O=GlobalSign,OU=GlobalSign Trusted Computing Certificate Authority",
+            ])
     }
 
     @Test func stmECCLeafNamesTheMissingGlobalSignECCRoot() async throws {
-        let result = await (try Self.verifier("vendor-ca")).validate(try Self.leaf("stm-ecc-ek-ca01.der"), at: Self.when)
-        #expect(result == .invalid(reason: "issuer not found: CN=GlobalSign Trusted Platform Module ECC Root CA,O=GlobalSign,OU=GlobalSign Trusted Computing Certificate Authority"))
+        let result = await (try Self.verifier("vendor-ca")).validate(
+            try Self.leaf("stm-ecc-ek-ca01.der"), at: Self.when)
+        #expect(
+            result
+                == .invalid(
+                    reason:
+                        "issuer not found: CN=GlobalSign Trusted Platform Module ECC Root CA,O=GlobalSign,OU=GlobalSign Trusted Computing Certificate Authority"
+                ))
     }
 
     @Test(arguments: ["infineon-rsa-ek-ca035.der", "infineon-ecc-ek-ca035.der"])
     func infineonCA035LeavesHaveNoIssuerInTheFolder(_ name: String) async throws {
-        guard case .invalid(let reason) = await (try Self.verifier("vendor-ca")).validate(try Self.leaf(name), at: Self.when) else {
+        guard
+            case .invalid(let reason) = await (try Self.verifier("vendor-ca")).validate(
+                try Self.leaf(name), at: Self.when)
+        else {
             Issue.record("\(name) validated")
             return
         }
         #expect(reason.hasPrefix("issuer not found: CN=Infineon OPTIGA(TM)"), "\(reason)")
     }
 
-    @Test(arguments: ["gce-vtpm-uca_tpm_rsa_enc_cert.pem", "gce-vtpm-uca_tpm_ecc_enc_cert.pem", "gce-vtpm-pca_tpm_rsa_enc_cert.pem", "gce-vtpm-pca_tpm_ecc_enc_cert.pem"])
+    @Test(arguments: [
+        "gce-vtpm-uca_tpm_rsa_enc_cert.pem", "gce-vtpm-uca_tpm_ecc_enc_cert.pem", "gce-vtpm-pca_tpm_rsa_enc_cert.pem",
+        "gce-vtpm-pca_tpm_ecc_enc_cert.pem",
+    ])
     func gceLeavesChainToTheGCEFolderAndFailAgainstTheVendorFolder(_ name: String) async throws {
         let ek = try Self.leaf(name)
         guard case .valid = await (try Self.verifier("gce-ca")).validate(ek, at: Self.when) else {
@@ -65,7 +79,11 @@ import SwiftASN1
         let vendor = try CACertificateFolder(path: Self.ekcerts.appendingPathComponent("vendor-ca").path)
         #expect(vendor.skipped.isEmpty, "\(vendor.skipped)")
         // Nuvoton's seven roots write their multi-valued RDN (CN + O + C) out of DER order (keylime#944).
-        #expect(vendor.repaired.map(\.file).sorted() == ["NTC1.pem", "NTC2.pem", "NUVO_0100.pem", "NUVO_1110.pem", "NUVO_1111.pem", "NUVO_2110.pem", "NUVO_2111.pem"])
+        #expect(
+            vendor.repaired.map(\.file).sorted() == [
+                "NTC1.pem", "NTC2.pem", "NUVO_0100.pem", "NUVO_1110.pem", "NUVO_1111.pem", "NUVO_2110.pem",
+                "NUVO_2111.pem",
+            ])
         #expect(vendor.repaired.allSatisfy { $0.reason.contains("X.690 §11.6") })
         let nuvoton = vendor.certificates.filter { $0.subject.description.contains("Nuvoton") }
         #expect(nuvoton.count == 7)
@@ -88,7 +106,8 @@ import SwiftASN1
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-ca-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        try Data(published + [UInt8](repeating: 0xFF, count: 64)).write(to: folder.appendingPathComponent("nuvoton.der"))
+        try Data(published + [UInt8](repeating: 0xFF, count: 64)).write(
+            to: folder.appendingPathComponent("nuvoton.der"))
         let loaded = try CACertificateFolder(path: folder.path)
         #expect(loaded.certificates.count == 1 && loaded.skipped.isEmpty)
         #expect(loaded.repaired.map(\.file) == ["nuvoton.der"])
@@ -96,7 +115,8 @@ import SwiftASN1
         // notAfter 2035-10-15 moved to 2034 (still well-formed: only the signature can tell), or one bit of the
         // signature flipped: the repair is refused.
         let notAfter = Array("351015".utf8)
-        let year = try #require((0..<(published.count - notAfter.count)).first { Array(published[$0..<($0 + notAfter.count)]) == notAfter })
+        let year = try #require(
+            (0..<(published.count - notAfter.count)).first { Array(published[$0..<($0 + notAfter.count)]) == notAfter })
         var laterExpiry = published
         laterExpiry[year + 1] = UInt8(ascii: "4")
         var badSignature = published
@@ -113,12 +133,20 @@ import SwiftASN1
     @Test func aCARootOfferedAsAnEKIsNamedAsSuch() async throws {
         let root = try EKCertificate(bytes: Array(try Data(contentsOf: Self.nuvotonRoot)))
         let result = await (try Self.verifier("vendor-ca")).validate(root, at: Self.when)
-        #expect(result == .invalid(reason: "not an EK certificate: a CA certificate (basicConstraints cA=TRUE): C=TW+CN=Nuvoton TPM Root CA 2110+O=Nuvoton Technology Corporation"))
+        #expect(
+            result
+                == .invalid(
+                    reason:
+                        "not an EK certificate: a CA certificate (basicConstraints cA=TRUE): C=TW+CN=Nuvoton TPM Root CA 2110+O=Nuvoton Technology Corporation"
+                ))
     }
 
     @Test func anExpiredChainIsRejectedAsExpired() async throws {
         let late = Date(timeIntervalSince1970: 4_102_444_800)  // 2100
-        guard case .invalid(let reason) = await (try Self.verifier("vendor-ca")).validate(try Self.leaf("stm-rsa-ek-ca05-ffpadded.der"), at: late) else {
+        guard
+            case .invalid(let reason) = await (try Self.verifier("vendor-ca")).validate(
+                try Self.leaf("stm-rsa-ek-ca05-ffpadded.der"), at: late)
+        else {
             Issue.record("validated in 2100")
             return
         }

@@ -1,12 +1,15 @@
-import Testing
-import Foundation
 import Attest
+import Foundation
 import Policy
+import Testing
 
 /// The policies shipped in policies/ lint clean, explain themselves, and agree with the JSON Schema.
 @Suite struct ExamplePolicyTests {
     static let folder = PolicyFixture.repository.appendingPathComponent("policies")
-    static let examples = ["base-hygiene", "strict-secureboot-linux", "systemd-boot-uki", "measured-boot-no-secureboot", "eve-like-pcr-pinning"]
+    static let examples = [
+        "base-hygiene", "strict-secureboot-linux", "systemd-boot-uki", "measured-boot-no-secureboot",
+        "eve-like-pcr-pinning",
+    ]
 
     @Test(arguments: examples)
     func examplePoliciesLintCleanAndExplainThemselves(_ name: String) throws {
@@ -34,8 +37,12 @@ import Policy
     }
 
     @Test func diffSaysWhatANewVersionAcceptsAndRefuses() throws {
-        let old = try PolicyFixture.policy("id: p\nversion: 1\nboot:\n  secure_boot: required\n  boot_applications:\n    allowed: [\(String(repeating: "a", count: 64))]\n")
-        let new = try PolicyFixture.policy("id: p\nversion: 2\nboot:\n  boot_applications:\n    allowed: [\(String(repeating: "b", count: 64))]\n  forbid: [error_separators]\n")
+        let old = try PolicyFixture.policy(
+            "id: p\nversion: 1\nboot:\n  secure_boot: required\n  boot_applications:\n    allowed: [\(String(repeating: "a", count: 64))]\n"
+        )
+        let new = try PolicyFixture.policy(
+            "id: p\nversion: 2\nboot:\n  boot_applications:\n    allowed: [\(String(repeating: "b", count: 64))]\n  forbid: [error_separators]\n"
+        )
         let lines = PolicyDiff.lines(old: old, new: new)
         #expect(lines.contains { $0.hasPrefix("- boot.secure_boot") })
         #expect(lines.contains { $0.hasPrefix("+ boot.forbid.error_separators") })

@@ -1,7 +1,7 @@
-import Testing
-import Foundation
 import Attest
+import Foundation
 import Policy
+import Testing
 
 /// Golden capture on every real log: the policy captured from a log passes on it and fails on every
 /// other log with at least one named failing rule.
@@ -27,7 +27,8 @@ import Policy
         for name in PolicyFixture.logNames {
             let file = folder.appendingPathComponent(name.replacingOccurrences(of: ".bin", with: ".yaml")).path
             let policy = try PolicyLoader.load(file)
-            #expect(PolicyEngine.evaluate(UnsignedEvidence(eventLog: try PolicyFixture.log(name)), policy).pass, "\(file)")
+            #expect(
+                PolicyEngine.evaluate(UnsignedEvidence(eventLog: try PolicyFixture.log(name)), policy).pass, "\(file)")
         }
     }
 }

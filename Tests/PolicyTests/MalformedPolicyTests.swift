@@ -1,6 +1,6 @@
-import Testing
 import Foundation
 import Policy
+import Testing
 
 /// Malformed and hostile policies get clear errors with file:line:column, never a crash or a hang.
 @Suite struct MalformedPolicyTests {
@@ -54,8 +54,10 @@ import Policy
     @Test func cyclicExtendsIsAnError() throws {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try "id: a\nversion: 1\nextends: b\n".write(to: dir.appendingPathComponent("a.yaml"), atomically: true, encoding: .utf8)
-        try "id: b\nversion: 1\nextends: a\n".write(to: dir.appendingPathComponent("b.yaml"), atomically: true, encoding: .utf8)
+        try "id: a\nversion: 1\nextends: b\n".write(
+            to: dir.appendingPathComponent("a.yaml"), atomically: true, encoding: .utf8)
+        try "id: b\nversion: 1\nextends: a\n".write(
+            to: dir.appendingPathComponent("b.yaml"), atomically: true, encoding: .utf8)
         let e = #expect(throws: PolicyError.self) { try PolicyLoader.load(dir.appendingPathComponent("a.yaml").path) }
         #expect(e?.code == .cyclicExtends)
         #expect(e?.message == "cyclic extends: a → b → a")
@@ -74,9 +76,13 @@ import Policy
     @Test func undefinedReferenceSetsAndUnknownEnforceRulesAreErrors() {
         let undefined = Self.error(Self.minimal + "boot:\n  boot_applications:\n    allowed: [\"@nope\"]\n")
         #expect(undefined?.code == .notFound)
-        #expect(undefined?.location == "p.yaml:5:15", "the error points at the reference: \(String(describing: undefined))")
-        #expect(Self.error(Self.minimal + "boot:\n  secure_boot: required\nenforce:\n  boot.kernel_cmdline: false\n")?.code == .unknownKey)
-        #expect(Self.error(Self.minimal + "boot:\n  secure_boot: required\nenforce:\n  boot.secure_boot: false\n") == nil)
+        #expect(
+            undefined?.location == "p.yaml:5:15", "the error points at the reference: \(String(describing: undefined))")
+        #expect(
+            Self.error(Self.minimal + "boot:\n  secure_boot: required\nenforce:\n  boot.kernel_cmdline: false\n")?.code
+                == .unknownKey)
+        #expect(
+            Self.error(Self.minimal + "boot:\n  secure_boot: required\nenforce:\n  boot.secure_boot: false\n") == nil)
     }
 
     @Test func aFiftyMegabyteFileIsRefusedBeforeParsing() throws {
@@ -94,7 +100,9 @@ import Policy
     }
 
     @Test func deepNestingIsRefusedBeforeTheParserRecurses() {
-        let flow = Self.minimal + "boot: " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "\n"
+        let flow =
+            Self.minimal + "boot: " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+            + "\n"
         #expect(Self.error(flow)?.code == .tooLarge)
         var block = Self.minimal + "boot:\n"
         for depth in 1...60 { block += String(repeating: "  ", count: depth) + "k\(depth):\n" }
@@ -102,7 +110,8 @@ import Policy
     }
 
     @Test func aliasBombsAreRefused() {
-        var yaml = Self.minimal + "reference_sets:\n  a: &a [\"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\"]\n"
+        var yaml =
+            Self.minimal + "reference_sets:\n  a: &a [\"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\"]\n"
         yaml += "  b: *a\n"
         let e = Self.error(yaml)
         #expect(e != nil)
@@ -112,7 +121,9 @@ import Policy
         var rng = SystemRandomNumberGenerator()
         let alphabet = Array("abc:-[]{}\"'#&*!|>\n  \t0123@.".utf8)
         for _ in 0..<2000 {
-            let bytes = (0..<Int.random(in: 0..<200, using: &rng)).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] }
+            let bytes = (0..<Int.random(in: 0..<200, using: &rng)).map { _ in
+                alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]
+            }
             _ = Self.error(String(decoding: bytes, as: UTF8.self))
         }
     }

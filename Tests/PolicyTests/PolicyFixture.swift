@@ -1,5 +1,5 @@
-import Foundation
 import Attest
+import Foundation
 import Policy
 
 enum PolicyFixture {
@@ -9,7 +9,8 @@ enum PolicyFixture {
     static let eventLogs = here.deletingLastPathComponent().appendingPathComponent("AttestTests/Fixtures/eventlogs")
     static let repository = here.deletingLastPathComponent().deletingLastPathComponent()
 
-    static let logNames: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: eventLogs.path)) ?? []).filter { $0.hasSuffix(".bin") }.sorted()
+    static let logNames: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: eventLogs.path)) ?? [])
+        .filter { $0.hasSuffix(".bin") }.sorted()
 
     static func log(_ name: String) throws -> UnverifiedEventLog {
         try UnverifiedEventLog(bytes: Array(try Data(contentsOf: eventLogs.appendingPathComponent(name))))

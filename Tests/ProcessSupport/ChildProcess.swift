@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-public import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    public import Glibc
+#endif
 
 /// A child process started with `posix_spawn(3)` and reaped with `waitpid(2)` by its owner.
 ///
@@ -47,8 +48,10 @@ public final class ChildProcess: Sendable {
 
     /// Starts `executable` (a path, or a name looked up in PATH) with `arguments`.
     /// `environment` replaces the whole environment when given.
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                standardOutput: Output = .null, standardError: Output = .null) throws {
+    public init(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+        standardOutput: Output = .null, standardError: Output = .null
+    ) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -67,7 +70,9 @@ public final class ChildProcess: Sendable {
             case .pipe:
                 var ends: [Int32] = [-1, -1]
                 // pipe2(O_CLOEXEC) is not visible to Swift; the parent's ends are marked right away.
-                guard pipe(&ends) == 0 else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
+                guard pipe(&ends) == 0 else {
+                    throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
+                }
                 ends.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
                 posix_spawn_file_actions_adddup2(&actions, ends[1], fd)
                 parentEnds.append(ends[0])
@@ -108,7 +113,8 @@ public final class ChildProcess: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let rc = executable.contains("/")
+        let rc =
+            executable.contains("/")
             ? posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
             : posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
         childEnds.forEach { _ = close($0) }
@@ -163,10 +169,13 @@ public final class ChildProcess: Sendable {
 
     /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; declared only under _GNU_SOURCE,
     /// so looked up at run time). Without it, every descriptor open right now gets its own close action.
-    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32)? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32).self)
-    }()
+    private static let addCloseFrom:
+        (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32)? = {
+            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+            else { return nil }
+            return unsafeBitCast(
+                symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32).self)
+        }()
 
     private static func closeDescriptorsFrom3(_ actions: inout posix_spawn_file_actions_t) {
         if let addCloseFrom, addCloseFrom(&actions, 3) == 0 { return }
@@ -174,7 +183,9 @@ public final class ChildProcess: Sendable {
         defer { closedir(dir) }
         let own = dirfd(dir)
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             if let fd = Int32(name), fd > 2, fd != own { posix_spawn_file_actions_addclose(&actions, fd) }
         }
     }

@@ -1,6 +1,7 @@
 public import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a command-line tool (tpm2-tools, the `vigil` binary) printed and how it ended.
@@ -20,11 +21,14 @@ public enum ProcessRunner {
     /// Runs `executable` (a path or a name in PATH) with `arguments` and the current environment plus
     /// `environment`, capturing both outputs. The tool is killed after `timeoutSeconds`; its status is then
     /// 128 + SIGKILL.
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                           timeoutSeconds: Double = 120) throws -> ProcessResult {
+    public static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+        timeoutSeconds: Double = 120
+    ) throws -> ProcessResult {
         var env = ChildProcess.currentEnvironment()
         env.merge(environment) { _, new in new }
-        let child = try ChildProcess(executable, arguments, environment: env, standardOutput: .pipe, standardError: .pipe)
+        let child = try ChildProcess(
+            executable, arguments, environment: env, standardOutput: .pipe, standardError: .pipe)
         var buffers: [Int32: [UInt8]] = [:]
         var open = [child.standardOutput, child.standardError].compactMap { $0 }
         let deadline = ChildProcess.now() + timeoutSeconds
@@ -56,18 +60,23 @@ public enum ProcessRunner {
             }
         }
         guard let termination else {
-            throw ProcessRunnerError(description: "\(executable) \(arguments.joined(separator: " ")): did not end after SIGKILL")
+            throw ProcessRunnerError(
+                description: "\(executable) \(arguments.joined(separator: " ")): did not end after SIGKILL")
         }
         if !open.isEmpty {
-            throw ProcessRunnerError(description: "\(executable) \(arguments.joined(separator: " ")): its output pipes stayed open after it ended")
+            throw ProcessRunnerError(
+                description:
+                    "\(executable) \(arguments.joined(separator: " ")): its output pipes stayed open after it ended")
         }
-        let status: Int32 = switch termination {
-        case .exited(let code): code
-        case .signaled(let signal): 128 + signal
-        }
-        return ProcessResult(status: status,
-                             stdout: String(decoding: child.standardOutput.flatMap { buffers[$0] } ?? [], as: UTF8.self),
-                             stderr: String(decoding: child.standardError.flatMap { buffers[$0] } ?? [], as: UTF8.self))
+        let status: Int32 =
+            switch termination {
+            case .exited(let code): code
+            case .signaled(let signal): 128 + signal
+            }
+        return ProcessResult(
+            status: status,
+            stdout: String(decoding: child.standardOutput.flatMap { buffers[$0] } ?? [], as: UTF8.self),
+            stderr: String(decoding: child.standardError.flatMap { buffers[$0] } ?? [], as: UTF8.self))
     }
 
     /// The `vigil` executable built next to the test bundle (.build/<config>/vigil).
@@ -75,7 +84,8 @@ public enum ProcessRunner {
         let candidates = [
             Bundle.main.bundleURL.appendingPathComponent("vigil").path,
             Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("vigil").path,
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vigil").path,
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vigil")
+                .path,
         ]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
     }

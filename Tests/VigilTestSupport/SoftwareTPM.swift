@@ -1,8 +1,9 @@
-public import Foundation
 public import AttestTPM
+public import Foundation
 import ProcessSupport
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A private swtpm for one test: its own copy of the fixture state in a temporary folder, its own free
@@ -19,11 +20,14 @@ public final class SoftwareTPM: @unchecked Sendable {
     private var stopped = false
 
     /// `swtpm:host=127.0.0.1,port=N`.
-    public var tcti: TCTIConfiguration { TCTIConfiguration(name: "swtpm", configuration: "host=127.0.0.1,port=\(port)") }
+    public var tcti: TCTIConfiguration {
+        TCTIConfiguration(name: "swtpm", configuration: "host=127.0.0.1,port=\(port)")
+    }
     public var tctiString: String { tcti.loaderString }
 
     /// The repository root (this file is Tests/VigilTestSupport/SoftwareTPM.swift).
-    public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
     /// swtpm-fixtures/state: TPM 2.0 state provisioned by swtpm-fixtures/regenerate.sh.
     public static let fixtureState = repositoryRoot.appendingPathComponent("swtpm-fixtures/state")
 
@@ -54,10 +58,12 @@ public final class SoftwareTPM: @unchecked Sendable {
         guard let swtpm = Self.which("swtpm") else {
             throw StartError(description: "swtpm is not installed (apt-get install swtpm swtpm-tools); CI=\(Self.isCI)")
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-swtpm-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "vigil-swtpm-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for item in try FileManager.default.contentsOfDirectory(atPath: state.path) {
-            try FileManager.default.copyItem(at: state.appendingPathComponent(item), to: directory.appendingPathComponent(item))
+            try FileManager.default.copyItem(
+                at: state.appendingPathComponent(item), to: directory.appendingPathComponent(item))
         }
         var lastError = "not started"
         for attempt in 0..<8 {
@@ -65,11 +71,15 @@ public final class SoftwareTPM: @unchecked Sendable {
             let data = try Self.freePortPair()
             let control = data + 1
             let log = directory.appendingPathComponent("swtpm-\(attempt).log").path
-            let process = try ChildProcess(swtpm, ["socket", "--tpm2", "--tpmstate", "dir=\(directory.path)",
-                                                   "--server", "type=tcp,port=\(data),bindaddr=127.0.0.1",
-                                                   "--ctrl", "type=tcp,port=\(control),bindaddr=127.0.0.1",
-                                                   "--flags", "not-need-init,startup-clear", "--log", "level=0"],
-                                           standardOutput: .null, standardError: .file(log))
+            let process = try ChildProcess(
+                swtpm,
+                [
+                    "socket", "--tpm2", "--tpmstate", "dir=\(directory.path)",
+                    "--server", "type=tcp,port=\(data),bindaddr=127.0.0.1",
+                    "--ctrl", "type=tcp,port=\(control),bindaddr=127.0.0.1",
+                    "--flags", "not-need-init,startup-clear", "--log", "level=0",
+                ],
+                standardOutput: .null, standardError: .file(log))
             if Self.waitForListener(port: data, process: process, seconds: 10) {
                 self.port = data
                 self.controlPort = control
@@ -107,7 +117,9 @@ public final class SoftwareTPM: @unchecked Sendable {
     /// (PCRs back to their initial values, resetCount + 1); the next ``open()`` issues TPM2_Startup.
     /// Open a new ``TPM`` afterwards: the old connection's sessions and objects are gone.
     public func reboot() throws {
-        guard let ioctl = Self.which("swtpm_ioctl") else { throw StartError(description: "swtpm_ioctl is not installed (apt-get install swtpm)") }
+        guard let ioctl = Self.which("swtpm_ioctl") else {
+            throw StartError(description: "swtpm_ioctl is not installed (apt-get install swtpm)")
+        }
         let result = try ProcessRunner.run(ioctl, ["--tcp", "127.0.0.1:\(controlPort)", "-i"])
         guard result.status == 0 else { throw StartError(description: "swtpm_ioctl -i failed: \(result.stderr)") }
     }
@@ -149,8 +161,9 @@ public final class SoftwareTPM: @unchecked Sendable {
     /// The first port of `net.ipv4.ip_local_port_range` (32768 when it cannot be read).
     static func ephemeralRangeStart() -> Int {
         guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
-              let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first,
-              let start = Int(first) else { return 32768 }
+            let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first,
+            let start = Int(first)
+        else { return 32768 }
         return start
     }
 
@@ -161,13 +174,16 @@ public final class SoftwareTPM: @unchecked Sendable {
     }
 
     /// Calls `bind` or `connect` (`call`) on `fd` with 127.0.0.1:`port`; returns the call's result.
-    static func loopback(_ fd: Int32, port: Int, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    static func loopback(_ fd: Int32, port: Int, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32
+    {
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
     }
 

@@ -15,7 +15,8 @@ public final class VigilCLISession: @unchecked Sendable {
 
     /// Runs `vigil args…` with `VIGIL_TCTI` set to the simulator.
     public func vigil(_ arguments: [String]) throws -> ProcessResult {
-        try ProcessRunner.run(ProcessRunner.vigilExecutable, arguments, environment: ["VIGIL_TCTI": simulator.tctiString])
+        try ProcessRunner.run(
+            ProcessRunner.vigilExecutable, arguments, environment: ["VIGIL_TCTI": simulator.tctiString])
     }
 
     /// A path inside the session folder.

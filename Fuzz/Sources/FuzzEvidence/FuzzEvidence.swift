@@ -19,7 +19,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     if let binding = try? AKBinding(json: bytes) { _ = try? binding.json() }
     if let ek = try? TPMTPublic(tpmPublicBytes: bytes) {
-        _ = try? CredentialChallenge.make(ekPublic: ek, akName: Fixtures.akName, secret: [UInt8](repeating: 9, count: 16))
+        _ = try? CredentialChallenge.make(
+            ekPublic: ek, akName: Fixtures.akName, secret: [UInt8](repeating: 9, count: 16))
     }
     return 0
 }
@@ -30,15 +31,19 @@ func verify(_ bundle: EvidenceBundle) {
     guard let nonce = Hex.decode(bundle.nonce), !nonce.isEmpty else { return }
     var binding: AKBinding?
     if let d = try? bundle.decoded(), let ak = try? AKPublic(d.ak), let name = ak.name {
-        let fingerprint = d.ek.flatMap { try? AKBinding.fingerprint(of: $0.certificate.publicKey) } ?? String(repeating: "0", count: 64)
+        let fingerprint =
+            d.ek.flatMap { try? AKBinding.fingerprint(of: $0.certificate.publicKey) }
+            ?? String(repeating: "0", count: 64)
         binding = AKBinding(akName: name, ekPublicKeySHA256: fingerprint, activatedAt: nil)
     }
-    let verifier = EvidenceVerifier(nonce: nonce, nonceIssuedAt: Date(timeIntervalSince1970: 1_790_000_000),
-                                    requiredSelection: TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: [0, 4, 7])]),
-                                    anchors: Fixtures.anchors, akBinding: binding,
-                                    previous: PreviousQuote(clockInfo: TPMSClockInfo(clock: 1, resetCount: 1, restartCount: 0, safe: true),
-                                                            firmwareVersion: 0),
-                                    now: Date(timeIntervalSince1970: 1_790_000_000))
+    let verifier = EvidenceVerifier(
+        nonce: nonce, nonceIssuedAt: Date(timeIntervalSince1970: 1_790_000_000),
+        requiredSelection: TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: [0, 4, 7])]),
+        anchors: Fixtures.anchors, akBinding: binding,
+        previous: PreviousQuote(
+            clockInfo: TPMSClockInfo(clock: 1, resetCount: 1, restartCount: 0, safe: true),
+            firmwareVersion: 0),
+        now: Date(timeIntervalSince1970: 1_790_000_000))
     let done = DispatchSemaphore(value: 0)
     let box = ResultBox()
     Task {
@@ -60,8 +65,11 @@ final class ResultBox: @unchecked Sendable {
 }
 
 enum Fixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../Tests").standardized
-    static let anchors = try? EKTrustAnchors(folder: root.appendingPathComponent("../swtpm-fixtures/ca").standardized.path)
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "../../../Tests"
+    ).standardized
+    static let anchors = try? EKTrustAnchors(
+        folder: root.appendingPathComponent("../swtpm-fixtures/ca").standardized.path)
     static let akName = TPMName(bytes: [0x00, 0x0B] + [UInt8](repeating: 0xA5, count: 32))
     static let policy: AttestationPolicy? = {
         let yaml = """
@@ -91,7 +99,8 @@ enum Fixtures {
               forbid: [error_separators, uefi_debug_mode, events_after_exit_boot_services]
               scrtm_versions: ["GCE Virtual Firmware v1"]
             """
-        guard var p = try? PolicyLoader.parse(yaml, file: "fuzz.yaml"), (try? PolicyLoader.resolveForTesting(&p)) != nil else { return nil }
+        guard var p = try? PolicyLoader.parse(yaml, file: "fuzz.yaml"), (try? PolicyLoader.resolveForTesting(&p)) != nil
+        else { return nil }
         return p
     }()
 }

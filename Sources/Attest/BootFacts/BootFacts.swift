@@ -89,7 +89,9 @@ public struct BootFacts: Hashable, Sendable {
         var bound: Set<Int> = []
         for e in log.events where e.banks.contains(bank) {
             switch e.binding {
-            case .bound: bound.insert(e.event.index); events.append(e.event)
+            case .bound:
+                bound.insert(e.event.index)
+                events.append(e.event)
             case .digestOfOtherData: events.append(e.event)
             case .unbound: break
             }
@@ -108,7 +110,9 @@ public struct BootFacts: Hashable, Sendable {
         var ebsSeen = false
         // Markers recognised by digest, whatever type or data the log claims: retyping an error separator or
         // the "UEFI Debug Mode" action into an event whose data is not hashed does not hide it.
-        let errorSeparatorDigests = [[1, 0, 0, 0], [0xFF, 0xFF, 0xFF, 0xFF]].compactMap { try? TPMDigest.hash(bank, $0) }
+        let errorSeparatorDigests = [[1, 0, 0, 0], [0xFF, 0xFF, 0xFF, 0xFF]].compactMap {
+            try? TPMDigest.hash(bank, $0)
+        }
         let debugModeDigest = try? TPMDigest.hash(bank, Array(Self.uefiDebugMode.utf8))
         for e in events where e.isExtended {
             guard let pcr = e.pcr else { continue }
@@ -121,7 +125,9 @@ public struct BootFacts: Hashable, Sendable {
                 if pcr < 8, errorSeparatorDigests.contains(where: { $0.elementsEqual(d) }) {
                     separators.append(.init(eventIndex: e.index, pcr: pcr, isError: true))
                 }
-                if pcr == 7, let debugModeDigest, debugModeDigest.elementsEqual(d), !(isBound && (e.type == .efiAction || e.type == .action)) {
+                if pcr == 7, let debugModeDigest, debugModeDigest.elementsEqual(d),
+                    !(isBound && (e.type == .efiAction || e.type == .action))
+                {
                     debugMarkers.append("\(Self.uefiDebugMode) (measured as event \(e.index), logged as \(e.type))")
                 }
             }
@@ -129,11 +135,15 @@ public struct BootFacts: Hashable, Sendable {
                 // Every other PCR 4 measurement loads code (PFP §3.3.4.5): judged by digest, typed or not.
                 let path: String
                 if case .imageLoad(let image) = DecodedEventData(e) { path = image.devicePath } else { path = "" }
-                bootApplications.append(.init(eventIndex: e.index, pcr: pcr, digest: e.digest(bank).map { Hex.encode($0) }, bank: bank,
-                                              devicePath: path.isEmpty ? "(\(e.type))" : path, claimedType: e.type))
+                bootApplications.append(
+                    .init(
+                        eventIndex: e.index, pcr: pcr, digest: e.digest(bank).map { Hex.encode($0) }, bank: bank,
+                        devicePath: path.isEmpty ? "(\(e.type))" : path, claimedType: e.type))
                 continue
             }
-            if pcr == 5, ebsSeen, !(isBound && e.type == .efiAction && Self.ebsResults.contains(where: { e.dataBytes.elementsEqual($0) })) {
+            if pcr == 5, ebsSeen,
+                !(isBound && e.type == .efiAction && Self.ebsResults.contains(where: { e.dataBytes.elementsEqual($0) }))
+            {
                 eventsAfterExitBootServices.append(e.index)
             }
             // Data that is not bound to its digest is a claim: it is not decoded into facts.
@@ -146,17 +156,26 @@ public struct BootFacts: Hashable, Sendable {
                 if let sigs { signatureDatabases[v.name] = sigs }
                 if e.type == .efiVariableAuthority {
                     var cert = v.data
-                    if !(cert.count > 2 && cert[0] == 0x30 && cert[1] == 0x82), cert.count > 16 { cert = Array(cert.dropFirst(16)) }
-                    authorities.append(.init(variable: v.name, sha256Fingerprint: Hex.encode((try? TPMDigest.hash(.sha256, cert)) ?? [])))
+                    if !(cert.count > 2 && cert[0] == 0x30 && cert[1] == 0x82), cert.count > 16 {
+                        cert = Array(cert.dropFirst(16))
+                    }
+                    authorities.append(
+                        .init(
+                            variable: v.name, sha256Fingerprint: Hex.encode((try? TPMDigest.hash(.sha256, cert)) ?? []))
+                    )
                 }
             case .text(let t):
                 switch e.type {
                 case .ipl where pcr == 8:
                     // GRUB 2.04+ writes "grub_cmd: …"/"kernel_cmdline: …"; RHEL 8's GRUB writes
                     // "grub_cmd …" and "grub_kernel_cmdline …" (image path first).
-                    if let rest = Self.strip(t, "kernel_cmdline") ?? Self.strip(t, "grub_kernel_cmdline") { kernelCommandLines.append(rest) }
-                    else if let rest = Self.strip(t, "grub_cmd") { grubCommands.append(rest) }
-                    else { grubCommands.append(t) }
+                    if let rest = Self.strip(t, "kernel_cmdline") ?? Self.strip(t, "grub_kernel_cmdline") {
+                        kernelCommandLines.append(rest)
+                    } else if let rest = Self.strip(t, "grub_cmd") {
+                        grubCommands.append(rest)
+                    } else {
+                        grubCommands.append(t)
+                    }
                 case .ipl where pcr == 9:
                     grubFiles.append(t)
                 case .ipl where pcr == 12:
@@ -195,6 +214,5 @@ public struct BootFacts: Hashable, Sendable {
         guard rest.first == " " else { return nil }
         return String(rest.dropFirst())
     }
-
 
 }

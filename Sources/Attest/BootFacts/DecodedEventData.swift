@@ -38,7 +38,9 @@ public enum DecodedEventData: Hashable, Sendable {
         switch e.type {
         case .noAction:
             if e.index == 0, let spec = try SpecIDEvent(eventData: e.data) { return .specID(spec) }
-            if e.data.count == 17, Array(e.data.prefix(16)) == EventLogReplay.startupLocalitySignature { return .startupLocality(e.data[16]) }
+            if e.data.count == 17, Array(e.data.prefix(16)) == EventLogReplay.startupLocalitySignature {
+                return .startupLocality(e.data[16])
+            }
             if let t = ASCIIText.decode(Array(e.data.prefix(while: { $0 != 0 }))) { return .text(t) }
             return .binary(size: e.data.count)
         case .separator:
@@ -80,7 +82,9 @@ public enum DecodedEventData: Hashable, Sendable {
             try r.skip("UEFI_GPT_DATA.header (to DiskGUID)", count: 56)
             let disk = try EFIGUID(parsing: &r, "EFI_PARTITION_TABLE_HEADER.DiskGUID")
             try r.skip("EFI_PARTITION_TABLE_HEADER (rest)", count: 20)
-            guard e.data.count >= 92 + 8 else { throw AttestError(code: .truncated, reason: "UEFI_GPT_DATA: too short") }
+            guard e.data.count >= 92 + 8 else {
+                throw AttestError(code: .truncated, reason: "UEFI_GPT_DATA: too short")
+            }
             var tail = ByteReader(Array(e.data[92...]))
             let n = try tail.readUInt64("UEFI_GPT_DATA.NumberOfPartitions", .little)
             return .gpt(diskGUID: disk, partitions: Int(clamping: n))
@@ -93,16 +97,23 @@ public enum DecodedEventData: Hashable, Sendable {
     /// One line for `vigil eventlog show`.
     public var summary: String {
         switch self {
-        case .specID(let s): "Spec ID Event03: " + s.algorithms.map { "\($0.id.name)(\($0.digestSize))" }.joined(separator: ", ")
+        case .specID(let s):
+            "Spec ID Event03: " + s.algorithms.map { "\($0.id.name)(\($0.digestSize))" }.joined(separator: ", ")
         case .startupLocality(let l): "StartupLocality \(l)"
         case .separator(let v, let err): err ? "separator 0x\(String(v, radix: 16)) (ERROR)" : "separator"
         case .text(let t): "\"\(t.replacingNewlines)\""
         case .variable(let v, let sb, let sigs):
-            if let sb { "\(v.name) = \(sb ? "enabled" : "disabled")" }
-            else if let sigs { "\(v.name): \(sigs.count) entries" }
-            else { "\(v.name) {\(v.vendor)} \(v.data.count) bytes" }
-        case .imageLoad(let i): "image \(i.devicePath.isEmpty ? "(no device path)" : i.devicePath) (\(i.lengthInMemory) bytes)"
-        case .taggedEvent(let id, let text, let size): "tag 0x\(String(id, radix: 16)) " + (text.map { "\"\($0.replacingNewlines)\"" } ?? "\(size) bytes")
+            if let sb {
+                "\(v.name) = \(sb ? "enabled" : "disabled")"
+            } else if let sigs {
+                "\(v.name): \(sigs.count) entries"
+            } else {
+                "\(v.name) {\(v.vendor)} \(v.data.count) bytes"
+            }
+        case .imageLoad(let i):
+            "image \(i.devicePath.isEmpty ? "(no device path)" : i.devicePath) (\(i.lengthInMemory) bytes)"
+        case .taggedEvent(let id, let text, let size):
+            "tag 0x\(String(id, radix: 16)) " + (text.map { "\"\($0.replacingNewlines)\"" } ?? "\(size) bytes")
         case .handoffTables(let n): "\(n) handoff table(s)"
         case .gpt(let disk, let n): "GPT disk \(disk), \(n) partition entries"
         case .binary(let size): "\(size) bytes"

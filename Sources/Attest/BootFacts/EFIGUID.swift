@@ -12,19 +12,24 @@ public struct EFIGUID: Hashable, Sendable, CustomStringConvertible, Codable {
     public init?(_ text: String) {
         let hex = text.filter { $0 != "-" }
         guard hex.count == 32, let raw = Hex.decode(hex) else { return nil }
-        bytes = Array(raw[0..<4].reversed()) + Array(raw[4..<6].reversed()) + Array(raw[6..<8].reversed()) + Array(raw[8..<16])
+        bytes =
+            Array(raw[0..<4].reversed()) + Array(raw[4..<6].reversed()) + Array(raw[6..<8].reversed())
+            + Array(raw[8..<16])
     }
 
     /// The canonical lowercase text form, "8be4df61-93ca-11d2-aa0d-00e098032b8c".
     public var description: String {
-        let d1 = Hex.encode(bytes[0..<4].reversed()), d2 = Hex.encode(bytes[4..<6].reversed()), d3 = Hex.encode(bytes[6..<8].reversed())
+        let d1 = Hex.encode(bytes[0..<4].reversed()), d2 = Hex.encode(bytes[4..<6].reversed()),
+            d3 = Hex.encode(bytes[6..<8].reversed())
         return "\(d1)-\(d2)-\(d3)-\(Hex.encode(bytes[8..<10]))-\(Hex.encode(bytes[10..<16]))"
     }
 
     /// Decodes a GUID from its canonical text form in a JSON string.
     public init(from decoder: any Decoder) throws {
         let s = try decoder.singleValueContainer().decode(String.self)
-        guard let g = EFIGUID(s) else { throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a GUID")) }
+        guard let g = EFIGUID(s) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a GUID"))
+        }
         self = g
     }
     /// Encodes the GUID as its canonical text form.

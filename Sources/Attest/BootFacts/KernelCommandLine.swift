@@ -21,7 +21,9 @@ public struct KernelCommandLine: Hashable, Sendable {
         }
 
         static func normalize(_ key: String) -> String {
-            key.utf8.contains(UInt8(ascii: "-")) ? String(decoding: key.utf8.map { $0 == UInt8(ascii: "-") ? UInt8(ascii: "_") : $0 }, as: UTF8.self) : key
+            key.utf8.contains(UInt8(ascii: "-"))
+                ? String(decoding: key.utf8.map { $0 == UInt8(ascii: "-") ? UInt8(ascii: "_") : $0 }, as: UTF8.self)
+                : key
         }
 
         /// "key=value" or "key", as the kernel sees it (quotes removed).
@@ -31,8 +33,9 @@ public struct KernelCommandLine: Hashable, Sendable {
         public init(entry: String) {
             let unquoted = Array(entry.utf8.filter { $0 != UInt8(ascii: "\"") })
             if let eq = unquoted.firstIndex(of: UInt8(ascii: "=")) {
-                self.init(key: String(decoding: unquoted[..<eq], as: UTF8.self),
-                          value: String(decoding: unquoted[(eq + 1)...], as: UTF8.self))
+                self.init(
+                    key: String(decoding: unquoted[..<eq], as: UTF8.self),
+                    value: String(decoding: unquoted[(eq + 1)...], as: UTF8.self))
             } else {
                 self.init(key: String(decoding: unquoted, as: UTF8.self), value: nil)
             }
@@ -53,8 +56,10 @@ public struct KernelCommandLine: Hashable, Sendable {
         func flush() {
             guard started else { return }
             if let eq = current.firstIndex(of: UInt8(ascii: "=")) {
-                args.append(Argument(key: String(decoding: current[..<eq], as: UTF8.self),
-                                     value: String(decoding: current[(eq + 1)...], as: UTF8.self)))
+                args.append(
+                    Argument(
+                        key: String(decoding: current[..<eq], as: UTF8.self),
+                        value: String(decoding: current[(eq + 1)...], as: UTF8.self)))
             } else {
                 args.append(Argument(key: String(decoding: current, as: UTF8.self), value: nil))
             }

@@ -17,7 +17,8 @@ public struct UEFIImageLoadEvent: Hashable, Sendable {
         linkTimeAddress = try r.readUInt64("UEFI_IMAGE_LOAD_EVENT.ImageLinkTimeAddress", .little)
         let length = try r.readUInt64("UEFI_IMAGE_LOAD_EVENT.LengthOfDevicePath", .little)
         guard length <= UInt64(r.remaining) else {
-            throw .truncated("UEFI_IMAGE_LOAD_EVENT.DevicePath", at: r.offset, needed: r.remaining + 1, available: r.remaining)
+            throw .truncated(
+                "UEFI_IMAGE_LOAD_EVENT.DevicePath", at: r.offset, needed: r.remaining + 1, available: r.remaining)
         }
         devicePath = EFIDevicePath.text(try r.readBytes("UEFI_IMAGE_LOAD_EVENT.DevicePath", count: Int(length)))
     }
@@ -34,8 +35,9 @@ public enum EFIDevicePath {
         var parts: [String] = []
         while !r.isAtEnd, parts.count < maxNodes {
             guard let type = try? r.readUInt8("node type"), let subtype = try? r.readUInt8("node subtype"),
-                  let length = try? r.readUInt16("node length", .little), length >= 4,
-                  let body = try? r.readBytes("node", count: Int(length) - 4) else { break }
+                let length = try? r.readUInt16("node length", .little), length >= 4,
+                let body = try? r.readBytes("node", count: Int(length) - 4)
+            else { break }
             if type == 0x7F { break }
             parts.append(node(type: type, subtype: subtype, body: body))
         }
@@ -49,16 +51,28 @@ public enum EFIDevicePath {
             return UTF16Text.decode(body)
         case (4, 1):
             guard let part = try? r.readUInt32("partition", .little), (try? r.skip("start", count: 16)) != nil,
-                  let sig = try? r.readBytes("signature", count: 16), let format = try? r.readUInt8("format") else { return "HD(?)" }
-            if format == 2, let g = try? { () throws(AttestError) -> EFIGUID in var s = ByteReader(sig); return try EFIGUID(parsing: &s, "sig") }() {
+                let sig = try? r.readBytes("signature", count: 16), let format = try? r.readUInt8("format")
+            else { return "HD(?)" }
+            if format == 2,
+                let g = try? { () throws(AttestError) -> EFIGUID in
+                    var s = ByteReader(sig)
+                    return try EFIGUID(parsing: &s, "sig")
+                }()
+            {
                 return "HD(\(part),GPT,\(g))"
             }
             return "HD(\(part),MBR)"
         case (2, 1):
-            guard let hid = try? r.readUInt32("HID", .little), let uid = try? r.readUInt32("UID", .little) else { return "Acpi(?)" }
-            return hid == 0x0A03_41D0 ? "PciRoot(0x\(String(uid, radix: 16)))" : "Acpi(0x\(String(hid, radix: 16)),0x\(String(uid, radix: 16)))"
+            guard let hid = try? r.readUInt32("HID", .little), let uid = try? r.readUInt32("UID", .little) else {
+                return "Acpi(?)"
+            }
+            return hid == 0x0A03_41D0
+                ? "PciRoot(0x\(String(uid, radix: 16)))"
+                : "Acpi(0x\(String(hid, radix: 16)),0x\(String(uid, radix: 16)))"
         case (1, 1):
-            guard let function = try? r.readUInt8("function"), let device = try? r.readUInt8("device") else { return "Pci(?)" }
+            guard let function = try? r.readUInt8("function"), let device = try? r.readUInt8("device") else {
+                return "Pci(?)"
+            }
             return "Pci(0x\(String(device, radix: 16)),0x\(String(function, radix: 16)))"
         case (4, 6):
             return "FvFile(\(body.count == 16 ? Self.guid(body) : "?"))"

@@ -18,10 +18,13 @@ public struct UEFIVariableData: Hashable, Sendable {
         let nameLength = try r.readUInt64("UEFI_VARIABLE_DATA.UnicodeNameLength", .little)
         let dataLength = try r.readUInt64("UEFI_VARIABLE_DATA.VariableDataLength", .little)
         guard nameLength <= UInt64(Self.maxNameLength) else {
-            throw .tooLarge("UEFI_VARIABLE_DATA.UnicodeNameLength", size: Self.maxNameLength + 1, limit: Self.maxNameLength, at: nameAt)
+            throw .tooLarge(
+                "UEFI_VARIABLE_DATA.UnicodeNameLength", size: Self.maxNameLength + 1, limit: Self.maxNameLength,
+                at: nameAt)
         }
         guard dataLength <= UInt64(r.remaining) else {
-            throw .truncated("UEFI_VARIABLE_DATA.VariableData", at: r.offset, needed: r.remaining + 1, available: r.remaining)
+            throw .truncated(
+                "UEFI_VARIABLE_DATA.VariableData", at: r.offset, needed: r.remaining + 1, available: r.remaining)
         }
         name = UTF16Text.decode(try r.readBytes("UEFI_VARIABLE_DATA.UnicodeName", count: Int(nameLength) * 2))
         data = try r.readBytes("UEFI_VARIABLE_DATA.VariableData", count: Int(dataLength))
@@ -56,18 +59,29 @@ public struct EFISignatureList: Hashable, Sendable {
             let signatureSize = Int(try r.readUInt32("EFI_SIGNATURE_LIST.SignatureSize", .little))
             let body = listSize - 28
             guard listSize >= 28, body <= r.remaining, headerSize <= body, signatureSize >= 16 else {
-                throw AttestError.invalid("EFI_SIGNATURE_LIST at byte \(listAt): sizes (list \(listSize), header \(headerSize), signature \(signatureSize)) do not fit")
+                throw AttestError.invalid(
+                    "EFI_SIGNATURE_LIST at byte \(listAt): sizes (list \(listSize), header \(headerSize), signature \(signatureSize)) do not fit"
+                )
             }
             guard (body - headerSize) % signatureSize == 0 else {
-                throw AttestError.invalid("EFI_SIGNATURE_LIST at byte \(listAt): \(body - headerSize) bytes is not a whole number of \(signatureSize)-byte signatures")
+                throw AttestError.invalid(
+                    "EFI_SIGNATURE_LIST at byte \(listAt): \(body - headerSize) bytes is not a whole number of \(signatureSize)-byte signatures"
+                )
             }
             try r.skip("EFI_SIGNATURE_LIST.SignatureHeader", count: headerSize)
             for _ in 0..<((body - headerSize) / signatureSize) {
-                guard entries.count < maxEntries else { throw .tooLarge("EFI_SIGNATURE_LIST entries", size: entries.count + 1, limit: maxEntries, at: r.offset) }
+                guard entries.count < maxEntries else {
+                    throw .tooLarge(
+                        "EFI_SIGNATURE_LIST entries", size: entries.count + 1, limit: maxEntries, at: r.offset)
+                }
                 let owner = try EFIGUID(parsing: &r, "EFI_SIGNATURE_DATA.SignatureOwner")
                 let data = try r.readBytes("EFI_SIGNATURE_DATA.SignatureData", count: signatureSize - 16)
                 switch type {
-                case .certX509: entries.append(.x509(owner: owner, der: data, sha256Fingerprint: Hex.encode((try? TPMDigest.hash(.sha256, data)) ?? [])))
+                case .certX509:
+                    entries.append(
+                        .x509(
+                            owner: owner, der: data,
+                            sha256Fingerprint: Hex.encode((try? TPMDigest.hash(.sha256, data)) ?? [])))
                 case .certSHA256: entries.append(.sha256(owner: owner, hash: Hex.encode(data)))
                 default: entries.append(.other(type: type, owner: owner, data: data))
                 }

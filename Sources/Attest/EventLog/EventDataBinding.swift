@@ -78,8 +78,9 @@ public enum EventDataBinding: Hashable, Sendable, CustomStringConvertible {
             if data.count >= 8 {
                 var r = ByteReader(Array(data))
                 if (try? r.readUInt32("TCG_PCClientTaggedEvent.taggedEventID", .little)) != nil,
-                   let size = try? r.readUInt32("TCG_PCClientTaggedEvent.taggedEventDataSize", .little),
-                   Int(size) == data.count - 8 {
+                    let size = try? r.readUInt32("TCG_PCClientTaggedEvent.taggedEventDataSize", .little),
+                    Int(size) == data.count - 8
+                {
                     out.append(data.dropFirst(8))
                 }
             }
@@ -91,6 +92,8 @@ public enum EventDataBinding: Hashable, Sendable, CustomStringConvertible {
 
     /// The prefixes GRUB writes before the string it measures (GRUB 2.04+: "grub_cmd: ", "kernel_cmdline: ";
     /// RHEL 8's GRUB: "grub_cmd ", "grub_kernel_cmdline ").
-    static let grubPrefixes: [[UInt8]] = ["grub_cmd: ", "kernel_cmdline: ", "grub_cmd ", "grub_kernel_cmdline ", "module_cmdline: "]
-        .map { Array($0.utf8) }
+    static let grubPrefixes: [[UInt8]] = [
+        "grub_cmd: ", "kernel_cmdline: ", "grub_cmd ", "grub_kernel_cmdline ", "module_cmdline: ",
+    ]
+    .map { Array($0.utf8) }
 }

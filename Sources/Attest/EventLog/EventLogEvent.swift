@@ -46,7 +46,8 @@ public struct EventLogEvent: Hashable, Sendable {
         self.init(index: index, offset: offset, pcrIndex: pcrIndex, type: type, digests: digests, dataBytes: data[...])
     }
 
-    init(index: Int, offset: Int, pcrIndex: UInt32, type: TCGEventType, digests: [Digest], dataBytes: ArraySlice<UInt8>) {
+    init(index: Int, offset: Int, pcrIndex: UInt32, type: TCGEventType, digests: [Digest], dataBytes: ArraySlice<UInt8>)
+    {
         self.index = index
         self.offset = offset
         self.pcrIndex = pcrIndex

@@ -41,13 +41,14 @@ public struct EventLogReplay: Hashable, Sendable {
                 uncomputable[bank] = "Vigil has no implementation of \(bank.name)"
                 continue
             }
-            let result: ([Int: [UInt8]], Int?) = switch bank {
-            case .sha1: Self.replayBank(Insecure.SHA1.self, bank, events, size: size, start: start)
-            case .sha256: Self.replayBank(SHA256.self, bank, events, size: size, start: start)
-            case .sha384: Self.replayBank(SHA384.self, bank, events, size: size, start: start)
-            case .sm3_256: Self.replayBank(SM3Hasher.self, bank, events, size: size, start: start)
-            default: Self.replayBank(SHA512.self, bank, events, size: size, start: start)
-            }
+            let result: ([Int: [UInt8]], Int?) =
+                switch bank {
+                case .sha1: Self.replayBank(Insecure.SHA1.self, bank, events, size: size, start: start)
+                case .sha256: Self.replayBank(SHA256.self, bank, events, size: size, start: start)
+                case .sha384: Self.replayBank(SHA384.self, bank, events, size: size, start: start)
+                case .sm3_256: Self.replayBank(SM3Hasher.self, bank, events, size: size, start: start)
+                default: Self.replayBank(SHA512.self, bank, events, size: size, start: start)
+                }
             if let missing = result.1 {
                 uncomputable[bank] = "event \(missing) has no \(bank.name) digest"
                 continue
@@ -62,8 +63,10 @@ public struct EventLogReplay: Hashable, Sendable {
 
     /// Replays one bank with hash `H`: 24 fixed slots, digests kept in the hash's own type until the end
     /// (no per-event allocation). Returns the values, or the index of an event lacking this bank's digest.
-    static func replayBank<H: HashFunction>(_: H.Type, _ bank: TPMAlgorithmID, _ events: [EventLogEvent], size: Int,
-                                            start: PCRStartValue) -> ([Int: [UInt8]], Int?) {
+    static func replayBank<H: HashFunction>(
+        _: H.Type, _ bank: TPMAlgorithmID, _ events: [EventLogEvent], size: Int,
+        start: PCRStartValue
+    ) -> ([Int: [UInt8]], Int?) {
         var slots = [H.Digest?](repeating: nil, count: 24)
         var touched = [Bool](repeating: false, count: 24)
         let ones = start.value(pcr: 17, size: size), zeros = start.value(pcr: 1, size: size)
@@ -76,7 +79,9 @@ public struct EventLogReplay: Hashable, Sendable {
             if let current = slots[pcr] {
                 current.withUnsafeBytes { h.update(bufferPointer: $0) }
             } else {
-                (pcr == 0 ? pcr0Start : (17...22).contains(pcr) ? ones : zeros).withUnsafeBytes { h.update(bufferPointer: $0) }
+                (pcr == 0 ? pcr0Start : (17...22).contains(pcr) ? ones : zeros).withUnsafeBytes {
+                    h.update(bufferPointer: $0)
+                }
             }
             d.withUnsafeBytes { h.update(bufferPointer: $0) }
             slots[pcr] = h.finalize()

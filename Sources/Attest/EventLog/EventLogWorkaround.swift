@@ -29,7 +29,10 @@ public struct EventLogWorkaround: Hashable, Sendable, CustomStringConvertible {
                     guard let d = try? TPMDigest.hash(bank, data) else { return nil }
                     return .init(algorithm: bank, value: d)
                 }
-                out.append(EventLogEvent(index: out.count, offset: -1, pcrIndex: UInt32(pcr), type: .efiAction, digests: digests, data: data))
+                out.append(
+                    EventLogEvent(
+                        index: out.count, offset: -1, pcrIndex: UInt32(pcr), type: .efiAction, digests: digests,
+                        data: data))
             }
             return out
         }
@@ -41,16 +44,22 @@ public struct EventLogWorkaround: Hashable, Sendable, CustomStringConvertible {
 
     /// Firmware that measures ExitBootServices into PCR 5 (PFP §10.4.4) but leaves the events out of the log.
     public static let missingExitBootServicesSuccess = EventLogWorkaround(
-        name: "missing-ebs-success", explanation: "firmware extended PCR 5 with the ExitBootServices invocation and success actions without logging them",
+        name: "missing-ebs-success",
+        explanation:
+            "firmware extended PCR 5 with the ExitBootServices invocation and success actions without logging them",
         pcrs: [5], transform: .appendActions(pcr: 5, strings: [ebsInvocation, ebsSuccess]))
     /// Firmware that extends PCR 5 with the ExitBootServices invocation and failure actions but does not log them.
     public static let missingExitBootServicesFailure = EventLogWorkaround(
-        name: "missing-ebs-failure", explanation: "firmware extended PCR 5 with the ExitBootServices invocation and failure actions without logging them",
+        name: "missing-ebs-failure",
+        explanation:
+            "firmware extended PCR 5 with the ExitBootServices invocation and failure actions without logging them",
         pcrs: [5], transform: .appendActions(pcr: 5, strings: [ebsInvocation, ebsFailure]))
     /// Firmware that extends PCR 5 with the ExitBootServices invocation, failure and success actions
     /// but does not log them.
     public static let missingExitBootServicesFailureThenSuccess = EventLogWorkaround(
-        name: "missing-ebs-failure-success", explanation: "firmware extended PCR 5 with ExitBootServices invocation, failure and success actions without logging them",
+        name: "missing-ebs-failure-success",
+        explanation:
+            "firmware extended PCR 5 with ExitBootServices invocation, failure and success actions without logging them",
         pcrs: [5], transform: .appendActions(pcr: 5, strings: [ebsInvocation, ebsFailure, ebsSuccess]))
 
     /// Every workaround Vigil knows, tried in this order, one at a time.

@@ -52,7 +52,8 @@ public struct SpecIDEvent: Hashable, Sendable {
         let countAt = r.offset
         let count = Int(try r.readUInt32("TCG_EfiSpecIDEvent.numberOfAlgorithms", .little))
         guard count >= 1, count <= Self.maxAlgorithms else {
-            throw .tooLarge("TCG_EfiSpecIDEvent.numberOfAlgorithms", size: count, limit: Self.maxAlgorithms, at: countAt)
+            throw .tooLarge(
+                "TCG_EfiSpecIDEvent.numberOfAlgorithms", size: count, limit: Self.maxAlgorithms, at: countAt)
         }
         var algorithms: [Algorithm] = []
         for _ in 0..<count {
@@ -60,10 +61,12 @@ public struct SpecIDEvent: Hashable, Sendable {
             let sizeAt = r.offset
             let size = Int(try r.readUInt16("TCG_EfiSpecIdEventAlgorithmSize.digestSize", .little))
             guard size >= 1, size <= 64 else {
-                throw AttestError.invalid("TCG_EfiSpecIDEvent: digest size \(size) for algorithm \(id) at byte \(sizeAt) is not 1–64")
+                throw AttestError.invalid(
+                    "TCG_EfiSpecIDEvent: digest size \(size) for algorithm \(id) at byte \(sizeAt) is not 1–64")
             }
             if let known = id.digestSize, known != size {
-                throw AttestError.invalid("TCG_EfiSpecIDEvent: \(id) declared with \(size)-byte digests, but it has \(known)")
+                throw AttestError.invalid(
+                    "TCG_EfiSpecIDEvent: \(id) declared with \(size)-byte digests, but it has \(known)")
             }
             guard !algorithms.contains(where: { $0.id == id }) else {
                 throw AttestError.invalid("TCG_EfiSpecIDEvent: algorithm \(id) declared twice")

@@ -55,13 +55,15 @@ public struct UnverifiedEventLog: Hashable, Sendable {
                 break
             }
             guard events.count < Self.maxEvents else {
-                throw .tooLarge("event log: number of events", size: events.count + 1, limit: Self.maxEvents, at: reader.offset)
+                throw .tooLarge(
+                    "event log: number of events", size: events.count + 1, limit: Self.maxEvents, at: reader.offset)
             }
-            let event = if let specID {
-                try Self.parseCryptoAgileEvent(&reader, index: events.count, specID: specID)
-            } else {
-                try Self.parseSHA1Event(&reader, index: events.count)
-            }
+            let event =
+                if let specID {
+                    try Self.parseCryptoAgileEvent(&reader, index: events.count, specID: specID)
+                } else {
+                    try Self.parseSHA1Event(&reader, index: events.count)
+                }
             events.append(event)
         }
         self.format = specID == nil ? .sha1 : .cryptoAgile
@@ -93,20 +95,26 @@ public struct UnverifiedEventLog: Hashable, Sendable {
         let type = TCGEventType(try r.readUInt32("event \(index): eventType", .little))
         let digest = try r.readSlice("event \(index): SHA-1 digest", count: 20)
         let data = try readEventData(&r, index: index)
-        return EventLogEvent(index: index, offset: offset, pcrIndex: pcr, type: type,
-                             digests: [.init(algorithm: .sha1, bytes: digest)], dataBytes: data)
+        return EventLogEvent(
+            index: index, offset: offset, pcrIndex: pcr, type: type,
+            digests: [.init(algorithm: .sha1, bytes: digest)], dataBytes: data)
     }
 
     /// TCG_PCR_EVENT2 — PFP §10.2.2: pcrIndex, eventType, TPML_DIGEST_VALUES (little-endian), eventSize, event.
-    static func parseCryptoAgileEvent(_ r: inout ByteReader, index: Int, specID: SpecIDEvent) throws(AttestError) -> EventLogEvent {
+    static func parseCryptoAgileEvent(_ r: inout ByteReader, index: Int, specID: SpecIDEvent) throws(AttestError)
+        -> EventLogEvent
+    {
         let offset = r.offset
         let pcr = try r.readUInt32("event \(index): pcrIndex", .little)
         let type = TCGEventType(try r.readUInt32("event \(index): eventType", .little))
         let countAt = r.offset
         let count = Int(try r.readUInt32("event \(index): digest count", .little))
         guard count <= specID.algorithms.count else {
-            throw AttestError(code: .sizeLimitExceeded,
-                              reason: "event \(index): \(count) digests at byte \(countAt), but the Spec ID event declares \(specID.algorithms.count) banks")
+            throw AttestError(
+                code: .sizeLimitExceeded,
+                reason:
+                    "event \(index): \(count) digests at byte \(countAt), but the Spec ID event declares \(specID.algorithms.count) banks"
+            )
         }
         var digests: [EventLogEvent.Digest] = []
         digests.reserveCapacity(count)
@@ -114,12 +122,16 @@ public struct UnverifiedEventLog: Hashable, Sendable {
             let algAt = r.offset
             let alg = TPMAlgorithmID(try r.readUInt16("event \(index): digest algorithm", .little))
             guard let declared = specID.algorithms.first(where: { $0.id == alg }) else {
-                throw .unknownAlgorithm("event \(index): digest algorithm (not declared by the Spec ID event)", alg.rawValue, at: algAt)
+                throw .unknownAlgorithm(
+                    "event \(index): digest algorithm (not declared by the Spec ID event)", alg.rawValue, at: algAt)
             }
             guard !digests.contains(where: { $0.algorithm == alg }) else {
                 throw AttestError.invalid("event \(index): two \(alg) digests at byte \(algAt)")
             }
-            digests.append(.init(algorithm: alg, bytes: try r.readSlice("event \(index): \(alg) digest", count: declared.digestSize)))
+            digests.append(
+                .init(
+                    algorithm: alg, bytes: try r.readSlice("event \(index): \(alg) digest", count: declared.digestSize))
+            )
         }
         let data = try readEventData(&r, index: index)
         return EventLogEvent(index: index, offset: offset, pcrIndex: pcr, type: type, digests: digests, dataBytes: data)
@@ -132,7 +144,9 @@ public struct UnverifiedEventLog: Hashable, Sendable {
             throw .tooLarge("event \(index): eventSize", size: size, limit: maxEventDataSize, at: sizeAt)
         }
         guard size <= r.remaining else {
-            throw .truncated("event \(index): event data (eventSize at byte \(sizeAt))", at: r.offset, needed: size, available: r.remaining)
+            throw .truncated(
+                "event \(index): event data (eventSize at byte \(sizeAt))", at: r.offset, needed: size,
+                available: r.remaining)
         }
         return try r.readSlice("event \(index): event data", count: size)
     }

@@ -44,14 +44,19 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, deviceID = "device_id", nonce, quote, pcrs, akPublic = "ak_public", ekCertificate = "ek_certificate", ekPublic = "ek_public"
-        case ekIntermediates = "ek_intermediates", deviceCertificate = "device_certificate", eventLog = "event_log", collectedAt = "collected_at"
+        case version, deviceID = "device_id", nonce, quote, pcrs, akPublic = "ak_public", ekCertificate =
+            "ek_certificate", ekPublic = "ek_public"
+        case ekIntermediates = "ek_intermediates", deviceCertificate = "device_certificate", eventLog = "event_log",
+            collectedAt = "collected_at"
     }
 
     /// Builds a bundle on the device from raw TPM outputs (base64 and hex encoding them); `ekIntermediates` is
     /// left empty.
-    public init(deviceID: String, nonce: [UInt8], attest: [UInt8], signature: [UInt8], pcrs: PCRValues, akPublic: TPMTPublic,
-                ekCertificate: [UInt8]?, deviceCertificate: [UInt8]?, eventLog: [UInt8]?, collectedAt: Date, ekPublic: TPMTPublic? = nil) {
+    public init(
+        deviceID: String, nonce: [UInt8], attest: [UInt8], signature: [UInt8], pcrs: PCRValues, akPublic: TPMTPublic,
+        ekCertificate: [UInt8]?, deviceCertificate: [UInt8]?, eventLog: [UInt8]?, collectedAt: Date,
+        ekPublic: TPMTPublic? = nil
+    ) {
         version = Self.currentVersion
         self.deviceID = deviceID
         self.nonce = Hex.encode(nonce)
@@ -68,17 +73,23 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
 
     /// Decodes JSON, bounded in size.
     public init(json: [UInt8]) throws(AttestError) {
-        guard json.count <= Self.maxSize else { throw .tooLarge("evidence bundle", size: json.count, limit: Self.maxSize, at: 0) }
+        guard json.count <= Self.maxSize else {
+            throw .tooLarge("evidence bundle", size: json.count, limit: Self.maxSize, at: 0)
+        }
         do {
             self = try JSONDecoder().decode(EvidenceBundle.self, from: Data(json))
         } catch let DecodingError.keyNotFound(key, _) {
             throw AttestError.invalid("evidence bundle: missing \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(_, context) {
-            throw AttestError.invalid("evidence bundle: wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+            throw AttestError.invalid(
+                "evidence bundle: wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
         } catch {
             throw AttestError.invalid("evidence bundle: not valid JSON: \(error)")
         }
-        guard version == Self.currentVersion else { throw AttestError.invalid("evidence bundle: version \(version) is not supported (expected \(Self.currentVersion))") }
+        guard version == Self.currentVersion else {
+            throw AttestError.invalid(
+                "evidence bundle: version \(version) is not supported (expected \(Self.currentVersion))")
+        }
     }
 
     /// The bundle as pretty-printed JSON with sorted keys.
@@ -89,18 +100,30 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
     }
 
     static func base64(_ text: String, _ field: String) throws(AttestError) -> [UInt8] {
-        guard let data = Data(base64Encoded: text) else { throw AttestError.invalid("evidence bundle: \(field) is not base64") }
+        guard let data = Data(base64Encoded: text) else {
+            throw AttestError.invalid("evidence bundle: \(field) is not base64")
+        }
         return Array(data)
     }
 
     /// The decoded, still unverified parts.
-    public func decoded() throws(AttestError) -> (nonce: [UInt8], attest: [UInt8], signature: [UInt8], pcrs: PCRValues, ak: TPMTPublic,
-                                                  ek: EKCertificate?, eventLog: UnverifiedEventLog?, collectedAt: Date?) {
+    public func decoded() throws(AttestError) -> (
+        nonce: [UInt8], attest: [UInt8], signature: [UInt8], pcrs: PCRValues, ak: TPMTPublic,
+        ek: EKCertificate?, eventLog: UnverifiedEventLog?, collectedAt: Date?
+    ) {
         guard let nonceBytes = Hex.decode(nonce) else { throw AttestError.invalid("evidence bundle: nonce is not hex") }
-        let ek = try ekCertificate.map { (s: String) throws(AttestError) in try EKCertificate(bytes: try Self.base64(s, "ek_certificate")) }
-        let log = try eventLog.map { (s: String) throws(AttestError) in try UnverifiedEventLog(bytes: try Self.base64(s, "event_log")) }
-        return (nonceBytes, try Self.base64(quote.attest, "quote.attest"), try Self.base64(quote.signature, "quote.signature"),
-                try PCRValues(jsonObject: pcrs), try TPMTPublic(tpmPublicBytes: try Self.base64(akPublic, "ak_public")), ek, log,
-                ISO8601DateFormatter().date(from: collectedAt))
+        let ek = try ekCertificate.map { (s: String) throws(AttestError) in
+            try EKCertificate(bytes: try Self.base64(s, "ek_certificate"))
+        }
+        let log = try eventLog.map { (s: String) throws(AttestError) in
+            try UnverifiedEventLog(bytes: try Self.base64(s, "event_log"))
+        }
+        return (
+            nonceBytes, try Self.base64(quote.attest, "quote.attest"),
+            try Self.base64(quote.signature, "quote.signature"),
+            try PCRValues(jsonObject: pcrs), try TPMTPublic(tpmPublicBytes: try Self.base64(akPublic, "ak_public")), ek,
+            log,
+            ISO8601DateFormatter().date(from: collectedAt)
+        )
     }
 }

@@ -1,6 +1,6 @@
-public import X509
-import SwiftASN1
 import Foundation
+import SwiftASN1
+public import X509
 
 /// CA certificates as TPM vendors publish them: a folder of PEM and DER files (`.pem`, `.cer`, `.crt`,
 /// `.der`), roots and intermediates mixed, some with several certificates per PEM file, some with
@@ -22,7 +22,8 @@ public struct CACertificateFolder: Sendable {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
         } catch {
-            throw AttestError(code: .invalidValue, reason: "CA folder \(path): cannot list: \(error.localizedDescription)")
+            throw AttestError(
+                code: .invalidValue, reason: "CA folder \(path): cannot list: \(error.localizedDescription)")
         }
         var certificates: [Certificate] = []
         var skipped: [(String, String)] = []
@@ -30,7 +31,8 @@ public struct CACertificateFolder: Sendable {
         for name in names where !name.hasPrefix(".") {
             let url = URL(fileURLWithPath: path).appendingPathComponent(name)
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue
+            else { continue }
             let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
             guard size <= Self.maxFileSize, let data = try? Data(contentsOf: url) else {
                 skipped.append((name, "unreadable or over \(Self.maxFileSize) bytes"))
@@ -63,7 +65,9 @@ public struct CACertificateFolder: Sendable {
         if let text = String(validating: bytes, as: UTF8.self), text.contains("-----BEGIN CERTIFICATE-----") {
             var out: [(Certificate, String?)] = []
             var rest = Substring(text)
-            while let begin = rest.range(of: "-----BEGIN CERTIFICATE-----"), let end = rest.range(of: "-----END CERTIFICATE-----", range: begin.upperBound..<rest.endIndex) {
+            while let begin = rest.range(of: "-----BEGIN CERTIFICATE-----"),
+                let end = rest.range(of: "-----END CERTIFICATE-----", range: begin.upperBound..<rest.endIndex)
+            {
                 let block = String(rest[begin.lowerBound..<end.upperBound]) + "\n"
                 let der: [UInt8]
                 do {
@@ -96,12 +100,16 @@ public struct CACertificateFolder: Sendable {
     /// signature verifies over the `tbsCertificate` bytes as published.
     static func repairedSelfSigned(_ der: [UInt8]) -> (Certificate, String)? {
         guard let canonical = DERSetOrder.canonicalized(der), canonical != der,
-              let certificate = try? Certificate(derEncoded: canonical),
-              certificate.subject == certificate.issuer,
-              let signedBytes = DERSetOrder.signedPortion(ofCertificate: der),
-              let signature = DERSetOrder.signatureValue(ofCertificate: der),
-              certificate.publicKey.isValidSignature(signature, for: signedBytes, signatureAlgorithm: certificate.signatureAlgorithm)
+            let certificate = try? Certificate(derEncoded: canonical),
+            certificate.subject == certificate.issuer,
+            let signedBytes = DERSetOrder.signedPortion(ofCertificate: der),
+            let signature = DERSetOrder.signatureValue(ofCertificate: der),
+            certificate.publicKey.isValidSignature(
+                signature, for: signedBytes, signatureAlgorithm: certificate.signatureAlgorithm)
         else { return nil }
-        return (certificate, "SET OF elements not in DER order (X.690 §11.6); accepted as a self-signed anchor after its signature verified over the bytes as published")
+        return (
+            certificate,
+            "SET OF elements not in DER order (X.690 §11.6); accepted as a self-signed anchor after its signature verified over the bytes as published"
+        )
     }
 }

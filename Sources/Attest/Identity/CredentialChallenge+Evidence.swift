@@ -7,13 +7,16 @@ extension CredentialChallenge {
     /// The EK certificate's chain is checked where the binding is used (``EvidenceVerifier``).
     public static func make(for bundle: EvidenceBundle, secret: [UInt8]) throws(AttestError) -> CredentialChallenge {
         let d = try bundle.decoded()
-        guard let ek = d.ek else { throw AttestError.invalid("credential activation: the evidence has no EK certificate") }
+        guard let ek = d.ek else {
+            throw AttestError.invalid("credential activation: the evidence has no EK certificate")
+        }
         guard let encoded = bundle.ekPublic else {
             throw AttestError.invalid("credential activation: the evidence has no EK public area (ek_public)")
         }
         let ekPublic = try TPMTPublic(tpmPublicBytes: try EvidenceBundle.base64(encoded, "ek_public"))
         guard try ek.matches(ekPublic) else {
-            throw AttestError(code: .akNotBound, reason: "credential activation: ek_public is not the key of the EK certificate")
+            throw AttestError(
+                code: .akNotBound, reason: "credential activation: ek_public is not the key of the EK certificate")
         }
         let ak = try AKPublic(d.ak)
         guard let akName = ak.name else { throw AttestError.invalid("credential activation: the AK has no Name") }
@@ -22,8 +25,10 @@ extension CredentialChallenge {
 
     /// The challenge as the device receives it (JSON: AK Name, EK public area, credential blob, encrypted secret).
     public func json() throws(AttestError) -> [UInt8] {
-        let file = File(version: 1, akName: akName, ekPublic: Data(ekPublic.marshalTPM2B()).base64EncodedString(),
-                        credentialBlob: Data(credentialBlob).base64EncodedString(), encryptedSecret: Data(encryptedSecret).base64EncodedString())
+        let file = File(
+            version: 1, akName: akName, ekPublic: Data(ekPublic.marshalTPM2B()).base64EncodedString(),
+            credentialBlob: Data(credentialBlob).base64EncodedString(),
+            encryptedSecret: Data(encryptedSecret).base64EncodedString())
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -38,17 +43,23 @@ extension CredentialChallenge {
 
     /// Decodes a challenge file (bounded in size; every field checked).
     public init(json: [UInt8]) throws(AttestError) {
-        guard json.count <= Self.maxJSONSize else { throw .tooLarge("credential challenge", size: json.count, limit: Self.maxJSONSize, at: 0) }
+        guard json.count <= Self.maxJSONSize else {
+            throw .tooLarge("credential challenge", size: json.count, limit: Self.maxJSONSize, at: 0)
+        }
         let file: File
         do {
             file = try JSONDecoder().decode(File.self, from: Data(json))
         } catch {
             throw AttestError.invalid("credential challenge: not a challenge file: \(error)")
         }
-        guard file.version == 1 else { throw AttestError.invalid("credential challenge: version \(file.version) is not supported") }
-        self.init(credentialBlob: try EvidenceBundle.base64(file.credentialBlob, "credential_blob"),
-                  encryptedSecret: try EvidenceBundle.base64(file.encryptedSecret, "encrypted_secret"),
-                  akName: file.akName, ekPublic: try TPMTPublic(tpmPublicBytes: try EvidenceBundle.base64(file.ekPublic, "ek_public")))
+        guard file.version == 1 else {
+            throw AttestError.invalid("credential challenge: version \(file.version) is not supported")
+        }
+        self.init(
+            credentialBlob: try EvidenceBundle.base64(file.credentialBlob, "credential_blob"),
+            encryptedSecret: try EvidenceBundle.base64(file.encryptedSecret, "encrypted_secret"),
+            akName: file.akName,
+            ekPublic: try TPMTPublic(tpmPublicBytes: try EvidenceBundle.base64(file.ekPublic, "ek_public")))
     }
 
     struct File: Codable {
@@ -59,7 +70,8 @@ extension CredentialChallenge {
         let encryptedSecret: String
 
         enum CodingKeys: String, CodingKey {
-            case version, akName = "ak_name", ekPublic = "ek_public", credentialBlob = "credential_blob", encryptedSecret = "encrypted_secret"
+            case version, akName = "ak_name", ekPublic = "ek_public", credentialBlob = "credential_blob",
+                encryptedSecret = "encrypted_secret"
         }
     }
 }

@@ -1,6 +1,6 @@
 import Crypto
-import _CryptoExtras
 public import Foundation
+import _CryptoExtras
 
 /// A credential encrypted to an endorsement key for one attestation key — TPM 2.0 Part 1 §24 "Credential
 /// Protection", made as TPM2_MakeCredential does (Part 3 §12.6), in software: the verifier needs no TPM.
@@ -48,7 +48,9 @@ public struct CredentialChallenge: Hashable, Sendable {
 
     /// Makes a challenge for `akName` with the system's random number generator.
     /// See ``make(ekPublic:akName:secret:using:)``.
-    public static func make(ekPublic: TPMTPublic, akName: TPMName, secret: [UInt8]) throws(AttestError) -> CredentialChallenge {
+    public static func make(ekPublic: TPMTPublic, akName: TPMName, secret: [UInt8]) throws(AttestError)
+        -> CredentialChallenge
+    {
         var rng = SystemRandomNumberGenerator()
         return try make(ekPublic: ekPublic, akName: akName, secret: secret, using: &rng)
     }
@@ -73,18 +75,25 @@ public struct CredentialChallenge: Hashable, Sendable {
     /// - Throws: ``AttestError`` naming what is unsuitable: `.invalidValue` (EK attributes, Name, empty secret), `.unknownAlgorithm` (nameAlg, curve, symmetric),
     ///   `.sizeLimitExceeded` (secret too long), `.unsupportedStructure` (key type, RSA size),
     ///   `.cryptography` (a public key that is not on its curve).
-    public static func make(ekPublic: TPMTPublic, akName: TPMName, secret: [UInt8],
-                            using rng: inout some RandomNumberGenerator) throws(AttestError) -> CredentialChallenge {
+    public static func make(
+        ekPublic: TPMTPublic, akName: TPMName, secret: [UInt8],
+        using rng: inout some RandomNumberGenerator
+    ) throws(AttestError) -> CredentialChallenge {
         let nameAlg = ekPublic.nameAlg
         guard TPMKDF.isSupported(nameAlg), let digestSize = nameAlg.digestSize else {
-            throw AttestError(code: .unknownAlgorithm, reason: "MakeCredential: the EK's nameAlg \(nameAlg) is not supported (SHA-256, SHA-384 or SHA-512)")
+            throw AttestError(
+                code: .unknownAlgorithm,
+                reason: "MakeCredential: the EK's nameAlg \(nameAlg) is not supported (SHA-256, SHA-384 or SHA-512)")
         }
         let symmetric = try checkEndorsementKey(ekPublic)
         try checkName(akName)
         guard !secret.isEmpty else { throw AttestError.invalid("MakeCredential: the secret is empty") }
         guard secret.count <= digestSize else {
-            throw AttestError(code: .sizeLimitExceeded,
-                              reason: "MakeCredential: a \(secret.count)-byte secret exceeds the \(digestSize)-byte digest of the EK's nameAlg \(nameAlg) (TPM_RC_SIZE)")
+            throw AttestError(
+                code: .sizeLimitExceeded,
+                reason:
+                    "MakeCredential: a \(secret.count)-byte secret exceeds the \(digestSize)-byte digest of the EK's nameAlg \(nameAlg) (TPM_RC_SIZE)"
+            )
         }
 
         // 1. The seed, and how the EK's TPM recovers it (Part 1 §24.4; Annex B.10.3 RSA, C.6.4 ECC).
@@ -93,24 +102,28 @@ public struct CredentialChallenge: Hashable, Sendable {
         switch ekPublic.parameters {
         case .rsa(let p):
             seed = randomBytes(digestSize, using: &rng)
-            encryptedSecret = try RSAOAEP.encrypt(seed, label: Array(identityLabel.utf8) + [0], hashAlg: nameAlg,
-                                                  modulus: p.modulus, exponent: p.effectiveExponent,
-                                                  oaepSeed: randomBytes(digestSize, using: &rng))
+            encryptedSecret = try RSAOAEP.encrypt(
+                seed, label: Array(identityLabel.utf8) + [0], hashAlg: nameAlg,
+                modulus: p.modulus, exponent: p.effectiveExponent,
+                oaepSeed: randomBytes(digestSize, using: &rng))
         case .ecc(let p):
             let agreement = try ephemeralAgreement(curve: p.curve, ekX: p.x, ekY: p.y, using: &rng)
-            seed = try TPMKDF.kdfe(nameAlg, z: agreement.z, label: identityLabel, partyUInfo: agreement.x, partyVInfo: p.x,
-                                   bits: digestSize * 8)
+            seed = try TPMKDF.kdfe(
+                nameAlg, z: agreement.z, label: identityLabel, partyUInfo: agreement.x, partyVInfo: p.x,
+                bits: digestSize * 8)
             var point = ByteWriter()  // TPMS_ECC_POINT, Part 2 §11.2.5.2
             point.appendTPM2B(agreement.x)
             point.appendTPM2B(agreement.y)
             encryptedSecret = point.bytes
         case .keyedHash, .symCipher:
-            throw AttestError(code: .unsupportedStructure, reason: "MakeCredential: a \(ekPublic.type) object cannot be an EK")
+            throw AttestError(
+                code: .unsupportedStructure, reason: "MakeCredential: a \(ekPublic.type) object cannot be an EK")
         }
 
         // 2. encIdentity: the secret as a TPM2B_DIGEST under the storage key (Part 1 §24.4).
-        let symKey = try TPMKDF.kdfa(nameAlg, key: seed, label: storageLabel, contextU: akName.bytes, contextV: [],
-                                     bits: Int(symmetric.keyBits))
+        let symKey = try TPMKDF.kdfa(
+            nameAlg, key: seed, label: storageLabel, contextU: akName.bytes, contextV: [],
+            bits: Int(symmetric.keyBits))
         var plaintext = ByteWriter()
         plaintext.appendTPM2B(secret)
         let encIdentity: [UInt8]
@@ -122,13 +135,15 @@ public struct CredentialChallenge: Hashable, Sendable {
         }
 
         // 3. The outer HMAC over encIdentity and the Name (Part 1 §24.5).
-        let hmacKey = try TPMKDF.kdfa(nameAlg, key: seed, label: integrityLabel, contextU: [], contextV: [], bits: digestSize * 8)
+        let hmacKey = try TPMKDF.kdfa(
+            nameAlg, key: seed, label: integrityLabel, contextU: [], contextV: [], bits: digestSize * 8)
         let integrity = try TPMKDF.hmac(nameAlg, key: hmacKey, [encIdentity, akName.bytes])
 
         var blob = ByteWriter()  // TPMS_ID_OBJECT, Part 2 §12.4.2
         blob.appendTPM2B(integrity)
         blob.append(bytes: encIdentity)
-        return CredentialChallenge(credentialBlob: blob.bytes, encryptedSecret: encryptedSecret, akName: akName, ekPublic: ekPublic)
+        return CredentialChallenge(
+            credentialBlob: blob.bytes, encryptedSecret: encryptedSecret, akName: akName, ekPublic: ekPublic)
     }
 
     /// Whether the secret the device returned is the one the challenge was made with, compared in constant time.
@@ -142,11 +157,16 @@ public struct CredentialChallenge: Hashable, Sendable {
     /// - Throws: ``AttestError/Code/akNotBound`` when `response` is not `expected` (the device's TPM does not
     ///   hold both keys, or the answer was tampered with); ``AttestError/Code/cryptography`` when the EK's key
     ///   cannot be encoded.
-    public func binding(response: [UInt8], expected: [UInt8], activatedAt: Date = Date()) throws(AttestError) -> AKBinding {
+    public func binding(response: [UInt8], expected: [UInt8], activatedAt: Date = Date()) throws(AttestError)
+        -> AKBinding
+    {
         guard Self.verify(response: response, expected: expected) else {
-            throw AttestError(code: .akNotBound, reason: "credential activation: the device's answer is not the secret made for AK \(akName)")
+            throw AttestError(
+                code: .akNotBound,
+                reason: "credential activation: the device's answer is not the secret made for AK \(akName)")
         }
-        return AKBinding(akName: akName, ekPublicKeySHA256: try AKBinding.fingerprint(ofEK: ekPublic), activatedAt: activatedAt)
+        return AKBinding(
+            akName: akName, ekPublicKeySHA256: try AKBinding.fingerprint(ofEK: ekPublic), activatedAt: activatedAt)
     }
 
     // MARK: Checks
@@ -157,18 +177,26 @@ public struct CredentialChallenge: Hashable, Sendable {
     static func checkEndorsementKey(_ ek: TPMTPublic) throws(AttestError) -> TPMTSymDefObject {
         let required: TPMAObject = [.fixedTPM, .restricted, .decrypt]
         guard ek.objectAttributes.isSuperset(of: required), !ek.objectAttributes.contains(.sign) else {
-            throw AttestError.invalid("MakeCredential: the EK must be a fixedTPM restricted decryption key without sign; its attributes are \(ek.objectAttributes)")
+            throw AttestError.invalid(
+                "MakeCredential: the EK must be a fixedTPM restricted decryption key without sign; its attributes are \(ek.objectAttributes)"
+            )
         }
         let symmetric: TPMTSymDefObject
         switch ek.parameters {
         case .rsa(let p): symmetric = p.symmetric
         case .ecc(let p): symmetric = p.symmetric
         case .keyedHash, .symCipher:
-            throw AttestError(code: .unsupportedStructure, reason: "MakeCredential: a \(ek.type) object cannot be an EK (RSA or ECC only)")
+            throw AttestError(
+                code: .unsupportedStructure,
+                reason: "MakeCredential: a \(ek.type) object cannot be an EK (RSA or ECC only)")
         }
-        guard symmetric.algorithm == .aes, symmetric.mode == .cfb, symmetric.keyBits == 128 || symmetric.keyBits == 256 else {
-            throw AttestError(code: .unknownAlgorithm,
-                              reason: "MakeCredential: the EK's symmetric algorithm is \(symmetric.algorithm)-\(symmetric.keyBits)-\(symmetric.mode), not AES-128-CFB or AES-256-CFB")
+        guard symmetric.algorithm == .aes, symmetric.mode == .cfb, symmetric.keyBits == 128 || symmetric.keyBits == 256
+        else {
+            throw AttestError(
+                code: .unknownAlgorithm,
+                reason:
+                    "MakeCredential: the EK's symmetric algorithm is \(symmetric.algorithm)-\(symmetric.keyBits)-\(symmetric.mode), not AES-128-CFB or AES-256-CFB"
+            )
         }
         return symmetric
     }
@@ -178,10 +206,13 @@ public struct CredentialChallenge: Hashable, Sendable {
         var reader = ByteReader(name.bytes)
         let alg = TPMAlgorithmID(try reader.readUInt16("TPM2B_NAME.hashAlg", .big))
         guard TPMDigest.isSupported(alg), let size = alg.digestSize else {
-            throw AttestError(code: .unknownAlgorithm, reason: "MakeCredential: the AK Name \(name) does not start with a supported hash algorithm")
+            throw AttestError(
+                code: .unknownAlgorithm,
+                reason: "MakeCredential: the AK Name \(name) does not start with a supported hash algorithm")
         }
         guard reader.remaining == size else {
-            throw AttestError.invalid("MakeCredential: the AK Name \(name) has a \(reader.remaining)-byte digest, \(alg) needs \(size)")
+            throw AttestError.invalid(
+                "MakeCredential: the AK Name \(name) has a \(reader.remaining)-byte digest, \(alg) needs \(size)")
         }
     }
 
@@ -203,10 +234,14 @@ public struct CredentialChallenge: Hashable, Sendable {
     /// Z and the ephemeral public point of an ECDH with the EK (one-pass Diffie-Hellman, C(1, 1, ECC CDH),
     /// Part 1 Annex C.6.4). The ephemeral scalar is drawn from `rng`; a draw that is not a valid scalar is
     /// drawn again.
-    static func ephemeralAgreement(curve: TPMECCCurve, ekX: [UInt8], ekY: [UInt8],
-                                   using rng: inout some RandomNumberGenerator) throws(AttestError) -> (z: [UInt8], x: [UInt8], y: [UInt8]) {
+    static func ephemeralAgreement(
+        curve: TPMECCCurve, ekX: [UInt8], ekY: [UInt8],
+        using rng: inout some RandomNumberGenerator
+    ) throws(AttestError) -> (z: [UInt8], x: [UInt8], y: [UInt8]) {
         guard let size = curve.coordinateSize, curve == .nistP256 || curve == .nistP384 else {
-            throw AttestError(code: .unknownAlgorithm, reason: "MakeCredential: ECC curve \(curve) is not supported (NIST P-256 or P-384)")
+            throw AttestError(
+                code: .unknownAlgorithm,
+                reason: "MakeCredential: ECC curve \(curve) is not supported (NIST P-256 or P-384)")
         }
         let x = try fixedWidth(ekX, size, "x")
         let y = try fixedWidth(ekY, size, "y")
@@ -236,16 +271,21 @@ public struct CredentialChallenge: Hashable, Sendable {
         } catch let error as AttestError {
             throw error
         } catch {
-            throw AttestError(code: .cryptography, reason: "MakeCredential: the EK's public point is not valid on \(curve): \(error)")
+            throw AttestError(
+                code: .cryptography, reason: "MakeCredential: the EK's public point is not valid on \(curve): \(error)")
         }
-        throw AttestError(code: .cryptography, reason: "MakeCredential: the random number generator gave no valid \(curve) scalar in 64 draws")
+        throw AttestError(
+            code: .cryptography,
+            reason: "MakeCredential: the random number generator gave no valid \(curve) scalar in 64 draws")
     }
 
     /// A coordinate as exactly `size` bytes: leading zero bytes added or removed, never significant ones.
     static func fixedWidth(_ coordinate: [UInt8], _ size: Int, _ field: String) throws(AttestError) -> [UInt8] {
         let significant = Array(coordinate.drop { $0 == 0 })
         guard significant.count <= size else {
-            throw AttestError.invalid("MakeCredential: the EK's \(field) coordinate is \(coordinate.count) bytes, more than the curve's \(size)")
+            throw AttestError.invalid(
+                "MakeCredential: the EK's \(field) coordinate is \(coordinate.count) bytes, more than the curve's \(size)"
+            )
         }
         return [UInt8](repeating: 0, count: size - significant.count) + significant
     }

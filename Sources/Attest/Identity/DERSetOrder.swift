@@ -26,7 +26,8 @@ enum DERSetOrder {
     /// The content of a certificate's `signatureValue` BIT STRING without its unused-bits octet.
     static func signatureValue(ofCertificate bytes: [UInt8]) -> ArraySlice<UInt8>? {
         guard let parts = children(ofCertificate: bytes), parts.count == 3, parts[2].tag == [0x03],
-              parts[2].content.first == 0 else { return nil }
+            parts[2].content.first == 0
+        else { return nil }
         return parts[2].content.dropFirst()
     }
 
@@ -90,8 +91,9 @@ enum DERSetOrder {
         }
         guard bytes.endIndex - index >= length else { return nil }
         let end = index + length
-        let tlv = TLV(tag: bytes[bytes.startIndex..<tagEnd], header: bytes[bytes.startIndex..<index],
-                      content: bytes[index..<end], encoding: bytes[bytes.startIndex..<end])
+        let tlv = TLV(
+            tag: bytes[bytes.startIndex..<tagEnd], header: bytes[bytes.startIndex..<index],
+            content: bytes[index..<end], encoding: bytes[bytes.startIndex..<end])
         return (tlv, bytes[end...])
     }
 

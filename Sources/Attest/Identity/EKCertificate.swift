@@ -1,6 +1,6 @@
-public import X509
-public import SwiftASN1
 import Foundation
+public import SwiftASN1
+public import X509
 
 /// A TPM endorsement-key certificate (TCG EK Credential Profile for TPM 2.0), as read from NV or a
 /// vendor's file: DER or PEM, with real-world quirks tolerated where they cannot hide anything —
@@ -50,7 +50,8 @@ public struct EKCertificate: Hashable, Sendable {
         } catch {
             // Only a self-signed certificate can be repaired (its signature is checked over the published bytes).
             guard let (repaired, _) = CACertificateFolder.repairedSelfSigned(der) else {
-                throw AttestError(code: .invalidValue, reason: "EK certificate: not a valid X.509 certificate: \(error)")
+                throw AttestError(
+                    code: .invalidValue, reason: "EK certificate: not a valid X.509 certificate: \(error)")
             }
             certificate = repaired
         }
@@ -62,7 +63,8 @@ public struct EKCertificate: Hashable, Sendable {
                 for rdn in dn {
                     for attribute in rdn {
                         switch attribute.type {
-                        case Self.tpmManufacturerOID: manufacturer = String(attribute.value) ?? attribute.value.description
+                        case Self.tpmManufacturerOID:
+                            manufacturer = String(attribute.value) ?? attribute.value.description
                         case Self.tpmModelOID: model = String(attribute.value) ?? attribute.value.description
                         case Self.tpmVersionOID: version = String(attribute.value) ?? attribute.value.description
                         default: break
@@ -90,19 +92,25 @@ public struct EKCertificate: Hashable, Sendable {
     static func derLength(_ bytes: [UInt8]) throws(AttestError) -> Int {
         var reader = ByteReader(bytes)
         let tag = try reader.readUInt8("EK certificate: tag")
-        guard tag == 0x30 else { throw AttestError.invalid("EK certificate: does not start with a DER SEQUENCE (tag 0x\(String(tag, radix: 16)))") }
+        guard tag == 0x30 else {
+            throw AttestError.invalid(
+                "EK certificate: does not start with a DER SEQUENCE (tag 0x\(String(tag, radix: 16)))")
+        }
         let first = try reader.readUInt8("EK certificate: length")
         var length = 0
         if first < 0x80 {
             length = Int(first)
         } else {
             let count = Int(first & 0x7F)
-            guard (1...3).contains(count) else { throw AttestError.invalid("EK certificate: unsupported DER length of \(count) bytes") }
+            guard (1...3).contains(count) else {
+                throw AttestError.invalid("EK certificate: unsupported DER length of \(count) bytes")
+            }
             for _ in 0..<count { length = length << 8 | Int(try reader.readUInt8("EK certificate: length")) }
         }
         let total = reader.offset + length
         guard total <= bytes.count else {
-            throw .truncated("EK certificate", at: reader.offset, needed: length, available: bytes.count - reader.offset)
+            throw .truncated(
+                "EK certificate", at: reader.offset, needed: length, available: bytes.count - reader.offset)
         }
         return total
     }

@@ -1,6 +1,6 @@
-@_spi(FixedExpiryValidationTime) public import X509
-public import SwiftASN1
 public import Foundation
+public import SwiftASN1
+@_spi(FixedExpiryValidationTime) public import X509
 
 /// Validates EK certificates against TPM vendors' CA certificates (TCG EK Credential Profile §2.2.1.5):
 /// full path building through intermediates with swift-certificates, validity dates, and the TCG EK
@@ -36,14 +36,17 @@ public struct EKCertificateVerifier: Sendable {
         // TCG EK Credential Profile §3.2: an EK certificate is an end-entity certificate. A CA certificate
         // offered as one (a vendor root picked by mistake) is named as such, not searched for an issuer.
         if case .isCertificateAuthority = (try? ek.certificate.extensions.basicConstraints) ?? nil {
-            return .invalid(reason: "not an EK certificate: a CA certificate (basicConstraints cA=TRUE): \(ek.certificate.subject)")
+            return .invalid(
+                reason: "not an EK certificate: a CA certificate (basicConstraints cA=TRUE): \(ek.certificate.subject)")
         }
         var verifier = Verifier(rootCertificates: CertificateStore(roots)) {
             RFC5280Policy(fixedExpiryValidationTime: time)
             TCGEKCertificatePolicy()
         }
         let diagnostics = DiagnosticLog()
-        let result = await verifier.validate(leaf: ek.certificate, intermediates: CertificateStore(intermediates)) { diagnostics.append($0) }
+        let result = await verifier.validate(leaf: ek.certificate, intermediates: CertificateStore(intermediates)) {
+            diagnostics.append($0)
+        }
         switch result {
         case .validCertificate(let chain):
             return .valid(chain: Array(chain))
@@ -64,7 +67,9 @@ public struct EKCertificateVerifier: Sendable {
         var current = leaf
         var seen: Set<DistinguishedName> = []
         let all = roots + intermediates
-        while let parent = all.first(where: { $0.subject == current.issuer && $0 != current }), !seen.contains(parent.subject) {
+        while let parent = all.first(where: { $0.subject == current.issuer && $0 != current }),
+            !seen.contains(parent.subject)
+        {
             seen.insert(parent.subject)
             if parent.subject == parent.issuer { break }
             current = parent
@@ -96,7 +101,7 @@ public struct TCGEKCertificatePolicy: VerifierPolicy {
     /// imposes no certificate-policy OID, which RFC 5280 §4.2.1.4 allows an application to do.
     public let verifyingCriticalExtensions: [ASN1ObjectIdentifier] = [
         .X509ExtensionID.subjectAlternativeName,
-        [2, 5, 29, 9],   // subjectDirectoryAttributes
+        [2, 5, 29, 9],  // subjectDirectoryAttributes
         [2, 5, 29, 32],  // certificatePolicies
     ]
 
@@ -106,7 +111,8 @@ public struct TCGEKCertificatePolicy: VerifierPolicy {
         if let eku = try? leaf.extensions.extendedKeyUsage {
             let usages = eku.map { $0 }
             if !usages.contains(ExtendedKeyUsage.Usage(oid: EKCertificate.ekCertificateUsage)) {
-                return .failsToMeetPolicy(reason: "wrong usage: the extended key usage lacks tcg-kp-EKCertificate (2.23.133.8.1)")
+                return .failsToMeetPolicy(
+                    reason: "wrong usage: the extended key usage lacks tcg-kp-EKCertificate (2.23.133.8.1)")
             }
         }
         return .meetsPolicy

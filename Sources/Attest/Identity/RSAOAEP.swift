@@ -18,23 +18,35 @@ enum RSAOAEP {
     ///   - label: the OAEP label L, as hashed (include the TPM's terminating NUL).
     ///   - oaepSeed: the random seed of EME-OAEP, exactly one digest long (the caller draws it).
     /// - Returns: the ciphertext, exactly as long as the modulus.
-    static func encrypt(_ message: [UInt8], label: [UInt8], hashAlg: TPMAlgorithmID, modulus: [UInt8], exponent: UInt32,
-                        oaepSeed: [UInt8]) throws(AttestError) -> [UInt8] {
+    static func encrypt(
+        _ message: [UInt8], label: [UInt8], hashAlg: TPMAlgorithmID, modulus: [UInt8], exponent: UInt32,
+        oaepSeed: [UInt8]
+    ) throws(AttestError) -> [UInt8] {
         guard let hLen = hashAlg.digestSize, TPMKDF.isSupported(hashAlg) else {
             throw AttestError(code: .unknownAlgorithm, reason: "RSA-OAEP: hash algorithm \(hashAlg) is not supported")
         }
         let n = Array(modulus.drop { $0 == 0 })
         let k = n.count
         guard k * 8 >= minModulusBits, k <= TPMTPublic.maxRSAModulusSize else {
-            throw AttestError(code: .unsupportedStructure, reason: "RSA-OAEP: a \(k * 8)-bit modulus is not supported (\(minModulusBits) to \(TPMTPublic.maxRSAModulusSize * 8) bits)")
+            throw AttestError(
+                code: .unsupportedStructure,
+                reason:
+                    "RSA-OAEP: a \(k * 8)-bit modulus is not supported (\(minModulusBits) to \(TPMTPublic.maxRSAModulusSize * 8) bits)"
+            )
         }
         guard let last = n.last, last & 1 == 1 else { throw AttestError.invalid("RSA-OAEP: the modulus is even") }
-        guard exponent >= 3, exponent & 1 == 1 else { throw AttestError.invalid("RSA-OAEP: public exponent \(exponent) is not an odd number ≥ 3") }
+        guard exponent >= 3, exponent & 1 == 1 else {
+            throw AttestError.invalid("RSA-OAEP: public exponent \(exponent) is not an odd number ≥ 3")
+        }
         guard oaepSeed.count == hLen else { throw AttestError.invalid("RSA-OAEP: the seed must be \(hLen) bytes") }
         // k ≥ 256 and hLen ≤ 64, so the subtraction cannot go negative.
         let maxMessage = k - 2 * hLen - 2
         guard message.count <= maxMessage else {
-            throw AttestError(code: .sizeLimitExceeded, reason: "RSA-OAEP: a \(message.count)-byte message exceeds the \(maxMessage) bytes a \(k * 8)-bit key can carry")
+            throw AttestError(
+                code: .sizeLimitExceeded,
+                reason:
+                    "RSA-OAEP: a \(message.count)-byte message exceeds the \(maxMessage) bytes a \(k * 8)-bit key can carry"
+            )
         }
 
         // EME-OAEP encoding, RFC 8017 §7.1.1 step 2.
@@ -52,7 +64,9 @@ enum RSAOAEP {
         // RSAEP, RFC 8017 §5.1.1: c = m^e mod n. EM starts with 0x00, so m < 2^(8(k−1)) ≤ n.
         let c = BigUInt(Data(em)).power(BigUInt(exponent), modulus: BigUInt(Data(n)))
         let raw = Array(c.serialize())
-        guard raw.count <= k else { throw AttestError(code: .cryptography, reason: "RSA-OAEP: ciphertext longer than the modulus") }
+        guard raw.count <= k else {
+            throw AttestError(code: .cryptography, reason: "RSA-OAEP: ciphertext longer than the modulus")
+        }
         return [UInt8](repeating: 0, count: k - raw.count) + raw
     }
 

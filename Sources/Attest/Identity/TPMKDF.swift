@@ -20,8 +20,10 @@ public enum TPMKDF {
     /// i = 1, 2, …, all integers big-endian; the concatenation is truncated to `bits` (a multiple of 8).
     /// `label` is given without its terminating NUL: exactly one 0x00 follows it, as in the reference
     /// implementation's `CryptKDFa`.
-    public static func kdfa(_ hashAlg: TPMAlgorithmID, key: [UInt8], label: String, contextU: [UInt8], contextV: [UInt8],
-                            bits: Int) throws(AttestError) -> [UInt8] {
+    public static func kdfa(
+        _ hashAlg: TPMAlgorithmID, key: [UInt8], label: String, contextU: [UInt8], contextV: [UInt8],
+        bits: Int
+    ) throws(AttestError) -> [UInt8] {
         let byteCount = try outputByteCount(bits, "KDFa")
         let labelBytes = try nulTerminated(label, "KDFa")
         var bitsField = ByteWriter()
@@ -43,8 +45,10 @@ public enum TPMKDF {
     /// (big-endian counter); the concatenation is truncated to `bits` (a multiple of 8). `label` is
     /// given without its terminating NUL, which is hashed as part of it (the reference implementation's
     /// labels are NUL-terminated `TPM2B`s). `z` is the x-coordinate of the shared point.
-    public static func kdfe(_ hashAlg: TPMAlgorithmID, z: [UInt8], label: String, partyUInfo: [UInt8], partyVInfo: [UInt8],
-                            bits: Int) throws(AttestError) -> [UInt8] {
+    public static func kdfe(
+        _ hashAlg: TPMAlgorithmID, z: [UInt8], label: String, partyUInfo: [UInt8], partyVInfo: [UInt8],
+        bits: Int
+    ) throws(AttestError) -> [UInt8] {
         let byteCount = try outputByteCount(bits, "KDFe")
         let labelBytes = try nulTerminated(label, "KDFe")
         guard isSupported(hashAlg) else { throw unsupported(hashAlg, "KDFe") }
@@ -65,7 +69,8 @@ public enum TPMKDF {
     }
 
     /// HMAC-`hashAlg`(key, parts[0] || parts[1] || …) — Part 1 §11.4.3.
-    public static func hmac(_ hashAlg: TPMAlgorithmID, key: [UInt8], _ parts: [[UInt8]]) throws(AttestError) -> [UInt8] {
+    public static func hmac(_ hashAlg: TPMAlgorithmID, key: [UInt8], _ parts: [[UInt8]]) throws(AttestError) -> [UInt8]
+    {
         func run<H: HashFunction>(_: H.Type) -> [UInt8] {
             var mac = HMAC<H>(key: SymmetricKey(data: key))
             for part in parts { mac.update(data: part) }
@@ -81,7 +86,8 @@ public enum TPMKDF {
 
     private static func outputByteCount(_ bits: Int, _ function: String) throws(AttestError) -> Int {
         guard bits > 0, bits <= maxOutputBits, bits % 8 == 0 else {
-            throw AttestError.invalid("\(function): \(bits) output bits is not a positive multiple of 8 up to \(maxOutputBits)")
+            throw AttestError.invalid(
+                "\(function): \(bits) output bits is not a positive multiple of 8 up to \(maxOutputBits)")
         }
         return bits / 8
     }
@@ -93,6 +99,8 @@ public enum TPMKDF {
     }
 
     private static func unsupported(_ alg: TPMAlgorithmID, _ function: String) -> AttestError {
-        AttestError(code: .unknownAlgorithm, reason: "\(function): hash algorithm \(alg) is not supported (SHA-256, SHA-384 or SHA-512)")
+        AttestError(
+            code: .unknownAlgorithm,
+            reason: "\(function): hash algorithm \(alg) is not supported (SHA-256, SHA-384 or SHA-512)")
     }
 }

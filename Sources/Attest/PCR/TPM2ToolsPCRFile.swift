@@ -25,7 +25,9 @@ public enum TPM2ToolsPCRFile {
             let bitmap = try reader.readBytes("tpm2 PCR file: selection[\(i)].pcrSelect", count: 4)
             try reader.skip("tpm2 PCR file: selection[\(i)] padding", count: 1)
             guard i < count else { continue }
-            guard hash.isHash else { throw .unknownAlgorithm("tpm2 PCR file: selection[\(i)].hash", hash.rawValue, at: at) }
+            guard hash.isHash else {
+                throw .unknownAlgorithm("tpm2 PCR file: selection[\(i)].hash", hash.rawValue, at: at)
+            }
             guard size <= 4 else { throw .tooLarge("tpm2 PCR file: sizeofSelect", size: size, limit: 4, at: at + 2) }
             var pcrs: [Int] = []
             for (byteIndex, byte) in bitmap.prefix(size).enumerated() {
@@ -40,14 +42,19 @@ public enum TPM2ToolsPCRFile {
         } else if rest >= 8, (rest - 8) % digestListStructSize == 0 {
             let wide = try reader.readUInt64("tpm2 PCR file: digest list count", .little)
             guard wide <= UInt64(maxDigestLists) else {
-                throw .tooLarge("tpm2 PCR file: digest list count", size: maxDigestLists + 1, limit: maxDigestLists, at: selectionStructSize)
+                throw .tooLarge(
+                    "tpm2 PCR file: digest list count", size: maxDigestLists + 1, limit: maxDigestLists,
+                    at: selectionStructSize)
             }
             lists = Int(wide)
         } else {
-            throw AttestError(code: .truncated, reason: "tpm2 PCR file: \(rest) bytes after the selection is not a whole number of TPML_DIGEST blocks")
+            throw AttestError(
+                code: .truncated,
+                reason: "tpm2 PCR file: \(rest) bytes after the selection is not a whole number of TPML_DIGEST blocks")
         }
         guard lists <= maxDigestLists else {
-            throw .tooLarge("tpm2 PCR file: digest list count", size: lists, limit: maxDigestLists, at: selectionStructSize)
+            throw .tooLarge(
+                "tpm2 PCR file: digest list count", size: lists, limit: maxDigestLists, at: selectionStructSize)
         }
         var digests: [[UInt8]] = []
         for l in 0..<lists {
@@ -59,7 +66,9 @@ public enum TPM2ToolsPCRFile {
                 let size = Int(try reader.readUInt16("tpm2 PCR file: digest size", .little))
                 let buffer = try reader.readBytes("tpm2 PCR file: digest buffer", count: 64)
                 guard d < n else { continue }
-                guard size <= 64 else { throw .tooLarge("tpm2 PCR file: digest size", size: size, limit: 64, at: sizeAt) }
+                guard size <= 64 else {
+                    throw .tooLarge("tpm2 PCR file: digest size", size: size, limit: 64, at: sizeAt)
+                }
                 digests.append(Array(buffer.prefix(size)))
             }
         }
@@ -73,7 +82,8 @@ public enum TPM2ToolsPCRFile {
         for s in selection.selections {
             for pcr in s.pcrs {
                 guard digests[i].count == s.hash.digestSize else {
-                    throw AttestError.invalid("tpm2 PCR file: \(s.hash.name) PCR \(pcr) has a \(digests[i].count)-byte digest")
+                    throw AttestError.invalid(
+                        "tpm2 PCR file: \(s.hash.name) PCR \(pcr) has a \(digests[i].count)-byte digest")
                 }
                 values[s.hash, pcr] = digests[i]
                 i += 1
@@ -91,7 +101,10 @@ public enum TPM2ToolsPCRFile {
             throw AttestError.invalid("PCR values: a PCR selected by \(selection) has no value")
         }
         var out: [UInt8] = []
-        func le16(_ v: UInt16) { out.append(UInt8(truncatingIfNeeded: v)); out.append(UInt8(truncatingIfNeeded: v >> 8)) }
+        func le16(_ v: UInt16) {
+            out.append(UInt8(truncatingIfNeeded: v))
+            out.append(UInt8(truncatingIfNeeded: v >> 8))
+        }
         func le32(_ v: UInt32) { for s in [0, 8, 16, 24] { out.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
         le32(UInt32(selection.selections.count))
         for i in 0..<16 {

@@ -53,7 +53,9 @@ public struct TPMPolicyDigest: Hashable, Sendable {
     }
 
     /// aHash = H(approvedPolicy || policyRef): what the authority signs to approve `approvedPolicy`.
-    public static func approvalDigest(approvedPolicy: [UInt8], policyRef: [UInt8] = [], hashAlg: TPMAlgorithmID = .sha256) throws(AttestError) -> [UInt8] {
+    public static func approvalDigest(
+        approvedPolicy: [UInt8], policyRef: [UInt8] = [], hashAlg: TPMAlgorithmID = .sha256
+    ) throws(AttestError) -> [UInt8] {
         try TPMDigest.hash(hashAlg, approvedPolicy + policyRef)
     }
 

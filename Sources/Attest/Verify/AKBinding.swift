@@ -1,5 +1,5 @@
-public import Foundation
 import Crypto
+public import Foundation
 import SwiftASN1
 public import X509
 
@@ -47,7 +47,8 @@ public struct AKBinding: Hashable, Sendable, Codable {
             throw AttestError.invalid("AK binding: not a binding record: \(error)")
         }
         guard b.akName.bytes.count >= 2 + 20, Hex.decode(b.ekPublicKeySHA256)?.count == 32 else {
-            throw AttestError.invalid("AK binding: ak_name is not an object Name or ek_public_key_sha256 is not a SHA-256")
+            throw AttestError.invalid(
+                "AK binding: ak_name is not an object Name or ek_public_key_sha256 is not a SHA-256")
         }
         self = b
     }
@@ -58,7 +59,8 @@ public struct AKBinding: Hashable, Sendable, Codable {
         do {
             try serializer.serialize(key)
         } catch {
-            throw AttestError(code: .cryptography, reason: "EK public key: cannot encode its SubjectPublicKeyInfo: \(error)")
+            throw AttestError(
+                code: .cryptography, reason: "EK public key: cannot encode its SubjectPublicKeyInfo: \(error)")
         }
         return Hex.encode(SHA256.hash(data: serializer.serializedBytes))
     }

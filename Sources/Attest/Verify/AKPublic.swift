@@ -1,6 +1,6 @@
 import Crypto
-import _CryptoExtras
 public import Foundation
+import _CryptoExtras
 
 /// An attestation key's public part, prepared once for verifying many signatures (go-attestation's
 /// `AKPublic`): the swift-crypto key is built and validated at init, not per signature.
@@ -20,7 +20,9 @@ public struct AKPublic: Sendable {
     let key: PreparedKey
 
     /// The attributes every attestation key must have, and the one it must not.
-    public static let requiredAttributes: TPMAObject = [.restricted, .sign, .fixedTPM, .fixedParent, .sensitiveDataOrigin]
+    public static let requiredAttributes: TPMAObject = [
+        .restricted, .sign, .fixedTPM, .fixedParent, .sensitiveDataOrigin,
+    ]
 
     enum PreparedKey: Sendable {
         case p256(P256.Signing.PublicKey)
@@ -35,11 +37,16 @@ public struct AKPublic: Sendable {
         self.publicArea = publicArea
         let missing = Self.requiredAttributes.subtracting(publicArea.objectAttributes)
         guard missing.isEmpty else {
-            throw AttestError(code: .akAttributes,
-                              reason: "AK: not a TPM-resident attestation key: objectAttributes lack \(missing) (have \(publicArea.objectAttributes))")
+            throw AttestError(
+                code: .akAttributes,
+                reason:
+                    "AK: not a TPM-resident attestation key: objectAttributes lack \(missing) (have \(publicArea.objectAttributes))"
+            )
         }
         guard !publicArea.objectAttributes.contains(.decrypt) else {
-            throw AttestError(code: .akAttributes, reason: "AK: a restricted decryption key (decrypt is set): a storage key, not an attestation key")
+            throw AttestError(
+                code: .akAttributes,
+                reason: "AK: a restricted decryption key (decrypt is set): a storage key, not an attestation key")
         }
         switch publicArea.parameters {
         case .ecc(let p): scheme = p.scheme
@@ -104,32 +111,43 @@ public struct AKPublic: Sendable {
     public func checkScheme(of signature: TPMTSignature) throws(AttestError) {
         if scheme.scheme != .null {
             guard signature.algorithm == scheme.scheme, signature.hashAlg == scheme.hashAlg else {
-                throw AttestError(code: .signatureSchemeMismatch,
-                                  reason: "quote: signed with \(signature.algorithm)/\(signature.hashAlg), but the attestation key is bound to \(scheme.scheme)/\(scheme.hashAlg)")
+                throw AttestError(
+                    code: .signatureSchemeMismatch,
+                    reason:
+                        "quote: signed with \(signature.algorithm)/\(signature.hashAlg), but the attestation key is bound to \(scheme.scheme)/\(scheme.hashAlg)"
+                )
             }
             return
         }
         guard [.sha256, .sha384, .sha512].contains(signature.hashAlg) else {
-            throw AttestError(code: .signatureSchemeMismatch,
-                              reason: "quote: signed with \(signature.algorithm)/\(signature.hashAlg); a key without a fixed scheme must sign with SHA-256 or stronger")
+            throw AttestError(
+                code: .signatureSchemeMismatch,
+                reason:
+                    "quote: signed with \(signature.algorithm)/\(signature.hashAlg); a key without a fixed scheme must sign with SHA-256 or stronger"
+            )
         }
     }
 
     /// Checks a TPMT_SIGNATURE over `message` (hashed with the signature's own hash algorithm).
     public func isValidSignature(_ signature: TPMTSignature, for message: some DataProtocol) -> Bool {
-        func pad(_ b: [UInt8], _ n: Int) -> [UInt8]? { b.count <= n ? [UInt8](repeating: 0, count: n - b.count) + b : nil }
+        func pad(_ b: [UInt8], _ n: Int) -> [UInt8]? {
+            b.count <= n ? [UInt8](repeating: 0, count: n - b.count) + b : nil
+        }
         switch (key, signature.body) {
         case (.p256(let k), .ecc(let r, let s)):
             guard signature.algorithm == .ecdsa, let r = pad(r, 32), let s = pad(s, 32),
-                  let sig = try? P256.Signing.ECDSASignature(rawRepresentation: r + s) else { return false }
+                let sig = try? P256.Signing.ECDSASignature(rawRepresentation: r + s)
+            else { return false }
             return digest(signature.hashAlg, message) { k.isValidSignature(sig, for: $0) }
         case (.p384(let k), .ecc(let r, let s)):
             guard signature.algorithm == .ecdsa, let r = pad(r, 48), let s = pad(s, 48),
-                  let sig = try? P384.Signing.ECDSASignature(rawRepresentation: r + s) else { return false }
+                let sig = try? P384.Signing.ECDSASignature(rawRepresentation: r + s)
+            else { return false }
             return digest(signature.hashAlg, message) { k.isValidSignature(sig, for: $0) }
         case (.p521(let k), .ecc(let r, let s)):
             guard signature.algorithm == .ecdsa, let r = pad(r, 66), let s = pad(s, 66),
-                  let sig = try? P521.Signing.ECDSASignature(rawRepresentation: r + s) else { return false }
+                let sig = try? P521.Signing.ECDSASignature(rawRepresentation: r + s)
+            else { return false }
             return digest(signature.hashAlg, message) { k.isValidSignature(sig, for: $0) }
         case (.rsa(let k), .rsa(let bytes)):
             let padding: _RSA.Signing.Padding

@@ -34,8 +34,10 @@ public struct EvidenceVerifier: Sendable {
     public let now: Date
 
     /// Captures what only the verifier may supply; `now` defaults to the current time.
-    public init(nonce: [UInt8], nonceIssuedAt: Date? = nil, requiredSelection: TPMLPCRSelection, anchors: EKTrustAnchors? = nil,
-                akBinding: AKBinding? = nil, previous: PreviousQuote? = nil, now: Date = Date()) {
+    public init(
+        nonce: [UInt8], nonceIssuedAt: Date? = nil, requiredSelection: TPMLPCRSelection, anchors: EKTrustAnchors? = nil,
+        akBinding: AKBinding? = nil, previous: PreviousQuote? = nil, now: Date = Date()
+    ) {
         self.nonce = nonce
         self.nonceIssuedAt = nonceIssuedAt
         self.requiredSelection = requiredSelection
@@ -50,37 +52,53 @@ public struct EvidenceVerifier: Sendable {
     /// not thrown.
     public func verify(_ bundle: EvidenceBundle) async throws(AttestError) -> VerifiedEvidence {
         guard !nonce.isEmpty else {
-            throw AttestError(code: .nonceMissing, reason: "evidence: the verifier supplied no nonce; it must issue one (it is never taken from the evidence)")
+            throw AttestError(
+                code: .nonceMissing,
+                reason:
+                    "evidence: the verifier supplied no nonce; it must issue one (it is never taken from the evidence)")
         }
         let d = try bundle.decoded()
         // 1–2. The AK and the quote.
         let ak = try AKPublic(d.ak)
-        let quote = try QuoteVerifier(ak: ak).verify(attest: d.attest, signature: d.signature, nonce: nonce, pcrs: d.pcrs, previous: previous)
+        let quote = try QuoteVerifier(ak: ak).verify(
+            attest: d.attest, signature: d.signature, nonce: nonce, pcrs: d.pcrs, previous: previous)
         // 3. Everything the verifier needs was quoted.
         let missing = requiredSelection.selections.flatMap { sel in
-            sel.pcrs.filter { pcr in !quote.selection.selections.contains { $0.hash == sel.hash && $0.pcrs.contains(pcr) } }.map { "\(sel.hash.name):\($0)" }
+            sel.pcrs.filter { pcr in
+                !quote.selection.selections.contains { $0.hash == sel.hash && $0.pcrs.contains(pcr) }
+            }.map { "\(sel.hash.name):\($0)" }
         }
         guard missing.isEmpty else {
-            throw AttestError(code: .pcrSelectionMismatch,
-                              reason: "evidence: the quote leaves out \(missing.joined(separator: ", ")), which the verifier requires (quoted: \(quote.selection))")
+            throw AttestError(
+                code: .pcrSelectionMismatch,
+                reason:
+                    "evidence: the quote leaves out \(missing.joined(separator: ", ")), which the verifier requires (quoted: \(quote.selection))"
+            )
         }
         // 4. The AK and EK bound by credential activation.
         let binding: AKBindingStatus
         if let akBinding {
             guard let name = ak.name, name == akBinding.akName else {
-                throw AttestError(code: .akNotBound,
-                                  reason: "evidence: the quote was signed by AK \(ak.name?.description ?? "?"), but credential activation bound AK \(akBinding.akName) to this device's EK")
+                throw AttestError(
+                    code: .akNotBound,
+                    reason:
+                        "evidence: the quote was signed by AK \(ak.name?.description ?? "?"), but credential activation bound AK \(akBinding.akName) to this device's EK"
+                )
             }
             if let ek = d.ek {
                 let fingerprint = try AKBinding.fingerprint(of: ek.certificate.publicKey)
                 guard fingerprint == akBinding.ekPublicKeySHA256 else {
-                    throw AttestError(code: .akNotBound,
-                                      reason: "evidence: the EK certificate's key (SHA-256 \(fingerprint.prefix(16))…) is not the EK credential activation used (\(akBinding.ekPublicKeySHA256.prefix(16))…)")
+                    throw AttestError(
+                        code: .akNotBound,
+                        reason:
+                            "evidence: the EK certificate's key (SHA-256 \(fingerprint.prefix(16))…) is not the EK credential activation used (\(akBinding.ekPublicKeySHA256.prefix(16))…)"
+                    )
                 }
             }
             binding = .bound(akBinding)
         } else {
-            binding = .notBound(reason: "the verifier has no credential-activation record for this AK, so nothing ties it to the EK")
+            binding = .notBound(
+                reason: "the verifier has no credential-activation record for this AK, so nothing ties it to the EK")
         }
         // 5. The EK chain, anchored only in the verifier's folder.
         var chain: EKCertificateVerifier.Result?
@@ -96,7 +114,8 @@ public struct EvidenceVerifier: Sendable {
         }
         // 6. The event log against every quoted PCR.
         let log = d.eventLog.map { EventLogVerifier.verify($0, against: quote) }
-        return VerifiedEvidence(claimedDeviceID: bundle.deviceID, quote: quote, ak: ak, eventLog: log, ekCertificate: d.ek, ekChain: chain,
-                                akBinding: binding, requiredSelection: requiredSelection, nonceIssuedAt: nonceIssuedAt, checkedAt: now)
+        return VerifiedEvidence(
+            claimedDeviceID: bundle.deviceID, quote: quote, ak: ak, eventLog: log, ekCertificate: d.ek, ekChain: chain,
+            akBinding: binding, requiredSelection: requiredSelection, nonceIssuedAt: nonceIssuedAt, checkedAt: now)
     }
 }

@@ -31,41 +31,58 @@ public struct QuoteVerifier: Sendable {
     ///   - pcrs: the PCR values the device reported; must cover exactly the quoted PCRs.
     ///   - expectedSelection: what was asked for; nil to accept the PCRs supplied in `pcrs` as the request.
     ///   - previous: the device's previous accepted quote, as the verifier stored it, for clock and counter findings.
-    public func verify(attest: [UInt8], signature: [UInt8], nonce: [UInt8], pcrs: PCRValues,
-                       expectedSelection: TPMLPCRSelection? = nil, previous: PreviousQuote? = nil) throws(AttestError) -> VerifiedQuote {
+    public func verify(
+        attest: [UInt8], signature: [UInt8], nonce: [UInt8], pcrs: PCRValues,
+        expectedSelection: TPMLPCRSelection? = nil, previous: PreviousQuote? = nil
+    ) throws(AttestError) -> VerifiedQuote {
         guard !nonce.isEmpty else {
-            throw AttestError(code: .nonceMissing, reason: "quote: no nonce to check against (the verifier must issue one; an empty nonce proves no freshness)")
+            throw AttestError(
+                code: .nonceMissing,
+                reason:
+                    "quote: no nonce to check against (the verifier must issue one; an empty nonce proves no freshness)"
+            )
         }
         // 1. Signature over the raw bytes, in the AK's own scheme.
         let sig = try TPMTSignature(bytes: signature)
         try ak.checkScheme(of: sig)
         guard ak.isValidSignature(sig, for: attest) else {
-            throw AttestError(code: .signatureInvalid,
-                              reason: "quote: the \(sig.algorithm)/\(sig.hashAlg) signature does not verify with the attestation key")
+            throw AttestError(
+                code: .signatureInvalid,
+                reason: "quote: the \(sig.algorithm)/\(sig.hashAlg) signature does not verify with the attestation key")
         }
         // 2. Decode and check origin and type.
         let decoded: TPMSAttest
         do {
             decoded = try TPMSAttest(bytes: attest)
-        } catch where error.code == .unsupportedStructure {
+        } catch  where error.code == .unsupportedStructure {
             throw AttestError(code: .notAQuote, reason: "quote: \(error.reason)")
         }
         guard case .quote(let selection, let digest) = decoded.attested else {
-            throw AttestError(code: .notAQuote, reason: "quote: the signed structure is a TPM2_Certify result, not a quote")
+            throw AttestError(
+                code: .notAQuote, reason: "quote: the signed structure is a TPM2_Certify result, not a quote")
         }
         let hierarchy = try Self.signerHierarchy(decoded.qualifiedSigner, ak: ak)
         // 3. Nonce.
         guard constantTimeEquals(decoded.extraData, nonce) else {
-            throw AttestError(code: .nonceMismatch,
-                              reason: "quote: the signed nonce \(Hex.encode(decoded.extraData)) is not the verifier's nonce \(Hex.encode(nonce))")
+            throw AttestError(
+                code: .nonceMismatch,
+                reason:
+                    "quote: the signed nonce \(Hex.encode(decoded.extraData)) is not the verifier's nonce \(Hex.encode(nonce))"
+            )
         }
         // 4. Selection, both ways: what was asked for was quoted, and every supplied value was quoted.
-        let expected = expectedSelection ?? TPMLPCRSelection(pcrs.banks.keys.sorted().map {
-            TPMSPCRSelection(hash: $0, pcrs: pcrs.banks[$0]?.keys.sorted() ?? [])
-        })
+        let expected =
+            expectedSelection
+            ?? TPMLPCRSelection(
+                pcrs.banks.keys.sorted().map {
+                    TPMSPCRSelection(hash: $0, pcrs: pcrs.banks[$0]?.keys.sorted() ?? [])
+                })
         guard Self.sameSet(selection, expected) else {
-            throw AttestError(code: .pcrSelectionMismatch,
-                              reason: "quote: the TPM quoted \(selection.nonEmpty.isEmpty ? "no PCRs" : selection.description), but \(expected.description) was asked for")
+            throw AttestError(
+                code: .pcrSelectionMismatch,
+                reason:
+                    "quote: the TPM quoted \(selection.nonEmpty.isEmpty ? "no PCRs" : selection.description), but \(expected.description) was asked for"
+            )
         }
         guard !selection.nonEmpty.isEmpty else {
             throw AttestError(code: .pcrSelectionMismatch, reason: "quote: the quote covers no PCRs")
@@ -78,29 +95,43 @@ public struct QuoteVerifier: Sendable {
         for s in selection.selections {
             for pcr in s.pcrs {
                 guard let v = pcrs[s.hash, pcr] else {
-                    throw AttestError(code: .pcrValuesMissing, reason: "quote: no value supplied for quoted PCR \(s.hash.name):\(pcr)")
+                    throw AttestError(
+                        code: .pcrValuesMissing, reason: "quote: no value supplied for quoted PCR \(s.hash.name):\(pcr)"
+                    )
                 }
                 guard v.count == s.hash.digestSize else {
-                    throw AttestError.invalid("quote: the value for \(s.hash.name):\(pcr) is \(v.count) bytes, not \(s.hash.digestSize ?? 0)")
+                    throw AttestError.invalid(
+                        "quote: the value for \(s.hash.name):\(pcr) is \(v.count) bytes, not \(s.hash.digestSize ?? 0)")
                 }
                 hasher.update(v)
             }
         }
         guard suppliedCount == selection.pcrCount else {
-            let extra = pcrs.banks.flatMap { bank, values in values.keys.filter { pcr in !selection.selections.contains { $0.hash == bank && $0.pcrs.contains(pcr) } }.map { "\(bank.name):\($0)" } }
-            throw AttestError(code: .pcrSelectionMismatch, reason: "quote: values were supplied for \(extra.sorted().joined(separator: ", ")), which the TPM did not quote")
+            let extra = pcrs.banks.flatMap { bank, values in
+                values.keys.filter { pcr in !selection.selections.contains { $0.hash == bank && $0.pcrs.contains(pcr) }
+                }.map { "\(bank.name):\($0)" }
+            }
+            throw AttestError(
+                code: .pcrSelectionMismatch,
+                reason:
+                    "quote: values were supplied for \(extra.sorted().joined(separator: ", ")), which the TPM did not quote"
+            )
         }
         let computed = hasher.finalize()
         let hashAlg = sig.hashAlg
         guard digest.count == computed.count, constantTimeEquals(computed, digest) else {
-            throw AttestError(code: .pcrDigestMismatch,
-                              reason: "quote: the PCR values hash to \(Hex.encode(computed)), but the TPM signed \(Hex.encode(digest)) (\(hashAlg.name) over \(selection))")
+            throw AttestError(
+                code: .pcrDigestMismatch,
+                reason:
+                    "quote: the PCR values hash to \(Hex.encode(computed)), but the TPM signed \(Hex.encode(digest)) (\(hashAlg.name) over \(selection))"
+            )
         }
         let quoted = pcrs
         // 6. Clock and counters.
         let findings = Self.clockFindings(decoded, previous: previous)
-        return VerifiedQuote(attest: decoded, selection: selection, pcrs: quoted, pcrDigest: digest, clockFindings: findings,
-                             comparedWithPrevious: previous != nil, signerHierarchy: hierarchy)
+        return VerifiedQuote(
+            attest: decoded, selection: selection, pcrs: quoted, pcrDigest: digest, clockFindings: findings,
+            comparedWithPrevious: previous != nil, signerHierarchy: hierarchy)
     }
 
     /// Checks TPMS_ATTEST.qualifiedSigner against the attestation key (Part 1 §16 "Qualified Name":
@@ -123,15 +154,20 @@ public struct QuoteVerifier: Sendable {
         }
         let tagged = qn.bytes.count >= 2 ? UInt16(qn.bytes[0]) << 8 | UInt16(qn.bytes[1]) : 0
         guard tagged == nameAlg.rawValue, qn.bytes.count == 2 + (nameAlg.digestSize ?? -1) else {
-            throw AttestError(code: .qualifiedSignerMismatch,
-                              reason: "quote: qualifiedSigner \(qn) is not a \(nameAlg.name) qualified name of the attestation key \(name)")
+            throw AttestError(
+                code: .qualifiedSignerMismatch,
+                reason:
+                    "quote: qualifiedSigner \(qn) is not a \(nameAlg.name) qualified name of the attestation key \(name)"
+            )
         }
         return nil
     }
 
     /// Whether two selections select the same (bank, PCR) pairs, in any order and bitmap width.
     static func sameSet(_ a: TPMLPCRSelection, _ b: TPMLPCRSelection) -> Bool {
-        func set(_ s: TPMLPCRSelection) -> Set<UInt32> { Set(s.selections.flatMap { sel in sel.pcrs.map { UInt32(sel.hash.rawValue) << 8 | UInt32($0) } }) }
+        func set(_ s: TPMLPCRSelection) -> Set<UInt32> {
+            Set(s.selections.flatMap { sel in sel.pcrs.map { UInt32(sel.hash.rawValue) << 8 | UInt32($0) } })
+        }
         return set(a) == set(b)
     }
 
@@ -142,7 +178,9 @@ public struct QuoteVerifier: Sendable {
         if !now.safe { findings.append(.clockNotSafe) }
         guard let previous else { return findings }
         let before = previous.clockInfo
-        if now.resetCount < before.resetCount || (now.resetCount == before.resetCount && now.restartCount < before.restartCount) {
+        if now.resetCount < before.resetCount
+            || (now.resetCount == before.resetCount && now.restartCount < before.restartCount)
+        {
             findings.append(.countersWentBackwards)
         } else if now.resetCount > before.resetCount {
             findings.append(.rebooted(from: before.resetCount, to: now.resetCount))

@@ -69,9 +69,12 @@ public struct VerifiedEventLog: Hashable, Sendable {
     /// Events whose data should hash to their digest and does not, in log order (found once, at verification).
     public let unboundEvents: [Event]
 
-    init(format: UnverifiedEventLog.Format, events: [Event], matched: [TPMAlgorithmID: [Int]], mismatches: [Mismatch],
-         uncomputableBanks: [TPMAlgorithmID: String], banksNotInLog: [TPMAlgorithmID], notCovered: [TPMAlgorithmID: [Int]],
-         workarounds: [EventLogWorkaround], replay: EventLogReplay, extendedPCRs: Set<Int>) {
+    init(
+        format: UnverifiedEventLog.Format, events: [Event], matched: [TPMAlgorithmID: [Int]], mismatches: [Mismatch],
+        uncomputableBanks: [TPMAlgorithmID: String], banksNotInLog: [TPMAlgorithmID],
+        notCovered: [TPMAlgorithmID: [Int]],
+        workarounds: [EventLogWorkaround], replay: EventLogReplay, extendedPCRs: Set<Int>
+    ) {
         self.format = format
         self.events = events
         self.matched = matched
@@ -107,7 +110,9 @@ public enum EventLogVerifier {
         return plain
     }
 
-    static func compare(_ log: UnverifiedEventLog, _ quoted: PCRValues, workarounds: [EventLogWorkaround]) -> VerifiedEventLog {
+    static func compare(_ log: UnverifiedEventLog, _ quoted: PCRValues, workarounds: [EventLogWorkaround])
+        -> VerifiedEventLog
+    {
         let replay = EventLogReplay(log, workarounds: workarounds)
         let events = workarounds.reduce(log.events) { $1.apply(to: $0, banks: log.banks) }
         let extended = Set(events.filter(\.isExtended).compactMap(\.pcr))
@@ -116,7 +121,10 @@ public enum EventLogVerifier {
         var notInLog: [TPMAlgorithmID] = []
         var notCovered: [TPMAlgorithmID: [Int]] = [:]
         for (bank, quotedValues) in quoted.banks.sorted(by: { $0.key < $1.key }) {
-            guard log.banks.contains(bank) else { notInLog.append(bank); continue }
+            guard log.banks.contains(bank) else {
+                notInLog.append(bank)
+                continue
+            }
             guard replay.uncomputableBanks[bank] == nil else { continue }
             for (pcr, quotedValue) in quotedValues.sorted(by: { $0.key < $1.key }) where pcr < 24 {
                 // A PCR without events must still hold its start value: leaving all of a PCR's events out
@@ -129,7 +137,8 @@ public enum EventLogVerifier {
                     // whose measurements live in other logs: not a forgery, but nothing this log verifies.
                     notCovered[bank, default: []].append(pcr)
                 } else {
-                    mismatches.append(diagnose(events, replay: replay, bank: bank, pcr: pcr, quoted: quotedValue, replayed: replayed))
+                    mismatches.append(
+                        diagnose(events, replay: replay, bank: bank, pcr: pcr, quoted: quotedValue, replayed: replayed))
                 }
             }
         }
@@ -141,40 +150,57 @@ public enum EventLogVerifier {
             let banks = pcrBanks[pcr]
             verified.append(.init(event: e, banks: banks, binding: EventDataBinding.check(e, banks: banks.sorted())))
         }
-        return VerifiedEventLog(format: log.format, events: verified, matched: matched, mismatches: mismatches,
-                                uncomputableBanks: replay.uncomputableBanks, banksNotInLog: notInLog, notCovered: notCovered, workarounds: workarounds,
-                                replay: replay, extendedPCRs: extended)
+        return VerifiedEventLog(
+            format: log.format, events: verified, matched: matched, mismatches: mismatches,
+            uncomputableBanks: replay.uncomputableBanks, banksNotInLog: notInLog, notCovered: notCovered,
+            workarounds: workarounds,
+            replay: replay, extendedPCRs: extended)
     }
 
     /// Finds where the log and the TPM part ways for one PCR: if the quoted value equals the replay after
     /// some prefix of this PCR's events, the first event after that prefix is one the TPM never saw.
-    static func diagnose(_ events: [EventLogEvent], replay: EventLogReplay, bank: TPMAlgorithmID, pcr: Int,
-                         quoted: [UInt8], replayed: [UInt8]) -> VerifiedEventLog.Mismatch {
+    static func diagnose(
+        _ events: [EventLogEvent], replay: EventLogReplay, bank: TPMAlgorithmID, pcr: Int,
+        quoted: [UInt8], replayed: [UInt8]
+    ) -> VerifiedEventLog.Mismatch {
         let forPCR = events.filter { $0.isExtended && $0.pcr == pcr }
         guard let size = bank.digestSize else {
-            return .init(bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: nil, explanation: "bank cannot be computed")
+            return .init(
+                bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: nil,
+                explanation: "bank cannot be computed")
         }
         var value = replay.start.value(pcr: pcr, size: size)
         if forPCR.isEmpty {
-            return .init(bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: nil,
-                         explanation: "the log has no event for this PCR, so it should hold its start value, but the TPM measured something into it: its events were left out of the log")
+            return .init(
+                bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: nil,
+                explanation:
+                    "the log has no event for this PCR, so it should hold its start value, but the TPM measured something into it: its events were left out of the log"
+            )
         }
         if value == quoted, let first = forPCR.first {
-            return .init(bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: first.index,
-                         explanation: "the TPM holds the initial value: no event from event \(first.index) (\(first.type)) on was measured")
+            return .init(
+                bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: first.index,
+                explanation:
+                    "the TPM holds the initial value: no event from event \(first.index) (\(first.type)) on was measured"
+            )
         }
         for (i, e) in forPCR.enumerated() {
             guard let d = e.digest(bank), let next = try? TPMDigest.hash(bank, value + d) else { break }
             value = next
             if value == quoted, i + 1 < forPCR.count {
                 let culprit = forPCR[i + 1]
-                return .init(bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: culprit.index,
-                             explanation: "the log matches up to event \(e.index); event \(culprit.index) (\(culprit.type)) and later were not measured into the TPM")
+                return .init(
+                    bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: culprit.index,
+                    explanation:
+                        "the log matches up to event \(e.index); event \(culprit.index) (\(culprit.type)) and later were not measured into the TPM"
+                )
             }
         }
         let last = forPCR.last
-        return .init(bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: last?.index,
-                     explanation: "no prefix of the \(forPCR.count) events logged for this PCR reproduces the quoted value (events \(forPCR.first?.index ?? 0)–\(last?.index ?? 0)): an event was altered, removed or added")
+        return .init(
+            bank: bank, pcr: pcr, quoted: quoted, replayed: replayed, eventIndex: last?.index,
+            explanation:
+                "no prefix of the \(forPCR.count) events logged for this PCR reproduces the quoted value (events \(forPCR.first?.index ?? 0)–\(last?.index ?? 0)): an event was altered, removed or added"
+        )
     }
 }
-

@@ -32,9 +32,12 @@ public struct VerifiedEvidence: Sendable {
     /// the expensive part; evaluation then only checks rules).
     public let facts: [TPMAlgorithmID: BootFacts]
 
-    init(claimedDeviceID: String, quote: VerifiedQuote, ak: AKPublic, eventLog: VerifiedEventLog?, ekCertificate: EKCertificate?,
-         ekChain: EKCertificateVerifier.Result?, akBinding: AKBindingStatus, requiredSelection: TPMLPCRSelection,
-         nonceIssuedAt: Date?, checkedAt: Date) {
+    init(
+        claimedDeviceID: String, quote: VerifiedQuote, ak: AKPublic, eventLog: VerifiedEventLog?,
+        ekCertificate: EKCertificate?,
+        ekChain: EKCertificateVerifier.Result?, akBinding: AKBindingStatus, requiredSelection: TPMLPCRSelection,
+        nonceIssuedAt: Date?, checkedAt: Date
+    ) {
         self.claimedDeviceID = claimedDeviceID
         self.quote = quote
         self.ak = ak

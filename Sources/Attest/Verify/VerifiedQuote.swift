@@ -17,8 +17,11 @@ public struct VerifiedQuote: Hashable, Sendable {
     /// The hierarchy of which the attestation key is a primary, from qualifiedSigner (nil: not a primary).
     public let signerHierarchy: TPMHierarchy?
 
-    init(attest: TPMSAttest, selection: TPMLPCRSelection, pcrs: PCRValues, pcrDigest: [UInt8], clockFindings: [ClockFinding],
-         comparedWithPrevious: Bool, signerHierarchy: TPMHierarchy?) {
+    init(
+        attest: TPMSAttest, selection: TPMLPCRSelection, pcrs: PCRValues, pcrDigest: [UInt8],
+        clockFindings: [ClockFinding],
+        comparedWithPrevious: Bool, signerHierarchy: TPMHierarchy?
+    ) {
         self.attest = attest
         self.selection = selection
         self.pcrs = pcrs
@@ -30,8 +33,10 @@ public struct VerifiedQuote: Hashable, Sendable {
 
     /// - Warning: For the module's own tests only (`@testable`): builds a `VerifiedQuote` without checking anything.
     init(uncheckedAttest attest: TPMSAttest, selection: TPMLPCRSelection, pcrs: PCRValues) {
-        self.init(attest: attest, selection: selection, pcrs: pcrs, pcrDigest: [], clockFindings: [], comparedWithPrevious: false,
-                  signerHierarchy: nil)
+        self.init(
+            attest: attest, selection: selection, pcrs: pcrs, pcrDigest: [], clockFindings: [],
+            comparedWithPrevious: false,
+            signerHierarchy: nil)
     }
 
     /// The TPM's clock and reset/restart counters, from the signed TPMS_ATTEST.
@@ -106,7 +111,8 @@ public enum ClockFinding: Hashable, Sendable, CustomStringConvertible {
         case .countersWentBackwards: "TPM reset/restart counters went backwards (TPM cleared, or an old quote)"
         case .clockWentBackwards(let a, let b): "TPM clock went backwards (\(a) → \(b) ms) without a reset"
         case .clockNotSafe: "TPM clock not safe (a shutdown was missed; the clock may have been higher before)"
-        case .firmwareChanged(let a, let b): "TPM firmware changed (0x\(String(a, radix: 16)) → 0x\(String(b, radix: 16)))"
+        case .firmwareChanged(let a, let b):
+            "TPM firmware changed (0x\(String(a, radix: 16)) → 0x\(String(b, radix: 16)))"
         }
     }
 }

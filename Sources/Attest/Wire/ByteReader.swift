@@ -46,13 +46,17 @@ public struct ByteReader: Sendable {
     }
 
     /// Reads a UInt16 in the given byte order, or throws ``AttestError/Code/truncated``.
-    public mutating func readUInt16(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError) -> UInt16 {
+    public mutating func readUInt16(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError)
+        -> UInt16
+    {
         let raw = try readFixed(field(), count: 2)
         return order == .big ? (UInt16(raw.0) << 8 | UInt16(raw.1)) : (UInt16(raw.1) << 8 | UInt16(raw.0))
     }
 
     /// Reads a UInt32 in the given byte order, or throws ``AttestError/Code/truncated``.
-    public mutating func readUInt32(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError) -> UInt32 {
+    public mutating func readUInt32(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError)
+        -> UInt32
+    {
         guard remaining >= 4 else { throw .truncated(field(), at: offset, needed: 4, available: remaining) }
         var value: UInt32 = 0
         for i in 0..<4 {
@@ -64,7 +68,9 @@ public struct ByteReader: Sendable {
     }
 
     /// Reads a UInt64 in the given byte order, or throws ``AttestError/Code/truncated``.
-    public mutating func readUInt64(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError) -> UInt64 {
+    public mutating func readUInt64(_ field: @autoclosure () -> String, _ order: Endianness) throws(AttestError)
+        -> UInt64
+    {
         guard remaining >= 8 else { throw .truncated(field(), at: offset, needed: 8, available: remaining) }
         var value: UInt64 = 0
         for i in 0..<8 {
@@ -87,7 +93,9 @@ public struct ByteReader: Sendable {
     }
 
     /// Returns the next `count` bytes as a slice sharing the reader's storage (no copy).
-    public mutating func readSlice(_ field: @autoclosure () -> String, count: Int) throws(AttestError) -> ArraySlice<UInt8> {
+    public mutating func readSlice(_ field: @autoclosure () -> String, count: Int) throws(AttestError) -> ArraySlice<
+        UInt8
+    > {
         guard count >= 0, remaining >= count else {
             throw .truncated(field(), at: offset, needed: count, available: remaining)
         }
@@ -114,7 +122,8 @@ public struct ByteReader: Sendable {
 
     /// Splits off a sub-reader over the next `count` bytes (a sized structure) and advances past them.
     /// Offsets in errors raised by the sub-reader stay absolute.
-    public mutating func readSubReader(_ field: @autoclosure () -> String, count: Int) throws(AttestError) -> ByteReader {
+    public mutating func readSubReader(_ field: @autoclosure () -> String, count: Int) throws(AttestError) -> ByteReader
+    {
         guard count >= 0, remaining >= count else {
             throw .truncated(field(), at: offset, needed: count, available: remaining)
         }
@@ -134,7 +143,9 @@ public struct ByteReader: Sendable {
         return Array(bytes[start..<offset])
     }
 
-    private mutating func readFixed(_ field: @autoclosure () -> String, count: Int) throws(AttestError) -> (UInt8, UInt8) {
+    private mutating func readFixed(_ field: @autoclosure () -> String, count: Int) throws(AttestError) -> (
+        UInt8, UInt8
+    ) {
         guard remaining >= count else { throw .truncated(field(), at: offset, needed: count, available: remaining) }
         let pair = (bytes[offset], bytes[offset + 1])
         offset += count

@@ -9,14 +9,21 @@ public struct ByteWriter: Sendable {
     /// Appends one byte.
     public mutating func append(_ v: UInt8) { bytes.append(v) }
     /// Appends a UInt16, big-endian.
-    public mutating func append(_ v: UInt16) { bytes.append(UInt8(truncatingIfNeeded: v >> 8)); bytes.append(UInt8(truncatingIfNeeded: v)) }
+    public mutating func append(_ v: UInt16) {
+        bytes.append(UInt8(truncatingIfNeeded: v >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: v))
+    }
     /// Appends a UInt32, big-endian.
     public mutating func append(_ v: UInt32) {
-        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) }
+        for shift in stride(from: 24, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(shift)))
+        }
     }
     /// Appends a UInt64, big-endian.
     public mutating func append(_ v: UInt64) {
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift)))
+        }
     }
     /// Appends the bytes as they are, with no size prefix.
     public mutating func append(bytes other: some Sequence<UInt8>) { bytes.append(contentsOf: other) }

@@ -218,8 +218,14 @@ public struct SM3: Sendable {
                     t = rotl(t, 1)
                 }
                 // V_(i+1) = ABCDEFGH ⊕ V_i (§5.3.3).
-                v.a ^= a; v.b ^= b; v.c ^= c; v.d ^= d
-                v.e ^= e; v.f ^= f; v.g ^= g; v.h ^= h
+                v.a ^= a
+                v.b ^= b
+                v.c ^= c
+                v.d ^= d
+                v.e ^= e
+                v.f ^= f
+                v.g ^= g
+                v.h ^= h
                 offset &+= blockByteCount
             }
         }

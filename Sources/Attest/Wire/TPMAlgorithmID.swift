@@ -143,9 +143,14 @@ public struct TPMAlgorithmID: RawRepresentable, Hashable, Sendable, Comparable, 
     /// Parses a bank or algorithm name ("sha256", "SHA-256", "0x000b").
     public init?(name: String) {
         let n = String(name.lowercased().filter { $0 != "-" })
-        if n.hasPrefix("0x"), let v = UInt16(n.dropFirst(2), radix: 16) { self.init(v); return }
-        let known: [TPMAlgorithmID] = [.sha1, .sha256, .sha384, .sha512, .sm3_256, .sha3_256, .sha3_384, .sha3_512,
-                                       .rsa, .ecc, .rsassa, .rsapss, .ecdsa, .hmac, .aes, .keyedHash, .null]
+        if n.hasPrefix("0x"), let v = UInt16(n.dropFirst(2), radix: 16) {
+            self.init(v)
+            return
+        }
+        let known: [TPMAlgorithmID] = [
+            .sha1, .sha256, .sha384, .sha512, .sm3_256, .sha3_256, .sha3_384, .sha3_512,
+            .rsa, .ecc, .rsassa, .rsapss, .ecdsa, .hmac, .aes, .keyedHash, .null,
+        ]
         guard let hit = known.first(where: { $0.name == n }) else { return nil }
         self = hit
     }

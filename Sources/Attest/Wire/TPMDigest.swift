@@ -12,7 +12,8 @@ public enum TPMDigest {
         case .sha512: return Array(SHA512.hash(data: bytes))
         case .sm3_256: return SM3.hash(bytes)
         default:
-            throw AttestError(code: .unknownAlgorithm, reason: "hash algorithm \(alg) is not supported by this verifier")
+            throw AttestError(
+                code: .unknownAlgorithm, reason: "hash algorithm \(alg) is not supported by this verifier")
         }
     }
 
@@ -24,13 +25,24 @@ public enum TPMDigest {
             return Array(h.finalize())
         }
         switch alg {
-        case .sha1: var h = Insecure.SHA1(); return run(&h)
-        case .sha256: var h = SHA256(); return run(&h)
-        case .sha384: var h = SHA384(); return run(&h)
-        case .sha512: var h = SHA512(); return run(&h)
-        case .sm3_256: var h = SM3Hasher(); return run(&h)
+        case .sha1:
+            var h = Insecure.SHA1()
+            return run(&h)
+        case .sha256:
+            var h = SHA256()
+            return run(&h)
+        case .sha384:
+            var h = SHA384()
+            return run(&h)
+        case .sha512:
+            var h = SHA512()
+            return run(&h)
+        case .sm3_256:
+            var h = SM3Hasher()
+            return run(&h)
         default:
-            throw AttestError(code: .unknownAlgorithm, reason: "hash algorithm \(alg) is not supported by this verifier")
+            throw AttestError(
+                code: .unknownAlgorithm, reason: "hash algorithm \(alg) is not supported by this verifier")
         }
     }
 
@@ -95,16 +107,26 @@ struct PCRDigestHasher {
         case .sha256: state = .sha256(SHA256())
         case .sha384: state = .sha384(SHA384())
         case .sha512: state = .sha512(SHA512())
-        default: throw AttestError(code: .unknownAlgorithm, reason: "hash algorithm \(alg) is not supported by this verifier")
+        default:
+            throw AttestError(
+                code: .unknownAlgorithm, reason: "hash algorithm \(alg) is not supported by this verifier")
         }
     }
 
     mutating func update(_ bytes: [UInt8]) {
         switch state {
-        case .sha1(var h): h.update(data: bytes); state = .sha1(h)
-        case .sha256(var h): h.update(data: bytes); state = .sha256(h)
-        case .sha384(var h): h.update(data: bytes); state = .sha384(h)
-        case .sha512(var h): h.update(data: bytes); state = .sha512(h)
+        case .sha1(var h):
+            h.update(data: bytes)
+            state = .sha1(h)
+        case .sha256(var h):
+            h.update(data: bytes)
+            state = .sha256(h)
+        case .sha384(var h):
+            h.update(data: bytes)
+            state = .sha384(h)
+        case .sha512(var h):
+            h.update(data: bytes)
+            state = .sha512(h)
         }
     }
 

@@ -23,7 +23,9 @@ public struct TPMSClockInfo: Hashable, Sendable, Codable {
         restartCount = try reader.readUInt32("TPMS_CLOCK_INFO.restartCount", .big)
         let at = reader.offset
         let safe = try reader.readUInt8("TPMS_CLOCK_INFO.safe")
-        guard safe <= 1 else { throw .invalid("TPMS_CLOCK_INFO.safe: value \(safe) is not a TPMI_YES_NO at byte \(at)") }
+        guard safe <= 1 else {
+            throw .invalid("TPMS_CLOCK_INFO.safe: value \(safe) is not a TPMI_YES_NO at byte \(at)")
+        }
         self.safe = safe == 1
     }
 }
@@ -66,8 +68,10 @@ public struct TPMSAttest: Hashable, Sendable {
     /// The type-specific part: PCR selection and digest for a quote, Names for a certify.
     public let attested: Attested
 
-    init(rawBytes: [UInt8], type: UInt16, qualifiedSigner: TPMName, extraData: [UInt8], clockInfo: TPMSClockInfo,
-         firmwareVersion: UInt64, attested: Attested) {
+    init(
+        rawBytes: [UInt8], type: UInt16, qualifiedSigner: TPMName, extraData: [UInt8], clockInfo: TPMSClockInfo,
+        firmwareVersion: UInt64, attested: Attested
+    ) {
         self.rawBytes = rawBytes
         self.type = type
         self.qualifiedSigner = qualifiedSigner
@@ -100,8 +104,11 @@ public struct TPMSAttest: Hashable, Sendable {
         let start = reader.offset
         let magic = try reader.readUInt32("TPMS_ATTEST.magic", .big)
         guard magic == Self.generatedValue else {
-            throw AttestError(code: .badMagic,
-                              reason: "TPMS_ATTEST.magic: 0x\(String(magic, radix: 16)) is not TPM_GENERATED_VALUE (0xff544347) at byte \(start)")
+            throw AttestError(
+                code: .badMagic,
+                reason:
+                    "TPMS_ATTEST.magic: 0x\(String(magic, radix: 16)) is not TPM_GENERATED_VALUE (0xff544347) at byte \(start)"
+            )
         }
         let typeAt = reader.offset
         type = try reader.readUInt16("TPMS_ATTEST.type", .big)
@@ -119,8 +126,10 @@ public struct TPMSAttest: Hashable, Sendable {
             let qualified = try reader.readTPM2B("TPMS_CERTIFY_INFO.qualifiedName", maxSize: 2 + 64)
             attested = .certify(name: TPMName(bytes: name), qualifiedName: TPMName(bytes: qualified))
         default:
-            throw AttestError(code: .unsupportedStructure,
-                              reason: "TPMS_ATTEST.type: 0x\(hex4(type)) is not a quote (0x8018) or certify (0x8017) at byte \(typeAt)")
+            throw AttestError(
+                code: .unsupportedStructure,
+                reason:
+                    "TPMS_ATTEST.type: 0x\(hex4(type)) is not a quote (0x8018) or certify (0x8017) at byte \(typeAt)")
         }
         rawBytes = reader.bytesConsumed(since: start)
     }

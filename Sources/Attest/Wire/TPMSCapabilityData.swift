@@ -51,14 +51,18 @@ public struct TPMSCapabilityData: Hashable, Sendable {
             }
             data = .properties(out)
         default:
-            throw AttestError(code: .unsupportedStructure, reason: "TPMS_CAPABILITY_DATA: capability \(capability) is not decoded by Vigil")
+            throw AttestError(
+                code: .unsupportedStructure,
+                reason: "TPMS_CAPABILITY_DATA: capability \(capability) is not decoded by Vigil")
         }
         try reader.expectEnd("TPMS_CAPABILITY_DATA")
     }
 
     private static func count(_ reader: inout ByteReader, at: Int) throws(AttestError) -> Int {
         let count = Int(try reader.readUInt32("TPMS_CAPABILITY_DATA.count", .big))
-        guard count <= maxEntries else { throw .tooLarge("TPMS_CAPABILITY_DATA.count", size: count, limit: maxEntries, at: at) }
+        guard count <= maxEntries else {
+            throw .tooLarge("TPMS_CAPABILITY_DATA.count", size: count, limit: maxEntries, at: at)
+        }
         return count
     }
 }
@@ -127,7 +131,9 @@ public struct TPMSNVPublic: Hashable, Sendable {
     public var dataSize: UInt16
 
     /// Builds an NV public area, e.g. for TPM2_NV_DefineSpace.
-    public init(nvIndex: UInt32, nameAlg: TPMAlgorithmID, attributes: Attributes, authPolicy: [UInt8] = [], dataSize: UInt16) {
+    public init(
+        nvIndex: UInt32, nameAlg: TPMAlgorithmID, attributes: Attributes, authPolicy: [UInt8] = [], dataSize: UInt16
+    ) {
         self.nvIndex = nvIndex
         self.nameAlg = nameAlg
         self.attributes = attributes

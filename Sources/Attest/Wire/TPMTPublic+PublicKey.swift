@@ -1,8 +1,8 @@
 import Crypto
 public import Foundation
-import _CryptoExtras
-public import X509
 import SwiftASN1
+public import X509
+import _CryptoExtras
 
 extension TPMTPublic {
     /// The public key as swift-certificates sees it (for comparing with an EK or device certificate,
@@ -23,10 +23,12 @@ extension TPMTPublic {
                 case .nistP384: return Certificate.PublicKey(try P384.Signing.PublicKey(x963Representation: point))
                 case .nistP521: return Certificate.PublicKey(try P521.Signing.PublicKey(x963Representation: point))
                 default:
-                    throw AttestError(code: .unknownAlgorithm, reason: "TPMT_PUBLIC: ECC curve \(p.curve) is not supported")
+                    throw AttestError(
+                        code: .unknownAlgorithm, reason: "TPMT_PUBLIC: ECC curve \(p.curve) is not supported")
                 }
             case .keyedHash, .symCipher:
-                throw AttestError(code: .unsupportedStructure, reason: "TPMT_PUBLIC: a \(type) object has no public key")
+                throw AttestError(
+                    code: .unsupportedStructure, reason: "TPMT_PUBLIC: a \(type) object has no public key")
             }
         } catch let error as AttestError {
             throw error
@@ -69,16 +71,28 @@ extension TPMTPublic {
         let attributes: TPMAObject = [.sign, .userWithAuth]
         if let p256 = P256.Signing.PublicKey(key) {
             let raw = Array(p256.rawRepresentation)
-            self.init(nameAlg: .sha256, objectAttributes: attributes, parameters: .ecc(.init(
-                symmetric: .null, scheme: TPMTScheme(.ecdsa, hashAlg: .sha256), curve: .nistP256, x: Array(raw[0..<32]), y: Array(raw[32...]))))
+            self.init(
+                nameAlg: .sha256, objectAttributes: attributes,
+                parameters: .ecc(
+                    .init(
+                        symmetric: .null, scheme: TPMTScheme(.ecdsa, hashAlg: .sha256), curve: .nistP256,
+                        x: Array(raw[0..<32]), y: Array(raw[32...]))))
         } else if let p384 = P384.Signing.PublicKey(key) {
             let raw = Array(p384.rawRepresentation)
-            self.init(nameAlg: .sha256, objectAttributes: attributes, parameters: .ecc(.init(
-                symmetric: .null, scheme: TPMTScheme(.ecdsa, hashAlg: .sha384), curve: .nistP384, x: Array(raw[0..<48]), y: Array(raw[48...]))))
+            self.init(
+                nameAlg: .sha256, objectAttributes: attributes,
+                parameters: .ecc(
+                    .init(
+                        symmetric: .null, scheme: TPMTScheme(.ecdsa, hashAlg: .sha384), curve: .nistP384,
+                        x: Array(raw[0..<48]), y: Array(raw[48...]))))
         } else if let p521 = P521.Signing.PublicKey(key) {
             let raw = Array(p521.rawRepresentation)
-            self.init(nameAlg: .sha256, objectAttributes: attributes, parameters: .ecc(.init(
-                symmetric: .null, scheme: TPMTScheme(.ecdsa, hashAlg: .sha512), curve: .nistP521, x: Array(raw[0..<66]), y: Array(raw[66...]))))
+            self.init(
+                nameAlg: .sha256, objectAttributes: attributes,
+                parameters: .ecc(
+                    .init(
+                        symmetric: .null, scheme: TPMTScheme(.ecdsa, hashAlg: .sha512), curve: .nistP521,
+                        x: Array(raw[0..<66]), y: Array(raw[66...]))))
         } else if let rsa = _RSA.Signing.PublicKey(key) {
             let components: _RSA.Signing.PublicKey.Primitives
             do { components = try rsa.getKeyPrimitives() } catch {
@@ -86,13 +100,21 @@ extension TPMTPublic {
             }
             let exponent = Array(components.publicExponent)
             var e: UInt32 = 0
-            guard exponent.count <= 4 else { throw AttestError(code: .invalidValue, reason: "public key PEM: RSA exponent too large for a TPM key") }
+            guard exponent.count <= 4 else {
+                throw AttestError(code: .invalidValue, reason: "public key PEM: RSA exponent too large for a TPM key")
+            }
             for b in exponent { e = e << 8 | UInt32(b) }
             let modulus = Array(components.modulus.drop { $0 == 0 })
-            guard modulus.count <= Self.maxRSAModulusSize else { throw AttestError(code: .invalidValue, reason: "public key PEM: RSA modulus too large") }
-            self.init(nameAlg: .sha256, objectAttributes: attributes, parameters: .rsa(.init(
-                symmetric: .null, scheme: TPMTScheme(.rsassa, hashAlg: .sha256), keyBits: UInt16(modulus.count * 8),
-                exponent: e == 65537 ? 0 : e, modulus: modulus)))
+            guard modulus.count <= Self.maxRSAModulusSize else {
+                throw AttestError(code: .invalidValue, reason: "public key PEM: RSA modulus too large")
+            }
+            self.init(
+                nameAlg: .sha256, objectAttributes: attributes,
+                parameters: .rsa(
+                    .init(
+                        symmetric: .null, scheme: TPMTScheme(.rsassa, hashAlg: .sha256),
+                        keyBits: UInt16(modulus.count * 8),
+                        exponent: e == 65537 ? 0 : e, modulus: modulus)))
         } else {
             throw AttestError(code: .unknownAlgorithm, reason: "public key PEM: not an RSA or NIST ECC key")
         }

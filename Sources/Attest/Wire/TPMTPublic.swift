@@ -27,7 +27,9 @@ public struct TPMTPublic: Hashable, Sendable {
         public var modulus: [UInt8]
 
         /// Builds RSA parameters; an `exponent` of 0 means the default 65537.
-        public init(symmetric: TPMTSymDefObject, scheme: TPMTScheme, keyBits: UInt16, exponent: UInt32 = 0, modulus: [UInt8]) {
+        public init(
+            symmetric: TPMTSymDefObject, scheme: TPMTScheme, keyBits: UInt16, exponent: UInt32 = 0, modulus: [UInt8]
+        ) {
             self.symmetric = symmetric
             self.scheme = scheme
             self.keyBits = keyBits
@@ -55,7 +57,10 @@ public struct TPMTPublic: Hashable, Sendable {
         public var y: [UInt8]
 
         /// Builds ECC parameters; `x` and `y` are the public point (empty in a template).
-        public init(symmetric: TPMTSymDefObject, scheme: TPMTScheme, curve: TPMECCCurve, kdf: TPMTScheme = .null, x: [UInt8], y: [UInt8]) {
+        public init(
+            symmetric: TPMTSymDefObject, scheme: TPMTScheme, curve: TPMECCCurve, kdf: TPMTScheme = .null, x: [UInt8],
+            y: [UInt8]
+        ) {
             self.symmetric = symmetric
             self.scheme = scheme
             self.curve = curve
@@ -87,7 +92,8 @@ public struct TPMTPublic: Hashable, Sendable {
     public var parameters: Parameters
 
     /// Builds a public area, e.g. a template for TPM2_CreatePrimary or TPM2_Create.
-    public init(nameAlg: TPMAlgorithmID, objectAttributes: TPMAObject, authPolicy: [UInt8] = [], parameters: Parameters) {
+    public init(nameAlg: TPMAlgorithmID, objectAttributes: TPMAObject, authPolicy: [UInt8] = [], parameters: Parameters)
+    {
         self.nameAlg = nameAlg
         self.objectAttributes = objectAttributes
         self.authPolicy = authPolicy
@@ -118,21 +124,26 @@ public struct TPMTPublic: Hashable, Sendable {
         switch type {
         case .rsa:
             let symmetric = try TPMTSymDefObject(parsing: &reader)
-            let scheme = try TPMTScheme(parsing: &reader, field: "TPMS_RSA_PARMS.scheme", allowed: TPMTScheme.rsaSchemes)
+            let scheme = try TPMTScheme(
+                parsing: &reader, field: "TPMS_RSA_PARMS.scheme", allowed: TPMTScheme.rsaSchemes)
             let keyBits = try reader.readUInt16("TPMS_RSA_PARMS.keyBits", .big)
             let exponent = try reader.readUInt32("TPMS_RSA_PARMS.exponent", .big)
             let modulus = try reader.readTPM2B("TPM2B_PUBLIC_KEY_RSA", maxSize: Self.maxRSAModulusSize)
-            parameters = .rsa(RSAParameters(symmetric: symmetric, scheme: scheme, keyBits: keyBits, exponent: exponent, modulus: modulus))
+            parameters = .rsa(
+                RSAParameters(
+                    symmetric: symmetric, scheme: scheme, keyBits: keyBits, exponent: exponent, modulus: modulus))
         case .ecc:
             let symmetric = try TPMTSymDefObject(parsing: &reader)
-            let scheme = try TPMTScheme(parsing: &reader, field: "TPMS_ECC_PARMS.scheme", allowed: TPMTScheme.eccSchemes)
+            let scheme = try TPMTScheme(
+                parsing: &reader, field: "TPMS_ECC_PARMS.scheme", allowed: TPMTScheme.eccSchemes)
             let curve = TPMECCCurve(rawValue: try reader.readUInt16("TPMS_ECC_PARMS.curveID", .big))
             let kdf = try TPMTScheme(parsing: &reader, field: "TPMS_ECC_PARMS.kdf", allowed: TPMTScheme.kdfSchemes)
             let x = try reader.readTPM2B("TPMS_ECC_POINT.x", maxSize: Self.maxECCCoordinateSize)
             let y = try reader.readTPM2B("TPMS_ECC_POINT.y", maxSize: Self.maxECCCoordinateSize)
             parameters = .ecc(ECCParameters(symmetric: symmetric, scheme: scheme, curve: curve, kdf: kdf, x: x, y: y))
         case .keyedHash:
-            let scheme = try TPMTScheme(parsing: &reader, field: "TPMS_KEYEDHASH_PARMS.scheme", allowed: TPMTScheme.keyedHashSchemes)
+            let scheme = try TPMTScheme(
+                parsing: &reader, field: "TPMS_KEYEDHASH_PARMS.scheme", allowed: TPMTScheme.keyedHashSchemes)
             let unique = try reader.readTPM2B("TPM2B_DIGEST (keyedHash unique)", maxSize: Self.maxDigestSize)
             parameters = .keyedHash(scheme: scheme, unique: unique)
         case .symCipher:

@@ -45,17 +45,24 @@ public struct TPMTSignature: Hashable, Sendable {
         switch algorithm {
         case .rsassa, .rsapss:
             hashAlg = TPMAlgorithmID(try reader.readUInt16("TPMS_SIGNATURE_RSA.hash", .big))
-            guard hashAlg.isHash else { throw .unknownAlgorithm("TPMS_SIGNATURE_RSA.hash", hashAlg.rawValue, at: hashAt) }
-            body = .rsa(signature: try reader.readTPM2B("TPMS_SIGNATURE_RSA.sig", maxSize: TPMTPublic.maxRSAModulusSize))
+            guard hashAlg.isHash else {
+                throw .unknownAlgorithm("TPMS_SIGNATURE_RSA.hash", hashAlg.rawValue, at: hashAt)
+            }
+            body = .rsa(
+                signature: try reader.readTPM2B("TPMS_SIGNATURE_RSA.sig", maxSize: TPMTPublic.maxRSAModulusSize))
         case .ecdsa, .ecschnorr, .sm2, .ecdaa:
             hashAlg = TPMAlgorithmID(try reader.readUInt16("TPMS_SIGNATURE_ECC.hash", .big))
-            guard hashAlg.isHash else { throw .unknownAlgorithm("TPMS_SIGNATURE_ECC.hash", hashAlg.rawValue, at: hashAt) }
+            guard hashAlg.isHash else {
+                throw .unknownAlgorithm("TPMS_SIGNATURE_ECC.hash", hashAlg.rawValue, at: hashAt)
+            }
             let r = try reader.readTPM2B("TPMS_SIGNATURE_ECC.signatureR", maxSize: TPMTPublic.maxECCCoordinateSize)
             let s = try reader.readTPM2B("TPMS_SIGNATURE_ECC.signatureS", maxSize: TPMTPublic.maxECCCoordinateSize)
             body = .ecc(r: r, s: s)
         case .hmac:
             hashAlg = TPMAlgorithmID(try reader.readUInt16("TPMT_HA.hashAlg", .big))
-            guard let size = hashAlg.digestSize else { throw .unknownAlgorithm("TPMT_HA.hashAlg", hashAlg.rawValue, at: hashAt) }
+            guard let size = hashAlg.digestSize else {
+                throw .unknownAlgorithm("TPMT_HA.hashAlg", hashAlg.rawValue, at: hashAt)
+            }
             body = .hmac(digest: try reader.readBytes("TPMT_HA.digest", count: size))
         default:
             throw .unknownAlgorithm("TPMT_SIGNATURE.sigAlg", algorithm.rawValue, at: at)

@@ -38,15 +38,18 @@ public struct TPMRoundTripBenchmark: Sendable {
             esapi.append(try Self.bareESAPIRound(tcti, commands: commandsPerRound))
         }
         let v = Self.median(vigil), e = Self.median(esapi)
-        return Result(vigil_getrandom_us: v, esapi_getrandom_us: e, overhead_percent: (v / e - 1) * 100,
-                      tcti: tcti.description, rounds: rounds, commands_per_round: commandsPerRound)
+        return Result(
+            vigil_getrandom_us: v, esapi_getrandom_us: e, overhead_percent: (v / e - 1) * 100,
+            tcti: tcti.description, rounds: rounds, commands_per_round: commandsPerRound)
     }
 
     /// Microseconds per command for `commands` bare `Esys_GetRandom` calls on a fresh context.
     static func bareESAPIRound(_ tcti: TCTIConfiguration, commands: Int) throws(TPMError) -> Double {
         var tctiContext: OpaquePointer? = nil
         let rc = tcti.loaderString.withCString { Tss2_TctiLdr_Initialize($0, &tctiContext) }
-        guard rc == 0, tctiContext != nil else { throw TPMError.tss2("Tss2_TctiLdr_Initialize", TSS2Error(rawValue: rc)) }
+        guard rc == 0, tctiContext != nil else {
+            throw TPMError.tss2("Tss2_TctiLdr_Initialize", TSS2Error(rawValue: rc))
+        }
         defer { Tss2_TctiLdr_Finalize(&tctiContext) }
         var esys: OpaquePointer? = nil
         let erc = Esys_Initialize(&esys, tctiContext, nil)

@@ -1,11 +1,13 @@
-internal import CTSS2
 public import Attest
+internal import CTSS2
 
 extension TPM {
     /// One TPM2_GetCapability call, decoded. Use the typed helpers below unless you need the raw answer.
     ///
     /// Corresponding ESAPI call: `Esys_GetCapability` (TPM2_GetCapability, Part 3 §30.2).
-    public func getCapability(_ capability: TPMCapability, property: UInt32, count: UInt32) throws(TPMError) -> (data: TPMSCapabilityData, moreData: Bool) {
+    public func getCapability(_ capability: TPMCapability, property: UInt32, count: UInt32) throws(TPMError) -> (
+        data: TPMSCapabilityData, moreData: Bool
+    ) {
         let ctx = context.raw
         var more: UInt8 = 0
         var data: UnsafeMutablePointer<TPMS_CAPABILITY_DATA>? = nil
@@ -23,7 +25,9 @@ extension TPM {
     }
 
     /// TPM properties (TPM_CAP_TPM_PROPERTIES) from `first`, following `moreData`.
-    public func properties(from first: TPMProperty = .familyIndicator, count: UInt32 = 64) throws(TPMError) -> [UInt32: UInt32] {
+    public func properties(from first: TPMProperty = .familyIndicator, count: UInt32 = 64) throws(TPMError) -> [UInt32:
+        UInt32]
+    {
         var result: [UInt32: UInt32] = [:]
         var next = first.rawValue
         for _ in 0..<16 {
@@ -65,14 +69,18 @@ extension TPM {
     /// The PCR allocation (TPM_CAP_PCRS): every bank the TPM implements and which PCRs it has allocated.
     public func pcrAllocation() throws(TPMError) -> TPMLPCRSelection {
         let (data, _) = try getCapability(.pcrs, property: 0, count: 1)
-        guard case .pcrs(let selection) = data.data else { throw TPMError.invalidResponse("TPM_CAP_PCRS: unexpected answer") }
+        guard case .pcrs(let selection) = data.data else {
+            throw TPMError.invalidResponse("TPM_CAP_PCRS: unexpected answer")
+        }
         return selection
     }
 
     /// Algorithms the TPM implements (TPM_CAP_ALGS).
     public func algorithms() throws(TPMError) -> [TPMAlgorithmID] {
         let (data, _) = try getCapability(.algorithms, property: 0, count: 128)
-        guard case .algorithms(let algs) = data.data else { throw TPMError.invalidResponse("TPM_CAP_ALGS: unexpected answer") }
+        guard case .algorithms(let algs) = data.data else {
+            throw TPMError.invalidResponse("TPM_CAP_ALGS: unexpected answer")
+        }
         return algs.keys.sorted()
     }
 
@@ -138,8 +146,12 @@ public struct TPMIdentification: Hashable, Sendable, Codable {
 
     /// The two firmware words in hex, "0x20191023:0x00163636".
     public var firmwareVersionHex: String {
-        func h(_ v: UInt32) -> String { let s = String(v, radix: 16); return "0x" + String(repeating: "0", count: max(0, 8 - s.count)) + s }
-        return h(UInt32(truncatingIfNeeded: firmwareVersion >> 32)) + ":" + h(UInt32(truncatingIfNeeded: firmwareVersion))
+        func h(_ v: UInt32) -> String {
+            let s = String(v, radix: 16)
+            return "0x" + String(repeating: "0", count: max(0, 8 - s.count)) + s
+        }
+        return h(UInt32(truncatingIfNeeded: firmwareVersion >> 32)) + ":"
+            + h(UInt32(truncatingIfNeeded: firmwareVersion))
     }
 
     /// Manufacturer ID as "id:49424D00" (the form in EK certificate SubjectAltNames).

@@ -1,5 +1,5 @@
-internal import CTSS2
 public import Attest
+internal import CTSS2
 
 /// Who authorizes an NV read or write.
 public enum NVAuthorization: Sendable {
@@ -14,11 +14,14 @@ extension TPM {
     ///
     /// Corresponding ESAPI call: `Esys_NV_DefineSpace` (TPM2_NV_DefineSpace, Part 3 §31.3).
     public func nvDefineSpace(_ nvPublic: TPMSNVPublic, authValue: SecretBytes? = nil) throws(TPMError) {
-        guard TPMHandle(nvPublic.nvIndex).isNVIndex else { throw TPMError.invalidArgument("NV_DefineSpace: \(TPMHandle(nvPublic.nvIndex)) is not an NV index") }
+        guard TPMHandle(nvPublic.nvIndex).isNVIndex else {
+            throw TPMError.invalidArgument("NV_DefineSpace: \(TPMHandle(nvPublic.nvIndex)) is not an NV index")
+        }
         let ctx = context.raw
         var auth = try authStruct(authValue ?? SecretBytes([]))
         defer { wipe(&auth) }
-        var info = try MU.unmarshal(nvPublic.marshalTPM2B(), into: TPM2B_NV_PUBLIC(), Tss2_MU_TPM2B_NV_PUBLIC_Unmarshal, "TPM2B_NV_PUBLIC")
+        var info = try MU.unmarshal(
+            nvPublic.marshalTPM2B(), into: TPM2B_NV_PUBLIC(), Tss2_MU_TPM2B_NV_PUBLIC_Unmarshal, "TPM2B_NV_PUBLIC")
         var tr: ESYS_TR = ESYS.none
         try tss2Call("Esys_NV_DefineSpace", logger: logger) {
             Esys_NV_DefineSpace(ctx, TPMHierarchy.owner.esysTR, ESYS.password, ESYS.none, ESYS.none, &auth, &info, &tr)
@@ -62,14 +65,18 @@ extension TPM {
         }
         guard let pub else { throw TPMError.invalidResponse("Esys_NV_ReadPublic returned nothing") }
         let bytes = try MU.marshal(pub.pointee, Tss2_MU_TPM2B_NV_PUBLIC_Marshal, "TPM2B_NV_PUBLIC")
-        do { return try TPMSNVPublic(tpm2bBytes: bytes) } catch { throw TPMError.invalidResponse("NV_ReadPublic: \(error)") }
+        do { return try TPMSNVPublic(tpm2bBytes: bytes) } catch {
+            throw TPMError.invalidResponse("NV_ReadPublic: \(error)")
+        }
     }
 
     /// Reads `size` bytes at `offset`, in chunks of TPM_PT_NV_BUFFER_MAX. Reading past the end of the
     /// index is the TPM's TPM_RC_NV_RANGE, passed on as a typed error.
     ///
     /// Corresponding ESAPI call: `Esys_NV_Read` (TPM2_NV_Read, Part 3 §31.13).
-    public func nvRead(_ index: TPMHandle, offset: Int = 0, size: Int, authorization: NVAuthorization = .owner) throws(TPMError) -> [UInt8] {
+    public func nvRead(_ index: TPMHandle, offset: Int = 0, size: Int, authorization: NVAuthorization = .owner)
+        throws(TPMError) -> [UInt8]
+    {
         guard offset >= 0, size >= 0, offset + size <= Int(UInt16.max) else {
             throw TPMError.invalidArgument("NV_Read: offset \(offset) + size \(size) is out of range")
         }
@@ -84,12 +91,15 @@ extension TPM {
             let n = min(chunk, offset + size - position)
             var data: UnsafeMutablePointer<TPM2B_MAX_NV_BUFFER>? = nil
             try tss2Call("Esys_NV_Read", logger: logger) {
-                Esys_NV_Read(ctx, authTR, object.tr, ESYS.password, ESYS.none, ESYS.none, UInt16(n), UInt16(position), &data)
+                Esys_NV_Read(
+                    ctx, authTR, object.tr, ESYS.password, ESYS.none, ESYS.none, UInt16(n), UInt16(position), &data)
             }
             defer { Esys_Free(data) }
             guard let data else { throw TPMError.invalidResponse("Esys_NV_Read returned nothing") }
             let bytes = try MU.payload(data.pointee, Tss2_MU_TPM2B_MAX_NV_BUFFER_Marshal, "TPM2B_MAX_NV_BUFFER")
-            guard bytes.count == n else { throw TPMError.invalidResponse("NV_Read returned \(bytes.count) bytes, asked for \(n)") }
+            guard bytes.count == n else {
+                throw TPMError.invalidResponse("NV_Read returned \(bytes.count) bytes, asked for \(n)")
+            }
             out.append(contentsOf: bytes)
             position += n
         }
@@ -98,7 +108,9 @@ extension TPM {
 
     /// Opens an NV index and picks the authorization handle: the owner hierarchy, or the index itself
     /// with its auth value set.
-    private func openNVIndex(_ index: TPMHandle, _ authorization: NVAuthorization) throws(TPMError) -> (TPMObject, ESYS_TR) {
+    private func openNVIndex(_ index: TPMHandle, _ authorization: NVAuthorization) throws(TPMError) -> (
+        TPMObject, ESYS_TR
+    ) {
         switch authorization {
         case .owner:
             return (try openPersistent(index, authValue: nil), TPMHierarchy.owner.esysTR)
@@ -118,7 +130,9 @@ extension TPM {
     /// sees an oversized write).
     ///
     /// Corresponding ESAPI call: `Esys_NV_Write` (TPM2_NV_Write, Part 3 §31.7).
-    public func nvWrite(_ index: TPMHandle, data: [UInt8], offset: Int = 0, authorization: NVAuthorization = .owner) throws(TPMError) {
+    public func nvWrite(_ index: TPMHandle, data: [UInt8], offset: Int = 0, authorization: NVAuthorization = .owner)
+        throws(TPMError)
+    {
         guard offset >= 0, offset + data.count <= Int(UInt16.max) else {
             throw TPMError.invalidArgument("NV_Write: offset \(offset) + \(data.count) bytes is out of range")
         }
@@ -129,8 +143,9 @@ extension TPM {
         var position = 0
         while position < data.count {
             let n = min(chunk, data.count - position)
-            var buffer = try MU.tpm2b(Array(data[position..<(position + n)]), into: TPM2B_MAX_NV_BUFFER(),
-                                      Tss2_MU_TPM2B_MAX_NV_BUFFER_Unmarshal, "TPM2B_MAX_NV_BUFFER")
+            var buffer = try MU.tpm2b(
+                Array(data[position..<(position + n)]), into: TPM2B_MAX_NV_BUFFER(),
+                Tss2_MU_TPM2B_MAX_NV_BUFFER_Unmarshal, "TPM2B_MAX_NV_BUFFER")
             let at = UInt16(offset + position)
             try tss2Call("Esys_NV_Write", logger: logger) {
                 Esys_NV_Write(ctx, authTR, object.tr, ESYS.password, ESYS.none, ESYS.none, &buffer, at)

@@ -1,9 +1,10 @@
+public import Attest
 internal import CTSS2
 import Logging
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-public import Attest
 
 extension TPM {
     // MARK: Primary keys
@@ -13,10 +14,13 @@ extension TPM {
     /// prefer ``withPrimary(_:template:authValue:_:)``.
     ///
     /// Corresponding ESAPI call: `Esys_CreatePrimary` (TPM2_CreatePrimary, Part 3 §24.1).
-    public func createPrimary(_ hierarchy: TPMHierarchy, template: TPMTPublic, authValue: SecretBytes? = nil) throws(TPMError) -> TPMObject {
+    public func createPrimary(_ hierarchy: TPMHierarchy, template: TPMTPublic, authValue: SecretBytes? = nil)
+        throws(TPMError) -> TPMObject
+    {
         let ctx = context.raw
         var inSensitive = try sensitiveCreate(authValue: authValue, data: nil)
-        var inPublic = try MU.unmarshal(template.marshalTPM2B(), into: TPM2B_PUBLIC(), Tss2_MU_TPM2B_PUBLIC_Unmarshal, "TPM2B_PUBLIC")
+        var inPublic = try MU.unmarshal(
+            template.marshalTPM2B(), into: TPM2B_PUBLIC(), Tss2_MU_TPM2B_PUBLIC_Unmarshal, "TPM2B_PUBLIC")
         var outsideInfo = TPM2B_DATA()
         var creationPCR = TPML_PCR_SELECTION()
         var tr: ESYS_TR = ESYS.none
@@ -26,8 +30,9 @@ extension TPM {
         var ticket: UnsafeMutablePointer<TPMT_TK_CREATION>? = nil
         defer { wipe(&inSensitive) }
         try tss2Call("Esys_CreatePrimary", logger: logger) {
-            Esys_CreatePrimary(ctx, hierarchy.esysTR, ESYS.password, ESYS.none, ESYS.none, &inSensitive, &inPublic, &outsideInfo,
-                               &creationPCR, &tr, &outPublic, &creationData, &creationHash, &ticket)
+            Esys_CreatePrimary(
+                ctx, hierarchy.esysTR, ESYS.password, ESYS.none, ESYS.none, &inSensitive, &inPublic, &outsideInfo,
+                &creationPCR, &tr, &outPublic, &creationData, &creationHash, &ticket)
         }
         defer {
             Esys_Free(outPublic)
@@ -47,8 +52,10 @@ extension TPM {
     }
 
     /// Creates a primary object, runs `body` with it, and flushes it on every exit path.
-    public func withPrimary<R>(_ hierarchy: TPMHierarchy, template: TPMTPublic, authValue: SecretBytes? = nil,
-                               _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
+    public func withPrimary<R>(
+        _ hierarchy: TPMHierarchy, template: TPMTPublic, authValue: SecretBytes? = nil,
+        _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R
+    ) throws(TPMError) -> R {
         let object = try createPrimary(hierarchy, template: template, authValue: authValue)
         defer { flushContext(object) }
         return try body(self, object)
@@ -60,12 +67,15 @@ extension TPM {
     /// (`sealedData` given). Returns the blobs to ``load(parent:_:authValue:)`` later.
     ///
     /// Corresponding ESAPI call: `Esys_Create` (TPM2_Create, Part 3 §12.1).
-    public func create(parent: TPMObject, template: TPMTPublic, authValue: SecretBytes? = nil,
-                       sealedData: SecretBytes? = nil) throws(TPMError) -> TPMKeyBlob {
+    public func create(
+        parent: TPMObject, template: TPMTPublic, authValue: SecretBytes? = nil,
+        sealedData: SecretBytes? = nil
+    ) throws(TPMError) -> TPMKeyBlob {
         let ctx = context.raw
         var inSensitive = try sensitiveCreate(authValue: authValue, data: sealedData)
         defer { wipe(&inSensitive) }
-        var inPublic = try MU.unmarshal(template.marshalTPM2B(), into: TPM2B_PUBLIC(), Tss2_MU_TPM2B_PUBLIC_Unmarshal, "TPM2B_PUBLIC")
+        var inPublic = try MU.unmarshal(
+            template.marshalTPM2B(), into: TPM2B_PUBLIC(), Tss2_MU_TPM2B_PUBLIC_Unmarshal, "TPM2B_PUBLIC")
         var outsideInfo = TPM2B_DATA()
         var creationPCR = TPML_PCR_SELECTION()
         var outPrivate: UnsafeMutablePointer<TPM2B_PRIVATE>? = nil
@@ -74,8 +84,10 @@ extension TPM {
         var creationHash: UnsafeMutablePointer<TPM2B_DIGEST>? = nil
         var ticket: UnsafeMutablePointer<TPMT_TK_CREATION>? = nil
         try tss2Call("Esys_Create", logger: logger) {
-            Esys_Create(ctx, parent.tr, ESYS.password, ESYS.none, ESYS.none, &inSensitive, &inPublic, &outsideInfo, &creationPCR,
-                        &outPrivate, &outPublic, &creationData, &creationHash, &ticket)
+            Esys_Create(
+                ctx, parent.tr, ESYS.password, ESYS.none, ESYS.none, &inSensitive, &inPublic, &outsideInfo,
+                &creationPCR,
+                &outPrivate, &outPublic, &creationData, &creationHash, &ticket)
         }
         defer {
             Esys_Free(outPrivate)
@@ -94,12 +106,15 @@ extension TPM {
     /// The caller must flush it: prefer ``withLoaded(parent:_:authValue:_:)``.
     ///
     /// Corresponding ESAPI call: `Esys_Load` (TPM2_Load, Part 3 §12.2).
-    public func load(parent: TPMObject, _ blob: TPMKeyBlob, authValue: SecretBytes? = nil) throws(TPMError) -> TPMObject {
+    public func load(parent: TPMObject, _ blob: TPMKeyBlob, authValue: SecretBytes? = nil) throws(TPMError) -> TPMObject
+    {
         let ctx = context.raw
         let publicArea: TPMTPublic
         do { publicArea = try blob.decodedPublic() } catch { throw TPMError.invalidArgument("load: \(error)") }
-        var inPrivate = try MU.tpm2b(blob.privateArea, into: TPM2B_PRIVATE(), Tss2_MU_TPM2B_PRIVATE_Unmarshal, "TPM2B_PRIVATE")
-        var inPublic = try MU.unmarshal(publicArea.marshalTPM2B(), into: TPM2B_PUBLIC(), Tss2_MU_TPM2B_PUBLIC_Unmarshal, "TPM2B_PUBLIC")
+        var inPrivate = try MU.tpm2b(
+            blob.privateArea, into: TPM2B_PRIVATE(), Tss2_MU_TPM2B_PRIVATE_Unmarshal, "TPM2B_PRIVATE")
+        var inPublic = try MU.unmarshal(
+            publicArea.marshalTPM2B(), into: TPM2B_PUBLIC(), Tss2_MU_TPM2B_PUBLIC_Unmarshal, "TPM2B_PUBLIC")
         var tr: ESYS_TR = ESYS.none
         try tss2Call("Esys_Load", logger: logger) {
             Esys_Load(ctx, parent.tr, ESYS.password, ESYS.none, ESYS.none, &inPrivate, &inPublic, &tr)
@@ -114,8 +129,10 @@ extension TPM {
     }
 
     /// Loads an object, runs `body` with it, and flushes it on every exit path.
-    public func withLoaded<R>(parent: TPMObject, _ blob: TPMKeyBlob, authValue: SecretBytes? = nil,
-                              _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
+    public func withLoaded<R>(
+        parent: TPMObject, _ blob: TPMKeyBlob, authValue: SecretBytes? = nil,
+        _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R
+    ) throws(TPMError) -> R {
         let object = try load(parent: parent, blob, authValue: authValue)
         defer { flushContext(object) }
         return try body(self, object)
@@ -127,8 +144,10 @@ extension TPM {
     /// `body`, and releases ESAPI's reference afterwards (the object stays in the TPM).
     ///
     /// Corresponding ESAPI calls: `Esys_TR_FromTPMPublic`, `Esys_ReadPublic` (TPM2_ReadPublic, Part 3 §12.4), `Esys_TR_Close`.
-    public func withPersistent<R>(_ handle: TPMHandle, authValue: SecretBytes? = nil,
-                                  _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
+    public func withPersistent<R>(
+        _ handle: TPMHandle, authValue: SecretBytes? = nil,
+        _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R
+    ) throws(TPMError) -> R {
         let object = try openPersistent(handle, authValue: authValue)
         defer { closeReference(object.tr) }
         return try body(self, object)
@@ -138,7 +157,9 @@ extension TPM {
     public func readPublic(_ handle: TPMHandle) throws(TPMError) -> (publicArea: TPMTPublic, name: TPMName)? {
         guard try handles(from: handle).contains(handle) else { return nil }
         return try withPersistent(handle) { _, object throws(TPMError) in
-            guard let publicArea = object.publicArea else { throw TPMError.invalidResponse("ReadPublic returned no public area") }
+            guard let publicArea = object.publicArea else {
+                throw TPMError.invalidResponse("ReadPublic returned no public area")
+            }
             return (publicArea, object.name)
         }
     }
@@ -153,7 +174,9 @@ extension TPM {
         let ctx = context.raw
         var newTR: ESYS_TR = ESYS.none
         try tss2Call("Esys_EvictControl", logger: logger) {
-            Esys_EvictControl(ctx, TPMHierarchy.owner.esysTR, object.tr, ESYS.password, ESYS.none, ESYS.none, persistentHandle.rawValue, &newTR)
+            Esys_EvictControl(
+                ctx, TPMHierarchy.owner.esysTR, object.tr, ESYS.password, ESYS.none, ESYS.none,
+                persistentHandle.rawValue, &newTR)
         }
         closeReference(newTR)
     }
@@ -172,7 +195,8 @@ extension TPM {
             if newTR != ESYS.none { closeReference(newTR) }
         }
         try tss2Call("Esys_EvictControl", logger: logger) {
-            Esys_EvictControl(ctx, TPMHierarchy.owner.esysTR, object.tr, ESYS.password, ESYS.none, ESYS.none, handle.rawValue, &newTR)
+            Esys_EvictControl(
+                ctx, TPMHierarchy.owner.esysTR, object.tr, ESYS.password, ESYS.none, ESYS.none, handle.rawValue, &newTR)
         }
     }
 
@@ -264,13 +288,16 @@ extension TPM {
             wipeArray(&payload)
         }
         guard auth.count <= 64 else { throw TPMError.invalidArgument("an auth value is at most 64 bytes") }
-        guard payload.count <= 128 else { throw TPMError.invalidArgument("sealed data is at most 128 bytes (MAX_SYM_DATA)") }
+        guard payload.count <= 128 else {
+            throw TPMError.invalidArgument("sealed data is at most 128 bytes (MAX_SYM_DATA)")
+        }
         inner.appendTPM2B(auth)
         inner.appendTPM2B(payload)
         w.appendTPM2B(inner.bytes)
         var encoded = w.bytes
         defer { wipeArray(&encoded) }
-        return try MU.unmarshal(encoded, into: TPM2B_SENSITIVE_CREATE(), Tss2_MU_TPM2B_SENSITIVE_CREATE_Unmarshal, "TPM2B_SENSITIVE_CREATE")
+        return try MU.unmarshal(
+            encoded, into: TPM2B_SENSITIVE_CREATE(), Tss2_MU_TPM2B_SENSITIVE_CREATE_Unmarshal, "TPM2B_SENSITIVE_CREATE")
     }
 
     func decodePublic(_ value: TPM2B_PUBLIC) throws(TPMError) -> TPMTPublic {
@@ -281,7 +308,9 @@ extension TPM {
     }
 
     func objectName(_ publicArea: TPMTPublic) throws(TPMError) -> TPMName {
-        do { return try publicArea.name() } catch { throw TPMError.invalidResponse("cannot compute the object Name: \(error)") }
+        do { return try publicArea.name() } catch {
+            throw TPMError.invalidResponse("cannot compute the object Name: \(error)")
+        }
     }
 }
 

@@ -5,7 +5,9 @@ extension TPM {
     ///
     /// Corresponding ESAPI call: `Esys_GetRandom` (TPM2_GetRandom, Part 3 §16.1).
     public func getRandom(_ count: Int) throws(TPMError) -> [UInt8] {
-        guard (0...4096).contains(count) else { throw TPMError.invalidArgument("getRandom: \(count) bytes is out of range 0…4096") }
+        guard (0...4096).contains(count) else {
+            throw TPMError.invalidArgument("getRandom: \(count) bytes is out of range 0…4096")
+        }
         let ctx = context.raw
         var out: [UInt8] = []
         while out.count < count {

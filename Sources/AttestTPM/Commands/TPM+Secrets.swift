@@ -1,5 +1,5 @@
-internal import CTSS2
 import Attest
+internal import CTSS2
 
 extension TPM {
     /// Returns the data sealed in a keyed-hash object, if the session satisfies its policy (or, with no
@@ -31,11 +31,16 @@ extension TPM {
     /// by password: a SHA-256 PolicySecret session would not match its PolicyB (TPM_RC_POLICY_FAIL).
     ///
     /// Corresponding ESAPI call: `Esys_ActivateCredential` (TPM2_ActivateCredential, Part 3 §12.5).
-    public func activateCredential(activating: TPMObject, endorsementKey: TPMObject,
-                                   credentialBlob: [UInt8], encryptedSecret: [UInt8]) throws(TPMError) -> SecretBytes {
+    public func activateCredential(
+        activating: TPMObject, endorsementKey: TPMObject,
+        credentialBlob: [UInt8], encryptedSecret: [UInt8]
+    ) throws(TPMError) -> SecretBytes {
         let ctx = context.raw
-        var blob = try MU.tpm2b(credentialBlob, into: TPM2B_ID_OBJECT(), Tss2_MU_TPM2B_ID_OBJECT_Unmarshal, "TPM2B_ID_OBJECT")
-        var secret = try MU.tpm2b(encryptedSecret, into: TPM2B_ENCRYPTED_SECRET(), Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal, "TPM2B_ENCRYPTED_SECRET")
+        var blob = try MU.tpm2b(
+            credentialBlob, into: TPM2B_ID_OBJECT(), Tss2_MU_TPM2B_ID_OBJECT_Unmarshal, "TPM2B_ID_OBJECT")
+        var secret = try MU.tpm2b(
+            encryptedSecret, into: TPM2B_ENCRYPTED_SECRET(), Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal,
+            "TPM2B_ENCRYPTED_SECRET")
         let byPassword = endorsementKey.publicArea?.objectAttributes.contains(.userWithAuth) == true
         let session: TPMSession? = byPassword ? nil : try startAuthSession(.policy)
         defer { if let session { flush(session.tr) } }
@@ -43,7 +48,9 @@ extension TPM {
         let ekAuthorization = session?.tr ?? ESYS.password
         var certInfo: UnsafeMutablePointer<TPM2B_DIGEST>? = nil
         try tss2Call("Esys_ActivateCredential", logger: logger) {
-            Esys_ActivateCredential(ctx, activating.tr, endorsementKey.tr, ESYS.password, ekAuthorization, ESYS.none, &blob, &secret, &certInfo)
+            Esys_ActivateCredential(
+                ctx, activating.tr, endorsementKey.tr, ESYS.password, ekAuthorization, ESYS.none, &blob, &secret,
+                &certInfo)
         }
         defer {
             if let certInfo { wipe(&certInfo.pointee) }
@@ -63,7 +70,8 @@ extension TPM {
         var point = ByteWriter()
         point.appendTPM2B(peerX)
         point.appendTPM2B(peerY)
-        var inPoint = try MU.tpm2b(point.bytes, into: TPM2B_ECC_POINT(), Tss2_MU_TPM2B_ECC_POINT_Unmarshal, "TPM2B_ECC_POINT")
+        var inPoint = try MU.tpm2b(
+            point.bytes, into: TPM2B_ECC_POINT(), Tss2_MU_TPM2B_ECC_POINT_Unmarshal, "TPM2B_ECC_POINT")
         var out: UnsafeMutablePointer<TPM2B_ECC_POINT>? = nil
         try tss2Call("Esys_ECDH_ZGen", logger: logger) {
             Esys_ECDH_ZGen(ctx, key.tr, ESYS.password, ESYS.none, ESYS.none, &inPoint, &out)

@@ -1,5 +1,5 @@
-internal import CTSS2
 public import Attest
+internal import CTSS2
 
 extension TPM {
     /// TPMA_SESSION bits — Part 2 §8.4.
@@ -13,46 +13,59 @@ extension TPM {
     /// ``withPolicySession(salt:trial:_:)``.
     ///
     /// Corresponding ESAPI call: `Esys_StartAuthSession` (TPM2_StartAuthSession, Part 3 §11.1).
-    public func startAuthSession(_ kind: TPMSession.Kind, salt: TPMObject? = nil, bind: TPMObject? = nil,
-                                 hashAlg: TPMAlgorithmID = .sha256) throws(TPMError) -> TPMSession {
+    public func startAuthSession(
+        _ kind: TPMSession.Kind, salt: TPMObject? = nil, bind: TPMObject? = nil,
+        hashAlg: TPMAlgorithmID = .sha256
+    ) throws(TPMError) -> TPMSession {
         let ctx = context.raw
-        var symmetric = try MU.unmarshal([0x00, 0x06, 0x00, 0x80, 0x00, 0x43], into: TPMT_SYM_DEF(),
-                                         Tss2_MU_TPMT_SYM_DEF_Unmarshal, "TPMT_SYM_DEF")
-        let type: UInt8 = switch kind {
-        case .hmac: 0x00
-        case .policy: 0x01
-        case .trial: 0x03
-        }
+        var symmetric = try MU.unmarshal(
+            [0x00, 0x06, 0x00, 0x80, 0x00, 0x43], into: TPMT_SYM_DEF(),
+            Tss2_MU_TPMT_SYM_DEF_Unmarshal, "TPMT_SYM_DEF")
+        let type: UInt8 =
+            switch kind {
+            case .hmac: 0x00
+            case .policy: 0x01
+            case .trial: 0x03
+            }
         var tr: ESYS_TR = ESYS.none
         try tss2Call("Esys_StartAuthSession", logger: logger) {
-            Esys_StartAuthSession(ctx, salt?.tr ?? ESYS.none, bind?.tr ?? ESYS.none, ESYS.none, ESYS.none, ESYS.none,
-                                  nil, type, &symmetric, hashAlg.rawValue, &tr)
+            Esys_StartAuthSession(
+                ctx, salt?.tr ?? ESYS.none, bind?.tr ?? ESYS.none, ESYS.none, ESYS.none, ESYS.none,
+                nil, type, &symmetric, hashAlg.rawValue, &tr)
         }
         return TPMSession(tr: tr, kind: kind)
     }
 
     /// An HMAC session (salted when `salt` is given) that encrypts the first command parameter and
     /// the first response parameter when `encryptParameters` is set; flushed on every exit path.
-    public func withHMACSession<R>(salt: TPMObject? = nil, encryptParameters: Bool = true,
-                                   _ body: @Sendable (isolated TPM, TPMSession) throws(TPMError) -> R) throws(TPMError) -> R {
+    public func withHMACSession<R>(
+        salt: TPMObject? = nil, encryptParameters: Bool = true,
+        _ body: @Sendable (isolated TPM, TPMSession) throws(TPMError) -> R
+    ) throws(TPMError) -> R {
         let session = try startAuthSession(.hmac, salt: salt)
         defer { flush(session.tr) }
         let flags = Self.continueSession | (encryptParameters ? Self.decryptParameter | Self.encryptParameter : 0)
         let ctx = context.raw
-        try tss2Call("Esys_TRSess_SetAttributes", logger: logger) { Esys_TRSess_SetAttributes(ctx, session.tr, flags, 0xFF) }
+        try tss2Call("Esys_TRSess_SetAttributes", logger: logger) {
+            Esys_TRSess_SetAttributes(ctx, session.tr, flags, 0xFF)
+        }
         return try body(self, session)
     }
 
     /// A policy session (or a trial session that only computes a digest); flushed on every exit path.
     /// With `salt`, the session is salted and encrypts parameters (use it for TPM2_Unseal).
-    public func withPolicySession<R>(salt: TPMObject? = nil, trial: Bool = false,
-                                     _ body: @Sendable (isolated TPM, TPMSession) throws(TPMError) -> R) throws(TPMError) -> R {
+    public func withPolicySession<R>(
+        salt: TPMObject? = nil, trial: Bool = false,
+        _ body: @Sendable (isolated TPM, TPMSession) throws(TPMError) -> R
+    ) throws(TPMError) -> R {
         let session = try startAuthSession(trial ? .trial : .policy, salt: salt)
         defer { flush(session.tr) }
         if salt != nil && !trial {
             let ctx = context.raw
             let flags = Self.continueSession | Self.decryptParameter | Self.encryptParameter
-            try tss2Call("Esys_TRSess_SetAttributes", logger: logger) { Esys_TRSess_SetAttributes(ctx, session.tr, flags, 0xFF) }
+            try tss2Call("Esys_TRSess_SetAttributes", logger: logger) {
+                Esys_TRSess_SetAttributes(ctx, session.tr, flags, 0xFF)
+            }
         }
         return try body(self, session)
     }
@@ -61,10 +74,12 @@ extension TPM {
     /// expected values, which the TPM compares at use time.
     ///
     /// Corresponding ESAPI call: `Esys_PolicyPCR` (TPM2_PolicyPCR, Part 3 §23.7).
-    public func policyPCR(_ session: TPMSession, selection: TPMLPCRSelection, pcrDigest: [UInt8] = []) throws(TPMError) {
+    public func policyPCR(_ session: TPMSession, selection: TPMLPCRSelection, pcrDigest: [UInt8] = []) throws(TPMError)
+    {
         let ctx = context.raw
         var digest = try MU.tpm2b(pcrDigest, into: TPM2B_DIGEST(), Tss2_MU_TPM2B_DIGEST_Unmarshal, "TPM2B_DIGEST")
-        var pcrs = try MU.unmarshal(selection.marshal(), into: TPML_PCR_SELECTION(), Tss2_MU_TPML_PCR_SELECTION_Unmarshal, "TPML_PCR_SELECTION")
+        var pcrs = try MU.unmarshal(
+            selection.marshal(), into: TPML_PCR_SELECTION(), Tss2_MU_TPML_PCR_SELECTION_Unmarshal, "TPML_PCR_SELECTION")
         try tss2Call("Esys_PolicyPCR", logger: logger) {
             Esys_PolicyPCR(ctx, session.tr, ESYS.none, ESYS.none, ESYS.none, &digest, &pcrs)
         }
@@ -79,7 +94,9 @@ extension TPM {
         var timeout: UnsafeMutablePointer<TPM2B_TIMEOUT>? = nil
         var ticket: UnsafeMutablePointer<TPMT_TK_AUTH>? = nil
         try tss2Call("Esys_PolicySecret", logger: logger) {
-            Esys_PolicySecret(ctx, hierarchy.esysTR, session.tr, ESYS.password, ESYS.none, ESYS.none, nil, nil, nil, 0, &timeout, &ticket)
+            Esys_PolicySecret(
+                ctx, hierarchy.esysTR, session.tr, ESYS.password, ESYS.none, ESYS.none, nil, nil, nil, 0, &timeout,
+                &ticket)
         }
         Esys_Free(timeout)
         Esys_Free(ticket)
@@ -89,13 +106,17 @@ extension TPM {
     /// `keySign` signed H(approvedPolicy || policyRef): a signed policy that survives approved updates.
     ///
     /// Corresponding ESAPI call: `Esys_PolicyAuthorize` (TPM2_PolicyAuthorize, Part 3 §23.16).
-    public func policyAuthorize(_ session: TPMSession, approvedPolicy: [UInt8], policyRef: [UInt8] = [],
-                                keySign: TPMName, ticket: TPMVerifiedTicket) throws(TPMError) {
+    public func policyAuthorize(
+        _ session: TPMSession, approvedPolicy: [UInt8], policyRef: [UInt8] = [],
+        keySign: TPMName, ticket: TPMVerifiedTicket
+    ) throws(TPMError) {
         let ctx = context.raw
-        var approved = try MU.tpm2b(approvedPolicy, into: TPM2B_DIGEST(), Tss2_MU_TPM2B_DIGEST_Unmarshal, "TPM2B_DIGEST")
+        var approved = try MU.tpm2b(
+            approvedPolicy, into: TPM2B_DIGEST(), Tss2_MU_TPM2B_DIGEST_Unmarshal, "TPM2B_DIGEST")
         var ref = try MU.tpm2b(policyRef, into: TPM2B_NONCE(), Tss2_MU_TPM2B_NONCE_Unmarshal, "TPM2B_NONCE")
         var name = try MU.tpm2b(keySign.bytes, into: TPM2B_NAME(), Tss2_MU_TPM2B_NAME_Unmarshal, "TPM2B_NAME")
-        var check = try MU.unmarshal(ticket.bytes, into: TPMT_TK_VERIFIED(), Tss2_MU_TPMT_TK_VERIFIED_Unmarshal, "TPMT_TK_VERIFIED")
+        var check = try MU.unmarshal(
+            ticket.bytes, into: TPMT_TK_VERIFIED(), Tss2_MU_TPMT_TK_VERIFIED_Unmarshal, "TPMT_TK_VERIFIED")
         try tss2Call("Esys_PolicyAuthorize", logger: logger) {
             Esys_PolicyAuthorize(ctx, session.tr, ESYS.none, ESYS.none, ESYS.none, &approved, &ref, &name, &check)
         }
@@ -118,17 +139,21 @@ extension TPM {
     /// Checks a signature with a loaded key and returns the TPM's ticket for PolicyAuthorize.
     ///
     /// Corresponding ESAPI call: `Esys_VerifySignature` (TPM2_VerifySignature, Part 3 §20.1).
-    public func verifySignature(_ key: TPMObject, digest: [UInt8], signature: TPMTSignature) throws(TPMError) -> TPMVerifiedTicket {
+    public func verifySignature(_ key: TPMObject, digest: [UInt8], signature: TPMTSignature) throws(TPMError)
+        -> TPMVerifiedTicket
+    {
         let ctx = context.raw
         var d = try MU.tpm2b(digest, into: TPM2B_DIGEST(), Tss2_MU_TPM2B_DIGEST_Unmarshal, "TPM2B_DIGEST")
-        var sig = try MU.unmarshal(signature.marshal(), into: TPMT_SIGNATURE(), Tss2_MU_TPMT_SIGNATURE_Unmarshal, "TPMT_SIGNATURE")
+        var sig = try MU.unmarshal(
+            signature.marshal(), into: TPMT_SIGNATURE(), Tss2_MU_TPMT_SIGNATURE_Unmarshal, "TPMT_SIGNATURE")
         var ticket: UnsafeMutablePointer<TPMT_TK_VERIFIED>? = nil
         try tss2Call("Esys_VerifySignature", logger: logger) {
             Esys_VerifySignature(ctx, key.tr, ESYS.none, ESYS.none, ESYS.none, &d, &sig, &ticket)
         }
         defer { Esys_Free(ticket) }
         guard let ticket else { throw TPMError.invalidResponse("Esys_VerifySignature returned no ticket") }
-        return TPMVerifiedTicket(bytes: try MU.marshal(ticket.pointee, Tss2_MU_TPMT_TK_VERIFIED_Marshal, "TPMT_TK_VERIFIED"))
+        return TPMVerifiedTicket(
+            bytes: try MU.marshal(ticket.pointee, Tss2_MU_TPMT_TK_VERIFIED_Marshal, "TPMT_TK_VERIFIED"))
     }
 
     /// Loads a public key (no private part) into the null or owner hierarchy, e.g. a policy-signing key.
@@ -137,7 +162,8 @@ extension TPM {
     /// Corresponding ESAPI call: `Esys_LoadExternal` (TPM2_LoadExternal, Part 3 §12.3).
     public func loadExternal(_ publicArea: TPMTPublic, hierarchy: TPMHierarchy = .null) throws(TPMError) -> TPMObject {
         let ctx = context.raw
-        var inPublic = try MU.unmarshal(publicArea.marshalTPM2B(), into: TPM2B_PUBLIC(), Tss2_MU_TPM2B_PUBLIC_Unmarshal, "TPM2B_PUBLIC")
+        var inPublic = try MU.unmarshal(
+            publicArea.marshalTPM2B(), into: TPM2B_PUBLIC(), Tss2_MU_TPM2B_PUBLIC_Unmarshal, "TPM2B_PUBLIC")
         var tr: ESYS_TR = ESYS.none
         try tss2Call("Esys_LoadExternal", logger: logger) {
             Esys_LoadExternal(ctx, ESYS.none, ESYS.none, ESYS.none, nil, &inPublic, hierarchy.esysTR, &tr)
@@ -151,8 +177,10 @@ extension TPM {
     }
 
     /// Loads a public key, runs `body`, and flushes it on every exit path.
-    public func withExternalPublic<R>(_ publicArea: TPMTPublic, hierarchy: TPMHierarchy = .null,
-                                      _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R) throws(TPMError) -> R {
+    public func withExternalPublic<R>(
+        _ publicArea: TPMTPublic, hierarchy: TPMHierarchy = .null,
+        _ body: @Sendable (isolated TPM, TPMObject) throws(TPMError) -> R
+    ) throws(TPMError) -> R {
         let object = try loadExternal(publicArea, hierarchy: hierarchy)
         defer { flush(object.tr) }
         return try body(self, object)

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Secret material (auth values, unsealed data, volume keys) that is wiped from memory when released,

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// swtpm's control channel (the "ptm" protocol of swtpm_ioctl), for simulator-only operations a real TPM
@@ -41,17 +41,29 @@ public struct SwtpmControl: Sendable {
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
-        guard connected == 0 else { throw TPMError(code: .unavailable, reason: "swtpm control: nothing answers at \(host):\(port)") }
-        let request = [UInt8(command >> 24), UInt8((command >> 16) & 0xFF), UInt8((command >> 8) & 0xFF), UInt8(command & 0xFF)] + payload
-        guard request.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
+        guard connected == 0 else {
+            throw TPMError(code: .unavailable, reason: "swtpm control: nothing answers at \(host):\(port)")
+        }
+        let request =
+            [UInt8(command >> 24), UInt8((command >> 16) & 0xFF), UInt8((command >> 8) & 0xFF), UInt8(command & 0xFF)]
+            + payload
+        guard
+            request.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count
+        else {
             throw TPMError(code: .unavailable, reason: "swtpm control: cannot send command \(command)")
         }
         var response = [UInt8](repeating: 0, count: 64)
         let n = response.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         guard n >= 4 else { throw TPMError(code: .timeout, reason: "swtpm control: no answer to command \(command)") }
-        let result = UInt32(response[0]) << 24 | UInt32(response[1]) << 16 | UInt32(response[2]) << 8 | UInt32(response[3])
-        guard result == 0 else { throw TPMError(code: .tss2, reason: "swtpm control: command \(command) failed with 0x\(String(result, radix: 16))") }
+        let result =
+            UInt32(response[0]) << 24 | UInt32(response[1]) << 16 | UInt32(response[2]) << 8 | UInt32(response[3])
+        guard result == 0 else {
+            throw TPMError(
+                code: .tss2, reason: "swtpm control: command \(command) failed with 0x\(String(result, radix: 16))")
+        }
     }
 }

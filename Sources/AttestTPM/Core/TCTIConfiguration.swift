@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where the TPM is: a TCTI (TPM Command Transmission Interface) name and its configuration, in the
@@ -29,7 +29,8 @@ public struct TCTIConfiguration: Hashable, Sendable, CustomStringConvertible {
         let parts = trimmed.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
         let name = String(parts[0])
         guard Self.supportedNames.contains(name) else {
-            throw TPMError.invalidArgument("TCTI: unknown TCTI \"\(name)\" (supported: \(Self.supportedNames.sorted().joined(separator: ", ")))")
+            throw TPMError.invalidArgument(
+                "TCTI: unknown TCTI \"\(name)\" (supported: \(Self.supportedNames.sorted().joined(separator: ", ")))")
         }
         self.name = name
         self.configuration = parts.count > 1 ? String(parts[1]) : ""

@@ -1,6 +1,7 @@
 internal import CTSS2
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A TCTI that forwards every call to another TCTI and gives ESAPI's synchronous calls a deadline.
@@ -33,18 +34,23 @@ struct TCTIDeadline: ~Copyable {
         common.v1.transmit = { context, size, command in
             guard let state = TCTIDeadline.state(context) else { return TCTIDeadline.badReference }
             guard state.pointee.expired == 0 else { return TCTIDeadline.ioError }
-            guard let transmit = TCTIDeadline.innerCommon(state).pointee.transmit else { return TCTIDeadline.notImplemented }
+            guard let transmit = TCTIDeadline.innerCommon(state).pointee.transmit else {
+                return TCTIDeadline.notImplemented
+            }
             let port = state.pointee.socketPort
             guard port > 0 else { return transmit(state.pointee.inner, size, command) }
             let rc = transmit(state.pointee.inner, size, command)
-            state.pointee.lastSocket = TCTIDeadline.bound(port: port, milliseconds: state.pointee.blockingTimeoutMilliseconds) ?? -1
+            state.pointee.lastSocket =
+                TCTIDeadline.bound(port: port, milliseconds: state.pointee.blockingTimeoutMilliseconds) ?? -1
             state.pointee.awaitingFirstByte = 1
             return rc
         }
         common.v1.receive = { context, size, response, timeout in
             guard let state = TCTIDeadline.state(context) else { return TCTIDeadline.badReference }
             guard state.pointee.expired == 0 else { return TCTIDeadline.ioError }
-            guard let receive = TCTIDeadline.innerCommon(state).pointee.receive else { return TCTIDeadline.notImplemented }
+            guard let receive = TCTIDeadline.innerCommon(state).pointee.receive else {
+                return TCTIDeadline.notImplemented
+            }
             let limit = state.pointee.blockingTimeoutMilliseconds
             if timeout >= 0, state.pointee.lastSocket >= 0, state.pointee.awaitingFirstByte != 0 {
                 // An explicit timeout, which the swtpm/mssim TCTIs would ignore: wait for the response's first
@@ -72,17 +78,23 @@ struct TCTIDeadline: ~Copyable {
         common.v1.finalize = { _ in }  // the inner TCTI is finalized by its owner
         common.v1.cancel = { context in
             guard let state = TCTIDeadline.state(context) else { return TCTIDeadline.badReference }
-            guard let cancel = TCTIDeadline.innerCommon(state).pointee.cancel else { return TCTIDeadline.notImplemented }
+            guard let cancel = TCTIDeadline.innerCommon(state).pointee.cancel else {
+                return TCTIDeadline.notImplemented
+            }
             return cancel(state.pointee.inner)
         }
         common.v1.getPollHandles = { context, handles, count in
             guard let state = TCTIDeadline.state(context) else { return TCTIDeadline.badReference }
-            guard let get = TCTIDeadline.innerCommon(state).pointee.getPollHandles else { return TCTIDeadline.notImplemented }
+            guard let get = TCTIDeadline.innerCommon(state).pointee.getPollHandles else {
+                return TCTIDeadline.notImplemented
+            }
             return get(state.pointee.inner, handles, count)
         }
         common.v1.setLocality = { context, locality in
             guard let state = TCTIDeadline.state(context) else { return TCTIDeadline.badReference }
-            guard let set = TCTIDeadline.innerCommon(state).pointee.setLocality else { return TCTIDeadline.notImplemented }
+            guard let set = TCTIDeadline.innerCommon(state).pointee.setLocality else {
+                return TCTIDeadline.notImplemented
+            }
             return set(state.pointee.inner, locality)
         }
         common.makeSticky = { context, handle, sticky in
@@ -93,10 +105,12 @@ struct TCTIDeadline: ~Copyable {
             guard let makeSticky = v2.pointee.makeSticky else { return TCTIDeadline.notImplemented }
             return makeSticky(state.pointee.inner, handle, sticky)
         }
-        pointer.initialize(to: VIGIL_TCTI_DEADLINE(common: common, inner: inner,
-                                                   blockingTimeoutMilliseconds: blockingTimeoutMilliseconds, expired: 0,
-                                                   socketPort: Int32(clamping: socketPort ?? 0), lastSocket: -1,
-                                                   awaitingFirstByte: 0))
+        pointer.initialize(
+            to: VIGIL_TCTI_DEADLINE(
+                common: common, inner: inner,
+                blockingTimeoutMilliseconds: blockingTimeoutMilliseconds, expired: 0,
+                socketPort: Int32(clamping: socketPort ?? 0), lastSocket: -1,
+                awaitingFirstByte: 0))
     }
 
     deinit { pointer.deallocate() }
@@ -109,10 +123,10 @@ struct TCTIDeadline: ~Copyable {
 
     var blockingTimeoutMilliseconds: Int32 { pointer.pointee.blockingTimeoutMilliseconds }
 
-    private static let badReference: TSS2_RC = 0x000A_0005    // TSS2_TCTI_RC_BAD_REFERENCE
+    private static let badReference: TSS2_RC = 0x000A_0005  // TSS2_TCTI_RC_BAD_REFERENCE
     private static let notImplemented: TSS2_RC = 0x000A_0002  // TSS2_TCTI_RC_NOT_IMPLEMENTED
-    private static let ioError: TSS2_RC = 0x000A_000A         // TSS2_TCTI_RC_IO_ERROR
-    private static let tryAgain: TSS2_RC = 0x000A_0009        // TSS2_TCTI_RC_TRY_AGAIN
+    private static let ioError: TSS2_RC = 0x000A_000A  // TSS2_TCTI_RC_IO_ERROR
+    private static let tryAgain: TSS2_RC = 0x000A_0009  // TSS2_TCTI_RC_TRY_AGAIN
 
     /// Close-on-exec and send/receive timeouts for this process's sockets connected to `port`: each open
     /// descriptor (`/proc/self/fd`, names parsed in place) that `getpeername` accepts with that port.
@@ -149,12 +163,17 @@ struct TCTIDeadline: ~Copyable {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         return withUnsafeMutablePointer(to: &storage) { pointer -> Int32? in
-            guard pointer.withMemoryRebound(to: sockaddr.self, capacity: 1, { getpeername(fd, $0, &length) }) == 0 else { return nil }
+            guard pointer.withMemoryRebound(to: sockaddr.self, capacity: 1, { getpeername(fd, $0, &length) }) == 0
+            else { return nil }
             switch Int32(pointer.pointee.ss_family) {
             case AF_INET:
-                return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int32(UInt16(bigEndian: $0.pointee.sin_port)) }
+                return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    Int32(UInt16(bigEndian: $0.pointee.sin_port))
+                }
             case AF_INET6:
-                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int32(UInt16(bigEndian: $0.pointee.sin6_port)) }
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    Int32(UInt16(bigEndian: $0.pointee.sin6_port))
+                }
             default:
                 return nil
             }
@@ -165,7 +184,9 @@ struct TCTIDeadline: ~Copyable {
         context.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: VIGIL_TCTI_DEADLINE.self) }
     }
 
-    private static func innerCommon(_ state: UnsafeMutablePointer<VIGIL_TCTI_DEADLINE>) -> UnsafeMutablePointer<TSS2_TCTI_CONTEXT_COMMON_V1> {
+    private static func innerCommon(_ state: UnsafeMutablePointer<VIGIL_TCTI_DEADLINE>) -> UnsafeMutablePointer<
+        TSS2_TCTI_CONTEXT_COMMON_V1
+    > {
         UnsafeMutableRawPointer(state.pointee.inner).assumingMemoryBound(to: TSS2_TCTI_CONTEXT_COMMON_V1.self)
     }
 }

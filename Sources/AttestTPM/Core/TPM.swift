@@ -1,5 +1,5 @@
-internal import CTSS2
 import Attest
+internal import CTSS2
 public import Logging
 import NIOCore
 import NIOPosix
@@ -50,15 +50,18 @@ public actor TPM {
     /// Never falls back to anything: if no TPM answers, this throws ``TPMError/Code/unavailable`` or
     /// ``TPMError/Code/timeout`` with a one-line reason. Every later command is bounded by
     /// `commandTimeoutMilliseconds` (see ``defaultCommandTimeoutMilliseconds``).
-    public static func open(_ tcti: TCTIConfiguration,
-                            timeoutMilliseconds: Int32 = defaultResponseTimeoutMilliseconds,
-                            commandTimeoutMilliseconds: Int32 = defaultCommandTimeoutMilliseconds,
-                            logger: Logger = Logger(label: "vigil.tpm")) async throws(TPMError) -> TPM {
+    public static func open(
+        _ tcti: TCTIConfiguration,
+        timeoutMilliseconds: Int32 = defaultResponseTimeoutMilliseconds,
+        commandTimeoutMilliseconds: Int32 = defaultCommandTimeoutMilliseconds,
+        logger: Logger = Logger(label: "vigil.tpm")
+    ) async throws(TPMError) -> TPM {
         let loop = threads.next()
         let context: ESYSContext
         do {
-            context = try ESYSContext(tcti: tcti, connectTimeoutMilliseconds: timeoutMilliseconds,
-                                      commandTimeoutMilliseconds: commandTimeoutMilliseconds)
+            context = try ESYSContext(
+                tcti: tcti, connectTimeoutMilliseconds: timeoutMilliseconds,
+                commandTimeoutMilliseconds: commandTimeoutMilliseconds)
         }
         let tpm = TPM(context: context, tcti: tcti, loop: loop, logger: logger)
         try await tpm.probeAndStartup(timeoutMilliseconds: timeoutMilliseconds)
@@ -79,10 +82,12 @@ public actor TPM {
             try AttestTPM.tss2Call(function, logger: logger, body)
         } catch {
             guard context.deadlineExpired else { throw error }
-            throw TPMError(code: .timeout,
-                           reason: "\(function): the TPM (\(tcti)) did not answer within \(context.commandTimeoutMilliseconds) ms; "
-                               + "this connection is closed to further commands",
-                           tss2: error.tss2)
+            throw TPMError(
+                code: .timeout,
+                reason:
+                    "\(function): the TPM (\(tcti)) did not answer within \(context.commandTimeoutMilliseconds) ms; "
+                    + "this connection is closed to further commands",
+                tss2: error.tss2)
         }
     }
 
@@ -98,7 +103,9 @@ public actor TPM {
         for first in [TPMHandle.transientFirst, .hmacSessionFirst, .policySessionFirst] {
             for handle in try handles(from: first) {
                 var tr: ESYS_TR = ESYS.none
-                guard Esys_TR_FromTPMPublic(ctx, handle.rawValue, ESYS.none, ESYS.none, ESYS.none, &tr) == 0 else { continue }
+                guard Esys_TR_FromTPMPublic(ctx, handle.rawValue, ESYS.none, ESYS.none, ESYS.none, &tr) == 0 else {
+                    continue
+                }
                 if Esys_FlushContext(ctx, tr) == 0 {
                     flushed += 1
                 } else {
@@ -116,8 +123,9 @@ public actor TPM {
     private func probeAndStartup(timeoutMilliseconds: Int32) throws(TPMError) {
         let ctx = context.raw
         try tss2Call("Esys_GetCapability_Async", logger: logger) {
-            Esys_GetCapability_Async(ctx, UInt32(ESYS_TR_NONE), UInt32(ESYS_TR_NONE), UInt32(ESYS_TR_NONE),
-                                     TPMCapability.tpmProperties.rawValue, TPMProperty.manufacturer.rawValue, 1)
+            Esys_GetCapability_Async(
+                ctx, UInt32(ESYS_TR_NONE), UInt32(ESYS_TR_NONE), UInt32(ESYS_TR_NONE),
+                TPMCapability.tpmProperties.rawValue, TPMProperty.manufacturer.rawValue, 1)
         }
         _ = Esys_SetTimeout(ctx, timeoutMilliseconds)
         var more: UInt8 = 0
@@ -133,7 +141,9 @@ public actor TPM {
         }
         // TSS2_BASE_RC_TRY_AGAIN (9) in any layer: nothing came back in time.
         if rc & 0xFFFF == 9 {
-            throw TPMError(code: .timeout, reason: "TCTI \(tcti): the TPM did not answer within \(timeoutMilliseconds) ms", tss2: error)
+            throw TPMError(
+                code: .timeout, reason: "TCTI \(tcti): the TPM did not answer within \(timeoutMilliseconds) ms",
+                tss2: error)
         }
         throw TPMError(code: .unavailable, reason: "TCTI \(tcti): the TPM did not answer: \(error)", tss2: error)
     }

@@ -16,21 +16,28 @@ func tss2Call(_ function: StaticString, logger: Logger? = nil, _ body: () -> TSS
 /// so that there is one Swift encoding of every structure and no field-by-field C copying.
 enum MU {
     /// Decodes `bytes` into the C structure `T` with a `Tss2_MU_*_Unmarshal` function.
-    static func unmarshal<T>(_ bytes: [UInt8], into initial: T, _ fn: (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<Int>?, UnsafeMutablePointer<T>?) -> TSS2_RC,
-                             _ what: StaticString) throws(TPMError) -> T {
+    static func unmarshal<T>(
+        _ bytes: [UInt8], into initial: T,
+        _ fn: (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<Int>?, UnsafeMutablePointer<T>?) -> TSS2_RC,
+        _ what: StaticString
+    ) throws(TPMError) -> T {
         var value = initial
         var offset = 0
         let rc = bytes.withUnsafeBufferPointer { buf in
             fn(buf.baseAddress, buf.count, &offset, &value)
         }
         guard rc == 0 else { throw TPMError.invalidArgument("cannot encode \(what): \(TSS2Error(rawValue: rc))") }
-        guard offset == bytes.count else { throw TPMError.invalidArgument("cannot encode \(what): \(bytes.count - offset) bytes left over") }
+        guard offset == bytes.count else {
+            throw TPMError.invalidArgument("cannot encode \(what): \(bytes.count - offset) bytes left over")
+        }
         return value
     }
 
     /// Encodes the C structure `T` with a `Tss2_MU_*_Marshal` function.
-    static func marshal<T>(_ value: T, _ fn: (UnsafePointer<T>?, UnsafeMutablePointer<UInt8>?, Int, UnsafeMutablePointer<Int>?) -> TSS2_RC,
-                           _ what: StaticString) throws(TPMError) -> [UInt8] {
+    static func marshal<T>(
+        _ value: T, _ fn: (UnsafePointer<T>?, UnsafeMutablePointer<UInt8>?, Int, UnsafeMutablePointer<Int>?) -> TSS2_RC,
+        _ what: StaticString
+    ) throws(TPMError) -> [UInt8] {
         var v = value
         var buffer = [UInt8](repeating: 0, count: MemoryLayout<T>.size * 2 + 64)
         var offset = 0
@@ -38,19 +45,26 @@ enum MU {
         let rc = buffer.withUnsafeMutableBufferPointer { buf in
             fn(&v, buf.baseAddress, count, &offset)
         }
-        guard rc == 0 else { throw TPMError.invalidResponse("cannot decode \(what) from the TPM: \(TSS2Error(rawValue: rc))") }
+        guard rc == 0 else {
+            throw TPMError.invalidResponse("cannot decode \(what) from the TPM: \(TSS2Error(rawValue: rc))")
+        }
         return Array(buffer.prefix(offset))
     }
 
     /// A TPM2B_* C structure's payload: marshal (UINT16 size + bytes) and drop the size.
-    static func payload<T>(_ value: T, _ fn: (UnsafePointer<T>?, UnsafeMutablePointer<UInt8>?, Int, UnsafeMutablePointer<Int>?) -> TSS2_RC,
-                           _ what: StaticString) throws(TPMError) -> [UInt8] {
+    static func payload<T>(
+        _ value: T, _ fn: (UnsafePointer<T>?, UnsafeMutablePointer<UInt8>?, Int, UnsafeMutablePointer<Int>?) -> TSS2_RC,
+        _ what: StaticString
+    ) throws(TPMError) -> [UInt8] {
         Array(try marshal(value, fn, what).dropFirst(2))
     }
 
     /// Builds a TPM2B_* C structure from its payload.
-    static func tpm2b<T>(_ payload: [UInt8], into initial: T, _ fn: (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<Int>?, UnsafeMutablePointer<T>?) -> TSS2_RC,
-                         _ what: StaticString) throws(TPMError) -> T {
+    static func tpm2b<T>(
+        _ payload: [UInt8], into initial: T,
+        _ fn: (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<Int>?, UnsafeMutablePointer<T>?) -> TSS2_RC,
+        _ what: StaticString
+    ) throws(TPMError) -> T {
         guard payload.count <= Int(UInt16.max) else { throw TPMError.invalidArgument("\(what) is too large") }
         var w = [UInt8(truncatingIfNeeded: payload.count >> 8), UInt8(truncatingIfNeeded: payload.count)]
         w.append(contentsOf: payload)

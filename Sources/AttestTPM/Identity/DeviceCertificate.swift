@@ -1,8 +1,8 @@
-public import X509
+public import Attest
+import Crypto
 public import Foundation
 import SwiftASN1
-import Crypto
-public import Attest
+public import X509
 
 /// The device's X.509 identity certificate: self-signed inside the TPM by the device identity key.
 ///
@@ -11,7 +11,9 @@ public import Attest
 /// digitalSignature; client and server authentication.
 public enum DeviceCertificate {
     /// Builds and TPM-signs the certificate for the device key at `handle`.
-    public static func make(tpm: TPM, handle: TPMHandle, publicArea: TPMTPublic, name: TPMName, now: Date = Date()) async throws(TPMError) -> Certificate {
+    public static func make(tpm: TPM, handle: TPMHandle, publicArea: TPMTPublic, name: TPMName, now: Date = Date())
+        async throws(TPMError) -> Certificate
+    {
         let publicKey: Certificate.PublicKey
         do { publicKey = try publicArea.certificatePublicKey() } catch {
             throw TPMError(code: .certificate, reason: "device key: \(error)")
@@ -35,7 +37,8 @@ public enum DeviceCertificate {
             serialBytes[0] &= 0x7F
             return try await Certificate(
                 version: .v3, serialNumber: Certificate.SerialNumber(bytes: serialBytes), publicKey: publicKey,
-                notValidBefore: now.addingTimeInterval(-3600), notValidAfter: Date(timeIntervalSince1970: 253_402_300_799),
+                notValidBefore: now.addingTimeInterval(-3600),
+                notValidAfter: Date(timeIntervalSince1970: 253_402_300_799),
                 issuer: subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions,
                 issuerAsyncPrivateKey: Certificate.PrivateKey(signer))
         } catch let error as TPMError {
@@ -60,9 +63,10 @@ public enum DeviceCertificate {
     /// Returns nil when it does not (it must then be rebuilt).
     public static func validStored(_ bytes: [UInt8], for publicArea: TPMTPublic) -> Certificate? {
         guard let certificate = try? Certificate(derEncoded: bytes),
-              let key = try? publicArea.certificatePublicKey(),
-              certificate.publicKey == key,
-              key.isValidSignature(certificate.signature, for: certificate) else { return nil }
+            let key = try? publicArea.certificatePublicKey(),
+            certificate.publicKey == key,
+            key.isValidSignature(certificate.signature, for: certificate)
+        else { return nil }
         return certificate
     }
 

@@ -25,23 +25,33 @@ public enum EndorsementKeyTemplate: String, Sendable, CaseIterable, Codable, Cus
     /// PolicyA_SHA256 = PolicySecret(TPM_RH_ENDORSEMENT) — EK Credential Profile §B.6.
     static let policyASHA256 = Hex.decode("837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa") ?? []
     /// PolicyB_SHA384 = PolicyOR(PolicyA, PolicyC) — EK Credential Profile §B.6.
-    static let policyBSHA384 = Hex.decode("b26e7d28d11a50bc53d882bcf5fd3a1a074148bb35d3b4e4cb1c0ad9bde419cacb47ba09699646150f9fc000f3f80e12") ?? []
+    static let policyBSHA384 =
+        Hex.decode("b26e7d28d11a50bc53d882bcf5fd3a1a074148bb35d3b4e4cb1c0ad9bde419cacb47ba09699646150f9fc000f3f80e12")
+        ?? []
 
     /// The EK template (TPMT_PUBLIC) for TPM2_CreatePrimary in the endorsement hierarchy.
     public var template: TPMTPublic {
         let low: TPMAObject = [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .adminWithPolicy, .restricted, .decrypt]
         switch self {
         case .rsa2048:
-            return TPMTPublic(nameAlg: .sha256, objectAttributes: low, authPolicy: Self.policyASHA256,
-                              parameters: .rsa(.init(symmetric: .aes128CFB, scheme: .null, keyBits: 2048, exponent: 0,
-                                                     modulus: [UInt8](repeating: 0, count: 256))))
+            return TPMTPublic(
+                nameAlg: .sha256, objectAttributes: low, authPolicy: Self.policyASHA256,
+                parameters: .rsa(
+                    .init(
+                        symmetric: .aes128CFB, scheme: .null, keyBits: 2048, exponent: 0,
+                        modulus: [UInt8](repeating: 0, count: 256))))
         case .eccNISTP256:
-            return TPMTPublic(nameAlg: .sha256, objectAttributes: low, authPolicy: Self.policyASHA256,
-                              parameters: .ecc(.init(symmetric: .aes128CFB, scheme: .null, curve: .nistP256, kdf: .null,
-                                                     x: [UInt8](repeating: 0, count: 32), y: [UInt8](repeating: 0, count: 32))))
+            return TPMTPublic(
+                nameAlg: .sha256, objectAttributes: low, authPolicy: Self.policyASHA256,
+                parameters: .ecc(
+                    .init(
+                        symmetric: .aes128CFB, scheme: .null, curve: .nistP256, kdf: .null,
+                        x: [UInt8](repeating: 0, count: 32), y: [UInt8](repeating: 0, count: 32))))
         case .eccNISTP384:
-            return TPMTPublic(nameAlg: .sha384, objectAttributes: low.union(.userWithAuth), authPolicy: Self.policyBSHA384,
-                              parameters: .ecc(.init(symmetric: .aes256CFB, scheme: .null, curve: .nistP384, kdf: .null, x: [], y: [])))
+            return TPMTPublic(
+                nameAlg: .sha384, objectAttributes: low.union(.userWithAuth), authPolicy: Self.policyBSHA384,
+                parameters: .ecc(
+                    .init(symmetric: .aes256CFB, scheme: .null, curve: .nistP384, kdf: .null, x: [], y: [])))
         }
     }
 
@@ -105,7 +115,8 @@ public enum EndorsementKeyTemplate: String, Sendable, CaseIterable, Codable, Cus
     public func effectiveTemplate(_ tpm: TPM) async throws(TPMError) -> TPMTPublic {
         if let index = templateNVIndex, let bytes = try await Self.readOptional(tpm, index) {
             do { return try TPMTPublic(tpmtPublicBytes: bytes) } catch {
-                throw TPMError(code: .invalidResponse, reason: "EK template at NV \(index) is not a TPMT_PUBLIC: \(error)")
+                throw TPMError(
+                    code: .invalidResponse, reason: "EK template at NV \(index) is not a TPMT_PUBLIC: \(error)")
             }
         }
         if let index = nonceNVIndex, let nonce = try await Self.readOptional(tpm, index) {
@@ -131,10 +142,13 @@ public enum EndorsementKeyTemplate: String, Sendable, CaseIterable, Codable, Cus
 
 /// True when two public areas agree on everything but the key material (the `unique` field).
 func sameShape(_ a: TPMTPublic, _ b: TPMTPublic) -> Bool {
-    guard a.nameAlg == b.nameAlg, a.objectAttributes == b.objectAttributes, a.authPolicy == b.authPolicy else { return false }
+    guard a.nameAlg == b.nameAlg, a.objectAttributes == b.objectAttributes, a.authPolicy == b.authPolicy else {
+        return false
+    }
     switch (a.parameters, b.parameters) {
     case (.rsa(let x), .rsa(let y)):
-        return x.symmetric == y.symmetric && x.scheme == y.scheme && x.keyBits == y.keyBits && x.effectiveExponent == y.effectiveExponent
+        return x.symmetric == y.symmetric && x.scheme == y.scheme && x.keyBits == y.keyBits
+            && x.effectiveExponent == y.effectiveExponent
     case (.ecc(let x), .ecc(let y)):
         return x.symmetric == y.symmetric && x.scheme == y.scheme && x.curve == y.curve && x.kdf == y.kdf
     case (.keyedHash(let x, _), .keyedHash(let y, _)):

@@ -23,8 +23,10 @@ public enum IdentityKeyTemplates {
     public static let srk = TPMTPublic(
         nameAlg: .sha256,
         objectAttributes: [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .userWithAuth, .noDA, .restricted, .decrypt],
-        parameters: .ecc(.init(symmetric: .aes128CFB, scheme: .null, curve: .nistP256, kdf: .null,
-                               x: [UInt8](repeating: 0, count: 32), y: [UInt8](repeating: 0, count: 32))))
+        parameters: .ecc(
+            .init(
+                symmetric: .aes128CFB, scheme: .null, curve: .nistP256, kdf: .null,
+                x: [UInt8](repeating: 0, count: 32), y: [UInt8](repeating: 0, count: 32))))
 
     /// Attestation key algorithms.
     public enum AKAlgorithm: String, Sendable, CaseIterable, Codable {
@@ -40,16 +42,24 @@ public enum IdentityKeyTemplates {
     /// restartCount and firmwareVersion in quotes signed by keys of the owner hierarchy (TPM 2.0 Part 1
     /// §36.7), and the verifier needs them in the clear to detect reboots and firmware changes.
     public static func attestationKey(_ algorithm: AKAlgorithm) -> TPMTPublic {
-        let attributes: TPMAObject = [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .userWithAuth, .noDA, .restricted, .sign]
+        let attributes: TPMAObject = [
+            .fixedTPM, .fixedParent, .sensitiveDataOrigin, .userWithAuth, .noDA, .restricted, .sign,
+        ]
         switch algorithm {
         case .eccP256:
-            return TPMTPublic(nameAlg: .sha256, objectAttributes: attributes,
-                              parameters: .ecc(.init(symmetric: .null, scheme: TPMTScheme(.ecdsa, hashAlg: .sha256),
-                                                     curve: .nistP256, kdf: .null, x: [], y: [])))
+            return TPMTPublic(
+                nameAlg: .sha256, objectAttributes: attributes,
+                parameters: .ecc(
+                    .init(
+                        symmetric: .null, scheme: TPMTScheme(.ecdsa, hashAlg: .sha256),
+                        curve: .nistP256, kdf: .null, x: [], y: [])))
         case .rsa2048:
-            return TPMTPublic(nameAlg: .sha256, objectAttributes: attributes,
-                              parameters: .rsa(.init(symmetric: .null, scheme: TPMTScheme(.rsassa, hashAlg: .sha256),
-                                                     keyBits: 2048, exponent: 0, modulus: [])))
+            return TPMTPublic(
+                nameAlg: .sha256, objectAttributes: attributes,
+                parameters: .rsa(
+                    .init(
+                        symmetric: .null, scheme: TPMTScheme(.rsassa, hashAlg: .sha256),
+                        keyBits: 2048, exponent: 0, modulus: [])))
         }
     }
 
@@ -58,8 +68,10 @@ public enum IdentityKeyTemplates {
     public static let deviceKey = TPMTPublic(
         nameAlg: .sha256,
         objectAttributes: [.fixedTPM, .fixedParent, .sensitiveDataOrigin, .userWithAuth, .noDA, .sign],
-        parameters: .ecc(.init(symmetric: .null, scheme: TPMTScheme(.ecdsa, hashAlg: .sha256),
-                               curve: .nistP256, kdf: .null, x: [], y: [])))
+        parameters: .ecc(
+            .init(
+                symmetric: .null, scheme: TPMTScheme(.ecdsa, hashAlg: .sha256),
+                curve: .nistP256, kdf: .null, x: [], y: [])))
 
     /// Whether `publicArea` has the shape of an AK of any supported algorithm.
     public static func isAttestationKey(_ publicArea: TPMTPublic) -> AKAlgorithm? {

@@ -1,8 +1,8 @@
-public import X509
-public import SwiftASN1
-public import Foundation
-import Crypto
 import Attest
+import Crypto
+public import Foundation
+public import SwiftASN1
+public import X509
 
 /// A TPM-resident ECC P-256 signing key (persistent, unrestricted) as a swift-certificates private key,
 /// so X.509 certificates can be signed inside the TPM: swift-certificates builds the TBSCertificate,
@@ -21,11 +21,15 @@ public struct TPMSigningKey: CustomPrivateKey {
     public var defaultSignatureAlgorithm: Certificate.SignatureAlgorithm { .ecdsaWithSHA256 }
     public var supportedSignatureAlgorithms: [Certificate.SignatureAlgorithm] { [.ecdsaWithSHA256] }
 
-    public func signSynchronously(bytes: some DataProtocol, signatureAlgorithm: Certificate.SignatureAlgorithm) throws -> Certificate.Signature {
+    public func signSynchronously(bytes: some DataProtocol, signatureAlgorithm: Certificate.SignatureAlgorithm) throws
+        -> Certificate.Signature
+    {
         throw TPMError.invalidArgument("a TPM key signs asynchronously: use an async Certificate initializer")
     }
 
-    public func signAsynchronously(bytes: some DataProtocol & Sendable, signatureAlgorithm: Certificate.SignatureAlgorithm) async throws -> Certificate.Signature {
+    public func signAsynchronously(
+        bytes: some DataProtocol & Sendable, signatureAlgorithm: Certificate.SignatureAlgorithm
+    ) async throws -> Certificate.Signature {
         guard signatureAlgorithm == .ecdsaWithSHA256 else {
             throw TPMError.invalidArgument("the TPM device key signs with ECDSA-SHA256 only, not \(signatureAlgorithm)")
         }
@@ -39,7 +43,8 @@ public struct TPMSigningKey: CustomPrivateKey {
         }
         let raw = [UInt8](repeating: 0, count: 32 - r.count) + r + [UInt8](repeating: 0, count: 32 - s.count) + s
         let der = try P256.Signing.ECDSASignature(rawRepresentation: raw).derRepresentation
-        return try Certificate.Signature(signatureAlgorithm: .ecdsaWithSHA256, signatureBytes: ASN1BitString(bytes: ArraySlice(der)))
+        return try Certificate.Signature(
+            signatureAlgorithm: .ecdsaWithSHA256, signatureBytes: ASN1BitString(bytes: ArraySlice(der)))
     }
 
     public static let defaultPEMDiscriminator = "TPM RESIDENT KEY"

@@ -1,5 +1,5 @@
-public import AttestTPM
 public import Attest
+public import AttestTPM
 
 /// `vigil tpm activate-credential`: answers a verifier's credential challenge (TPM2_ActivateCredential,
 /// Part 3 §12.5) with the TPM's EK and AK, proving to the verifier that this TPM holds both.
@@ -17,15 +17,22 @@ public enum CredentialActivation {
             }
         }
         guard let ekHandle else {
-            throw TPMError(code: .invalidArgument, reason: "the challenge is for an EK this TPM does not hold at Vigil's EK handles")
+            throw TPMError(
+                code: .invalidArgument,
+                reason: "the challenge is for an EK this TPM does not hold at Vigil's EK handles")
         }
         guard let ak = try await tpm.readPublic(IdentityKeyTemplates.akHandle), ak.name == challenge.akName else {
-            throw TPMError(code: .invalidArgument, reason: "the challenge is for AK \(challenge.akName), not this TPM's AK at \(IdentityKeyTemplates.akHandle)")
+            throw TPMError(
+                code: .invalidArgument,
+                reason:
+                    "the challenge is for AK \(challenge.akName), not this TPM's AK at \(IdentityKeyTemplates.akHandle)"
+            )
         }
         return try await tpm.withPersistent(ekHandle) { tpm, ekObject throws(TPMError) in
             try tpm.withPersistent(IdentityKeyTemplates.akHandle) { tpm, akObject throws(TPMError) in
-                try tpm.activateCredential(activating: akObject, endorsementKey: ekObject,
-                                           credentialBlob: challenge.credentialBlob, encryptedSecret: challenge.encryptedSecret)
+                try tpm.activateCredential(
+                    activating: akObject, endorsementKey: ekObject,
+                    credentialBlob: challenge.credentialBlob, encryptedSecret: challenge.encryptedSecret)
             }
         }
     }

@@ -1,5 +1,5 @@
-public import AttestTPM
 public import Attest
+public import AttestTPM
 
 /// `vigil tpm replay-log`: extends a **software** TPM's PCRs with a real machine's event log, so tests and
 /// demos get quotes consistent with that machine's boot. Refuses real TPM devices, PCRs that are not at
@@ -16,13 +16,20 @@ public enum EventLogToTPM {
 
     public static func replay(_ log: UnverifiedEventLog, into tpm: TPM) async throws(TPMError) -> Report {
         guard tpm.tcti.name != "device" else {
-            throw TPMError(code: .invalidArgument,
-                           reason: "replay-log is for software TPMs only (swtpm, mssim): extending a real TPM's PCRs with another machine's log would corrupt its attestation until reboot")
+            throw TPMError(
+                code: .invalidArgument,
+                reason:
+                    "replay-log is for software TPMs only (swtpm, mssim): extending a real TPM's PCRs with another machine's log would corrupt its attestation until reboot"
+            )
         }
         let replay = EventLogReplay(log)
         if let locality = replay.startupLocality, locality != 0 {
             guard let control = SwtpmControl(tpm.tcti), locality <= 3 else {
-                throw TPMError(code: .invalidArgument, reason: "the log starts PCR 0 at locality \(locality) (StartupLocality); only a swtpm simulator can be restarted from locality 0–3")
+                throw TPMError(
+                    code: .invalidArgument,
+                    reason:
+                        "the log starts PCR 0 at locality \(locality) (StartupLocality); only a swtpm simulator can be restarted from locality 0–3"
+                )
             }
             // A fresh power-on: TPM_Init, then TPM2_Startup from the log's locality sets PCR 0 to 00…0N.
             try control.initialize()
@@ -36,13 +43,19 @@ public enum EventLogToTPM {
             try control.setLocality(0)
         }
         if replay.hcrtm {
-            throw TPMError(code: .invalidArgument, reason: "the log starts PCR 0 with an H-CRTM measurement (locality 4), which a simulator cannot reproduce")
+            throw TPMError(
+                code: .invalidArgument,
+                reason:
+                    "the log starts PCR 0 with an H-CRTM measurement (locality 4), which a simulator cannot reproduce")
         }
         let active = try await tpm.activeBanks()
         let banks = active.filter { log.banks.contains($0) }
         guard !banks.isEmpty else {
-            throw TPMError(code: .bankNotActive,
-                           reason: "the log's banks (\(log.banks.map(\.name).joined(separator: ", "))) are not active on this TPM (\(active.map(\.name).joined(separator: ", ")))")
+            throw TPMError(
+                code: .bankNotActive,
+                reason:
+                    "the log's banks (\(log.banks.map(\.name).joined(separator: ", "))) are not active on this TPM (\(active.map(\.name).joined(separator: ", ")))"
+            )
         }
         let touched = Set(log.events.filter(\.isExtended).compactMap(\.pcr)).sorted()
         let selection = TPMLPCRSelection(banks.map { TPMSPCRSelection(hash: $0, pcrs: touched) })
@@ -51,9 +64,15 @@ public enum EventLogToTPM {
             for pcr in touched {
                 let reset: UInt8 = (17...22).contains(pcr) ? 0xFF : 0
                 var expected = [UInt8](repeating: reset, count: bank.digestSize ?? 0)
-                if pcr == 0, let locality = replay.startupLocality, !expected.isEmpty { expected[expected.count - 1] = locality }
+                if pcr == 0, let locality = replay.startupLocality, !expected.isEmpty {
+                    expected[expected.count - 1] = locality
+                }
                 guard let v = current[bank, pcr], v == expected else {
-                    throw TPMError(code: .invalidArgument, reason: "\(bank.name) PCR \(pcr) is not at its reset value: restart the simulator before replaying a log")
+                    throw TPMError(
+                        code: .invalidArgument,
+                        reason:
+                            "\(bank.name) PCR \(pcr) is not at its reset value: restart the simulator before replaying a log"
+                    )
                 }
             }
         }

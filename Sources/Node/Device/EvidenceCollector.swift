@@ -1,8 +1,8 @@
-public import AttestTPM
 public import Attest
+public import AttestTPM
 public import Foundation
-import X509
 import SwiftASN1
+import X509
 
 /// `vigil tpm evidence`: everything the verifier needs in one ``EvidenceBundle`` — a quote by the AK over
 /// the verifier's nonce, the PCR values it covers, the AK public area, the EK certificate (and the device
@@ -11,7 +11,9 @@ public enum EvidenceCollector {
     /// The kernel's copy of the firmware event log.
     public static let kernelEventLog = "/sys/kernel/security/tpm0/binary_bios_measurements"
 
-    public static func collect(tpm: TPM, nonce: [UInt8], selection: TPMLPCRSelection, eventLog: [UInt8]?, now: Date = Date()) async throws(TPMError) -> EvidenceBundle {
+    public static func collect(
+        tpm: TPM, nonce: [UInt8], selection: TPMLPCRSelection, eventLog: [UInt8]?, now: Date = Date()
+    ) async throws(TPMError) -> EvidenceBundle {
         let quote = try await QuoteExport.make(tpm: tpm, selection: selection, nonce: nonce)
         var ekDER: [UInt8]?
         var ekPublic: TPMTPublic?
@@ -19,7 +21,9 @@ public enum EvidenceCollector {
             if let cert = try await IdentityProvisioner.readEKCertificate(tpm, template) {
                 ekDER = cert.derBytes
                 // The EK's public area goes with its certificate, for credential activation.
-                if let ek = try await tpm.readPublic(template.persistentHandle), (try? cert.matches(ek.publicArea)) == true {
+                if let ek = try await tpm.readPublic(template.persistentHandle),
+                    (try? cert.matches(ek.publicArea)) == true
+                {
                     ekPublic = ek.publicArea
                 }
                 break
@@ -37,9 +41,11 @@ public enum EvidenceCollector {
                 }
             }
         }
-        return EvidenceBundle(deviceID: deviceID, nonce: nonce, attest: quote.attest, signature: quote.signature, pcrs: quote.values,
-                              akPublic: quote.akPublic, ekCertificate: ekDER, deviceCertificate: deviceDER, eventLog: eventLog, collectedAt: now,
-                              ekPublic: ekPublic)
+        return EvidenceBundle(
+            deviceID: deviceID, nonce: nonce, attest: quote.attest, signature: quote.signature, pcrs: quote.values,
+            akPublic: quote.akPublic, ekCertificate: ekDER, deviceCertificate: deviceDER, eventLog: eventLog,
+            collectedAt: now,
+            ekPublic: ekPublic)
     }
 }
 

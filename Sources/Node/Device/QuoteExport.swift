@@ -1,5 +1,5 @@
-public import AttestTPM
 public import Attest
+public import AttestTPM
 public import Foundation
 
 /// `vigil tpm quote`: a PCR quote by the attestation key over a caller's nonce, written in the file
@@ -15,10 +15,12 @@ public struct QuoteExport: Sendable {
 
     /// Quotes with the provisioned AK. The PCRs are read before and after the quote and the quote's
     /// digest is checked against them, so the values written always match what was signed.
-    public static func make(tpm: TPM, selection: TPMLPCRSelection, nonce: [UInt8]) async throws(TPMError) -> QuoteExport {
+    public static func make(tpm: TPM, selection: TPMLPCRSelection, nonce: [UInt8]) async throws(TPMError) -> QuoteExport
+    {
         let handle = IdentityKeyTemplates.akHandle
         guard let ak = try await tpm.readPublic(handle) else {
-            throw TPMError(code: .notProvisioned, reason: "no attestation key at \(handle): run `vigil tpm provision` first")
+            throw TPMError(
+                code: .notProvisioned, reason: "no attestation key at \(handle): run `vigil tpm provision` first")
         }
         for _ in 0..<5 {
             let before = try await tpm.pcrRead(selection)
@@ -28,10 +30,15 @@ public struct QuoteExport: Sendable {
             let after = try await tpm.pcrRead(selection)
             guard before.values == after.values else { continue }
             let attest: TPMSAttest
-            do { attest = try TPMSAttest(bytes: signed.attest) } catch { throw TPMError.invalidResponse("Quote: \(error)") }
+            do { attest = try TPMSAttest(bytes: signed.attest) } catch {
+                throw TPMError.invalidResponse("Quote: \(error)")
+            }
             guard case .quote(_, let digest) = attest.attested,
-                  let expected = try? before.values.digest(for: selection, hashAlg: .sha256), expected == digest else { continue }
-            return QuoteExport(attest: signed.attest, signature: signed.signature, selection: selection, values: before.values, akPublic: ak.publicArea)
+                let expected = try? before.values.digest(for: selection, hashAlg: .sha256), expected == digest
+            else { continue }
+            return QuoteExport(
+                attest: signed.attest, signature: signed.signature, selection: selection, values: before.values,
+                akPublic: ak.publicArea)
         }
         throw TPMError(code: .invalidResponse, reason: "Quote: the PCRs kept changing while quoting; try again")
     }
@@ -41,7 +48,9 @@ public struct QuoteExport: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try AtomicFile.write(attest, to: directory.appendingPathComponent("quote.msg"))
         try AtomicFile.write(signature, to: directory.appendingPathComponent("quote.sig"))
-        try AtomicFile.write(try TPM2ToolsPCRFile.serialize(selection: selection, values: values), to: directory.appendingPathComponent("quote.pcrs"))
+        try AtomicFile.write(
+            try TPM2ToolsPCRFile.serialize(selection: selection, values: values),
+            to: directory.appendingPathComponent("quote.pcrs"))
         try AtomicFile.write(try akPublic.pemRepresentation(), to: directory.appendingPathComponent("ak.pem"))
         try AtomicFile.write(akPublic.marshalTPM2B(), to: directory.appendingPathComponent("ak.pub"))
     }

@@ -1,8 +1,8 @@
-public import AttestTPM
 import Attest
-import X509
-import SwiftASN1
+public import AttestTPM
 import Foundation
+import SwiftASN1
+import X509
 
 /// What `vigil tpm info` reports: the TPM, its banks, and the device's identity objects.
 public struct TPMInfo: Sendable, Codable {
@@ -76,18 +76,21 @@ public struct TPMInfo: Sendable, Codable {
             }
             var matches: Bool?
             if let certificate, let publicArea { matches = (try? certificate.matches(publicArea)) ?? false }
-            eks.append(EndorsementKey(
-                template: template, algorithm: template.description, handle: template.persistentHandle.description,
-                persistent: persistent != nil, name: name?.description,
-                certificate: certificate.map { describe($0, index: template.certificateNVIndex) }, matchesCertificate: matches))
+            eks.append(
+                EndorsementKey(
+                    template: template, algorithm: template.description, handle: template.persistentHandle.description,
+                    persistent: persistent != nil, name: name?.description,
+                    certificate: certificate.map { describe($0, index: template.certificateNVIndex) },
+                    matchesCertificate: matches))
         }
         func key(_ handle: TPMHandle) async throws(TPMError) -> Key? {
             guard let found = try await tpm.readPublic(handle) else { return nil }
-            let algorithm: String = switch found.publicArea.parameters {
-            case .rsa(let p): "RSA-\(p.keyBits)"
-            case .ecc(let p): "ECC \(p.curve)"
-            default: "\(found.publicArea.type)"
-            }
+            let algorithm: String =
+                switch found.publicArea.parameters {
+                case .rsa(let p): "RSA-\(p.keyBits)"
+                case .ecc(let p): "ECC \(p.curve)"
+                default: "\(found.publicArea.type)"
+                }
             return Key(handle: handle.description, name: found.name.description, algorithm: algorithm)
         }
         var deviceCertificate: DeviceCertificateInfo?
@@ -97,8 +100,9 @@ public struct TPMInfo: Sendable, Codable {
             let device = try await tpm.readPublic(IdentityKeyTemplates.deviceKeyHandle)
             let parsed = try? X509.Certificate(derEncoded: bytes)
             let valid = device.flatMap { DeviceCertificate.validStored(bytes, for: $0.publicArea) } != nil
-            deviceCertificate = DeviceCertificateInfo(nvIndex: index.description, subject: parsed?.subject.description ?? "(unparseable)",
-                                                      sha256Fingerprint: DeviceCertificate.fingerprint(bytes), valid: valid)
+            deviceCertificate = DeviceCertificateInfo(
+                nvIndex: index.description, subject: parsed?.subject.description ?? "(unparseable)",
+                sha256Fingerprint: DeviceCertificate.fingerprint(bytes), valid: valid)
         }
         return TPMInfo(
             tcti: tpm.tcti.loaderString, tpm: identification, manufacturerID: identification.manufacturerIDString,
@@ -123,7 +127,9 @@ public struct TPMInfo: Sendable, Codable {
     /// Human-readable rendering.
     public var text: String {
         var lines: [String] = []
-        lines.append("TPM            \(tpm.manufacturer) (\(manufacturerID)) \(tpm.vendorString), firmware \(firmwareVersion) (\(tpm.firmwareVersionHex)), TPM \(tpm.specFamily) rev \(Double(tpm.specRevision) / 100)")
+        lines.append(
+            "TPM            \(tpm.manufacturer) (\(manufacturerID)) \(tpm.vendorString), firmware \(firmwareVersion) (\(tpm.firmwareVersionHex)), TPM \(tpm.specFamily) rev \(Double(tpm.specRevision) / 100)"
+        )
         lines.append("TCTI           \(tcti)")
         lines.append("PCR banks      \(activeBanks.joined(separator: ", "))")
         lines.append("NV buffer      \(tpm.nvBufferMax) bytes")
@@ -134,7 +140,9 @@ public struct TPMInfo: Sendable, Codable {
             if let c = ek.certificate {
                 lines.append("  certificate  NV \(c.nvIndex), subject \"\(c.subject)\"")
                 lines.append("  issuer       \(c.issuer)")
-                lines.append("  TPM (SAN)    manufacturer \(c.tpmManufacturer ?? "-"), model \(c.tpmModel ?? "-"), version \(c.tpmVersion ?? "-")")
+                lines.append(
+                    "  TPM (SAN)    manufacturer \(c.tpmManufacturer ?? "-"), model \(c.tpmModel ?? "-"), version \(c.tpmVersion ?? "-")"
+                )
                 lines.append("  valid        \(c.notValidBefore) … \(c.notValidAfter)")
                 lines.append("  matches key  \(ek.matchesCertificate.map { $0 ? "yes" : "NO" } ?? "-")")
             } else {
@@ -152,7 +160,9 @@ public struct TPMInfo: Sendable, Codable {
         key("AK            ", attestationKey)
         key("Device key    ", deviceKey)
         if let d = deviceCertificate {
-            lines.append("Device cert    NV \(d.nvIndex) \"\(d.subject)\" SHA-256 \(d.sha256Fingerprint)\(d.valid ? "" : " (INVALID)")")
+            lines.append(
+                "Device cert    NV \(d.nvIndex) \"\(d.subject)\" SHA-256 \(d.sha256Fingerprint)\(d.valid ? "" : " (INVALID)")"
+            )
         } else {
             lines.append("Device cert    not provisioned")
         }

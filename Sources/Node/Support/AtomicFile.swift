@@ -1,6 +1,7 @@
 public import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Crash-safe file writes: write a temporary file in the same folder, fsync it, rename it over the
@@ -15,7 +16,9 @@ public enum AtomicFile {
         let directory = url.deletingLastPathComponent().path
         let temporary = directory + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw WriteError(description: "\(url.path): cannot create: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw WriteError(description: "\(url.path): cannot create: \(String(cString: strerror(errno)))")
+        }
         var ok = false
         defer {
             if !ok { unlink(temporary) }
@@ -27,7 +30,9 @@ public enum AtomicFile {
                 while written < buf.count {
                     let n = Glibc.write(fd, buf.baseAddress.map { $0 + written }, buf.count - written)
                     if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { throw WriteError(description: "\(url.path): write failed: \(String(cString: strerror(errno)))") }
+                    guard n > 0 else {
+                        throw WriteError(description: "\(url.path): write failed: \(String(cString: strerror(errno)))")
+                    }
                     written += n
                 }
             }

@@ -33,9 +33,11 @@ public struct AttestationPolicy: Hashable, Sendable {
     public var referenceLocations = SourceLocations()
 
     /// Builds a policy in code (tests, golden capture); `source` names it in messages.
-    public init(id: String, version: Int, description: String = "", extends: String? = nil, acceptAny: Bool = false,
-                referenceSets: [String: [String]] = [:], identity: IdentityRules? = nil, freshness: FreshnessRules? = nil,
-                pcrs: PCRRules? = nil, boot: BootRules? = nil, warnOnly: Set<String> = [], source: String = "") {
+    public init(
+        id: String, version: Int, description: String = "", extends: String? = nil, acceptAny: Bool = false,
+        referenceSets: [String: [String]] = [:], identity: IdentityRules? = nil, freshness: FreshnessRules? = nil,
+        pcrs: PCRRules? = nil, boot: BootRules? = nil, warnOnly: Set<String> = [], source: String = ""
+    ) {
         self.id = id
         self.version = version
         self.description = description

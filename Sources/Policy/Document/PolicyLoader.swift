@@ -33,16 +33,21 @@ public enum PolicyLoader {
         for other in others where other != path {
             let p = try parseFile(other)
             if let existing = byID[p.id] {
-                throw PolicyError(.duplicate, "\(other):1:1", "duplicate policy id \"\(p.id)\" (also in \(existing.source))")
+                throw PolicyError(
+                    .duplicate, "\(other):1:1", "duplicate policy id \"\(p.id)\" (also in \(existing.source))")
             }
             byID[p.id] = p
         }
         return try resolve(main, byID: &byID, folder: (path as NSString).deletingLastPathComponent, chain: [])
     }
 
-    static func resolve(_ policy: AttestationPolicy, byID: inout [String: AttestationPolicy], folder: String, chain: [String]) throws(PolicyError) -> AttestationPolicy {
+    static func resolve(
+        _ policy: AttestationPolicy, byID: inout [String: AttestationPolicy], folder: String, chain: [String]
+    ) throws(PolicyError) -> AttestationPolicy {
         guard !chain.contains(policy.id) else {
-            throw PolicyError(.cyclicExtends, policy.extendsLocation ?? "\(policy.source):1:1", "cyclic extends: \((chain + [policy.id]).joined(separator: " → "))")
+            throw PolicyError(
+                .cyclicExtends, policy.extendsLocation ?? "\(policy.source):1:1",
+                "cyclic extends: \((chain + [policy.id]).joined(separator: " → "))")
         }
         var merged = policy
         if let parentID = policy.extends {
@@ -52,15 +57,18 @@ public enum PolicyLoader {
                 if FileManager.default.fileExists(atPath: candidate) {
                     let p = try parseFile(candidate)
                     guard p.id == parentID else {
-                        throw PolicyError(.notFound, "\(candidate):1:1", "\(candidate) has id \"\(p.id)\", not \"\(parentID)\"")
+                        throw PolicyError(
+                            .notFound, "\(candidate):1:1", "\(candidate) has id \"\(p.id)\", not \"\(parentID)\"")
                     }
                     byID[parentID] = p
                     parent = p
                 }
             }
             guard let parent else {
-                throw PolicyError(.notFound, policy.extendsLocation ?? "\(policy.source):1:1",
-                                  "policy \"\(policy.id)\" extends \"\(parentID)\", which was not found (looked for \(parentID).yaml next to it)")
+                throw PolicyError(
+                    .notFound, policy.extendsLocation ?? "\(policy.source):1:1",
+                    "policy \"\(policy.id)\" extends \"\(parentID)\", which was not found (looked for \(parentID).yaml next to it)"
+                )
             }
             let resolvedParent = try resolve(parent, byID: &byID, folder: folder, chain: chain + [policy.id])
             merged = merge(parent: resolvedParent, child: policy)
@@ -75,7 +83,9 @@ public enum PolicyLoader {
         m.extends = child.extends
         m.acceptAny = child.acceptAny || parent.acceptAny
         m.referenceSets = parent.referenceSets.merging(child.referenceSets) { _, c in c }
-        m.referenceLocations.byName = parent.referenceLocations.byName.merging(child.referenceLocations.byName) { _, c in c }
+        m.referenceLocations.byName = parent.referenceLocations.byName.merging(child.referenceLocations.byName) {
+            _, c in c
+        }
         m.warnOnly = parent.warnOnly.union(child.warnOnly)
         if var id = parent.identity {
             if let c = child.identity {
@@ -83,7 +93,8 @@ public enum PolicyLoader {
                 id.ekCA = c.ekCA ?? id.ekCA
                 id.manufacturers = c.manufacturers ?? id.manufacturers
                 id.minFirmwareVersion = c.minFirmwareVersion ?? id.minFirmwareVersion
-                id.minFirmwareVersionByManufacturer = c.minFirmwareVersionByManufacturer ?? id.minFirmwareVersionByManufacturer
+                id.minFirmwareVersionByManufacturer =
+                    c.minFirmwareVersionByManufacturer ?? id.minFirmwareVersionByManufacturer
                 id.akAlgorithms = c.akAlgorithms ?? id.akAlgorithms
             }
             m.identity = id
@@ -98,7 +109,9 @@ public enum PolicyLoader {
         if var p = parent.pcrs {
             if let c = child.pcrs {
                 p.trustedBanks = c.trustedBanks
-                for (bank, values) in c.expectations { p.expectations[bank, default: [:]].merge(values) { _, new in new } }
+                for (bank, values) in c.expectations {
+                    p.expectations[bank, default: [:]].merge(values) { _, new in new }
+                }
             }
             m.pcrs = p
         }
@@ -124,7 +137,9 @@ public enum PolicyLoader {
 
     /// Resolves references of a policy parsed from text (no `extends`), as ``load(_:others:)`` does.
     public static func resolveForTesting(_ p: inout AttestationPolicy) throws(PolicyError) {
-        guard p.extends == nil else { throw PolicyError(.notFound, "\(p.source):1:1", "extends needs PolicyLoader.load") }
+        guard p.extends == nil else {
+            throw PolicyError(.notFound, "\(p.source):1:1", "extends needs PolicyLoader.load")
+        }
         try resolveReferences(&p)
     }
 
@@ -140,14 +155,20 @@ public enum PolicyLoader {
             for v in values {
                 if v.hasPrefix("@") {
                     guard let members = sets[String(v.dropFirst())] else {
-                        throw PolicyError(.notFound, locations[v] ?? "\(source):1:1",
-                                          "\(field) refers to \(v), but reference_sets has no \"\(v.dropFirst())\"")
+                        throw PolicyError(
+                            .notFound, locations[v] ?? "\(source):1:1",
+                            "\(field) refers to \(v), but reference_sets has no \"\(v.dropFirst())\"")
                     }
-                    guard let sizes = hex else { out.append(contentsOf: members); continue }
+                    guard let sizes = hex else {
+                        out.append(contentsOf: members)
+                        continue
+                    }
                     for m in members {
                         guard let bytes = Hex.decode(m), sizes.contains(bytes.count) else {
-                            throw PolicyError(.invalidValue, locations[v] ?? "\(source):1:1",
-                                              "\(field) refers to \(v), whose member \"\(m)\" is not \(PolicyParser.describe(sizes)) of hex")
+                            throw PolicyError(
+                                .invalidValue, locations[v] ?? "\(source):1:1",
+                                "\(field) refers to \(v), whose member \"\(m)\" is not \(PolicyParser.describe(sizes)) of hex"
+                            )
                         }
                         out.append(Hex.encode(bytes))
                     }
@@ -161,13 +182,18 @@ public enum PolicyLoader {
             for (bank, values) in pcrs.expectations {
                 for (index, e) in values {
                     let size = TPMAlgorithmID(name: bank)?.digestSize.map { Set([$0]) } ?? PolicyParser.digestSizes
-                    if case .oneOf(let list) = e { pcrs.expectations[bank]?[index] = .oneOf(try expand(list, "pcrs.\(bank).\(index)", hex: size)) }
+                    if case .oneOf(let list) = e {
+                        pcrs.expectations[bank]?[index] = .oneOf(try expand(list, "pcrs.\(bank).\(index)", hex: size))
+                    }
                 }
             }
             p.pcrs = pcrs
         }
         if var b = p.boot {
-            if let x = b.bootApplications { b.bootApplications?.allowed = try expand(x.allowed, "boot.boot_applications.allowed", hex: PolicyParser.digestSizes) }
+            if let x = b.bootApplications {
+                b.bootApplications?.allowed = try expand(
+                    x.allowed, "boot.boot_applications.allowed", hex: PolicyParser.digestSizes)
+            }
             if let x = b.pk?.contains { b.pk?.contains = try expand(x, "boot.pk.contains", hex: [32]) }
             if let x = b.kek?.contains { b.kek?.contains = try expand(x, "boot.kek.contains", hex: [32]) }
             if let x = b.db?.contains { b.db?.contains = try expand(x, "boot.db.contains", hex: [32]) }
@@ -175,9 +201,15 @@ public enum PolicyLoader {
             if let x = b.kek?.equals { b.kek?.equals = try expand(x, "boot.kek.equals", hex: [32]) }
             if let x = b.db?.equals { b.db?.equals = try expand(x, "boot.db.equals", hex: [32]) }
             if let x = b.dbx?.contains { b.dbx?.contains = try expand(x, "boot.dbx.contains", hex: [32]) }
-            if let x = b.kernelCommandLine?.required { b.kernelCommandLine?.required = try expand(x, "boot.kernel_cmdline.required") }
-            if let x = b.kernelCommandLine?.forbidden { b.kernelCommandLine?.forbidden = try expand(x, "boot.kernel_cmdline.forbidden") }
-            if let x = b.kernelCommandLine?.allowedPatterns { b.kernelCommandLine?.allowedPatterns = try expand(x, "boot.kernel_cmdline.allowed_patterns") }
+            if let x = b.kernelCommandLine?.required {
+                b.kernelCommandLine?.required = try expand(x, "boot.kernel_cmdline.required")
+            }
+            if let x = b.kernelCommandLine?.forbidden {
+                b.kernelCommandLine?.forbidden = try expand(x, "boot.kernel_cmdline.forbidden")
+            }
+            if let x = b.kernelCommandLine?.allowedPatterns {
+                b.kernelCommandLine?.allowedPatterns = try expand(x, "boot.kernel_cmdline.allowed_patterns")
+            }
             if let x = b.sCRTMVersions { b.sCRTMVersions = try expand(x, "boot.scrtm_versions") }
             p.boot = b
         }
@@ -188,7 +220,9 @@ public enum PolicyLoader {
         // warn-only rule names must name rules this policy has.
         let known = Set(PolicyEngine.ruleIDs(of: p).map(\.description))
         for rule in p.warnOnly where !known.contains(rule) {
-            throw PolicyError(.unknownKey, "\(source):1:1", "enforce: \"\(rule)\" is not a rule of this policy (rules: \(known.sorted().joined(separator: ", ")))")
+            throw PolicyError(
+                .unknownKey, "\(source):1:1",
+                "enforce: \"\(rule)\" is not a rule of this policy (rules: \(known.sorted().joined(separator: ", ")))")
         }
     }
 }

@@ -49,10 +49,13 @@ public indirect enum PolicyNode: Sendable {
             root = try Yams.compose(yaml: text)
         } catch let YamlError.duplicatedKeysInMapping(duplicates, context) {
             let key = duplicates.first ?? "?"
-            let at = Self.secondOccurrence(of: key, in: text, from: context.mark.line) ?? "\(context.mark.line):\(context.mark.column)"
+            let at =
+                Self.secondOccurrence(of: key, in: text, from: context.mark.line)
+                ?? "\(context.mark.line):\(context.mark.column)"
             throw PolicyError(.duplicate, "\(file):\(at)", "duplicate key \"\(key)\"")
         } catch let error as YamlError {
-            throw PolicyError(.syntax, "\(file):\(Self.position(of: error))", "YAML syntax error: \(Self.describe(error))")
+            throw PolicyError(
+                .syntax, "\(file):\(Self.position(of: error))", "YAML syntax error: \(Self.describe(error))")
         } catch {
             throw PolicyError(.syntax, "\(file):1:1", "YAML syntax error: \(error)")
         }
@@ -64,8 +67,12 @@ public indirect enum PolicyNode: Sendable {
     static func convert(_ node: Node, file: String, count: inout Int, depth: Int) throws(PolicyError) -> PolicyNode {
         count += 1
         let loc = Location(file: file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
-        guard count <= maxNodes else { throw PolicyError(.tooLarge, "\(loc)", "policy has more than \(maxNodes) values (YAML aliases?)") }
-        guard depth <= maxDepth else { throw PolicyError(.tooLarge, "\(loc)", "policy nests deeper than \(maxDepth) levels") }
+        guard count <= maxNodes else {
+            throw PolicyError(.tooLarge, "\(loc)", "policy has more than \(maxNodes) values (YAML aliases?)")
+        }
+        guard depth <= maxDepth else {
+            throw PolicyError(.tooLarge, "\(loc)", "policy nests deeper than \(maxDepth) levels")
+        }
         switch node {
         case .scalar(let s):
             return .scalar(s.string, loc)
@@ -78,7 +85,8 @@ public indirect enum PolicyNode: Sendable {
                 }
                 let keyLoc = Location(file: file, line: k.mark?.line ?? loc.line, column: k.mark?.column ?? loc.column)
                 if let first = seen[key.string] {
-                    throw PolicyError(.duplicate, "\(keyLoc)", "duplicate key \"\(key.string)\" (first at line \(first.line))")
+                    throw PolicyError(
+                        .duplicate, "\(keyLoc)", "duplicate key \"\(key.string)\" (first at line \(first.line))")
                 }
                 seen[key.string] = keyLoc
                 pairs.append((key.string, keyLoc, try convert(v, file: file, count: &count, depth: depth + 1)))
@@ -102,7 +110,10 @@ public indirect enum PolicyNode: Sendable {
         for byte in text.utf8 {
             column += 1
             if byte == UInt8(ascii: "\n") {
-                line += 1; column = 0; lineStart = true; indent = 0
+                line += 1
+                column = 0
+                lineStart = true
+                indent = 0
                 if quote == UInt8(ascii: "\n") { quote = nil }
                 continue
             }
@@ -110,7 +121,9 @@ public indirect enum PolicyNode: Sendable {
                 if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "-") {
                     indent += 1
                     if indent > maxDepth * 8 {
-                        throw PolicyError(.tooLarge, "\(file):\(line):\(column)", "policy nests deeper than \(maxDepth) levels (indentation)")
+                        throw PolicyError(
+                            .tooLarge, "\(file):\(line):\(column)",
+                            "policy nests deeper than \(maxDepth) levels (indentation)")
                     }
                     continue
                 }
@@ -125,7 +138,10 @@ public indirect enum PolicyNode: Sendable {
             case UInt8(ascii: "#"): quote = UInt8(ascii: "\n")  // comment: skip to end of line
             case UInt8(ascii: "["), UInt8(ascii: "{"):
                 depth += 1
-                if depth > maxDepth { throw PolicyError(.tooLarge, "\(file):\(line):\(column)", "policy nests deeper than \(maxDepth) levels") }
+                if depth > maxDepth {
+                    throw PolicyError(
+                        .tooLarge, "\(file):\(line):\(column)", "policy nests deeper than \(maxDepth) levels")
+                }
             case UInt8(ascii: "]"), UInt8(ascii: "}"): depth = max(0, depth - 1)
             default: break
             }
@@ -155,7 +171,8 @@ public indirect enum PolicyNode: Sendable {
 
     static func describe(_ error: YamlError) -> String {
         switch error {
-        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _),
+            .composer(let context, let problem, _, _):
             return [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
         default:
             return "\(error)"

@@ -22,10 +22,16 @@ public enum PolicyEngine {
 
     static func evaluate(_ evidence: EvaluationInput, _ policy: AttestationPolicy) -> Verdict {
         var results: [Verdict.RuleResult] = []
-        func add(_ rule: RuleID, _ status: Verdict.Status, _ expected: String, _ actual: String, _ bank: String?, _ pcr: Int?, _ event: Int?) {
+        func add(
+            _ rule: RuleID, _ status: Verdict.Status, _ expected: String, _ actual: String, _ bank: String?,
+            _ pcr: Int?, _ event: Int?
+        ) {
             let id = rule.description
-            results.append(.init(rule: id, status: status, enforced: !policy.warnOnly.contains(id), expected: expected, actual: actual,
-                                 bank: bank, pcr: pcr, event: event))
+            results.append(
+                .init(
+                    rule: id, status: status, enforced: !policy.warnOnly.contains(id), expected: expected,
+                    actual: actual,
+                    bank: bank, pcr: pcr, event: event))
         }
         if policy.acceptAny {
             add(.accept, .passed, "anything (accept: any)", "accepted without checks", nil, nil, nil)
@@ -34,10 +40,14 @@ public enum PolicyEngine {
         if let f = policy.freshness { freshness(f, evidence, add) }
         let trusted = policy.pcrs?.trustedBanks ?? ["sha256"]
         if let p = policy.pcrs { pcrs(p, evidence, needsEvents: policy.boot != nil, add) }
-        if evidence.eventLog != nil, policy.pcrs != nil || policy.boot != nil { eventLogReplay(evidence, trusted: trusted, add) }
+        if evidence.eventLog != nil, policy.pcrs != nil || policy.boot != nil {
+            eventLogReplay(evidence, trusted: trusted, add)
+        }
         if let b = policy.boot { boot(b, evidence, trusted: trusted, add) }
         let pass = !results.contains { $0.status == .failed && $0.enforced }
-        return Verdict(pass: pass, policyID: policy.id, policyVersion: policy.version, unsignedEvidence: evidence.unsigned, results: results)
+        return Verdict(
+            pass: pass, policyID: policy.id, policyVersion: policy.version, unsignedEvidence: evidence.unsigned,
+            results: results)
     }
 
     /// The PCRs a verifier must require the quote to cover for `policy`: every PCR with a value expectation and
@@ -54,10 +64,11 @@ public enum PolicyEngine {
             let pcrs = ruleIDs(boot: b).flatMap(\.pcrs)
             for bank in trusted { byBank[bank, default: []].formUnion(pcrs) }
         }
-        return TPMLPCRSelection(byBank.keys.sorted().compactMap { bank in
-            guard let pcrs = byBank[bank], !pcrs.isEmpty else { return nil }
-            return TPMSPCRSelection(hash: bank, pcrs: pcrs.sorted())
-        })
+        return TPMLPCRSelection(
+            byBank.keys.sorted().compactMap { bank in
+                guard let pcrs = byBank[bank], !pcrs.isEmpty else { return nil }
+                return TPMSPCRSelection(hash: bank, pcrs: pcrs.sorted())
+            })
     }
 
     // MARK: Identity
@@ -65,45 +76,63 @@ public enum PolicyEngine {
     /// Identity rules rest on the EK, and the EK says something about the quote only when credential activation
     /// bound the AK to it: without a binding every EK-derived rule fails ("AK not bound to the EK").
     static func identity(_ r: AttestationPolicy.IdentityRules, _ e: EvaluationInput, _ add: Add) {
-        let unbound: String? = switch e.akBinding {
-        case .bound?: nil
-        case .notBound(let reason)?: "AK not bound to the EK (\(reason))"
-        case nil: "unsigned evidence: no TPM identity"
-        }
+        let unbound: String? =
+            switch e.akBinding {
+            case .bound?: nil
+            case .notBound(let reason)?: "AK not bound to the EK (\(reason))"
+            case nil: "unsigned evidence: no TPM identity"
+            }
         var chainValid = false
         if case .valid? = e.ekChain { chainValid = true }
         if let required = r.requireEKCertificate {
             let expected = required ? "an EK certificate, bound to the AK" : "optional"
             if let ek = e.ekCertificate {
-                add(.ekCertificate, unbound == nil ? .passed : .failed, expected, unbound ?? "EK certificate issued by \(ek.issuer)", nil, nil, nil)
+                add(
+                    .ekCertificate, unbound == nil ? .passed : .failed, expected,
+                    unbound ?? "EK certificate issued by \(ek.issuer)", nil, nil, nil)
             } else {
-                add(.ekCertificate, required ? .failed : .notApplicable, expected, "no EK certificate in the evidence", nil, nil, nil)
+                add(
+                    .ekCertificate, required ? .failed : .notApplicable, expected, "no EK certificate in the evidence",
+                    nil, nil, nil)
             }
         }
         if r.ekCA != nil {
             let expected = "a chain to a trusted EK CA"
             switch e.ekChain {
             case .valid(let chain)?:
-                add(.ekChain, unbound == nil ? .passed : .failed, expected, unbound ?? "chain to \(chain.last?.subject.description ?? "?")", nil, nil, nil)
+                add(
+                    .ekChain, unbound == nil ? .passed : .failed, expected,
+                    unbound ?? "chain to \(chain.last?.subject.description ?? "?")", nil, nil, nil)
             case .invalid(let reason)?: add(.ekChain, .failed, expected, reason, nil, nil, nil)
             case nil:
-                add(.ekChain, .failed, expected, e.ekCertificate == nil ? "no EK certificate in the evidence" : "chain not checked (the verifier supplied no EK anchors)", nil, nil, nil)
+                add(
+                    .ekChain, .failed, expected,
+                    e.ekCertificate == nil
+                        ? "no EK certificate in the evidence"
+                        : "chain not checked (the verifier supplied no EK anchors)", nil, nil, nil)
             }
         }
         if let allowed = r.manufacturers {
             let expected = "one of \(allowed.joined(separator: ", "))"
             if let m = e.ekCertificate?.tpmManufacturer {
                 let ascii = manufacturerASCII(m)
-                let ok = allowed.contains { $0.caseInsensitiveCompare(m) == .orderedSame || $0.caseInsensitiveCompare(ascii) == .orderedSame }
+                let ok = allowed.contains {
+                    $0.caseInsensitiveCompare(m) == .orderedSame || $0.caseInsensitiveCompare(ascii) == .orderedSame
+                }
                 if let unbound {
                     add(.manufacturer, .failed, expected, unbound, nil, nil, nil)
                 } else if !chainValid {
-                    add(.manufacturer, .failed, expected, "\(ascii) claimed by an EK certificate that does not chain to a trusted EK CA (identity.ek_ca)", nil, nil, nil)
+                    add(
+                        .manufacturer, .failed, expected,
+                        "\(ascii) claimed by an EK certificate that does not chain to a trusted EK CA (identity.ek_ca)",
+                        nil, nil, nil)
                 } else {
                     add(.manufacturer, ok ? .passed : .failed, expected, "\(m) (\(ascii))", nil, nil, nil)
                 }
             } else {
-                add(.manufacturer, .failed, expected, "unknown (no EK certificate with a TPM manufacturer)", nil, nil, nil)
+                add(
+                    .manufacturer, .failed, expected, "unknown (no EK certificate with a TPM manufacturer)", nil, nil,
+                    nil)
             }
         }
         if let table = r.minFirmwareVersionByManufacturer {
@@ -112,28 +141,43 @@ public enum PolicyEngine {
                 add(rule, .failed, "a minimum per manufacturer", unbound, nil, nil, nil)
             } else if let fw = e.quote?.firmwareVersion, let m = e.ekCertificate?.tpmManufacturer, chainValid {
                 let ascii = manufacturerASCII(m)
-                if let min = table.first(where: { $0.key.caseInsensitiveCompare(m) == .orderedSame || $0.key.caseInsensitiveCompare(ascii) == .orderedSame })?.value {
-                    add(rule, fw >= min ? .passed : .failed, "≥ 0x\(String(min, radix: 16)) for \(ascii)", "0x\(String(fw, radix: 16))", nil, nil, nil)
+                if let min = table.first(where: {
+                    $0.key.caseInsensitiveCompare(m) == .orderedSame
+                        || $0.key.caseInsensitiveCompare(ascii) == .orderedSame
+                })?.value {
+                    add(
+                        rule, fw >= min ? .passed : .failed, "≥ 0x\(String(min, radix: 16)) for \(ascii)",
+                        "0x\(String(fw, radix: 16))", nil, nil, nil)
                 } else {
-                    add(rule, .failed, "a minimum for \(table.keys.sorted().joined(separator: ", "))", "no minimum set for \(ascii) (\(m))", nil, nil, nil)
+                    add(
+                        rule, .failed, "a minimum for \(table.keys.sorted().joined(separator: ", "))",
+                        "no minimum set for \(ascii) (\(m))", nil, nil, nil)
                 }
             } else {
-                add(rule, .failed, "a minimum per manufacturer", "no EK certificate chained to a trusted EK CA naming the manufacturer", nil, nil, nil)
+                add(
+                    rule, .failed, "a minimum per manufacturer",
+                    "no EK certificate chained to a trusted EK CA naming the manufacturer", nil, nil, nil)
             }
         }
         if let min = r.minFirmwareVersion {
             if let unbound {
                 add(.minFirmwareVersion, .failed, "≥ 0x\(String(min, radix: 16))", unbound, nil, nil, nil)
             } else if let fw = e.quote?.firmwareVersion {
-                add(.minFirmwareVersion, fw >= min ? .passed : .failed, "≥ 0x\(String(min, radix: 16))", "0x\(String(fw, radix: 16))", nil, nil, nil)
+                add(
+                    .minFirmwareVersion, fw >= min ? .passed : .failed, "≥ 0x\(String(min, radix: 16))",
+                    "0x\(String(fw, radix: 16))", nil, nil, nil)
             }
         }
         if let algs = r.akAlgorithms {
             if let ak = e.ak {
                 let name = akAlgorithmName(ak.publicArea)
-                add(.akAlgorithm, algs.contains(name) ? .passed : .failed, "one of \(algs.joined(separator: ", "))", name, nil, nil, nil)
+                add(
+                    .akAlgorithm, algs.contains(name) ? .passed : .failed, "one of \(algs.joined(separator: ", "))",
+                    name, nil, nil, nil)
             } else {
-                add(.akAlgorithm, .failed, "one of \(algs.joined(separator: ", "))", "no attestation key (unsigned evidence)", nil, nil, nil)
+                add(
+                    .akAlgorithm, .failed, "one of \(algs.joined(separator: ", "))",
+                    "no attestation key (unsigned evidence)", nil, nil, nil)
             }
         }
     }
@@ -146,14 +190,22 @@ public enum PolicyEngine {
 
     static func manufacturerASCII(_ id: String) -> String {
         guard id.hasPrefix("id:"), let v = UInt32(id.dropFirst(3), radix: 16) else { return id }
-        let bytes = [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)].filter { $0 >= 0x20 && $0 < 0x7F }
+        let bytes = [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)].filter {
+            $0 >= 0x20 && $0 < 0x7F
+        }
         return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
     }
 
     /// The AK's algorithm from its actual key: the RSA modulus's real bit length, not the declared keyBits.
     static func akAlgorithmName(_ p: TPMTPublic) -> String {
         switch p.parameters {
-        case .ecc(let e): switch e.curve { case .nistP256: "ecc-p256"; case .nistP384: "ecc-p384"; case .nistP521: "ecc-p521"; default: "ecc-\(e.curve.rawValue)" }
+        case .ecc(let e):
+            switch e.curve {
+            case .nistP256: "ecc-p256"
+            case .nistP384: "ecc-p384"
+            case .nistP521: "ecc-p521"
+            default: "ecc-\(e.curve.rawValue)"
+            }
         case .rsa(let r): "rsa-\(modulusBits(r.modulus))"
         default: "\(p.type)"
         }
@@ -165,9 +217,14 @@ public enum PolicyEngine {
         if let max = r.maxNonceAgeSeconds {
             if let issued = e.nonceIssuedAt, e.quote != nil {
                 let age = e.checkedAt.timeIntervalSince(issued)
-                add(.nonceAge, age <= Double(max) && age >= -5 ? .passed : .failed, "≤ \(max) s", String(format: "%.1f s", age), nil, nil, nil)
+                add(
+                    .nonceAge, age <= Double(max) && age >= -5 ? .passed : .failed, "≤ \(max) s",
+                    String(format: "%.1f s", age), nil, nil, nil)
             } else {
-                add(.nonceAge, .failed, "≤ \(max) s", e.quote == nil ? "no signed quote" : "the verifier did not say when it issued the nonce", nil, nil, nil)
+                add(
+                    .nonceAge, .failed, "≤ \(max) s",
+                    e.quote == nil ? "no signed quote" : "the verifier did not say when it issued the nonce", nil, nil,
+                    nil)
             }
         }
         if let allow = r.allowReboot {
@@ -178,10 +235,20 @@ public enum PolicyEngine {
             }
             let findings = quote.clockFindings
             let rebooted = findings.contains { if case .rebooted = $0 { true } else { false } }
-            let backwards = findings.contains { if case .countersWentBackwards = $0 { true } else if case .clockWentBackwards = $0 { true } else { false } }
+            let backwards = findings.contains {
+                if case .countersWentBackwards = $0 {
+                    true
+                } else if case .clockWentBackwards = $0 {
+                    true
+                } else {
+                    false
+                }
+            }
             if !quote.comparedWithPrevious {
                 // "No reboot" cannot be shown without the previous quote; "reboots allowed" has nothing to compare.
-                add(.reboot, allow ? .notApplicable : .failed, expected, "no previous accepted quote to compare with (the verifier supplied none)", nil, nil, nil)
+                add(
+                    .reboot, allow ? .notApplicable : .failed, expected,
+                    "no previous accepted quote to compare with (the verifier supplied none)", nil, nil, nil)
             } else if backwards {
                 add(.reboot, .failed, expected, findings.map(\.description).joined(separator: "; "), nil, nil, nil)
             } else if rebooted && !allow {
@@ -199,7 +266,10 @@ public enum PolicyEngine {
             let quoted = e.quotedBanks.contains(bank)
             let needed = !(r.expectations[bank]?.isEmpty ?? true) || needsEvents
             let status: Verdict.Status = quoted ? .passed : (needed ? .failed : .notApplicable)
-            add(.bank(bank), status, "bank \(bank) quoted", quoted ? "quoted" : "not quoted (banks: \(e.quotedBanks.sorted().joined(separator: ", ")))", bank, nil, nil)
+            add(
+                .bank(bank), status, "bank \(bank) quoted",
+                quoted ? "quoted" : "not quoted (banks: \(e.quotedBanks.sorted().joined(separator: ", ")))", bank, nil,
+                nil)
         }
         for (bankName, expectations) in r.expectations.sorted(by: { $0.key < $1.key }) {
             guard let bank = TPMAlgorithmID(name: bankName) else { continue }
@@ -208,24 +278,40 @@ public enum PolicyEngine {
                 let value = e.pcrs[bank, index].map { Hex.encode($0) }
                 switch expectation {
                 case .any:
-                    add(rule, .notApplicable, "any value (deliberately unchecked)", value ?? "not quoted", bankName, index, nil)
+                    add(
+                        rule, .notApplicable, "any value (deliberately unchecked)", value ?? "not quoted", bankName,
+                        index, nil)
                 case .oneOf(let allowed):
                     guard let value else {
                         add(rule, .failed, "one of \(allowed.count) value(s)", "not quoted", bankName, index, nil)
                         continue
                     }
-                    add(rule, allowed.contains(value) ? .passed : .failed,
+                    add(
+                        rule, allowed.contains(value) ? .passed : .failed,
                         allowed.count == 1 ? allowed[0] : "one of \(allowed.count) values", value, bankName, index,
                         allowed.contains(value) ? nil : lastEvent(e, pcr: index))
                 case .replay:
-                    guard let value else { add(rule, .failed, "the event log's replay", "not quoted", bankName, index, nil); continue }
-                    guard let log = e.eventLog else { add(rule, .failed, "the event log's replay", "no event log", bankName, index, nil); continue }
+                    guard let value else {
+                        add(rule, .failed, "the event log's replay", "not quoted", bankName, index, nil)
+                        continue
+                    }
+                    guard let log = e.eventLog else {
+                        add(rule, .failed, "the event log's replay", "no event log", bankName, index, nil)
+                        continue
+                    }
                     if let m = log.mismatches.first(where: { $0.bank == bank && $0.pcr == index }) {
-                        add(rule, .failed, "replay \(Hex.encode(m.replayed))", "\(value): \(m.explanation)", bankName, index, m.eventIndex)
+                        add(
+                            rule, .failed, "replay \(Hex.encode(m.replayed))", "\(value): \(m.explanation)", bankName,
+                            index, m.eventIndex)
                     } else if log.isVerified(bank, index) {
-                        add(rule, .passed, "replay \(log.replay.value(bank, index).map { Hex.encode($0) } ?? "?")", value, bankName, index, nil)
+                        add(
+                            rule, .passed, "replay \(log.replay.value(bank, index).map { Hex.encode($0) } ?? "?")",
+                            value, bankName, index, nil)
                     } else {
-                        let why = log.banksNotInLog.contains(bank) ? "the event log has no \(bankName) digests" : (log.uncomputableBanks[bank] ?? "not verified")
+                        let why =
+                            log.banksNotInLog.contains(bank)
+                            ? "the event log has no \(bankName) digests"
+                            : (log.uncomputableBanks[bank] ?? "not verified")
                         add(rule, .failed, "the event log's replay", why, bankName, index, nil)
                     }
                 }
@@ -247,7 +333,8 @@ public enum PolicyEngine {
         let expected = "every quoted PCR of \(trusted.joined(separator: ", ")) replays from the event log"
         if let m = log.mismatches.first(where: { banks.contains($0.bank) }) {
             add(.eventLogReplay, .failed, expected, m.explanation, m.bank.name, m.pcr, m.eventIndex)
-        } else if let bank = banks.sorted().first(where: { log.banksNotInLog.contains($0) && e.pcrs.banks[$0] != nil }) {
+        } else if let bank = banks.sorted().first(where: { log.banksNotInLog.contains($0) && e.pcrs.banks[$0] != nil })
+        {
             add(.eventLogReplay, .failed, expected, "the event log has no \(bank.name) digests", bank.name, nil, nil)
         } else {
             let count = banks.reduce(0) { $0 + (log.matched[$1]?.count ?? 0) }
@@ -265,28 +352,39 @@ public enum PolicyEngine {
         case refused(actual: String, pcr: Int?, event: Int?)
     }
 
-    static func source(for rule: RuleID, _ e: EvaluationInput, trusted: [TPMAlgorithmID], log: VerifiedEventLog, checkBinding: Bool = true) -> FactSource {
+    static func source(
+        for rule: RuleID, _ e: EvaluationInput, trusted: [TPMAlgorithmID], log: VerifiedEventLog,
+        checkBinding: Bool = true
+    ) -> FactSource {
         let quotedTrusted = trusted.filter { e.pcrs.banks[$0] != nil }
         guard let bank = quotedTrusted.first(where: { b in rule.pcrs.allSatisfy { log.isVerified(b, $0) } }) else {
             let pcr = rule.pcrs.first { p in !quotedTrusted.contains { log.isVerified($0, p) } } ?? rule.pcrs.first
             let mismatch = log.mismatches.first { $0.pcr == pcr && quotedTrusted.contains($0.bank) }
-            let why = mismatch.map { "PCR \($0.pcr) does not replay to the quoted \($0.bank.name) value: \($0.explanation)" }
+            let why =
+                mismatch.map { "PCR \($0.pcr) does not replay to the quoted \($0.bank.name) value: \($0.explanation)" }
                 ?? "PCR \(pcr.map(String.init) ?? "?") is not quoted and verified in a trusted bank (\(trusted.map(\.name).joined(separator: ", ")))"
             return .refused(actual: why, pcr: pcr, event: mismatch?.eventIndex)
         }
         for other in quotedTrusted where other != bank {
             if let p = rule.pcrs.first(where: { !log.isVerified(other, $0) }) {
-                return .refused(actual: "the \(bank.name) and \(other.name) banks disagree: PCR \(p) replays in \(bank.name) but not in \(other.name)", pcr: p,
-                                event: log.mismatches.first { $0.pcr == p && $0.bank == other }?.eventIndex)
+                return .refused(
+                    actual:
+                        "the \(bank.name) and \(other.name) banks disagree: PCR \(p) replays in \(bank.name) but not in \(other.name)",
+                    pcr: p,
+                    event: log.mismatches.first { $0.pcr == p && $0.bank == other }?.eventIndex)
             }
         }
         let types = dataTypes(of: rule)
-        if checkBinding, let bad = log.unboundEvents.first(where: { e in
-            guard rule.pcrs.contains(e.event.pcr ?? -1), case .unbound = e.binding else { return false }
-            return types.map { $0.contains(e.event.type) } ?? true
-        }) {
-            return .refused(actual: "event \(bad.event.index) (\(bad.event.type)) in PCR \(bad.event.pcr ?? -1): its \(bad.binding) — the event data was edited",
-                            pcr: bad.event.pcr, event: bad.event.index)
+        if checkBinding,
+            let bad = log.unboundEvents.first(where: { e in
+                guard rule.pcrs.contains(e.event.pcr ?? -1), case .unbound = e.binding else { return false }
+                return types.map { $0.contains(e.event.type) } ?? true
+            })
+        {
+            return .refused(
+                actual:
+                    "event \(bad.event.index) (\(bad.event.type)) in PCR \(bad.event.pcr ?? -1): its \(bad.binding) — the event data was edited",
+                pcr: bad.event.pcr, event: bad.event.index)
         }
         return .facts(e.facts[bank] ?? BootFacts(log, bank: bank), bank: bank)
     }
@@ -307,27 +405,36 @@ public enum PolicyEngine {
         }
     }
 
-    static func boot(_ r: AttestationPolicy.BootRules, _ e: EvaluationInput, trusted trustedNames: [String], _ add: Add) {
+    static func boot(_ r: AttestationPolicy.BootRules, _ e: EvaluationInput, trusted trustedNames: [String], _ add: Add)
+    {
         let trusted = trustedNames.compactMap(TPMAlgorithmID.init(name:))
         guard let log = e.eventLog else {
-            for rule in ruleIDs(boot: r) { add(rule, .failed, "facts from a verified event log", "no event log in the evidence", nil, nil, nil) }
+            for rule in ruleIDs(boot: r) {
+                add(rule, .failed, "facts from a verified event log", "no event log in the evidence", nil, nil, nil)
+            }
             return
         }
         func facts(_ rule: RuleID, checkBinding: Bool = true) -> (BootFacts, TPMAlgorithmID)? {
             switch source(for: rule, e, trusted: trusted, log: log, checkBinding: checkBinding) {
             case .facts(let f, let bank): return (f, bank)
             case .refused(let actual, let pcr, let event):
-                add(rule, .failed, "facts from events of PCR(s) \(rule.pcrs.map(String.init).joined(separator: ", ")) verified by the quote", actual, nil, pcr, event)
+                add(
+                    rule, .failed,
+                    "facts from events of PCR(s) \(rule.pcrs.map(String.init).joined(separator: ", ")) verified by the quote",
+                    actual, nil, pcr, event)
                 return nil
             }
         }
         if let sb = r.secureBoot, let (f, _) = facts(.secureBoot) {
             let expected = sb ? "enabled" : "disabled"
             switch f.secureBoot {
-            case .some(let on): add(.secureBoot, on == sb ? .passed : .failed, expected, on ? "enabled" : "disabled", nil, 7, nil)
+            case .some(let on):
+                add(.secureBoot, on == sb ? .passed : .failed, expected, on ? "enabled" : "disabled", nil, 7, nil)
             case .none:
                 // Not measured at all (e.g. legacy BIOS): required fails; forbidden holds vacuously.
-                add(.secureBoot, sb ? .failed : .notApplicable, expected, "SecureBoot variable not measured", nil, 7, nil)
+                add(
+                    .secureBoot, sb ? .failed : .notApplicable, expected, "SecureBoot variable not measured", nil, 7,
+                    nil)
             }
         }
         for (name, rule, id) in [("PK", r.pk, RuleID.pk), ("KEK", r.kek, RuleID.kek), ("db", r.db, RuleID.db)] {
@@ -335,18 +442,28 @@ public enum PolicyEngine {
             guard let entries = f.signatureDatabases[name] else {
                 // Without Secure Boot enabled and with the database unmeasured there is nothing to check
                 // (boot.secure_boot decides whether that is acceptable).
-                add(id, f.secureBoot != true ? .notApplicable : .failed, "\(name) measured", "\(name) not measured in PCR 7", nil, 7, nil)
+                add(
+                    id, f.secureBoot != true ? .notApplicable : .failed, "\(name) measured",
+                    "\(name) not measured in PCR 7", nil, 7, nil)
                 continue
             }
             let present = Set(entries.map(entryID))
             if let must = rule.contains {
                 let missing = must.filter { !present.contains($0) }
-                add(id, missing.isEmpty ? .passed : .failed, "contains \(must.count) certificate(s)",
-                    missing.isEmpty ? "all present (\(present.count) entries)" : "missing \(missing.map { String($0.prefix(16)) }.joined(separator: ", "))…", nil, 7, nil)
+                add(
+                    id, missing.isEmpty ? .passed : .failed, "contains \(must.count) certificate(s)",
+                    missing.isEmpty
+                        ? "all present (\(present.count) entries)"
+                        : "missing \(missing.map { String($0.prefix(16)) }.joined(separator: ", "))…", nil, 7, nil)
             }
             if let exact = rule.equals {
                 let ok = present == Set(exact)
-                add(id, ok ? .passed : .failed, "exactly \(exact.count) entr\(exact.count == 1 ? "y" : "ies")", ok ? "equal" : "\(present.count) entries, \(present.subtracting(exact).count) unexpected, \(Set(exact).subtracting(present).count) missing", nil, 7, nil)
+                add(
+                    id, ok ? .passed : .failed, "exactly \(exact.count) entr\(exact.count == 1 ? "y" : "ies")",
+                    ok
+                        ? "equal"
+                        : "\(present.count) entries, \(present.subtracting(exact).count) unexpected, \(Set(exact).subtracting(present).count) missing",
+                    nil, 7, nil)
             }
         }
         if let dbx = r.dbx {
@@ -354,16 +471,24 @@ public enum PolicyEngine {
             for id in ids {
                 guard let (f, _) = facts(id) else { continue }
                 guard let entries = f.signatureDatabases["dbx"] else {
-                    add(id, f.secureBoot != true ? .notApplicable : .failed, "dbx measured", "dbx not measured in PCR 7", nil, 7, nil)
+                    add(
+                        id, f.secureBoot != true ? .notApplicable : .failed, "dbx measured",
+                        "dbx not measured in PCR 7", nil, 7, nil)
                     continue
                 }
                 if id == .dbx, let must = dbx.contains {
                     let present = Set(entries.map(entryID))
                     let missing = must.filter { !present.contains($0) }
-                    add(id, missing.isEmpty ? .passed : .failed, "revokes \(must.count) hash(es)", missing.isEmpty ? "all revoked" : "\(missing.count) not revoked, e.g. \(missing[0].prefix(16))…", nil, 7, nil)
+                    add(
+                        id, missing.isEmpty ? .passed : .failed, "revokes \(must.count) hash(es)",
+                        missing.isEmpty
+                            ? "all revoked" : "\(missing.count) not revoked, e.g. \(missing[0].prefix(16))…", nil, 7,
+                        nil)
                 }
                 if id == .dbxMinEntries, let min = dbx.minEntries {
-                    add(id, entries.count >= min ? .passed : .failed, "≥ \(min) entries", "\(entries.count) entries", nil, 7, nil)
+                    add(
+                        id, entries.count >= min ? .passed : .failed, "≥ \(min) entries", "\(entries.count) entries",
+                        nil, 7, nil)
                 }
             }
         }
@@ -373,7 +498,9 @@ public enum PolicyEngine {
         if let k = r.kernelCommandLine, let (f, _) = facts(.kernelCommandLine) {
             let lines = f.kernelCommandLines
             if lines.isEmpty || f.kernelArguments.isEmpty {
-                add(.kernelCommandLine, k.required == nil ? .notApplicable : .failed, "a measured kernel command line", "none measured", nil, nil, nil)
+                add(
+                    .kernelCommandLine, k.required == nil ? .notApplicable : .failed, "a measured kernel command line",
+                    "none measured", nil, nil, nil)
             } else {
                 let parsed = f.kernelArguments
                 var problems: [String] = []
@@ -381,14 +508,21 @@ public enum PolicyEngine {
                 let forbidden = (k.forbidden ?? []).map { ($0, KernelCommandLine.Argument(entry: $0)) }
                 // Each measured command line must hold on its own (a later one does not excuse an earlier one).
                 for line in parsed {
-                    for (text, req) in required where !line.contains(req, anyValue: false) { problems.append("missing \(text)") }
-                    for (text, bad) in forbidden where line.contains(bad, anyValue: true) { problems.append("forbidden \(text) present") }
+                    for (text, req) in required where !line.contains(req, anyValue: false) {
+                        problems.append("missing \(text)")
+                    }
+                    for (text, bad) in forbidden where line.contains(bad, anyValue: true) {
+                        problems.append("forbidden \(text) present")
+                    }
                     if let patterns = k.allowedPatterns {
-                        for a in line.arguments where !patterns.contains(where: { globMatch($0, a.text) }) { problems.append("\(a.text) not allowed") }
+                        for a in line.arguments where !patterns.contains(where: { globMatch($0, a.text) }) {
+                            problems.append("\(a.text) not allowed")
+                        }
                     }
                 }
                 let unique = problems.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-                add(.kernelCommandLine, unique.isEmpty ? .passed : .failed, "required/forbidden/allowed arguments",
+                add(
+                    .kernelCommandLine, unique.isEmpty ? .passed : .failed, "required/forbidden/allowed arguments",
                     unique.isEmpty ? lines.last ?? "" : unique.joined(separator: "; "), nil, nil, nil)
             }
         }
@@ -398,29 +532,48 @@ public enum PolicyEngine {
             guard let (f, _) = facts(rule) else { continue }
             switch kind {
             case .errorSeparators:
-                if let s = f.separators.first(where: \.isError) { add(rule, .failed, "no error separator", "error separator", nil, s.pcr, s.eventIndex) }
-                else if f.separators.isEmpty { add(rule, .notApplicable, "no error separator", "no separator measured", nil, nil, nil) }
-                else if let pcr = f.pcrsWithoutSeparator.first {
-                    add(rule, .failed, "a separator in every measured PCR 0–7", "PCR \(pcr) has events but no separator (a separator retyped to hide an error?)", nil, pcr, nil)
+                if let s = f.separators.first(where: \.isError) {
+                    add(rule, .failed, "no error separator", "error separator", nil, s.pcr, s.eventIndex)
+                } else if f.separators.isEmpty {
+                    add(rule, .notApplicable, "no error separator", "no separator measured", nil, nil, nil)
+                } else if let pcr = f.pcrsWithoutSeparator.first {
+                    add(
+                        rule, .failed, "a separator in every measured PCR 0–7",
+                        "PCR \(pcr) has events but no separator (a separator retyped to hide an error?)", nil, pcr, nil)
+                } else {
+                    add(rule, .passed, "no error separator", "\(f.separators.count) normal separator(s)", nil, nil, nil)
                 }
-                else { add(rule, .passed, "no error separator", "\(f.separators.count) normal separator(s)", nil, nil, nil) }
             case .uefiDebugMode, .debugger:
-                if let m = f.debugMarkers.first { add(rule, .failed, "no debug marker", m, nil, 7, nil) }
-                else if !f.measuredPCRs.contains(7) { add(rule, .notApplicable, "no debug marker", "PCR 7 not measured", nil, 7, nil) }
-                else { add(rule, .passed, "no debug marker", "none", nil, nil, nil) }
+                if let m = f.debugMarkers.first {
+                    add(rule, .failed, "no debug marker", m, nil, 7, nil)
+                } else if !f.measuredPCRs.contains(7) {
+                    add(rule, .notApplicable, "no debug marker", "PCR 7 not measured", nil, 7, nil)
+                } else {
+                    add(rule, .passed, "no debug marker", "none", nil, nil, nil)
+                }
             case .eventsAfterExitBootServices:
-                if let i = f.eventsAfterExitBootServices.first { add(rule, .failed, "no event after ExitBootServices (in PCR 5's order)", "event \(i)", nil, 5, i) }
-                else if !f.exitBootServicesMeasured { add(rule, .notApplicable, "no event after ExitBootServices", "ExitBootServices not measured", nil, 5, nil) }
-                else { add(rule, .passed, "no event after ExitBootServices (in PCR 5's order)", "none", nil, nil, nil) }
+                if let i = f.eventsAfterExitBootServices.first {
+                    add(rule, .failed, "no event after ExitBootServices (in PCR 5's order)", "event \(i)", nil, 5, i)
+                } else if !f.exitBootServicesMeasured {
+                    add(
+                        rule, .notApplicable, "no event after ExitBootServices", "ExitBootServices not measured", nil,
+                        5, nil)
+                } else {
+                    add(rule, .passed, "no event after ExitBootServices (in PCR 5's order)", "none", nil, nil, nil)
+                }
             }
         }
         if let versions = r.sCRTMVersions, let (f, _) = facts(.sCRTMVersions) {
             if f.sCRTMVersions.isEmpty {
                 // The policy names versions: a firmware that measured none (or an event retyped away) is not one of them.
-                add(.sCRTMVersions, .failed, "one of \(versions.count) version(s)", "no S-CRTM version measured in PCR 0", nil, 0, nil)
+                add(
+                    .sCRTMVersions, .failed, "one of \(versions.count) version(s)",
+                    "no S-CRTM version measured in PCR 0", nil, 0, nil)
             } else {
                 let bad = f.sCRTMVersions.first { !versions.contains($0) }
-                add(.sCRTMVersions, bad == nil ? .passed : .failed, "one of \(versions.joined(separator: ", "))", bad ?? f.sCRTMVersions.joined(separator: ", "), nil, 0, nil)
+                add(
+                    .sCRTMVersions, bad == nil ? .passed : .failed, "one of \(versions.joined(separator: ", "))",
+                    bad ?? f.sCRTMVersions.joined(separator: ", "), nil, 0, nil)
             }
         }
     }
@@ -428,12 +581,17 @@ public enum PolicyEngine {
     /// Boot applications are judged by digest (the Authenticode hash the firmware measured), in the trusted
     /// bank whose digest size matches the allow-list's entries; every PCR 4 measurement counts, whatever type
     /// it claims. Event data is only a description here, so it needs no binding.
-    static func bootApplications(_ apps: AttestationPolicy.BootApplicationsRule, _ e: EvaluationInput, trusted: [TPMAlgorithmID],
-                                 log: VerifiedEventLog, _ add: Add) {
+    static func bootApplications(
+        _ apps: AttestationPolicy.BootApplicationsRule, _ e: EvaluationInput, trusted: [TPMAlgorithmID],
+        log: VerifiedEventLog, _ add: Add
+    ) {
         let rule = RuleID.bootApplications
         let size = (apps.allowed.first?.count ?? 64) / 2
         guard let bank = trusted.first(where: { $0.digestSize == size }) else {
-            add(rule, .failed, "allowed digests of \(size * 8) bits", "no trusted bank has \(size)-byte digests (trusted: \(trusted.map(\.name).joined(separator: ", ")))", nil, 4, nil)
+            add(
+                rule, .failed, "allowed digests of \(size * 8) bits",
+                "no trusted bank has \(size)-byte digests (trusted: \(trusted.map(\.name).joined(separator: ", ")))",
+                nil, 4, nil)
             return
         }
         var order = [bank]
@@ -445,7 +603,9 @@ public enum PolicyEngine {
             return
         case .facts(let facts, let used):
             guard used == bank else {
-                add(rule, .failed, "boot applications from PCR 4 verified in \(bank.name)", "PCR 4 is not verified in \(bank.name)", bank.name, 4, nil)
+                add(
+                    rule, .failed, "boot applications from PCR 4 verified in \(bank.name)",
+                    "PCR 4 is not verified in \(bank.name)", bank.name, 4, nil)
                 return
             }
             f = facts
@@ -458,14 +618,22 @@ public enum PolicyEngine {
             let firstDiff = zip(digests, apps.allowed).enumerated().first { $0.element.0 != $0.element.1 }?.offset
             let ok = digests == apps.allowed
             let at = firstDiff ?? min(digests.count, apps.allowed.count)
-            add(rule, ok ? .passed : .failed, "exactly \(apps.allowed.count) application(s) in order",
-                ok ? "\(digests.count) in order" : "application \(at + 1) differs (\(at < measured.count ? measured[at].devicePath : "missing"))",
+            add(
+                rule, ok ? .passed : .failed, "exactly \(apps.allowed.count) application(s) in order",
+                ok
+                    ? "\(digests.count) in order"
+                    : "application \(at + 1) differs (\(at < measured.count ? measured[at].devicePath : "missing"))",
                 bank.name, 4, ok ? nil : (at < measured.count ? measured[at].eventIndex : nil))
         } else {
             if let bad = measured.first(where: { !apps.allows($0.digest ?? "") }) {
-                add(rule, .failed, "only allowed digests", "\(bad.devicePath) (\(bad.claimedType)) \(bank.name) \(bad.digest ?? "(none)")", bank.name, bad.pcr, bad.eventIndex)
+                add(
+                    rule, .failed, "only allowed digests",
+                    "\(bad.devicePath) (\(bad.claimedType)) \(bank.name) \(bad.digest ?? "(none)")", bank.name, bad.pcr,
+                    bad.eventIndex)
             } else {
-                add(rule, .passed, "only allowed digests", "\(measured.count) allowed application(s)", bank.name, 4, nil)
+                add(
+                    rule, .passed, "only allowed digests", "\(measured.count) allowed application(s)", bank.name, 4, nil
+                )
             }
         }
     }
@@ -503,7 +671,9 @@ public enum PolicyEngine {
             if r.requireEKCertificate != nil { ids.append(.ekCertificate) }
             if r.ekCA != nil { ids.append(.ekChain) }
             if r.manufacturers != nil { ids.append(.manufacturer) }
-            if r.minFirmwareVersion != nil || r.minFirmwareVersionByManufacturer != nil { ids.append(.minFirmwareVersion) }
+            if r.minFirmwareVersion != nil || r.minFirmwareVersionByManufacturer != nil {
+                ids.append(.minFirmwareVersion)
+            }
             if r.akAlgorithms != nil { ids.append(.akAlgorithm) }
         }
         if let f = p.freshness {

@@ -71,7 +71,9 @@ public struct RuleID: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// `pcrs.<bank>.<index>`: a PCR value expectation.
     public static func pcr(_ bank: String, _ index: Int) -> RuleID { RuleID(.pcrs, "\(bank).\(index)", pcrs: [index]) }
     /// `boot.forbid.<what>`.
-    public static func forbid(_ what: ForbiddenEvent) -> RuleID { RuleID(.boot, "forbid.\(what.rawValue)", pcrs: what.pcrs) }
+    public static func forbid(_ what: ForbiddenEvent) -> RuleID {
+        RuleID(.boot, "forbid.\(what.rawValue)", pcrs: what.pcrs)
+    }
 
     /// Events a policy can forbid (`boot.forbid`).
     public enum ForbiddenEvent: String, Sendable, CaseIterable {

@@ -32,7 +32,10 @@ public struct Verdict: Codable, Hashable, Sendable {
         public let event: Int?
 
         /// Builds a result (the engine and tests).
-        public init(rule: String, status: Status, enforced: Bool, expected: String, actual: String, bank: String? = nil, pcr: Int? = nil, event: Int? = nil) {
+        public init(
+            rule: String, status: Status, enforced: Bool, expected: String, actual: String, bank: String? = nil,
+            pcr: Int? = nil, event: Int? = nil
+        ) {
             self.rule = rule
             self.status = status
             self.enforced = enforced
@@ -45,7 +48,8 @@ public struct Verdict: Codable, Hashable, Sendable {
 
         /// One line for people: "FAIL boot.secure_boot: expected enabled, found disabled (PCR 7, event 3)".
         public var line: String {
-            let where_ = [pcr.map { "\(bank.map { "\($0) " } ?? "")PCR \($0)" }, event.map { "event \($0)" }].compactMap { $0 }.joined(separator: ", ")
+            let where_ = [pcr.map { "\(bank.map { "\($0) " } ?? "")PCR \($0)" }, event.map { "event \($0)" }].compactMap
+            { $0 }.joined(separator: ", ")
             let tag = status == .failed ? (enforced ? "FAIL" : "WARN") : status == .passed ? "pass" : "n/a "
             return "\(tag) \(rule): expected \(expected), found \(actual)" + (where_.isEmpty ? "" : " (\(where_))")
         }
@@ -68,7 +72,8 @@ public struct Verdict: Codable, Hashable, Sendable {
     public var warnings: [RuleResult] { results.filter { $0.status == .failed && !$0.enforced } }
 
     enum CodingKeys: String, CodingKey {
-        case pass, policyID = "policy_id", policyVersion = "policy_version", unsignedEvidence = "unsigned_evidence", results
+        case pass, policyID = "policy_id", policyVersion = "policy_version", unsignedEvidence = "unsigned_evidence",
+            results
     }
 }
 
@@ -99,10 +104,15 @@ public struct EARAppraisal: Codable, Hashable, Sendable {
             "instance-identity": tier(["identity.ek", "identity.ak"]),
             "hardware": tier(["identity.manufacturer", "identity.min_firmware"]),
             "executables": tier(["boot.boot_applications", "pcrs."]),
-            "configuration": tier(["boot.secure_boot", "boot.pk", "boot.kek", "boot.db", "boot.dbx", "boot.kernel_cmdline", "boot.forbid", "boot.scrtm"]),
+            "configuration": tier([
+                "boot.secure_boot", "boot.pk", "boot.kek", "boot.db", "boot.dbx", "boot.kernel_cmdline", "boot.forbid",
+                "boot.scrtm",
+            ]),
             "sourced-data": tier(["freshness."]),
         ]
-        status = !verdict.pass ? "contraindicated" : (verdict.warnings.isEmpty && !verdict.unsignedEvidence ? "affirming" : "warning")
+        status =
+            !verdict.pass
+            ? "contraindicated" : (verdict.warnings.isEmpty && !verdict.unsignedEvidence ? "affirming" : "warning")
         policyID = "\(verdict.policyID)@\(verdict.policyVersion)"
     }
 }

@@ -5,59 +5,116 @@ public enum PolicyExplainer {
     /// rule id → sentence.
     public static func sentences(_ p: AttestationPolicy) -> [(rule: String, text: String)] {
         var out: [(String, String)] = []
-        func add(_ r: String, _ t: String) { out.append((r, t + (p.warnOnly.contains(r) ? " (warning only: reported, not enforced)" : ""))) }
+        func add(_ r: String, _ t: String) {
+            out.append((r, t + (p.warnOnly.contains(r) ? " (warning only: reported, not enforced)" : "")))
+        }
         if p.acceptAny { add("accept", "ACCEPTS ANY DEVICE without checking anything (accept: any)") }
         if let i = p.identity {
-            if let r = i.requireEKCertificate { add("identity.ek_certificate", r ? "The device must present its TPM's endorsement-key certificate." : "An EK certificate is optional.") }
-            if let ca = i.ekCA { add("identity.ek_chain", "The EK certificate must chain to a CA in \(ca).") }
-            if let m = i.manufacturers { add("identity.manufacturer", "The TPM must be made by \(m.joined(separator: " or ")).") }
-            if let f = i.minFirmwareVersion { add("identity.min_firmware_version", "The TPM firmware version must be at least 0x\(String(f, radix: 16)).") }
-            if let t = i.minFirmwareVersionByManufacturer {
-                add("identity.min_firmware_version", "The TPM firmware version must be at least " + t.sorted { $0.key < $1.key }.map { "0x\(String($0.value, radix: 16)) on \($0.key)" }.joined(separator: ", ") + ".")
+            if let r = i.requireEKCertificate {
+                add(
+                    "identity.ek_certificate",
+                    r
+                        ? "The device must present its TPM's endorsement-key certificate."
+                        : "An EK certificate is optional.")
             }
-            if let a = i.akAlgorithms { add("identity.ak_algorithm", "The attestation key must be \(a.joined(separator: " or ")).") }
+            if let ca = i.ekCA { add("identity.ek_chain", "The EK certificate must chain to a CA in \(ca).") }
+            if let m = i.manufacturers {
+                add("identity.manufacturer", "The TPM must be made by \(m.joined(separator: " or ")).")
+            }
+            if let f = i.minFirmwareVersion {
+                add(
+                    "identity.min_firmware_version",
+                    "The TPM firmware version must be at least 0x\(String(f, radix: 16)).")
+            }
+            if let t = i.minFirmwareVersionByManufacturer {
+                add(
+                    "identity.min_firmware_version",
+                    "The TPM firmware version must be at least "
+                        + t.sorted { $0.key < $1.key }.map { "0x\(String($0.value, radix: 16)) on \($0.key)" }.joined(
+                            separator: ", ") + ".")
+            }
+            if let a = i.akAlgorithms {
+                add("identity.ak_algorithm", "The attestation key must be \(a.joined(separator: " or ")).")
+            }
         }
         if let f = p.freshness {
-            if let n = f.maxNonceAgeSeconds { add("freshness.nonce_age", "The quote must answer a nonce issued at most \(n) seconds earlier.") }
-            if let r = f.allowReboot { add("freshness.reboot", r ? "Reboots between attestations are allowed." : "The device must not have rebooted since its previous attestation.") }
+            if let n = f.maxNonceAgeSeconds {
+                add("freshness.nonce_age", "The quote must answer a nonce issued at most \(n) seconds earlier.")
+            }
+            if let r = f.allowReboot {
+                add(
+                    "freshness.reboot",
+                    r
+                        ? "Reboots between attestations are allowed."
+                        : "The device must not have rebooted since its previous attestation.")
+            }
         }
         if let pcrs = p.pcrs {
-            for b in pcrs.trustedBanks { add("pcrs.banks.\(b)", "The \(b) PCR bank must be quoted; only its values and events are trusted.") }
+            for b in pcrs.trustedBanks {
+                add("pcrs.banks.\(b)", "The \(b) PCR bank must be quoted; only its values and events are trusted.")
+            }
             for (bank, e) in pcrs.expectations.sorted(by: { $0.key < $1.key }) {
                 for (i, x) in e.sorted(by: { $0.key < $1.key }) {
                     switch x {
                     case .any: add("pcrs.\(bank).\(i)", "\(bank) PCR \(i) may hold any value.")
                     case .replay: add("pcrs.\(bank).\(i)", "\(bank) PCR \(i) must equal the replay of the event log.")
-                    case .oneOf(let v): add("pcrs.\(bank).\(i)", "\(bank) PCR \(i) must be " + (v.count == 1 ? v[0] : "one of \(v.count) values: \(v.joined(separator: ", "))") + ".")
+                    case .oneOf(let v):
+                        add(
+                            "pcrs.\(bank).\(i)",
+                            "\(bank) PCR \(i) must be "
+                                + (v.count == 1 ? v[0] : "one of \(v.count) values: \(v.joined(separator: ", "))") + "."
+                        )
                     }
                 }
             }
         }
         if p.pcrs != nil || p.boot != nil {
-            add(RuleID.eventLogReplay.description, "When an event log comes with the quote, every quoted PCR of the trusted banks that the log covers must replay from it (a PCR cannot be hidden by leaving its events out).")
+            add(
+                RuleID.eventLogReplay.description,
+                "When an event log comes with the quote, every quoted PCR of the trusted banks that the log covers must replay from it (a PCR cannot be hidden by leaving its events out)."
+            )
         }
         if let b = p.boot {
-            if let s = b.secureBoot { add("boot.secure_boot", s ? "Secure Boot must be enabled." : "Secure Boot must be disabled.") }
+            if let s = b.secureBoot {
+                add("boot.secure_boot", s ? "Secure Boot must be enabled." : "Secure Boot must be disabled.")
+            }
             for (name, r) in [("pk", b.pk), ("kek", b.kek), ("db", b.db)] {
                 guard let r else { continue }
-                if let c = r.contains { add("boot.\(name)", "\(name.uppercased()) must contain the certificates \(c.joined(separator: ", ")).") }
-                if let e = r.equals { add("boot.\(name)", "\(name.uppercased()) must be exactly \(e.joined(separator: ", ")).") }
+                if let c = r.contains {
+                    add(
+                        "boot.\(name)",
+                        "\(name.uppercased()) must contain the certificates \(c.joined(separator: ", ")).")
+                }
+                if let e = r.equals {
+                    add("boot.\(name)", "\(name.uppercased()) must be exactly \(e.joined(separator: ", ")).")
+                }
             }
             if let c = b.dbx?.contains { add("boot.dbx", "dbx must revoke \(c.joined(separator: ", ")).") }
             if let n = b.dbx?.minEntries { add("boot.dbx.min_entries", "dbx must have at least \(n) entries.") }
             if let a = b.bootApplications {
-                add("boot.boot_applications", a.ordered ? "The boot applications must be exactly, in order: \(a.allowed.joined(separator: ", "))."
-                    : "Every boot application must be one of: \(a.allowed.joined(separator: ", ")).")
+                add(
+                    "boot.boot_applications",
+                    a.ordered
+                        ? "The boot applications must be exactly, in order: \(a.allowed.joined(separator: ", "))."
+                        : "Every boot application must be one of: \(a.allowed.joined(separator: ", ")).")
             }
             if let k = b.kernelCommandLine {
                 var parts: [String] = []
                 if let r = k.required { parts.append("must include \(r.joined(separator: " "))") }
                 if let f = k.forbidden { parts.append("must not include \(f.joined(separator: " "))") }
-                if let a = k.allowedPatterns { parts.append("may only contain arguments matching \(a.joined(separator: " "))") }
+                if let a = k.allowedPatterns {
+                    parts.append("may only contain arguments matching \(a.joined(separator: " "))")
+                }
                 add("boot.kernel_cmdline", "The kernel command line " + parts.joined(separator: "; ") + ".")
             }
-            for f in b.forbid ?? [] { add("boot.forbid.\(f)", "The boot must not show \(f.replacingOccurrences(of: "_", with: " ")).") }
-            if let v = b.sCRTMVersions { add("boot.scrtm_versions", "The firmware (S-CRTM) version must be one of: \(v.joined(separator: ", ")).") }
+            for f in b.forbid ?? [] {
+                add("boot.forbid.\(f)", "The boot must not show \(f.replacingOccurrences(of: "_", with: " ")).")
+            }
+            if let v = b.sCRTMVersions {
+                add(
+                    "boot.scrtm_versions", "The firmware (S-CRTM) version must be one of: \(v.joined(separator: ", "))."
+                )
+            }
         }
         return out
     }
@@ -75,8 +132,10 @@ public enum PolicyDiff {
     /// One line per rule that differs: "+" a new rule, "-" a removed one, "~" a changed one, followed by the
     /// values an allow-list now accepts or refuses.
     public static func lines(old: AttestationPolicy, new: AttestationPolicy) -> [String] {
-        let a = Dictionary(PolicyExplainer.sentences(old).map { ($0.rule, $0.text) }, uniquingKeysWith: { x, y in x + " " + y })
-        let b = Dictionary(PolicyExplainer.sentences(new).map { ($0.rule, $0.text) }, uniquingKeysWith: { x, y in x + " " + y })
+        let a = Dictionary(
+            PolicyExplainer.sentences(old).map { ($0.rule, $0.text) }, uniquingKeysWith: { x, y in x + " " + y })
+        let b = Dictionary(
+            PolicyExplainer.sentences(new).map { ($0.rule, $0.text) }, uniquingKeysWith: { x, y in x + " " + y })
         var out: [String] = []
         for rule in Set(a.keys).union(b.keys).sorted() {
             switch (a[rule], b[rule]) {
@@ -95,11 +154,16 @@ public enum PolicyDiff {
     static func valueChanges(_ rule: String, _ old: AttestationPolicy, _ new: AttestationPolicy) -> [String] {
         func values(_ p: AttestationPolicy) -> Set<String>? {
             let parts = rule.split(separator: ".")
-            if parts.count == 3, parts[0] == "pcrs", let i = Int(parts[2]), case .oneOf(let v)? = p.pcrs?.expectations[String(parts[1])]?[i] { return Set(v) }
+            if parts.count == 3, parts[0] == "pcrs", let i = Int(parts[2]),
+                case .oneOf(let v)? = p.pcrs?.expectations[String(parts[1])]?[i]
+            {
+                return Set(v)
+            }
             if rule == "boot.boot_applications" { return p.boot?.bootApplications.map { Set($0.allowed) } }
             return nil
         }
         guard let o = values(old), let n = values(new) else { return [] }
-        return n.subtracting(o).sorted().map { "    now accepts \($0)" } + o.subtracting(n).sorted().map { "    now refuses \($0)" }
+        return n.subtracting(o).sorted().map { "    now accepts \($0)" }
+            + o.subtracting(n).sorted().map { "    now refuses \($0)" }
     }
 }
