@@ -52,6 +52,14 @@ import X509
         #expect(error?.reason.contains("fixedtpm") == true, "\(String(describing: error))")
     }
 
+    @Test func earInstanceIdentityIsAffirmingOnlyWithABinding() async throws {
+        let yaml = "identity:\n  ak_algorithms: [rsa-2048]\n"
+        let unbound = EARAppraisal(try Self.verdict(yaml, await RuleTests.signed()))
+        #expect(unbound.trustVector["instance-identity"] == 0, "\(unbound)")
+        let bound = EARAppraisal(try Self.verdict(yaml, await RuleTests.signed(bound: true)))
+        #expect(bound.trustVector["instance-identity"] == 2, "\(bound)")
+    }
+
     @Test func anAKOtherThanTheBoundOneIsRefused() async throws {
         let stm = try RuleTests.ek("stm-rsa-ek-ca05-ffpadded.der")
         let other = AKBinding(

@@ -47,7 +47,7 @@ public enum PolicyEngine {
         let pass = !results.contains { $0.status == .failed && $0.enforced }
         return Verdict(
             pass: pass, policyID: policy.id, policyVersion: policy.version, unsignedEvidence: evidence.unsigned,
-            results: results)
+            akBoundToEK: evidence.akBinding?.isBound ?? false, results: results)
     }
 
     /// The PCRs a verifier must require the quote to cover for `policy`: every PCR with a value expectation and

@@ -63,6 +63,9 @@ public struct Verdict: Codable, Hashable, Sendable {
     public let policyVersion: Int
     /// True when the evidence was not signed (authoring from a bare event log).
     public let unsignedEvidence: Bool
+    /// True when the verifier supplied a credential-activation binding of the AK to the EK (EAR instance
+    /// identity is affirming only then).
+    public let akBoundToEK: Bool
     /// Every rule's result, in evaluation order.
     public let results: [RuleResult]
 
@@ -73,7 +76,7 @@ public struct Verdict: Codable, Hashable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case pass, policyID = "policy_id", policyVersion = "policy_version", unsignedEvidence = "unsigned_evidence",
-            results
+            akBoundToEK = "ak_bound_to_ek", results
     }
 }
 
@@ -93,22 +96,31 @@ public struct EARAppraisal: Codable, Hashable, Sendable {
     /// Maps a verdict to an appraisal: per claim, 96 if an enforced rule failed, 32 for a warning or unsigned evidence,
     /// 2 if all passed, 0 if no rule judged it.
     public init(_ verdict: Verdict) {
-        func tier(_ prefixes: [String]) -> Int {
-            let relevant = verdict.results.filter { r in prefixes.contains { r.rule.hasPrefix($0) } }
+        func tier(_ rules: [RuleID], sections: [RuleID.Section] = [], excluding: (String) -> Bool = { _ in false })
+            -> Int
+        {
+            let ids = Set(rules.map(\.description))
+            let relevant = verdict.results.filter { r in
+                (ids.contains(r.rule) || ids.contains { r.rule.hasPrefix($0 + ".") }
+                    || sections.contains { r.rule.hasPrefix($0.rawValue + ".") }) && !excluding(r.rule)
+            }
             if relevant.isEmpty { return 0 }
             if relevant.contains(where: { $0.status == .failed && $0.enforced }) { return 96 }
             if relevant.contains(where: { $0.status == .failed }) || verdict.unsignedEvidence { return 32 }
             return 2
         }
+        // Instance identity is affirmed only when credential activation bound the AK to the EK: without it, nothing
+        // says which TPM signed (no claim, or contraindicated when an enforced identity rule failed).
+        let identity = tier([.ekCertificate, .ekChain, .akAlgorithm])
         trustVector = [
-            "instance-identity": tier(["identity.ek", "identity.ak"]),
-            "hardware": tier(["identity.manufacturer", "identity.min_firmware"]),
-            "executables": tier(["boot.boot_applications", "pcrs."]),
-            "configuration": tier([
-                "boot.secure_boot", "boot.pk", "boot.kek", "boot.db", "boot.dbx", "boot.kernel_cmdline", "boot.forbid",
-                "boot.scrtm",
-            ]),
-            "sourced-data": tier(["freshness."]),
+            "instance-identity": verdict.akBoundToEK ? identity : (identity == 96 ? 96 : 0),
+            "hardware": tier([.manufacturer, .minFirmwareVersion]),
+            "executables": tier(
+                [.bootApplications], sections: [.pcrs], excluding: { $0.hasPrefix(RuleID.bank("").description) }),
+            "configuration": tier(
+                [.secureBoot, .pk, .kek, .db, .dbx, .dbxMinEntries, .kernelCommandLine, .sCRTMVersions]
+                    + RuleID.ForbiddenEvent.allCases.map(RuleID.forbid)),
+            "sourced-data": tier([], sections: [.freshness]),
         ]
         status =
             !verdict.pass

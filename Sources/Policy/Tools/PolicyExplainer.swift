@@ -8,42 +8,42 @@ public enum PolicyExplainer {
         func add(_ r: String, _ t: String) {
             out.append((r, t + (p.warnOnly.contains(r) ? " (warning only: reported, not enforced)" : "")))
         }
-        if p.acceptAny { add("accept", "ACCEPTS ANY DEVICE without checking anything (accept: any)") }
+        if p.acceptAny { add(RuleID.accept.description, "ACCEPTS ANY DEVICE without checking anything (accept: any)") }
         if let i = p.identity {
             if let r = i.requireEKCertificate {
                 add(
-                    "identity.ek_certificate",
+                    RuleID.ekCertificate.description,
                     r
                         ? "The device must present its TPM's endorsement-key certificate."
                         : "An EK certificate is optional.")
             }
-            if let ca = i.ekCA { add("identity.ek_chain", "The EK certificate must chain to a CA in \(ca).") }
+            if let ca = i.ekCA { add(RuleID.ekChain.description, "The EK certificate must chain to a CA in \(ca).") }
             if let m = i.manufacturers {
-                add("identity.manufacturer", "The TPM must be made by \(m.joined(separator: " or ")).")
+                add(RuleID.manufacturer.description, "The TPM must be made by \(m.joined(separator: " or ")).")
             }
             if let f = i.minFirmwareVersion {
                 add(
-                    "identity.min_firmware_version",
+                    RuleID.minFirmwareVersion.description,
                     "The TPM firmware version must be at least 0x\(String(f, radix: 16)).")
             }
             if let t = i.minFirmwareVersionByManufacturer {
                 add(
-                    "identity.min_firmware_version",
+                    RuleID.minFirmwareVersion.description,
                     "The TPM firmware version must be at least "
                         + t.sorted { $0.key < $1.key }.map { "0x\(String($0.value, radix: 16)) on \($0.key)" }.joined(
                             separator: ", ") + ".")
             }
             if let a = i.akAlgorithms {
-                add("identity.ak_algorithm", "The attestation key must be \(a.joined(separator: " or ")).")
+                add(RuleID.akAlgorithm.description, "The attestation key must be \(a.joined(separator: " or ")).")
             }
         }
         if let f = p.freshness {
             if let n = f.maxNonceAgeSeconds {
-                add("freshness.nonce_age", "The quote must answer a nonce issued at most \(n) seconds earlier.")
+                add(RuleID.nonceAge.description, "The quote must answer a nonce issued at most \(n) seconds earlier.")
             }
             if let r = f.allowReboot {
                 add(
-                    "freshness.reboot",
+                    RuleID.reboot.description,
                     r
                         ? "Reboots between attestations are allowed."
                         : "The device must not have rebooted since its previous attestation.")
@@ -51,16 +51,19 @@ public enum PolicyExplainer {
         }
         if let pcrs = p.pcrs {
             for b in pcrs.trustedBanks {
-                add("pcrs.banks.\(b)", "The \(b) PCR bank must be quoted; only its values and events are trusted.")
+                add(
+                    RuleID.bank(b).description,
+                    "The \(b) PCR bank must be quoted; only its values and events are trusted.")
             }
             for (bank, e) in pcrs.expectations.sorted(by: { $0.key < $1.key }) {
                 for (i, x) in e.sorted(by: { $0.key < $1.key }) {
                     switch x {
-                    case .any: add("pcrs.\(bank).\(i)", "\(bank) PCR \(i) may hold any value.")
-                    case .replay: add("pcrs.\(bank).\(i)", "\(bank) PCR \(i) must equal the replay of the event log.")
+                    case .any: add(RuleID.pcr(bank, i).description, "\(bank) PCR \(i) may hold any value.")
+                    case .replay:
+                        add(RuleID.pcr(bank, i).description, "\(bank) PCR \(i) must equal the replay of the event log.")
                     case .oneOf(let v):
                         add(
-                            "pcrs.\(bank).\(i)",
+                            RuleID.pcr(bank, i).description,
                             "\(bank) PCR \(i) must be "
                                 + (v.count == 1 ? v[0] : "one of \(v.count) values: \(v.joined(separator: ", "))") + "."
                         )
@@ -76,24 +79,26 @@ public enum PolicyExplainer {
         }
         if let b = p.boot {
             if let s = b.secureBoot {
-                add("boot.secure_boot", s ? "Secure Boot must be enabled." : "Secure Boot must be disabled.")
+                add(RuleID.secureBoot.description, s ? "Secure Boot must be enabled." : "Secure Boot must be disabled.")
             }
-            for (name, r) in [("pk", b.pk), ("kek", b.kek), ("db", b.db)] {
+            for (name, r, id) in [("pk", b.pk, RuleID.pk), ("kek", b.kek, RuleID.kek), ("db", b.db, RuleID.db)] {
                 guard let r else { continue }
                 if let c = r.contains {
                     add(
-                        "boot.\(name)",
+                        id.description,
                         "\(name.uppercased()) must contain the certificates \(c.joined(separator: ", ")).")
                 }
                 if let e = r.equals {
-                    add("boot.\(name)", "\(name.uppercased()) must be exactly \(e.joined(separator: ", ")).")
+                    add(id.description, "\(name.uppercased()) must be exactly \(e.joined(separator: ", ")).")
                 }
             }
-            if let c = b.dbx?.contains { add("boot.dbx", "dbx must revoke \(c.joined(separator: ", ")).") }
-            if let n = b.dbx?.minEntries { add("boot.dbx.min_entries", "dbx must have at least \(n) entries.") }
+            if let c = b.dbx?.contains { add(RuleID.dbx.description, "dbx must revoke \(c.joined(separator: ", ")).") }
+            if let n = b.dbx?.minEntries {
+                add(RuleID.dbxMinEntries.description, "dbx must have at least \(n) entries.")
+            }
             if let a = b.bootApplications {
                 add(
-                    "boot.boot_applications",
+                    RuleID.bootApplications.description,
                     a.ordered
                         ? "The boot applications must be exactly, in order: \(a.allowed.joined(separator: ", "))."
                         : "Every boot application must be one of: \(a.allowed.joined(separator: ", ")).")
@@ -105,14 +110,20 @@ public enum PolicyExplainer {
                 if let a = k.allowedPatterns {
                     parts.append("may only contain arguments matching \(a.joined(separator: " "))")
                 }
-                add("boot.kernel_cmdline", "The kernel command line " + parts.joined(separator: "; ") + ".")
+                add(
+                    RuleID.kernelCommandLine.description,
+                    "The kernel command line " + parts.joined(separator: "; ") + ".")
             }
             for f in b.forbid ?? [] {
-                add("boot.forbid.\(f)", "The boot must not show \(f.replacingOccurrences(of: "_", with: " ")).")
+                guard let kind = RuleID.ForbiddenEvent(rawValue: f) else { continue }
+                add(
+                    RuleID.forbid(kind).description,
+                    "The boot must not show \(f.replacingOccurrences(of: "_", with: " ")).")
             }
             if let v = b.sCRTMVersions {
                 add(
-                    "boot.scrtm_versions", "The firmware (S-CRTM) version must be one of: \(v.joined(separator: ", "))."
+                    RuleID.sCRTMVersions.description,
+                    "The firmware (S-CRTM) version must be one of: \(v.joined(separator: ", "))."
                 )
             }
         }
@@ -154,12 +165,12 @@ public enum PolicyDiff {
     static func valueChanges(_ rule: String, _ old: AttestationPolicy, _ new: AttestationPolicy) -> [String] {
         func values(_ p: AttestationPolicy) -> Set<String>? {
             let parts = rule.split(separator: ".")
-            if parts.count == 3, parts[0] == "pcrs", let i = Int(parts[2]),
+            if parts.count == 3, parts[0] == Substring(RuleID.Section.pcrs.rawValue), let i = Int(parts[2]),
                 case .oneOf(let v)? = p.pcrs?.expectations[String(parts[1])]?[i]
             {
                 return Set(v)
             }
-            if rule == "boot.boot_applications" { return p.boot?.bootApplications.map { Set($0.allowed) } }
+            if rule == RuleID.bootApplications.description { return p.boot?.bootApplications.map { Set($0.allowed) } }
             return nil
         }
         guard let o = values(old), let n = values(new) else { return [] }
