@@ -1,3 +1,5 @@
+public import Attest
+
 /// A security team's attestation policy, as written in YAML (see `policies/schema/policy.schema.json`).
 ///
 /// There is no implicit accept-all: a policy with no rules is an error, and a policy that accepts
@@ -81,9 +83,9 @@ public struct AttestationPolicy: Hashable, Sendable {
     /// The `pcrs:` section: which banks are trusted and what each quoted PCR must hold.
     public struct PCRRules: Hashable, Sendable {
         /// Banks whose values policy trusts (default: sha256). Every trusted bank must be quoted.
-        public var trustedBanks: [TPMBankName]
+        public var trustedBanks: [TPMAlgorithmID]
         /// bank → PCR index → expectation.
-        public var expectations: [TPMBankName: [Int: PCRExpectation]]
+        public var expectations: [TPMAlgorithmID: [Int: PCRExpectation]]
     }
 
     /// What one PCR must hold (`pcrs.<bank>.<index>` in YAML).
@@ -167,9 +169,6 @@ public struct AttestationPolicy: Hashable, Sendable {
         public var allowedPatterns: [String]?
     }
 }
-
-/// A PCR bank name as policies write it ("sha1", "sha256", "sha384", "sha512", "sm3_256").
-public typealias TPMBankName = String
 
 /// "file:line:column" of things written in a policy, for messages. Metadata, not content: two policies that
 /// say the same thing are equal wherever they were written.

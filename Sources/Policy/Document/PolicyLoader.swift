@@ -181,9 +181,10 @@ public enum PolicyLoader {
         if var pcrs = p.pcrs {
             for (bank, values) in pcrs.expectations {
                 for (index, e) in values {
-                    let size = TPMAlgorithmID(name: bank)?.digestSize.map { Set([$0]) } ?? PolicyParser.digestSizes
+                    let size = bank.digestSize.map { Set([$0]) } ?? PolicyParser.digestSizes
                     if case .oneOf(let list) = e {
-                        pcrs.expectations[bank]?[index] = .oneOf(try expand(list, "pcrs.\(bank).\(index)", hex: size))
+                        pcrs.expectations[bank]?[index] = .oneOf(
+                            try expand(list, "pcrs.\(bank.name).\(index)", hex: size))
                     }
                 }
             }

@@ -136,13 +136,13 @@ struct PolicyParser {
 
     func pcrs(_ node: PolicyNode) throws(PolicyError) -> AttestationPolicy.PCRRules {
         let m = try mapping(node, "pcrs", allowed: Self.keys["pcrs"], nonEmpty: true)
-        var r = AttestationPolicy.PCRRules(trustedBanks: ["sha256"], expectations: [:])
+        var r = AttestationPolicy.PCRRules(trustedBanks: [.sha256], expectations: [:])
         if let n = m["banks"] {
             let banks = try strings(n, "pcrs.banks", nonEmpty: true)
             for b in banks where !Self.bankNames.contains(b) {
                 throw PolicyError(.invalidValue, "\(n.location)", "pcrs.banks: unknown bank \"\(b)\"")
             }
-            r.trustedBanks = banks
+            r.trustedBanks = banks.compactMap(TPMAlgorithmID.init(name:))
         }
         for (bank, bankNode) in m.pairs where bank != "banks" {
             let size = TPMAlgorithmID(name: bank)?.digestSize ?? 32
@@ -185,7 +185,10 @@ struct PolicyParser {
                     byIndex[index] = .oneOf(canonical)
                 }
             }
-            r.expectations[bank] = byIndex
+            guard let id = TPMAlgorithmID(name: bank) else {
+                throw PolicyError(.invalidValue, "\(bankNode.location)", "pcrs: unknown bank \"\(bank)\"")
+            }
+            r.expectations[id] = byIndex
         }
         return r
     }

@@ -38,7 +38,7 @@ public enum PolicyEngine {
         }
         if let id = policy.identity { identity(id, evidence, add) }
         if let f = policy.freshness { freshness(f, evidence, add) }
-        let trusted = policy.pcrs?.trustedBanks ?? ["sha256"]
+        let trusted = policy.pcrs?.trustedBanks ?? [.sha256]
         if let p = policy.pcrs { pcrs(p, evidence, needsEvents: policy.boot != nil, add) }
         if evidence.eventLog != nil, policy.pcrs != nil || policy.boot != nil {
             eventLogReplay(evidence, trusted: trusted, add)
@@ -55,9 +55,8 @@ public enum PolicyEngine {
     /// leaves one out, so the device does not choose what is judged.
     public static func requiredSelection(for policy: AttestationPolicy) -> TPMLPCRSelection {
         var byBank: [TPMAlgorithmID: Set<Int>] = [:]
-        let trusted = (policy.pcrs?.trustedBanks ?? ["sha256"]).compactMap(TPMAlgorithmID.init(name:))
-        for (bankName, expectations) in policy.pcrs?.expectations ?? [:] {
-            guard let bank = TPMAlgorithmID(name: bankName) else { continue }
+        let trusted = policy.pcrs?.trustedBanks ?? [.sha256]
+        for (bank, expectations) in policy.pcrs?.expectations ?? [:] {
             byBank[bank, default: []].formUnion(expectations.keys)
         }
         if let b = policy.boot {
@@ -263,18 +262,19 @@ public enum PolicyEngine {
 
     static func pcrs(_ r: AttestationPolicy.PCRRules, _ e: EvaluationInput, needsEvents: Bool, _ add: Add) {
         for bank in r.trustedBanks {
-            let quoted = e.quotedBanks.contains(bank)
+            let quoted = e.pcrs.banks[bank] != nil
             let needed = !(r.expectations[bank]?.isEmpty ?? true) || needsEvents
             let status: Verdict.Status = quoted ? .passed : (needed ? .failed : .notApplicable)
             add(
                 .bank(bank), status, "bank \(bank) quoted",
-                quoted ? "quoted" : "not quoted (banks: \(e.quotedBanks.sorted().joined(separator: ", ")))", bank, nil,
+                quoted ? "quoted" : "not quoted (banks: \(e.quotedBanks.sorted().joined(separator: ", ")))", bank.name,
+                nil,
                 nil)
         }
-        for (bankName, expectations) in r.expectations.sorted(by: { $0.key < $1.key }) {
-            guard let bank = TPMAlgorithmID(name: bankName) else { continue }
+        for (bank, expectations) in r.expectations.sorted(by: { $0.key < $1.key }) {
+            let bankName = bank.name
             for (index, expectation) in expectations.sorted(by: { $0.key < $1.key }) {
-                let rule = RuleID.pcr(bankName, index)
+                let rule = RuleID.pcr(bank, index)
                 let value = e.pcrs[bank, index].map { Hex.encode($0) }
                 switch expectation {
                 case .any:
@@ -327,10 +327,10 @@ public enum PolicyEngine {
 
     /// Every quoted PCR of a trusted bank must replay from the log, those without events included: a device
     /// cannot hide a PCR by leaving all of its events out.
-    static func eventLogReplay(_ e: EvaluationInput, trusted: [String], _ add: Add) {
+    static func eventLogReplay(_ e: EvaluationInput, trusted: [TPMAlgorithmID], _ add: Add) {
         guard let log = e.eventLog else { return }
-        let banks = Set(trusted.compactMap(TPMAlgorithmID.init(name:)))
-        let expected = "every quoted PCR of \(trusted.joined(separator: ", ")) replays from the event log"
+        let banks = Set(trusted)
+        let expected = "every quoted PCR of \(trusted.map(\.name).joined(separator: ", ")) replays from the event log"
         if let m = log.mismatches.first(where: { banks.contains($0.bank) }) {
             add(.eventLogReplay, .failed, expected, m.explanation, m.bank.name, m.pcr, m.eventIndex)
         } else if let bank = banks.sorted().first(where: { log.banksNotInLog.contains($0) && e.pcrs.banks[$0] != nil })
@@ -405,9 +405,7 @@ public enum PolicyEngine {
         }
     }
 
-    static func boot(_ r: AttestationPolicy.BootRules, _ e: EvaluationInput, trusted trustedNames: [String], _ add: Add)
-    {
-        let trusted = trustedNames.compactMap(TPMAlgorithmID.init(name:))
+    static func boot(_ r: AttestationPolicy.BootRules, _ e: EvaluationInput, trusted: [TPMAlgorithmID], _ add: Add) {
         guard let log = e.eventLog else {
             for rule in ruleIDs(boot: r) {
                 add(rule, .failed, "facts from a verified event log", "no event log in the evidence", nil, nil, nil)

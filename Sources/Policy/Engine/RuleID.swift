@@ -1,4 +1,4 @@
-import Attest
+public import Attest
 
 /// A rule's identity: its section, its name within the section, and the PCRs its facts come from
 /// (PC Client PFP §3.3.4, PCR usage). Every rule id the engine reports is built here; verdicts,
@@ -67,9 +67,11 @@ public struct RuleID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public static let sCRTMVersions = RuleID(.boot, "scrtm_versions", pcrs: [0])
 
     /// `pcrs.banks.<bank>`: the trusted bank was quoted.
-    public static func bank(_ bank: String) -> RuleID { RuleID(.pcrs, "banks.\(bank)") }
+    public static func bank(_ bank: TPMAlgorithmID) -> RuleID { RuleID(.pcrs, "banks.\(bank.name)") }
     /// `pcrs.<bank>.<index>`: a PCR value expectation.
-    public static func pcr(_ bank: String, _ index: Int) -> RuleID { RuleID(.pcrs, "\(bank).\(index)", pcrs: [index]) }
+    public static func pcr(_ bank: TPMAlgorithmID, _ index: Int) -> RuleID {
+        RuleID(.pcrs, "\(bank.name).\(index)", pcrs: [index])
+    }
     /// `boot.forbid.<what>`.
     public static func forbid(_ what: ForbiddenEvent) -> RuleID {
         RuleID(.boot, "forbid.\(what.rawValue)", pcrs: what.pcrs)

@@ -116,7 +116,8 @@ public struct EARAppraisal: Codable, Hashable, Sendable {
             "instance-identity": verdict.akBoundToEK ? identity : (identity == 96 ? 96 : 0),
             "hardware": tier([.manufacturer, .minFirmwareVersion]),
             "executables": tier(
-                [.bootApplications], sections: [.pcrs], excluding: { $0.hasPrefix(RuleID.bank("").description) }),
+                [.bootApplications], sections: [.pcrs],
+                excluding: { $0.hasPrefix(RuleID.Section.pcrs.rawValue + ".banks.") }),
             "configuration": tier(
                 [.secureBoot, .pk, .kek, .db, .dbx, .dbxMinEntries, .kernelCommandLine, .sCRTMVersions]
                     + RuleID.ForbiddenEvent.allCases.map(RuleID.forbid)),

@@ -1,3 +1,4 @@
+import Attest
 import Foundation
 
 /// Policies in plain words (`vigil policy explain`), one sentence per rule — also the basis of `diff`.
@@ -166,7 +167,7 @@ public enum PolicyDiff {
         func values(_ p: AttestationPolicy) -> Set<String>? {
             let parts = rule.split(separator: ".")
             if parts.count == 3, parts[0] == Substring(RuleID.Section.pcrs.rawValue), let i = Int(parts[2]),
-                case .oneOf(let v)? = p.pcrs?.expectations[String(parts[1])]?[i]
+                case .oneOf(let v)? = p.pcrs?.expectations[TPMAlgorithmID(name: String(parts[1])) ?? .null]?[i]
             {
                 return Set(v)
             }
