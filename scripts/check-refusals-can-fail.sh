@@ -13,53 +13,61 @@ trap 'git worktree remove --force "$scratch/tree"; rm -rf "$scratch"' EXIT
 build="$scratch/build"
 export TSS2_LOG=all+none
 
-# name | file | python regex to find | replacement | test filter
+# name ~ files (comma-separated) ~ text to find (literal, first occurrence in each file) ~ replacement ~ test filter
 mutations=(
-  "ak-attributes|Sources/Attest/Verify/AKPublic.swift|guard missing.isEmpty else|guard true else|ForgeryTests/aKeyWithoutTPMAttributesIsRefusedAsAnAK"
-  "signature-scheme|Sources/Attest/Verify/QuoteVerifier.swift|try ak.checkScheme\(of: sig\)|_ = sig|ForgeryTests/anAKWhoseSchemeIsNotTheSignaturesIsRefused"
-  "qualified-signer|Sources/Attest/Verify/QuoteVerifier.swift|if constantTimeEquals\(expected.bytes, qn.bytes\) \{ return h \}|_ = expected|ForgeryTests/theQuotesQualifiedSignerNamesTheAK"
-  "empty-nonce|Sources/Attest/Verify/EvidenceVerifier.swift|guard !nonce.isEmpty else|guard true else|ForgeryTests/theNonceIsNeverTakenFromTheBundle"
-  "required-selection|Sources/Attest/Verify/EvidenceVerifier.swift|guard missing.isEmpty else|guard true else|ForgeryTests/aQuoteThatLeavesOutARequiredPCRIsRefused"
-  "ak-binding|Sources/Attest/Verify/EvidenceVerifier.swift|guard let name = ak.name, name == akBinding.akName else|guard true else|ForgeryTests/anAKOtherThanTheBoundOneIsRefused"
-  "anchors-from-bundle|Sources/Attest/Identity/EKCertificateVerifier.swift|roots = anchors.roots|roots = anchors.roots + untrustedIntermediates.filter { \$0.subject == \$0.issuer }|ForgeryTests/aSelfMadeCAInTheBundleIsNeverAnAnchor"
-  "data-binding|Sources/Attest/EventLog/EventDataBinding.swift|if !matches \{ return .unbound\(bank: bank\) \}|_ = matches|ForgeryTests/editedSecureBootDataIsNotBelieved"
-  "retyped-app|Sources/Attest/BootFacts/BootFacts.swift|if pcr == 4, !\(isBound && \(e.type == .separator \|\| e.type == .efiAction\)\) \{|if pcr == 4, e.type == .efiBootServicesApplication {|ForgeryTests/aRetypedBootApplicationIsStillJudged"
-  "hidden-pcr|Sources/Attest/Verify/VerifiedEventLog.swift|\} else if !extended.contains\(pcr\) && pcr >= 8 \{|} else if !extended.contains(pcr) {|ForgeryTests/aPCRWhoseEventsWereAllRemovedIsAMismatch"
-  "retyped-separator|Sources/Attest/BootFacts/BootFacts.swift|if pcr < 8, errorSeparatorDigests|if false, errorSeparatorDigests|ForgeryTests/aRetypedErrorSeparatorIsStillAnErrorSeparator"
-  "identity-unbound|Sources/Policy/Engine/PolicyEngine.swift|case .notBound\(let reason\)\?: \"AK not bound to the EK \(\\\\\(reason\)\)\"|case .notBound?: nil|RuleTests/ekCertificate"
-  "nonce-age-fail-open|Sources/Policy/Engine/PolicyEngine.swift|add\(.nonceAge, .failed, \"≤ \\\\\(max\) s\", e.quote == nil|add(.nonceAge, .notApplicable, \"≤ \\\\(max) s\", e.quote == nil|RuleTests/nonceAge"
-  "reboot-fail-open|Sources/Policy/Engine/PolicyEngine.swift|add\(.reboot, allow \? .notApplicable : .failed, expected, \"no previous|add(.reboot, .passed, expected, \"no previous|RuleTests/reboot"
-  "kernel-tokenizer|Sources/Attest/BootFacts/KernelCommandLine.swift|\} else if !inQuotes, byte == 0x20 \|\| \(0x09...0x0D\).contains\(byte\) \|\| byte == 0 \{|} else if byte == 0x20 {|ForgeryTests/kernelCommandLinesAreReadAsTheKernelReadsThem"
-  "pcr-range|Sources/Attest/Wire/TPMLPCRSelection.swift|lo <= hi, lo >= 0, hi < 32 \{|lo <= hi, hi < 64 {|ForgeryTests/anAbsurdPCRRangeIsRefusedNotMaterialised"
+  'ak-attributes~Sources/Attest/Verify/AKPublic.swift~guard missing.isEmpty else~guard true else~ForgeryTests/aKeyWithoutTPMAttributesIsRefusedAsAnAK'
+  'signature-scheme~Sources/Attest/Verify/QuoteVerifier.swift~try ak.checkScheme(of: sig)~_ = sig~ForgeryTests/anAKWhoseSchemeIsNotTheSignaturesIsRefused'
+  'qualified-signer~Sources/Attest/Verify/QuoteVerifier.swift~if constantTimeEquals(expected.bytes, qn.bytes) { return h }~_ = expected~ForgeryTests/theQuotesQualifiedSignerNamesTheAK'
+  'empty-nonce~Sources/Attest/Verify/EvidenceVerifier.swift,Sources/Attest/Verify/QuoteVerifier.swift~guard !nonce.isEmpty else~guard true else~ForgeryTests/theNonceIsNeverTakenFromTheBundle'
+  'required-selection~Sources/Attest/Verify/EvidenceVerifier.swift~guard missing.isEmpty else~guard true else~ForgeryTests/aQuoteThatLeavesOutARequiredPCRIsRefused'
+  'ak-binding~Sources/Attest/Verify/EvidenceVerifier.swift~guard let name = ak.name, name == akBinding.akName else~guard true else~ForgeryTests/anAKOtherThanTheBoundOneIsRefused'
+  'anchors-from-bundle~Sources/Attest/Identity/EKCertificateVerifier.swift~roots = anchors.roots~roots = anchors.roots + untrustedIntermediates.filter { $0.subject == $0.issuer }~ForgeryTests/aSelfMadeCAInTheBundleIsNeverAnAnchor'
+  'data-binding~Sources/Attest/EventLog/EventDataBinding.swift~if !matches { return .unbound(bank: bank) }~_ = matches~ForgeryTests/editedSecureBootDataIsNotBelieved'
+  'retyped-app~Sources/Attest/BootFacts/BootFacts.swift~if pcr == 4, !(isBound && (e.type == .separator || e.type == .efiAction)) {~if pcr == 4, e.type == .efiBootServicesApplication {~ForgeryTests/aRetypedBootApplicationIsStillJudged'
+  'hidden-pcr~Sources/Attest/Verify/VerifiedEventLog.swift~} else if !extended.contains(pcr) && pcr >= 8 {~} else if !extended.contains(pcr) {~ForgeryTests/aPCRWhoseEventsWereAllRemovedIsAMismatch'
+  'retyped-separator~Sources/Attest/BootFacts/BootFacts.swift~if pcr < 8, errorSeparatorDigests~if false, errorSeparatorDigests~ForgeryTests/aRetypedErrorSeparatorIsStillAnErrorSeparator'
+  'bank-agreement~Sources/Policy/Engine/PolicyEngine.swift~for other in quotedTrusted where other != bank {~for other in quotedTrusted where other != bank \&\& false {~BankAgreementTests'
+  'identity-unbound~Sources/Policy/Engine/PolicyEngine.swift~case .notBound(let reason)?: "AK not bound to the EK (\(reason))"~case .notBound?: nil~RuleTests/ekCertificate'
+  'ear-instance-identity~Sources/Policy/Engine/Verdict.swift~verdict.akBoundToEK ? identity : (identity == 96 ? 96 : 0)~identity~ForgeryTests/earInstanceIdentityIsAffirmingOnlyWithABinding'
+  'nonce-age-fail-open~Sources/Policy/Engine/PolicyEngine.swift~.nonceAge, .failed, "≤ \(max) s",~.nonceAge, .notApplicable, "≤ \(max) s",~RuleTests/nonceAge'
+  'reboot-fail-open~Sources/Policy/Engine/PolicyEngine.swift~.reboot, allow ? .notApplicable : .failed, expected,~.reboot, .passed, expected,~RuleTests/reboot'
+  'kernel-tokenizer~Sources/Attest/BootFacts/KernelCommandLine.swift~} else if !inQuotes, byte == 0x20 || (0x09...0x0D).contains(byte) || byte == 0 {~} else if byte == 0x20 {~ForgeryTests/kernelCommandLinesAreReadAsTheKernelReadsThem'
 )
 
 wanted=("$@")
 survivors=0
 first=1
 for m in "${mutations[@]}"; do
-  IFS='|' read -r name file pattern replacement filter <<< "$m"
+  IFS='~' read -r name files pattern replacement filter <<< "$m"
   if ((${#wanted[@]})) && [[ ! " ${wanted[*]} " == *" $name "* ]]; then continue; fi
-  target="$scratch/tree/$file"
-  cp "$target" "$scratch/original"
-  if ! python3 - "$target" "$pattern" "$replacement" <<'PY'
-import re, sys
+  IFS=',' read -r -a targets <<< "$files"
+  applied=1
+  for file in "${targets[@]}"; do
+    cp "$scratch/tree/$file" "$scratch/original.$(basename "$file")"
+    if ! python3 - "$scratch/tree/$file" "$pattern" "$replacement" <<'PY'
+import sys
 path, pattern, replacement = sys.argv[1:4]
 text = open(path).read()
-new, n = re.subn(pattern, lambda _: replacement, text, count=1)
-if n != 1:
-    sys.exit(f"pattern not found in {path}: {pattern}")
-open(path, "w").write(new)
+if pattern not in text:
+    sys.exit(f"not found in {path}: {pattern}")
+open(path, "w").write(text.replace(pattern, replacement.replace("\\&", "&"), 1))
 PY
-  then echo "ERROR  $name: the mutation no longer applies (update this script)"; survivors=$((survivors + 1)); continue; fi
+    then applied=0; fi
+  done
+  restore() { for file in "${targets[@]}"; do cp "$scratch/original.$(basename "$file")" "$scratch/tree/$file"; done; }
+  if ((!applied)); then
+    echo "ERROR  $name: the mutation no longer applies (update this script)"; survivors=$((survivors + 1)); restore; continue
+  fi
   if ((first)); then echo "== first build of the scratch tree (a few minutes)"; first=0; fi
   if ! (cd "$scratch/tree" && swift build --build-tests --scratch-path "$build" > "$scratch/build.log" 2>&1); then
-    echo "KILLED $name: the mutated code does not compile"; cp "$scratch/original" "$target"; continue
+    echo "ERROR  $name: the mutated code does not compile (a mutation must build; see $scratch/build.log)"
+    survivors=$((survivors + 1)); restore; continue
   fi
   if (cd "$scratch/tree" && swift test --skip-build --scratch-path "$build" --filter "$filter" > "$scratch/test.log" 2>&1); then
     echo "SURVIVED $name: $filter still passes with the check disabled"; survivors=$((survivors + 1))
   else
     echo "KILLED $name: $filter fails ($(grep -cE 'recorded an issue' "$scratch/test.log") issue(s))"
   fi
-  cp "$scratch/original" "$target"
+  restore
 done
 exit $((survivors > 0))
