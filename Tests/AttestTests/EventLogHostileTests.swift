@@ -122,7 +122,10 @@ import Testing
         #expect(log.events[1].digest(TPMAlgorithmID(0x7777)) == [UInt8](repeating: 3, count: 24))
         let replay = EventLogReplay(log)
         #expect(replay.values[.sha256, 2] != nil)
-        #expect(replay.uncomputableBanks.keys.sorted() == [TPMAlgorithmID(0x7777)])  // SM3-256 is replayed (SM3.swift)
+        // SM3-256 is replayed (SM3.swift): PCR 2 := SM3(zeros || digest).
+        #expect(replay.uncomputableBanks.keys.sorted() == [TPMAlgorithmID(0x7777)])
+        #expect(
+            replay.values[.sm3_256, 2] == SM3.hash([UInt8](repeating: 0, count: 32) + [UInt8](repeating: 2, count: 32)))
     }
 
     @Test func pcrIndex0xFFFFFFFFIsParsedButNeverExtended() throws {

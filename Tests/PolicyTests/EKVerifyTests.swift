@@ -152,4 +152,19 @@ import X509
         }
         #expect(reason.lowercased().contains("expired"), "\(reason)")
     }
+
+    @Test func aRepairedNuvotonRootIsATrustAnchor() throws {
+        // Nuvoton's root, published out of DER SET order: repaired, accepted after its signature verified over the
+        // published bytes, and then an anchor like any self-issued certificate in the verifier's folder.
+        let bytes = Array(
+            try Data(contentsOf: Self.ekcerts.appendingPathComponent("leaf/nuvoton-root-ca-2110-nonDER-setorder.der")))
+        let certificates = try CACertificateFolder.parse(bytes)
+        let anchors = EKTrustAnchors(certificates: certificates, source: "nuvoton")
+        #expect(anchors.roots.count == 1 && anchors.intermediates.isEmpty)
+        #expect(anchors.roots.first?.subject.description.contains("Nuvoton TPM Root CA 2110") == true)
+        // Anchors are what the verifier's folder holds: a root offered by the device is only an intermediate.
+        let verifier = EKCertificateVerifier(
+            anchors: EKTrustAnchors(certificates: [], source: "none"), untrustedIntermediates: certificates)
+        #expect(verifier.roots.isEmpty && verifier.intermediates.count == 1)
+    }
 }

@@ -6,8 +6,14 @@ public import Foundation
 public struct UnsignedEvidence: Sendable {
     /// The log's replay (or the values given), as PCR values. Unsigned.
     public let pcrs: PCRValues
-    /// The log compared with ``pcrs`` (trivially consistent when they are its own replay).
-    public let eventLog: VerifiedEventLog
+    /// The log compared with ``pcrs`` (trivially consistent when they are its own replay). Internal: values nobody
+    /// signed must not leave as a `VerifiedEventLog`.
+    package let eventLog: VerifiedEventLog
+
+    /// Whether the log reproduces every given PCR value.
+    public var isConsistent: Bool { eventLog.isConsistent }
+    /// Where the log and the given values disagree (bank, PCR, first event the values do not account for).
+    public var mismatches: [VerifiedEventLog.Mismatch] { eventLog.mismatches }
     /// Boot facts per replayed bank, with the same data-binding rules as for verified evidence.
     public let facts: [TPMAlgorithmID: BootFacts]
     /// When the evidence was built (`at`).

@@ -47,14 +47,15 @@ public struct VerifiedQuote: Hashable, Sendable {
 
 /// The permanent hierarchies (TPM 2.0 Part 2 §7.4, TPM_RH): the root of a primary key's qualified name.
 public enum TPMHierarchy: UInt32, CaseIterable, Hashable, Sendable, CustomStringConvertible {
-    /// TPM_RH_OWNER (0x40000001): the storage hierarchy.
-    case owner = 0x4000_0001
-    /// TPM_RH_NULL (0x40000007): the null hierarchy (keys lost at every reset).
-    case null = 0x4000_0007
+    // Declared in the order qualifiedSigner is tried: Vigil's AKs are endorsement primaries (one hash per quote).
     /// TPM_RH_ENDORSEMENT (0x4000000B): the endorsement hierarchy (EKs).
     case endorsement = 0x4000_000B
+    /// TPM_RH_OWNER (0x40000001): the storage hierarchy.
+    case owner = 0x4000_0001
     /// TPM_RH_PLATFORM (0x4000000C): the platform firmware's hierarchy.
     case platform = 0x4000_000C
+    /// TPM_RH_NULL (0x40000007): the null hierarchy (keys lost at every reset).
+    case null = 0x4000_0007
 
     /// The hierarchy's name ("owner", "endorsement", …).
     public var description: String {

@@ -62,11 +62,8 @@ public enum EventLogToTPM {
         let (current, _) = try await tpm.pcrRead(selection)
         for bank in banks {
             for pcr in touched {
-                let reset: UInt8 = (17...22).contains(pcr) ? 0xFF : 0
-                var expected = [UInt8](repeating: reset, count: bank.digestSize ?? 0)
-                if pcr == 0, let locality = replay.startupLocality, !expected.isEmpty {
-                    expected[expected.count - 1] = locality
-                }
+                // The start values the verifier expects (one source: PCRStartValue).
+                let expected = replay.start.value(pcr: pcr, size: bank.digestSize ?? 0)
                 guard let v = current[bank, pcr], v == expected else {
                     throw TPMError(
                         code: .invalidArgument,
