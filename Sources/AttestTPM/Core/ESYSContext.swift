@@ -46,21 +46,25 @@ struct ESYSContext: ~Copyable {
             }
         }
         var tcti: OpaquePointer? = nil
-        let rc = config.loaderString.withCString { Tss2_TctiLdr_Initialize($0, &tcti) }
-        guard rc == 0, let tcti else {
-            throw TPMError(
-                code: .unavailable, reason: "TCTI \(config): cannot connect: \(TSS2Error(rawValue: rc))",
-                tss2: TSS2Error(rawValue: rc))
+        let deadline: TCTIDeadline
+        if config.name == "swtpm", let endpoint = config.socketEndpoint {
+            // Vigil's own swtpm transport: its socket, its deadlines (no loader TCTI underneath).
+            deadline = try TCTIDeadline(swtpm: endpoint, blockingTimeoutMilliseconds: commandTimeoutMilliseconds)
+        } else {
+            let rc = config.loaderString.withCString { Tss2_TctiLdr_Initialize($0, &tcti) }
+            guard rc == 0, let loaded = tcti else {
+                throw TPMError(
+                    code: .unavailable, reason: "TCTI \(config): cannot connect: \(TSS2Error(rawValue: rc))",
+                    tss2: TSS2Error(rawValue: rc))
+            }
+            deadline = TCTIDeadline(wrapping: loaded, blockingTimeoutMilliseconds: commandTimeoutMilliseconds)
         }
-        let deadline = TCTIDeadline(
-            wrapping: tcti, blockingTimeoutMilliseconds: commandTimeoutMilliseconds,
-            socketPort: config.socketEndpoint?.port)
         var ctx: OpaquePointer? = nil
         var abi = TSS2_ABI_VERSION(tssCreator: 1, tssFamily: 2, tssLevel: 1, tssVersion: 108)
         let erc = Esys_Initialize(&ctx, deadline.context, &abi)
         guard erc == 0, let ctx else {
             var t: OpaquePointer? = tcti
-            Tss2_TctiLdr_Finalize(&t)
+            if t != nil { Tss2_TctiLdr_Finalize(&t) }
             throw TPMError(
                 code: .unavailable, reason: "Esys_Initialize: \(TSS2Error(rawValue: erc))",
                 tss2: TSS2Error(rawValue: erc))
