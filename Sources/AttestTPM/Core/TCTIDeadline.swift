@@ -137,7 +137,9 @@ struct TCTIDeadline: ~Copyable {
         common.makeSticky = { _, _, _ in TCTIDeadline.notImplemented }
         var state = Self.emptyState(
             common: common, inner: nil, blockingTimeoutMilliseconds: blockingTimeoutMilliseconds)
-        withUnsafeBytes(of: &tpm) { source in withUnsafeMutableBytes(of: &state.tpmAddress) { $0.copyMemory(from: source) } }
+        withUnsafeBytes(of: &tpm) { source in
+            withUnsafeMutableBytes(of: &state.tpmAddress) { $0.copyMemory(from: source) }
+        }
         withUnsafeBytes(of: &control) { source in
             withUnsafeMutableBytes(of: &state.controlAddress) { $0.copyMemory(from: source) }
         }
