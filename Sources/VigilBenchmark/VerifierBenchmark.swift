@@ -140,7 +140,7 @@ public struct VerifierBenchmark: Sendable {
             var peerFailed = false
             let end = Self.now() + UInt64(seconds * 1e9)
             repeat {
-                for _ in 0..<20 {
+                for _ in 0..<50 {  // a verifier parses logs back to back; the peer is one process per round
                     let start = Self.now()
                     let log = try UnverifiedEventLog(bytes: bytes)
                     parseSamples.append(Double(Self.now() - start) / 1e9)

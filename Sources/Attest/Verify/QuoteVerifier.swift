@@ -70,14 +70,18 @@ public struct QuoteVerifier: Sendable {
                     "quote: the signed nonce \(Hex.encode(decoded.extraData)) is not the verifier's nonce \(Hex.encode(nonce))"
             )
         }
-        // 4. Selection, both ways: what was asked for was quoted, and every supplied value was quoted.
-        let expected =
-            expectedSelection
-            ?? TPMLPCRSelection(
-                pcrs.banks.keys.sorted().map {
-                    TPMSPCRSelection(hash: $0, pcrs: pcrs.banks[$0]?.keys.sorted() ?? [])
-                })
-        guard Self.sameSet(selection, expected) else {
+        // 4. Selection, both ways: what was asked for was quoted, and every supplied value was quoted. Compared as
+        // one PCR bitmap per bank (no sets or sorting on the success path).
+        let quotedMasks = Self.masks(selection)
+        let expectedMasks: [UInt16: UInt32]? =
+            expectedSelection.map(Self.masks) ?? Self.masks(pcrs)
+        guard let expectedMasks, quotedMasks == expectedMasks else {
+            let expected =
+                expectedSelection
+                ?? TPMLPCRSelection(
+                    pcrs.banks.keys.sorted().map {
+                        TPMSPCRSelection(hash: $0, pcrs: pcrs.banks[$0]?.keys.sorted() ?? [])
+                    })
             throw AttestError(
                 code: .pcrSelectionMismatch,
                 reason:
@@ -163,12 +167,27 @@ public struct QuoteVerifier: Sendable {
         return nil
     }
 
-    /// Whether two selections select the same (bank, PCR) pairs, in any order and bitmap width.
-    static func sameSet(_ a: TPMLPCRSelection, _ b: TPMLPCRSelection) -> Bool {
-        func set(_ s: TPMLPCRSelection) -> Set<UInt32> {
-            Set(s.selections.flatMap { sel in sel.pcrs.map { UInt32(sel.hash.rawValue) << 8 | UInt32($0) } })
+    /// One bitmap of selected PCRs per bank (banks with none left out), whatever the order and bitmap width.
+    static func masks(_ s: TPMLPCRSelection) -> [UInt16: UInt32] {
+        var out: [UInt16: UInt32] = [:]
+        for sel in s.selections {
+            for pcr in sel.pcrs where (0..<32).contains(pcr) { out[sel.hash.rawValue, default: 0] |= 1 << UInt32(pcr) }
         }
-        return set(a) == set(b)
+        return out
+    }
+
+    /// The bitmaps of supplied PCR values; nil when a value is for a PCR no selection can name (32 or more).
+    static func masks(_ values: PCRValues) -> [UInt16: UInt32]? {
+        var out: [UInt16: UInt32] = [:]
+        for (bank, byPCR) in values.banks where !byPCR.isEmpty {
+            var mask: UInt32 = 0
+            for pcr in byPCR.keys {
+                guard (0..<32).contains(pcr) else { return nil }
+                mask |= 1 << UInt32(pcr)
+            }
+            out[bank.rawValue] = mask
+        }
+        return out
     }
 
     /// Clock and counter findings of `attest` compared with `previous` (step 6 on its own).
