@@ -27,10 +27,10 @@ mutations=(
   'hidden-pcr~Sources/Attest/Verify/VerifiedEventLog.swift~} else if !extended.contains(pcr) && pcr >= 8 {~} else if !extended.contains(pcr) {~ForgeryTests/aPCRWhoseEventsWereAllRemovedIsAMismatch'
   'retyped-separator~Sources/Attest/BootFacts/BootFacts.swift~if pcr < 8, errorSeparatorDigests~if false, errorSeparatorDigests~ForgeryTests/aRetypedErrorSeparatorIsStillAnErrorSeparator'
   'bank-agreement~Sources/Policy/Engine/PolicyEngine.swift~for other in quotedTrusted where other != bank {~for other in quotedTrusted where other != bank \&\& false {~BankAgreementTests'
-  'identity-unbound~Sources/Policy/Engine/PolicyEngine.swift~case .notBound(let reason)?: "AK not bound to the EK (\(reason))"~case .notBound?: nil~RuleTests/ekCertificate'
+  'identity-unbound~Sources/Policy/Engine/EvaluationInput.swift~case .notBound(let reason)?: "AK not bound to the EK (\(reason))"~case .notBound?: nil~RuleTests/ekCertificate'
   'ear-instance-identity~Sources/Policy/Engine/Verdict.swift~verdict.akBoundToEK ? identity : (identity == 96 ? 96 : 0)~identity~ForgeryTests/earInstanceIdentityIsAffirmingOnlyWithABinding'
-  'nonce-age-fail-open~Sources/Policy/Engine/PolicyEngine.swift~.nonceAge, .failed, "≤ \(max) s",~.nonceAge, .notApplicable, "≤ \(max) s",~RuleTests/nonceAge'
-  'reboot-fail-open~Sources/Policy/Engine/PolicyEngine.swift~.reboot, allow ? .notApplicable : .failed, expected,~.reboot, .passed, expected,~RuleTests/reboot'
+  'nonce-age-fail-open~Sources/Policy/Rules/NonceAgeRule.swift~id, .failed, "≤ \(maxSeconds) s",~id, .notApplicable, "≤ \(maxSeconds) s",~RuleTests/nonceAge'
+  'reboot-fail-open~Sources/Policy/Rules/RebootRule.swift~id, allow ? .notApplicable : .failed, expected,~id, .passed, expected,~RuleTests/reboot'
   'kernel-tokenizer~Sources/Attest/BootFacts/KernelCommandLine.swift~} else if !inQuotes, byte == 0x20 || (0x09...0x0D).contains(byte) || byte == 0 {~} else if byte == 0x20 {~ForgeryTests/kernelCommandLinesAreReadAsTheKernelReadsThem'
 )
 

@@ -51,4 +51,17 @@ struct EvaluationInput: Sendable {
     }
 
     var quotedBanks: Set<String> { Set(pcrs.banks.keys.map(\.name)) }
+
+    /// Why EK-derived identity rules cannot pass (nil when credential activation bound the AK to the EK): the EK says
+    /// something about the quote only through that binding.
+    var identityUnbound: String? {
+        switch akBinding {
+        case .bound?: nil
+        case .notBound(let reason)?: "AK not bound to the EK (\(reason))"
+        case nil: "unsigned evidence: no TPM identity"
+        }
+    }
+
+    /// Whether the EK certificate chains to the verifier's anchors.
+    var ekChainValid: Bool { if case .valid? = ekChain { true } else { false } }
 }

@@ -1,0 +1,20 @@
+import Attest
+
+/// `boot.dbx.min_entries`: the measured dbx has at least this many entries (a recent revocation list).
+struct DBXMinEntriesRule: PolicyRule {
+    let minimum: Int
+    var id: RuleID { .dbxMinEntries }
+
+    func evaluate(_ e: EvaluationInput, trusted: [TPMAlgorithmID], _ add: PolicyEngine.Add) {
+        guard let (f, _) = PolicyEngine.bootFacts(for: id, e, trusted: trusted, add) else { return }
+        guard let entries = f.signatureDatabases["dbx"] else {
+            add(
+                id, f.secureBoot != true ? .notApplicable : .failed, "dbx measured", "dbx not measured in PCR 7", nil,
+                7, nil)
+            return
+        }
+        add(
+            id, entries.count >= minimum ? .passed : .failed, "≥ \(minimum) entries", "\(entries.count) entries", nil,
+            7, nil)
+    }
+}

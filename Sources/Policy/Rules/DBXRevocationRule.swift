@@ -1,0 +1,23 @@
+import Attest
+
+/// `boot.dbx.contains` (rule `boot.dbx`): the measured dbx revokes the given hashes or certificates.
+struct DBXRevocationRule: PolicyRule {
+    let revoked: [String]
+    var id: RuleID { .dbx }
+
+    func evaluate(_ e: EvaluationInput, trusted: [TPMAlgorithmID], _ add: PolicyEngine.Add) {
+        guard let (f, _) = PolicyEngine.bootFacts(for: id, e, trusted: trusted, add) else { return }
+        guard let entries = f.signatureDatabases["dbx"] else {
+            add(
+                id, f.secureBoot != true ? .notApplicable : .failed, "dbx measured", "dbx not measured in PCR 7", nil,
+                7, nil)
+            return
+        }
+        let present = Set(entries.map(PolicyEngine.entryID))
+        let missing = revoked.filter { !present.contains($0) }
+        add(
+            id, missing.isEmpty ? .passed : .failed, "revokes \(revoked.count) hash(es)",
+            missing.isEmpty ? "all revoked" : "\(missing.count) not revoked, e.g. \(missing[0].prefix(16))…", nil, 7,
+            nil)
+    }
+}

@@ -1,0 +1,19 @@
+import Attest
+
+/// `identity.ek_certificate`: the evidence carries an EK certificate, and credential activation bound the AK to it.
+struct EKCertificateRule: PolicyRule {
+    let required: Bool
+    var id: RuleID { .ekCertificate }
+
+    func evaluate(_ e: EvaluationInput, trusted: [TPMAlgorithmID], _ add: PolicyEngine.Add) {
+        let expected = required ? "an EK certificate, bound to the AK" : "optional"
+        if let ek = e.ekCertificate {
+            let unbound = e.identityUnbound
+            add(
+                id, unbound == nil ? .passed : .failed, expected, unbound ?? "EK certificate issued by \(ek.issuer)",
+                nil, nil, nil)
+        } else {
+            add(id, required ? .failed : .notApplicable, expected, "no EK certificate in the evidence", nil, nil, nil)
+        }
+    }
+}
