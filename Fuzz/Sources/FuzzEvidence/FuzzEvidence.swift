@@ -39,7 +39,7 @@ func verify(_ bundle: EvidenceBundle) {
     let verifier = EvidenceVerifier(
         nonce: nonce, nonceIssuedAt: Date(timeIntervalSince1970: 1_790_000_000),
         requiredSelection: TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: [0, 4, 7])]),
-        anchors: Fixtures.anchors, akBinding: binding,
+        anchors: Fixtures.anchors(), akBinding: binding,
         previous: PreviousQuote(
             clockInfo: TPMSClockInfo(clock: 1, resetCount: 1, restartCount: 0, safe: true),
             firmwareVersion: 0),
@@ -51,7 +51,7 @@ func verify(_ bundle: EvidenceBundle) {
         done.signal()
     }
     done.wait()
-    if let evidence = box.evidence, let policy = Fixtures.policy {
+    if let evidence = box.evidence, let policy = Fixtures.policy() {
         let verdict = PolicyEngine.evaluate(evidence, policy)
         _ = EARAppraisal(verdict)
         _ = PolicyCapture.yaml(from: evidence, id: "fuzz", source: "fuzz")
@@ -68,10 +68,13 @@ enum Fixtures {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
         "../../../Tests"
     ).standardized
-    static let anchors = try? EKTrustAnchors(
-        folder: root.appendingPathComponent("../swtpm-fixtures/ca").standardized.path)
+    // Built per input, not kept in a global: LeakSanitizer cannot follow Swift's packed references from a global
+    // and reports the certificates held there as leaked.
+    static func anchors() -> EKTrustAnchors? {
+        try? EKTrustAnchors(folder: root.appendingPathComponent("../swtpm-fixtures/ca").standardized.path)
+    }
     static let akName = TPMName(bytes: [0x00, 0x0B] + [UInt8](repeating: 0xA5, count: 32))
-    static let policy: AttestationPolicy? = {
+    static func policy() -> AttestationPolicy? {
         let yaml = """
             id: fuzz
             version: 1
@@ -102,5 +105,5 @@ enum Fixtures {
         guard var p = try? PolicyLoader.parse(yaml, file: "fuzz.yaml"), (try? PolicyLoader.resolveForTesting(&p)) != nil
         else { return nil }
         return p
-    }()
+    }
 }
