@@ -227,6 +227,21 @@ public enum PolicyEngine {
         }
     }
 
+    /// The dbx entries as measured in PCR 7, or nil after reporting why a dbx rule cannot judge them (facts refused;
+    /// dbx not measured, which fails with Secure Boot on and is not applicable otherwise).
+    static func measuredDBX(for rule: RuleID, _ e: EvaluationInput, trusted: [TPMAlgorithmID], _ add: Add)
+        -> [EFISignatureList.Entry]?
+    {
+        guard let (f, _) = bootFacts(for: rule, e, trusted: trusted, add) else { return nil }
+        guard let entries = f.signatureDatabases["dbx"] else {
+            add(
+                rule, f.secureBoot != true ? .notApplicable : .failed, "dbx measured", "dbx not measured in PCR 7", nil,
+                7, nil)
+            return nil
+        }
+        return entries
+    }
+
     static func entryID(_ e: EFISignatureList.Entry) -> String {
         switch e {
         case .x509(_, _, let fp): fp

@@ -6,13 +6,7 @@ struct DBXMinEntriesRule: PolicyRule {
     var id: RuleID { .dbxMinEntries }
 
     func evaluate(_ e: EvaluationInput, trusted: [TPMAlgorithmID], _ add: PolicyEngine.Add) {
-        guard let (f, _) = PolicyEngine.bootFacts(for: id, e, trusted: trusted, add) else { return }
-        guard let entries = f.signatureDatabases["dbx"] else {
-            add(
-                id, f.secureBoot != true ? .notApplicable : .failed, "dbx measured", "dbx not measured in PCR 7", nil,
-                7, nil)
-            return
-        }
+        guard let entries = PolicyEngine.measuredDBX(for: id, e, trusted: trusted, add) else { return }
         add(
             id, entries.count >= minimum ? .passed : .failed, "≥ \(minimum) entries", "\(entries.count) entries", nil,
             7, nil)

@@ -6,13 +6,7 @@ struct DBXRevocationRule: PolicyRule {
     var id: RuleID { .dbx }
 
     func evaluate(_ e: EvaluationInput, trusted: [TPMAlgorithmID], _ add: PolicyEngine.Add) {
-        guard let (f, _) = PolicyEngine.bootFacts(for: id, e, trusted: trusted, add) else { return }
-        guard let entries = f.signatureDatabases["dbx"] else {
-            add(
-                id, f.secureBoot != true ? .notApplicable : .failed, "dbx measured", "dbx not measured in PCR 7", nil,
-                7, nil)
-            return
-        }
+        guard let entries = PolicyEngine.measuredDBX(for: id, e, trusted: trusted, add) else { return }
         let present = Set(entries.map(PolicyEngine.entryID))
         let missing = revoked.filter { !present.contains($0) }
         add(
