@@ -28,7 +28,8 @@ public struct VerifiedEvidence: Sendable {
     public let nonceIssuedAt: Date?
     /// When the evidence was verified (the verifier's clock).
     public let checkedAt: Date
-    /// Boot facts per bank in which at least one quoted PCR replayed, decoded once here (decoding payloads is
+    /// Boot facts per bank in which at least one quoted PCR replayed (only the required banks when the verifier
+    /// required a selection; policy decodes any other bank it trusts on demand), decoded once here (decoding payloads is
     /// the expensive part; evaluation then only checks rules).
     public let facts: [TPMAlgorithmID: BootFacts]
 
@@ -48,12 +49,17 @@ public struct VerifiedEvidence: Sendable {
         self.requiredSelection = requiredSelection
         self.nonceIssuedAt = nonceIssuedAt
         self.checkedAt = checkedAt
-        facts = eventLog.map(Self.factsByBank) ?? [:]
+        // Decoded once, for the banks the verifier required (the policy's trusted banks); with no requirement, for
+        // every bank that replayed. Decoding is the expensive part of preparing evidence.
+        let required = Set(requiredSelection.selections.filter { !$0.pcrs.isEmpty }.map(\.hash))
+        facts = eventLog.map { Self.factsByBank($0, only: required.isEmpty ? nil : required) } ?? [:]
     }
 
-    static func factsByBank(_ log: VerifiedEventLog) -> [TPMAlgorithmID: BootFacts] {
+    static func factsByBank(_ log: VerifiedEventLog, only banks: Set<TPMAlgorithmID>? = nil) -> [TPMAlgorithmID:
+        BootFacts]
+    {
         var out: [TPMAlgorithmID: BootFacts] = [:]
-        for bank in log.matched.keys { out[bank] = BootFacts(log, bank: bank) }
+        for bank in log.matched.keys where banks?.contains(bank) ?? true { out[bank] = BootFacts(log, bank: bank) }
         return out
     }
 

@@ -24,7 +24,7 @@ public enum PolicyCapture {
         let bankName =
             evidence.pcrs.banks[.sha256] != nil ? "sha256" : (evidence.pcrs.banks.keys.sorted().first?.name ?? "sha256")
         let bank = TPMAlgorithmID(name: bankName) ?? .sha256
-        let facts = evidence.facts[bank]
+        let facts = evidence.facts[bank] ?? evidence.eventLog.map { BootFacts($0, bank: bank) }
         var y: [String] = []
         func q(_ s: String) -> String {
             let encoder = JSONEncoder()
