@@ -9,6 +9,10 @@ import PackageDescription
 //   AttestTPM     device side: the TPM over libtss2-esys (CTSS2), identity provisioning.
 //   Vault         device side: sealed disk keys (fscrypt, LUKS2). Depends on AttestTPM.
 //   Node          device side: the node agent and the device commands behind `vigil`.
+//   ControllerProtocol  the controller's HTTP API types and request signing, shared by both ends (pure Swift).
+//   Controller    the fleet's verifier service (Hummingbird 2 over TLS, SQLite): links Attest and Policy,
+//                 never libtss2.
+//   ControllerClient  HTTPS client for the device and the security team (async-http-client).
 //   vigil         the one executable: argument parsing only.
 let package = Package(
     name: "Vigil",
@@ -20,6 +24,7 @@ let package = Package(
         .library(name: "AttestTPM", targets: ["AttestTPM"]),
         .library(name: "Vault", targets: ["Vault"]),
         .library(name: "Node", targets: ["Node"]),
+        .library(name: "Controller", targets: ["Controller"]),
         .executable(name: "vigil", targets: ["vigil"]),
     ],
     dependencies: [
@@ -31,6 +36,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/attaswift/BigInt", from: "6.0.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: C system libraries (device side only)
@@ -88,10 +99,53 @@ let package = Package(
             dependencies: [
                 "Attest",
                 "AttestTPM",
+                "ControllerProtocol",
+                "ControllerClient",
+                "SystemSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Crash-safe files (write, fsync, rename, fsync the folder), for the device and the controller.
+        .target(name: "SystemSupport"),
+
+        // MARK: The controller (verifier side: never libtss2)
+        .target(
+            name: "ControllerProtocol",
+            dependencies: [
+                "Attest",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "Controller",
+            dependencies: [
+                "Attest",
+                "Policy",
+                "ControllerProtocol",
+                "SystemSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "ControllerClient",
+            dependencies: [
+                "ControllerProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]
         ),
         .target(
@@ -111,6 +165,10 @@ let package = Package(
                 "VigilBenchmark",
                 "Attest",
                 "AttestTPM",
+                "Controller",
+                "ControllerClient",
+                "ControllerProtocol",
+                "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -144,6 +202,17 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "ControllerTests",
+            dependencies: [
+                "Attest", "AttestTPM", "Controller", "ControllerClient", "ControllerProtocol", "Node", "Policy",
+                "ProcessSupport", "VigilTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ]
         ),
         .testTarget(
             name: "AttestTPMTests",

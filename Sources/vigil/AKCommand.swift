@@ -2,6 +2,7 @@ import ArgumentParser
 import Attest
 import Foundation
 import Node
+import SystemSupport
 
 /// Verifier side of credential activation, for operators without a controller: challenge a device's AK and EK
 /// from its evidence, then turn the device's answer into the `AKBinding` that `policy test --ak-binding` takes.

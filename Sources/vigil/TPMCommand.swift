@@ -3,6 +3,7 @@ import Attest
 public import AttestTPM
 import Foundation
 import Node
+import SystemSupport
 
 struct TPMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 public import Attest
 public import AttestTPM
 public import Foundation
+import SystemSupport
 
 /// `vigil tpm quote`: a PCR quote by the attestation key over a caller's nonce, written in the file
 /// formats tpm2-tools uses, so `tpm2_checkquote` can verify it:

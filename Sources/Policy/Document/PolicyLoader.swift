@@ -41,6 +41,18 @@ public enum PolicyLoader {
         return try resolve(main, byID: &byID, folder: (path as NSString).deletingLastPathComponent, chain: [])
     }
 
+    /// Loads policy text held in memory (a controller's stored version): parses it, resolves `extends` among
+    /// `others` only (nothing is read from disk) and resolves "@set" references. `file` names it in messages.
+    public static func load(text: String, file: String, others: [AttestationPolicy] = []) throws(PolicyError)
+        -> AttestationPolicy
+    {
+        let main = try parse(text, file: file)
+        var byID: [String: AttestationPolicy] = [main.id: main]
+        for p in others where p.id != main.id { byID[p.id] = p }
+        // An empty folder: `extends` not found among `others` is an error, never a file lookup.
+        return try resolve(main, byID: &byID, folder: "/nonexistent-vigil-policy-folder", chain: [])
+    }
+
     static func resolve(
         _ policy: AttestationPolicy, byID: inout [String: AttestationPolicy], folder: String, chain: [String]
     ) throws(PolicyError) -> AttestationPolicy {

@@ -1,0 +1,163 @@
+/// The controller's schema: one definition for SQLite and PostgreSQL (TEXT and BIGINT only), applied by
+/// numbered migrations, each in its own transaction with the version it brings the database to.
+enum Schema {
+    /// Migrations in order; migration `i` brings the database to version `i + 1`. Never edit a released one:
+    /// add another.
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE devices (
+                device_id TEXT PRIMARY KEY,
+                ek_fingerprint TEXT NOT NULL UNIQUE,
+                ek_public TEXT NOT NULL,
+                ek_certificate TEXT,
+                ak_public TEXT NOT NULL,
+                ak_name TEXT NOT NULL,
+                device_public TEXT NOT NULL,
+                group_name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                ek_chain TEXT NOT NULL,
+                onboarded_at BIGINT NOT NULL,
+                activated_at BIGINT NOT NULL,
+                previous_quote TEXT,
+                last_attestation TEXT,
+                last_seen BIGINT
+            )
+            """,
+            """
+            CREATE TABLE allowed_eks (
+                ek_fingerprint TEXT PRIMARY KEY,
+                group_name TEXT NOT NULL,
+                added_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE enroll_tokens (
+                token_sha256 TEXT PRIMARY KEY,
+                group_name TEXT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                used_at BIGINT,
+                used_by TEXT
+            )
+            """,
+            """
+            CREATE TABLE onboard_challenges (
+                challenge_id TEXT PRIMARY KEY,
+                device_id TEXT NOT NULL,
+                request TEXT NOT NULL,
+                secret_sha256 TEXT NOT NULL,
+                certify_nonce TEXT NOT NULL,
+                group_name TEXT NOT NULL,
+                token_sha256 TEXT,
+                ek_chain TEXT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                used_at BIGINT
+            )
+            """,
+            """
+            CREATE TABLE nonces (
+                nonce TEXT PRIMARY KEY,
+                device_id TEXT NOT NULL,
+                selection TEXT NOT NULL,
+                issued_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                used_at BIGINT
+            )
+            """,
+            """
+            CREATE TABLE request_ids (
+                device_id TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                PRIMARY KEY (device_id, request_id)
+            )
+            """,
+            "CREATE TABLE ek_ca_bundles (name TEXT PRIMARY KEY, certificates TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+            """
+            CREATE TABLE policies (
+                name TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                yaml TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (name, version)
+            )
+            """,
+            """
+            CREATE TABLE assignments (
+                target TEXT PRIMARY KEY,
+                policy_name TEXT NOT NULL,
+                policy_version BIGINT NOT NULL,
+                assigned_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE attestations (
+                id TEXT PRIMARY KEY,
+                device_id TEXT NOT NULL,
+                at BIGINT NOT NULL,
+                pass BIGINT NOT NULL,
+                policy TEXT,
+                verdict TEXT,
+                refusal TEXT,
+                evidence_sha256 TEXT,
+                result_token TEXT,
+                expires_at BIGINT
+            )
+            """,
+            "CREATE INDEX attestations_by_device ON attestations (device_id, at)",
+            """
+            CREATE TABLE secrets (
+                name TEXT NOT NULL,
+                device_id TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                sealed TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (name, device_id, version)
+            )
+            """,
+            """
+            CREATE TABLE api_tokens (
+                token_sha256 TEXT PRIMARY KEY,
+                role TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE audit (
+                seq BIGINT PRIMARY KEY,
+                at BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                prev_digest TEXT NOT NULL,
+                digest TEXT NOT NULL
+            )
+            """,
+        ]
+    ]
+
+    /// Brings `backend` to the latest version; a database newer than this controller is refused.
+    static func migrate(_ backend: any SQLBackend) async throws(ControllerError) {
+        try await backend.transaction { tx throws(ControllerError) in
+            try await tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+        }
+        while true {
+            let done = try await backend.transaction { tx throws(ControllerError) -> Bool in
+                let current = try await tx.first("SELECT MAX(version) AS v FROM schema_version", [])?.integer("v") ?? 0
+                guard current <= Int64(migrations.count) else {
+                    throw .internalFailure(
+                        "database \(backend.displayName) is at schema version \(current), newer than this controller's \(migrations.count)"
+                    )
+                }
+                guard current < Int64(migrations.count) else { return true }
+                for statement in migrations[Int(current)] { try await tx.execute(statement) }
+                try await tx.execute("INSERT INTO schema_version (version) VALUES (?)", [.integer(current + 1)])
+                return false
+            }
+            if done { return }
+        }
+    }
+}

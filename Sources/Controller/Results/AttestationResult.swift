@@ -1,0 +1,118 @@
+public import ControllerProtocol
+import Crypto
+public import Foundation
+public import JWTKit
+
+/// A signed attestation result: an EAR-style JWT (IETF RATS "EAT Attestation Results", profile
+/// `tag:github.com,2023:veraison/ear`) signed ES256 by the controller's result-signing key, so a relying
+/// party decides offline, with only `result-signing.pub.pem`, whether a device passed, under which policy,
+/// over which PCRs and nonce, and until when (`vigil result verify TOKEN --key result-signing.pub.pem`).
+public struct AttestationResult: JWTPayload, Sendable {
+    /// The EAR profile.
+    public static let profile = "tag:github.com,2023:veraison/ear"
+
+    /// `eat_profile`.
+    public var profile: String
+    /// `iss`: the controller (its CA fingerprint's first 16 hex digits).
+    public var issuer: IssuerClaim
+    /// `sub`: the device id.
+    public var subject: SubjectClaim
+    /// `iat`.
+    public var issuedAt: IssuedAtClaim
+    /// `exp`: after this the result is not to be relied on (nor does the controller release secrets on it).
+    public var expires: ExpirationClaim
+    /// `eat_nonce`: the controller's nonce the quote was made over, hex.
+    public var nonce: String
+    /// `ear.verifier-id`.
+    public var verifierID: VerifierID
+    /// `submods`: one appraisal, `vigil`.
+    public var submods: [String: Appraisal]
+    /// `vigil.verdict`: `pass` or `fail`.
+    public var verdict: String
+    /// `vigil.policy`: the controller's policy name and version that judged, `name@version`.
+    public var policy: String
+    /// `vigil.pcr-digest`: the quote's PCR digest, hex.
+    public var pcrDigest: String
+    /// `vigil.failed-rules`: the enforced rules that failed (empty on a pass).
+    public var failedRules: [String]
+
+    /// `ear.verifier-id`.
+    public struct VerifierID: Codable, Sendable, Hashable {
+        /// `developer`.
+        public var developer: String
+        /// `build`.
+        public var build: String
+    }
+
+    /// One EAR appraisal.
+    public struct Appraisal: Codable, Sendable, Hashable {
+        /// `ear.status`: affirming, warning or contraindicated.
+        public var status: String
+        /// `ear.trustworthiness-vector` (AR4SI).
+        public var trustVector: [String: Int]
+        /// `ear.appraisal-policy-id`.
+        public var policyID: String
+
+        enum CodingKeys: String, CodingKey {
+            case status = "ear.status", trustVector = "ear.trustworthiness-vector",
+                policyID = "ear.appraisal-policy-id"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case profile = "eat_profile", issuer = "iss", subject = "sub", issuedAt = "iat", expires = "exp"
+        case nonce = "eat_nonce", verifierID = "ear.verifier-id", submods, verdict = "vigil.verdict"
+        case policy = "vigil.policy", pcrDigest = "vigil.pcr-digest", failedRules = "vigil.failed-rules"
+    }
+
+    /// A result to sign.
+    public init(
+        issuer: String, device: DeviceID, issuedAt: Date, expires: Date, nonce: String, pass: Bool,
+        appraisal: Appraisal, policy: String, pcrDigest: String, failedRules: [String]
+    ) {
+        self.profile = Self.profile
+        self.issuer = IssuerClaim(value: issuer)
+        self.subject = SubjectClaim(value: device.rawValue)
+        self.issuedAt = IssuedAtClaim(value: issuedAt)
+        self.expires = ExpirationClaim(value: expires)
+        self.nonce = nonce
+        self.verifierID = VerifierID(developer: "vigil", build: "vigil-controller/1")
+        self.submods = ["vigil": appraisal]
+        self.verdict = pass ? "pass" : "fail"
+        self.policy = policy
+        self.pcrDigest = pcrDigest
+        self.failedRules = failedRules
+    }
+
+    /// Checks the claims a relying party relies on: not expired, the EAR profile, a verdict.
+    public func verify(using algorithm: some JWTAlgorithm) async throws {
+        try expires.verifyNotExpired()
+        guard profile == Self.profile, verdict == "pass" || verdict == "fail", DeviceID(subject.value) != nil else {
+            throw JWTError.claimVerificationFailure(failedClaim: nil, reason: "not a Vigil attestation result")
+        }
+    }
+
+    /// Whether the device passed.
+    public var passed: Bool { verdict == "pass" }
+
+    /// Signs `result` with `key` (ES256).
+    static func sign(_ result: AttestationResult, key: P256.Signing.PrivateKey) async throws(ControllerError)
+        -> String
+    {
+        do {
+            let keys = JWTKeyCollection()
+            await keys.add(ecdsa: try ES256PrivateKey(backing: key))
+            return try await keys.sign(result)
+        } catch {
+            throw .internalFailure("cannot sign the attestation result: \(error)")
+        }
+    }
+
+    /// Verifies `token` with the controller's public key (PEM) and returns its claims; throws when the signature,
+    /// the algorithm, the expiry or the claims do not hold.
+    public static func verify(_ token: String, publicKeyPEM: String) async throws -> AttestationResult {
+        let keys = JWTKeyCollection()
+        await keys.add(ecdsa: try ES256PublicKey(pem: publicKeyPEM))
+        return try await keys.verify(token, as: AttestationResult.self)
+    }
+}

@@ -1,0 +1,210 @@
+import Attest
+public import ControllerProtocol
+import Crypto
+import Foundation
+import Logging
+import Policy
+
+extension Controller {
+    /// `POST /v1/attest/nonce`: a fresh 32-byte nonce bound to the device, single-use, expiring after
+    /// ``Configuration/nonceLifetime``, with the PCRs its policy needs quoted.
+    public func issueNonce(authorization: String?, method: String, path: String, body: [UInt8])
+        async throws(ControllerError) -> Attestation.NonceGrant
+    {
+        let device = try await authenticate(authorization: authorization, method: method, path: path, body: body)
+        let now = clock()
+        return try await backend.transaction { [self] tx throws(ControllerError) in
+            var selection = TPMLPCRSelection(parsingSpec: configuration.defaultSelection) ?? TPMLPCRSelection([])
+            if let policy = try await assignedPolicy(tx, device: device.id, group: device.group) {
+                let required = PolicyEngine.requiredSelection(for: policy.document)
+                if !required.nonEmpty.isEmpty { selection = TPMLPCRSelection(required.nonEmpty) }
+            }
+            let nonce = Hex.encode(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+            let expires = now.addingTimeInterval(configuration.nonceLifetime)
+            // Nonces are kept a day after they expire (so a late replay is named "used" or "expired", not unknown).
+            try await tx.execute(
+                "DELETE FROM nonces WHERE expires_at < ?", [.integer(now.sqlMilliseconds - 86_400_000)])
+            try await tx.execute(
+                "INSERT INTO nonces (nonce, device_id, selection, issued_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, NULL)",
+                [
+                    .text(nonce), .text(device.id.rawValue), .text(selection.description),
+                    .integer(now.sqlMilliseconds), .integer(expires.sqlMilliseconds),
+                ])
+            try await AuditLog.append(
+                tx, backend: backend, at: now, actor: .device(device.id), action: "nonce", subject: device.id.rawValue,
+                outcome: "ok", detail: "selection \(selection); expires \(expires.timeIntervalSince1970)")
+            return Attestation.NonceGrant(nonce: nonce, pcrSelection: selection.description, expiresAt: expires)
+        }
+    }
+
+    /// `POST /v1/attest`: consumes the nonce, verifies the evidence with what the controller holds (the bound
+    /// AK, the policy's PCRs and EK anchors, the last accepted quote), evaluates the device's policy, stores the
+    /// verdict and returns it with a signed result. Evidence that cannot be verified is refused with the
+    /// forgery named, and recorded as the device's latest (failed) attestation.
+    public func attest(authorization: String?, method: String, path: String, body: [UInt8])
+        async throws(ControllerError) -> Attestation.Outcome
+    {
+        let device = try await authenticate(authorization: authorization, method: method, path: path, body: body)
+        let evidenceDigest = Hex.encode(SHA256.hash(data: body))
+        do {
+            return try await attestAuthenticated(device, body: body, evidenceDigest: evidenceDigest)
+        } catch {
+            await recordRefusal(device: device.id, error, evidenceDigest: evidenceDigest)
+            throw error
+        }
+    }
+
+    private func attestAuthenticated(_ device: DeviceRecord, body: [UInt8], evidenceDigest: String)
+        async throws(ControllerError) -> Attestation.Outcome
+    {
+        guard body.count <= EvidenceBundle.maxSize else {
+            throw .tooLarge("evidence: \(body.count) bytes, more than \(EvidenceBundle.maxSize)")
+        }
+        let bundle: EvidenceBundle
+        do { bundle = try EvidenceBundle(json: body) } catch {
+            throw .invalid("evidence is malformed: \(error.reason)")
+        }
+        // The nonce: the bundle's copy only finds the controller's record; the record is what is checked.
+        let issued = try await consumeNonce(bundle.nonce, device: device.id)
+        let now = clock()
+        return try await backend.transaction { [self] tx throws(ControllerError) in
+            guard let policy = try await assignedPolicy(tx, device: device.id, group: device.group) else {
+                throw .conflict(
+                    "no_policy",
+                    "no policy assigned to \(device.id) or its group \(device.group): there is no implicit accept")
+            }
+            let anchors = try await anchors(tx, for: policy.document)
+            let verifier = EvidenceVerifier(
+                nonce: issued.nonce, nonceIssuedAt: issued.issuedAt,
+                requiredSelection: PolicyEngine.requiredSelection(for: policy.document), anchors: anchors,
+                akBinding: device.binding, previous: device.previousQuote, now: now)
+            let verified: VerifiedEvidence
+            do throws(AttestError) { verified = try await verifier.verify(bundle) } catch {
+                throw .evidence(Self.code(error), "evidence refused: \(error.reason)")
+            }
+            // An old quote replayed, or a TPM whose counters were reset: never a fresh boot of the same TPM.
+            for finding in verified.quote.clockFindings {
+                switch finding {
+                case .clockWentBackwards, .countersWentBackwards:
+                    throw .evidence(
+                        "stale_clock",
+                        "evidence refused: \(finding) since the last accepted quote (a replayed quote or a cleared TPM)")
+                default: break
+                }
+            }
+            let verdict = PolicyEngine.evaluate(verified, policy.document)
+            let appraisal = EARAppraisal(verdict)
+            let expires = now.addingTimeInterval(configuration.resultLifetime)
+            let result = AttestationResult(
+                issuer: "vigil-controller:\(state.caFingerprint.prefix(16))", device: device.id, issuedAt: now,
+                expires: expires, nonce: Hex.encode(issued.nonce), pass: verdict.pass,
+                appraisal: .init(
+                    status: appraisal.status, trustVector: appraisal.trustVector, policyID: "policy:\(policy.label)"),
+                policy: policy.label, pcrDigest: Hex.encode(verified.quote.pcrDigest),
+                failedRules: verdict.failures.map(\.rule))
+            let token = try await AttestationResult.sign(result, key: state.resultSigningKey)
+            let verdictJSON = String(decoding: try Self.encodeVerdict(verdict), as: UTF8.self)
+            let id = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
+            try await tx.execute(
+                "INSERT INTO attestations (id, device_id, at, pass, policy, verdict, refusal, evidence_sha256, result_token, expires_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                [
+                    .text(id), .text(device.id.rawValue), .integer(now.sqlMilliseconds),
+                    .integer(verdict.pass ? 1 : 0), .text(policy.label), .text(verdictJSON), .text(evidenceDigest),
+                    .text(token), .integer(expires.sqlMilliseconds),
+                ])
+            try await tx.execute(
+                "UPDATE devices SET last_attestation = ?, last_seen = ?, previous_quote = ? WHERE device_id = ?",
+                [
+                    .text(id), .integer(now.sqlMilliseconds),
+                    .text(StoredQuote.encode(verified.previousForNextAttestation)), .text(device.id.rawValue),
+                ])
+            let failures = verdict.failures.map(\.line)
+            try await AuditLog.append(
+                tx, backend: backend, at: now, actor: .device(device.id), action: "attest", subject: device.id.rawValue,
+                outcome: verdict.pass ? "pass" : "fail",
+                detail: "policy \(policy.label); evidence sha256 \(evidenceDigest)"
+                    + (failures.isEmpty ? "" : "; failed: " + failures.joined(separator: " | ")))
+            logger.info(
+                "attestation",
+                metadata: [
+                    "device": "\(device.id)", "pass": "\(verdict.pass)", "policy": "\(policy.label)",
+                    "failed": "\(verdict.failures.map(\.rule).joined(separator: ","))",
+                ])
+            return Attestation.Outcome(
+                deviceID: device.id, pass: verdict.pass, verdict: verdictJSON, result: token,
+                findings: verified.quote.clockFindings.map(\.description))
+        }
+    }
+
+    /// Marks the nonce used, in its own transaction (a nonce is spent whatever the evidence turns out to be),
+    /// and returns it with its issue time. Refuses, by name, a nonce that is not hex, unknown, another
+    /// device's, used, or expired.
+    func consumeNonce(_ text: String, device: DeviceID) async throws(ControllerError) -> (
+        nonce: [UInt8], issuedAt: Date
+    ) {
+        guard text.utf8.count == 64, let nonce = Hex.decode(text) else {
+            throw .evidence("nonce_unknown", "the evidence's nonce is not a 32-byte nonce this controller issued")
+        }
+        let key = Hex.encode(nonce)
+        let now = clock()
+        return try await backend.transaction { tx throws(ControllerError) in
+            let consumed = try await tx.query(
+                "UPDATE nonces SET used_at = ? WHERE nonce = ? AND device_id = ? AND used_at IS NULL AND expires_at > ? RETURNING issued_at",
+                [.integer(now.sqlMilliseconds), .text(key), .text(device.rawValue), .integer(now.sqlMilliseconds)])
+            if let row = consumed.first {
+                return (nonce, Date(sqlMilliseconds: try row.requiredInteger("issued_at")))
+            }
+            guard
+                let row = try await tx.first(
+                    "SELECT device_id, expires_at, used_at FROM nonces WHERE nonce = ?", [.text(key)])
+            else { throw .evidence("nonce_unknown", "the evidence's nonce was not issued by this controller") }
+            if try row.requiredText("device_id") != device.rawValue {
+                throw .evidence("nonce_foreign", "the evidence's nonce was issued to another device")
+            }
+            if try row.integer("used_at") != nil {
+                throw .evidence("nonce_used", "the evidence's nonce was already used (a replayed attestation)")
+            }
+            throw .evidence("nonce_expired", "the evidence's nonce expired before the evidence arrived")
+        }
+    }
+
+    /// Records evidence that was refused as the device's latest attestation (it did not pass), with the reason.
+    func recordRefusal(device: DeviceID, _ error: ControllerError, evidenceDigest: String) async {
+        let now = clock()
+        do {
+            try await backend.transaction { [backend] tx throws(ControllerError) in
+                let id = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
+                try await tx.execute(
+                    "INSERT INTO attestations (id, device_id, at, pass, policy, verdict, refusal, evidence_sha256, result_token, expires_at) VALUES (?, ?, ?, 0, NULL, NULL, ?, ?, NULL, NULL)",
+                    [
+                        .text(id), .text(device.rawValue), .integer(now.sqlMilliseconds),
+                        .text("\(error.code): \(error.reason)"), .text(evidenceDigest),
+                    ])
+                try await tx.execute(
+                    "UPDATE devices SET last_attestation = ?, last_seen = ? WHERE device_id = ?",
+                    [.text(id), .integer(now.sqlMilliseconds), .text(device.rawValue)])
+                try await AuditLog.append(
+                    tx, backend: backend, at: now, actor: .device(device), action: "attest", subject: device.rawValue,
+                    outcome: "refused:\(error.code)", detail: error.reason)
+            }
+        } catch {
+            logger.error("could not record a refused attestation", metadata: ["error": "\(error)"])
+        }
+        logger.notice("attestation refused", metadata: ["device": "\(device)", "code": "\(error.code)"])
+    }
+
+    /// The stable name of a verifier refusal (`signature_invalid`, `ak_not_bound`, …).
+    static func code(_ error: AttestError) -> String {
+        var out = ""
+        for c in error.code.description {
+            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
+        }
+        return out
+    }
+
+    static func encodeVerdict(_ verdict: Verdict) throws(ControllerError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do { return Array(try encoder.encode(verdict)) } catch { throw .internalFailure("verdict: \(error)") }
+    }
+}

@@ -1,0 +1,278 @@
+public import Foundation
+
+/// The security team's API (`vigil admin …`), under `/v1/admin`, authorized by `Authorization: Bearer TOKEN`.
+public enum Admin {
+    /// What a token may do. Each role includes the ones before it.
+    public enum Role: String, Codable, Sendable, Hashable, CaseIterable, Comparable {
+        /// Read devices, verdicts, policies and the audit log.
+        case viewer
+        /// Also admit devices (allow an EK, enrollment tokens), revoke them, and put secrets.
+        case `operator`
+        /// Also add and assign policies and EK CA bundles.
+        case policyAdmin = "policy-admin"
+        /// Also create tokens (the bootstrap token has this role).
+        case admin
+
+        public static func < (a: Self, b: Self) -> Bool {
+            allCases.firstIndex(of: a) ?? 0 < allCases.firstIndex(of: b) ?? 0
+        }
+    }
+
+    /// `POST /v1/admin/ek-ca/{name}`: the CA certificates of a vendor (PEM or DER base64, one per entry).
+    public struct EKCABundleUpload: Codable, Sendable, Hashable {
+        /// The certificates; self-issued ones are the roots.
+        public var certificates: [String]
+        /// The fields a request may carry.
+        public static let knownKeys: Set<String> = ["certificates"]
+        /// An upload.
+        public init(certificates: [String]) { self.certificates = certificates }
+    }
+
+    /// `POST /v1/admin/policies/{name}`: a policy document (YAML), linted before it is stored as a new version.
+    public struct PolicyUpload: Codable, Sendable, Hashable {
+        /// The document.
+        public var yaml: String
+        /// The fields a request may carry.
+        public static let knownKeys: Set<String> = ["yaml"]
+        /// An upload.
+        public init(yaml: String) { self.yaml = yaml }
+    }
+
+    /// A stored policy version.
+    public struct PolicyVersion: Codable, Sendable, Hashable {
+        /// The policy's name.
+        public var name: String
+        /// Its version at the controller (1, 2, …; never overwritten).
+        public var version: Int
+        /// SHA-256 of the document, hex.
+        public var sha256: String
+        /// When it was added.
+        public var createdAt: Date
+        /// Groups and devices it is assigned to.
+        public var assignedTo: [String]
+        /// A version.
+        public init(name: String, version: Int, sha256: String, createdAt: Date, assignedTo: [String]) {
+            self.name = name
+            self.version = version
+            self.sha256 = sha256
+            self.createdAt = createdAt
+            self.assignedTo = assignedTo
+        }
+    }
+
+    /// `POST /v1/admin/policies/{name}/assign`: to one device or one group (exactly one of them), pinning the
+    /// policy's latest version, or `version` when given.
+    public struct PolicyAssignment: Codable, Sendable, Hashable {
+        /// The device.
+        public var device: DeviceID?
+        /// The group.
+        public var group: String?
+        /// The version to pin (default: the latest).
+        public var version: Int?
+        /// The fields a request may carry.
+        public static let knownKeys: Set<String> = ["device", "group", "version"]
+        /// An assignment.
+        public init(device: DeviceID?, group: String?, version: Int?) {
+            self.device = device
+            self.group = group
+            self.version = version
+        }
+    }
+
+    /// `POST /v1/admin/devices/allow`: admit the TPM with this EK (before it ever connects).
+    public struct AllowEK: Codable, Sendable, Hashable {
+        /// The EK's fingerprint.
+        public var ekFingerprint: EKFingerprint
+        /// The group it joins (default `default`).
+        public var group: String?
+        /// The fields a request may carry.
+        public static let knownKeys: Set<String> = ["ek_fingerprint", "group"]
+        /// A request.
+        public init(ekFingerprint: EKFingerprint, group: String?) {
+            self.ekFingerprint = ekFingerprint
+            self.group = group
+        }
+    }
+
+    /// `POST /v1/admin/enroll-tokens`.
+    public struct EnrollTokenRequest: Codable, Sendable, Hashable {
+        /// The group the device joins.
+        public var group: String?
+        /// Lifetime in seconds (60 s to 30 days).
+        public var expiresInSeconds: Int
+        /// The fields a request may carry.
+        public static let knownKeys: Set<String> = ["group", "expires_in_seconds"]
+        /// A request.
+        public init(group: String?, expiresInSeconds: Int) {
+            self.group = group
+            self.expiresInSeconds = expiresInSeconds
+        }
+    }
+
+    /// A new token (enrollment or API): shown once, stored only as its hash.
+    public struct IssuedToken: Codable, Sendable, Hashable {
+        /// The token.
+        public var token: String
+        /// When it expires (enrollment tokens).
+        public var expiresAt: Date?
+        /// Its role (API tokens).
+        public var role: Role?
+        /// A token.
+        public init(token: String, expiresAt: Date?, role: Role?) {
+            self.token = token
+            self.expiresAt = expiresAt
+            self.role = role
+        }
+    }
+
+    /// `POST /v1/admin/tokens`.
+    public struct TokenRequest: Codable, Sendable, Hashable {
+        /// The role of the new token.
+        public var role: Role
+        /// The fields a request may carry.
+        public static let knownKeys: Set<String> = ["role"]
+        /// A request.
+        public init(role: Role) { self.role = role }
+    }
+
+    /// `PUT /v1/admin/secrets/{name}`: a new version of a secret for one device.
+    public struct SecretUpload: Codable, Sendable, Hashable {
+        /// The device it is for.
+        public var device: DeviceID
+        /// The secret, base64 (at most ``SecretEnvelope/maximumSecretSize`` bytes).
+        public var value: String
+        /// The fields a request may carry.
+        public static let knownKeys: Set<String> = ["device", "value"]
+        /// An upload.
+        public init(device: DeviceID, value: String) {
+            self.device = device
+            self.value = value
+        }
+    }
+
+    /// One rule that failed, as the verdict names it.
+    public struct RuleFailure: Codable, Sendable, Hashable {
+        /// The rule id (`pcr.values`, `boot.secure_boot`, …).
+        public var rule: String
+        /// The bank, when the rule is about one.
+        public var bank: String?
+        /// The PCR, when the rule is about one.
+        public var pcr: Int?
+        /// The event's index in the log, when the rule is about one.
+        public var event: Int?
+        /// What the policy expects.
+        public var expected: String
+        /// What the evidence showed.
+        public var actual: String
+        /// A failure.
+        public init(rule: String, bank: String?, pcr: Int?, event: Int?, expected: String, actual: String) {
+            self.rule = rule
+            self.bank = bank
+            self.pcr = pcr
+            self.event = event
+            self.expected = expected
+            self.actual = actual
+        }
+    }
+
+    /// One attestation in a device's history.
+    public struct AttestationRecord: Codable, Sendable, Hashable {
+        /// When the controller decided.
+        public var at: Date
+        /// Whether it passed.
+        public var pass: Bool
+        /// The policy and version that judged it (`name@version`), when evidence was verified.
+        public var policy: String?
+        /// The failed rules.
+        public var failures: [RuleFailure]
+        /// Why the evidence was refused before any rule ran (signature, nonce, …), when it was.
+        public var refusal: String?
+        /// SHA-256 of the evidence bundle, hex.
+        public var evidenceSHA256: String?
+        /// A record.
+        public init(
+            at: Date, pass: Bool, policy: String?, failures: [RuleFailure], refusal: String?, evidenceSHA256: String?
+        ) {
+            self.at = at
+            self.pass = pass
+            self.policy = policy
+            self.failures = failures
+            self.refusal = refusal
+            self.evidenceSHA256 = evidenceSHA256
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case at, pass, policy, failures, refusal, evidenceSHA256 = "evidenceSha256"
+        }
+    }
+
+    /// A device as `device list` shows it.
+    public struct DeviceSummary: Codable, Sendable, Hashable {
+        /// The device.
+        public var deviceID: DeviceID
+        /// Its group.
+        public var group: String
+        /// `active` or `revoked`.
+        public var status: String
+        /// The policy assigned to it (directly or through its group), `name@version`.
+        public var policy: String?
+        /// Its latest attestation.
+        public var last: AttestationRecord?
+        /// A summary.
+        public init(deviceID: DeviceID, group: String, status: String, policy: String?, last: AttestationRecord?) {
+            self.deviceID = deviceID
+            self.group = group
+            self.status = status
+            self.policy = policy
+            self.last = last
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case deviceID = "deviceId", group, status, policy, last
+        }
+    }
+
+    /// A device as `device show` shows it.
+    public struct DeviceDetail: Codable, Sendable, Hashable {
+        /// The summary.
+        public var summary: DeviceSummary
+        /// The EK's fingerprint.
+        public var ekFingerprint: EKFingerprint
+        /// The bound AK's Name, hex.
+        public var akName: String
+        /// When it was onboarded.
+        public var onboardedAt: Date
+        /// Attestations, newest first.
+        public var history: [AttestationRecord]
+        /// A detail view.
+        public init(
+            summary: DeviceSummary, ekFingerprint: EKFingerprint, akName: String, onboardedAt: Date,
+            history: [AttestationRecord]
+        ) {
+            self.summary = summary
+            self.ekFingerprint = ekFingerprint
+            self.akName = akName
+            self.onboardedAt = onboardedAt
+            self.history = history
+        }
+    }
+
+    /// `GET /v1/admin/audit/verify`.
+    public struct AuditReport: Codable, Sendable, Hashable {
+        /// Entries checked.
+        public var entries: Int
+        /// Whether every link holds.
+        public var intact: Bool
+        /// The sequence number of the first entry whose link or digest is wrong.
+        public var firstBroken: Int?
+        /// What is wrong there.
+        public var reason: String?
+        /// A report.
+        public init(entries: Int, intact: Bool, firstBroken: Int?, reason: String?) {
+            self.entries = entries
+            self.intact = intact
+            self.firstBroken = firstBroken
+            self.reason = reason
+        }
+    }
+}
