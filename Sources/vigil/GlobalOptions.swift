@@ -1,6 +1,9 @@
 public import ArgumentParser
 import Attest
 import AttestTPM
+import Controller
+import ControllerClient
+import ControllerProtocol
 import Foundation
 public import Logging
 import Policy
@@ -63,6 +66,15 @@ func reportingErrors<R>(_ body: () async throws -> R) async throws -> R {
         throw ExitCode(1)
     } catch let error as AttestError {
         FileHandle.standardError.write(Data("vigil: \(error.reason)\n".utf8))
+        throw ExitCode(1)
+    } catch let error as ControllerClientError {
+        FileHandle.standardError.write(Data("vigil: \(error.description)\n".utf8))
+        throw ExitCode(1)
+    } catch let error as ControllerError {
+        FileHandle.standardError.write(Data("vigil: \(error.description)\n".utf8))
+        throw ExitCode(1)
+    } catch let error as ControllerProtocolError {
+        FileHandle.standardError.write(Data("vigil: \(error.description)\n".utf8))
         throw ExitCode(1)
     } catch let error as PolicyError {
         FileHandle.standardError.write(Data("\(error.description)\n".utf8))

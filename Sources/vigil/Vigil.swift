@@ -7,7 +7,8 @@ struct Vigil: AsyncParsableCommand {
         abstract: "Vigil: TPM-rooted identity, measured-boot attestation and sealed secrets for edge devices.",
         subcommands: [
             TPMCommand.self, QuoteCommand.self, EventLogCommand.self, PolicyCommand.self, EKCommand.self,
-            AKCommand.self, BenchmarkCommand.self,
+            AKCommand.self, BenchmarkCommand.self, ControllerCommand.self, DeviceCommand.self, AdminCommand.self,
+            ResultCommand.self,
         ]
     )
 }

@@ -94,6 +94,12 @@ public struct AttestationResult: JWTPayload, Sendable {
 
     /// Whether the device passed.
     public var passed: Bool { verdict == "pass" }
+    /// The device (`sub`).
+    public var device: String { subject.value }
+    /// When it was issued (`iat`).
+    public var issuedAtDate: Date { issuedAt.value }
+    /// When it expires (`exp`).
+    public var expiresDate: Date { expires.value }
 
     /// Signs `result` with `key` (ES256).
     static func sign(_ result: AttestationResult, key: P256.Signing.PrivateKey) async throws(ControllerError)

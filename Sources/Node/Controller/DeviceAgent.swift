@@ -1,0 +1,143 @@
+public import Attest
+public import AttestTPM
+public import ControllerClient
+public import ControllerProtocol
+import Crypto
+public import Foundation
+
+/// The device's side of the controller protocol (`vigil device onboard | attest | fetch-secret`): every key
+/// operation happens in the TPM (credential activation, TPM2_Certify, the quote, the request signatures by
+/// the device key), and the device never decides anything the controller must check.
+public struct DeviceAgent: Sendable {
+    /// The TPM.
+    public let tpm: TPM
+    /// The controller.
+    public let connection: ControllerConnection
+
+    /// An agent for `tpm` talking to `connection`.
+    public init(tpm: TPM, connection: ControllerConnection) {
+        self.tpm = tpm
+        self.connection = connection
+    }
+
+    /// The device's EK (one with a certificate in NV when there is one), its certificate, and the device id.
+    func endorsementKey() async throws -> (public: TPMTPublic, certificate: EKCertificate?, id: DeviceID) {
+        var fallback: TPMTPublic?
+        for template in EndorsementKeyTemplate.allCases {
+            guard let ek = try await tpm.readPublic(template.persistentHandle) else { continue }
+            if let cert = try await IdentityProvisioner.readEKCertificate(tpm, template),
+                (try? cert.matches(ek.publicArea)) == true
+            {
+                return (ek.publicArea, cert, DeviceID(ekFingerprint: try EKFingerprint(ek: ek.publicArea)))
+            }
+            if fallback == nil { fallback = ek.publicArea }
+        }
+        guard let fallback else {
+            throw TPMError.invalidArgument("the TPM has no EK at Vigil's handles: run `vigil tpm provision` first")
+        }
+        return (fallback, nil, DeviceID(ekFingerprint: try EKFingerprint(ek: fallback)))
+    }
+
+    /// This device's id (derived from its EK, as the controller derives it).
+    public func deviceID() async throws -> DeviceID { try await endorsementKey().id }
+
+    /// Onboards: sends the EK, AK and device key; answers the credential challenge with
+    /// TPM2_ActivateCredential and proves the device key with the AK's TPM2_Certify.
+    public func onboard(enrollToken: String?) async throws -> Onboarding.Result {
+        let ek = try await endorsementKey()
+        guard let ak = try await tpm.readPublic(IdentityKeyTemplates.akHandle),
+            let device = try await tpm.readPublic(IdentityKeyTemplates.deviceKeyHandle)
+        else { throw TPMError.invalidArgument("the TPM has no AK or device key: run `vigil tpm provision` first") }
+        let begin = Onboarding.BeginRequest(
+            ekPublic: Data(ek.public.marshalTPM2B()).base64EncodedString(),
+            ekCertificate: ek.certificate.map { Data($0.derBytes).base64EncodedString() }, ekIntermediates: nil,
+            akPublic: Data(ak.publicArea.marshalTPM2B()).base64EncodedString(),
+            devicePublic: Data(device.publicArea.marshalTPM2B()).base64EncodedString(), enrollToken: enrollToken)
+        let challenge = try await connection.call(
+            Onboarding.Challenge.self, method: "POST", path: Self.path("onboardBegin"),
+            body: try APIJSON.encode(begin))
+        guard challenge.deviceID == ek.id else {
+            throw ControllerClientError(
+                status: nil, code: "bad_response",
+                reason: "the controller named this device \(challenge.deviceID), not \(ek.id) (its EK's id)")
+        }
+        let credential = try CredentialChallenge(
+            json: try APIJSON.base64(challenge.credential, field: "credential", limit: 64 * 1024))
+        let secret = try await CredentialActivation.answer(credential, tpm: tpm)
+        guard let nonce = Hex.decode(challenge.certifyNonce), nonce.count <= 64 else {
+            throw ControllerClientError(status: nil, code: "bad_response", reason: "certify_nonce is not hex")
+        }
+        let certified = try await tpm.withPersistent(IdentityKeyTemplates.deviceKeyHandle) {
+            tpm, deviceKey throws(TPMError) in
+            try tpm.withPersistent(IdentityKeyTemplates.akHandle) { tpm, akKey throws(TPMError) in
+                try tpm.certify(deviceKey, signingKey: akKey, qualifyingData: nonce)
+            }
+        }
+        let finish = Onboarding.FinishRequest(
+            challengeID: challenge.challengeID,
+            activatedSecret: secret.withUnsafeBytes { Data($0).base64EncodedString() },
+            certifyAttest: Data(certified.attest).base64EncodedString(),
+            certifySignature: Data(certified.signature).base64EncodedString())
+        return try await signedCall(
+            Onboarding.Result.self, operation: "onboardFinish", device: ek.id, body: try APIJSON.encode(finish))
+    }
+
+    /// Attests: asks for a nonce, quotes the PCRs the controller names over it, sends the evidence with the
+    /// event log, and returns the controller's verdict and signed result.
+    public func attest(eventLog: [UInt8]?) async throws -> Attestation.Outcome {
+        let id = try await deviceID()
+        let grant = try await signedCall(Attestation.NonceGrant.self, operation: "attestNonce", device: id, body: [])
+        guard let nonce = Hex.decode(grant.nonce), nonce.count == 32,
+            let selection = TPMLPCRSelection(parsingSpec: grant.pcrSelection)
+        else {
+            throw ControllerClientError(status: nil, code: "bad_response", reason: "the nonce grant is malformed")
+        }
+        let bundle = try await EvidenceCollector.collect(
+            tpm: tpm, nonce: nonce, selection: selection, eventLog: eventLog)
+        return try await signedCall(
+            Attestation.Outcome.self, operation: "attest", device: id, body: try bundle.json())
+    }
+
+    /// Fetches secret `name`: the controller wraps it to this TPM; the TPM recovers the key with
+    /// TPM2_ActivateCredential and the envelope opens only for this device, name and release.
+    public func fetchSecret(_ name: SecretName) async throws -> SecretBytes {
+        let id = try await deviceID()
+        let envelope = try await signedCall(
+            SecretEnvelope.self, operation: "secretRelease", device: id, body: [], path: "/v1/secrets/\(name)")
+        let credential = try CredentialChallenge(
+            json: try APIJSON.base64(envelope.credential, field: "credential", limit: 64 * 1024))
+        let key = try await CredentialActivation.answer(credential, tpm: tpm)
+        let plaintext = try key.withUnsafeBytes { raw in
+            try envelope.open(key: SymmetricKey(data: raw), expectedDevice: id, expectedName: name)
+        }
+        return SecretBytes(plaintext)
+    }
+
+    /// A request signed by the TPM device key (``DeviceRequestSignature``).
+    func signedCall<T: Decodable>(
+        _ type: T.Type, operation: String, device: DeviceID, body: [UInt8], path: String? = nil
+    ) async throws -> T {
+        let path = path ?? Self.path(operation)
+        let timestamp = Int64(Date().timeIntervalSince1970)
+        let requestID = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
+        let text = DeviceRequestSignature.signedText(
+            method: "POST", path: path, deviceID: device, timestamp: timestamp, requestID: requestID, body: body)
+        let digest = Array(SHA256.hash(data: text))
+        let signature = try await tpm.withPersistent(IdentityKeyTemplates.deviceKeyHandle) {
+            tpm, key throws(TPMError) in
+            try tpm.sign(key, digest: digest, scheme: .ecdsa, hashAlg: .sha256)
+        }
+        guard case .ecc(let r, let s) = signature.body, r.count <= 32, s.count <= 32 else {
+            throw TPMError.invalidResponse("TPM2_Sign returned a signature that is not ECDSA P-256")
+        }
+        let raw = [UInt8](repeating: 0, count: 32 - r.count) + r + [UInt8](repeating: 0, count: 32 - s.count) + s
+        let der = Array(try P256.Signing.ECDSASignature(rawRepresentation: raw).derRepresentation)
+        let header = DeviceRequestSignature(
+            deviceID: device, timestamp: timestamp, requestID: requestID, signature: der
+        ).headerValue
+        return try await connection.call(
+            type, method: "POST", path: path, body: body, headers: [("Authorization", header)])
+    }
+
+    static func path(_ operation: String) -> String { APIOperation.named(operation)?.path ?? "/" }
+}

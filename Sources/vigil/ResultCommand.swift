@@ -1,0 +1,44 @@
+import ArgumentParser
+import Controller
+import Foundation
+
+/// `vigil result verify`: a relying party checks a controller's signed attestation result offline.
+struct ResultCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "result", abstract: "Check signed attestation results offline.", subcommands: [Verify.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Verify an attestation result (JWT, ES256): exit 0 if it is valid and says pass, 1 otherwise.")
+        @Argument(help: "The token, or @FILE to read it from a file.") var token: String
+        @Option(help: "The controller's result-signing.pub.pem.") var key: String
+        @Flag(help: "Print the claims as JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let text =
+                    token.hasPrefix("@")
+                    ? String(decoding: try readInput(String(token.dropFirst()), limit: 64 * 1024), as: UTF8.self)
+                    : token
+                let pem = String(decoding: try readInput(key, limit: 64 * 1024), as: UTF8.self)
+                let result: AttestationResult
+                do {
+                    result = try await AttestationResult.verify(
+                        text.trimmingCharacters(in: .whitespacesAndNewlines), publicKeyPEM: pem)
+                } catch {
+                    FileHandle.standardError.write(Data("vigil: the result does not verify: \(error)\n".utf8))
+                    throw ExitCode(1)
+                }
+                if json {
+                    try printJSON(result)
+                } else {
+                    print(
+                        "\(result.passed ? "PASS" : "FAIL") \(result.device) policy \(result.policy), issued \(result.issuedAtDate), expires \(result.expiresDate)"
+                    )
+                    if !result.failedRules.isEmpty { print("failed: \(result.failedRules.joined(separator: ", "))") }
+                }
+                if !result.passed { throw ExitCode(1) }
+            }
+        }
+    }
+}
