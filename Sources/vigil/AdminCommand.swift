@@ -3,6 +3,7 @@ import Attest
 import ControllerClient
 import ControllerProtocol
 import Foundation
+import Policy
 import SwiftASN1
 
 /// Where the controller is, which CA to trust, and the token to act with.
@@ -62,9 +63,18 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 try await reportingErrors {
                     let yaml = String(decoding: try readInput(file, limit: 1 << 20), as: UTF8.self)
+                    // The files it extends go with it (found as `<id>.yaml` beside it, as `policy lint` finds them).
+                    var parents: [String] = []
+                    var current = try PolicyLoader.parseFile(file)
+                    let folder = (file as NSString).deletingLastPathComponent
+                    while let parentID = current.extends, parents.count < 8 {
+                        let path = (folder as NSString).appendingPathComponent("\(parentID).yaml")
+                        parents.append(String(decoding: try readInput(path, limit: 1 << 20), as: UTF8.self))
+                        current = try PolicyLoader.parseFile(path)
+                    }
                     let v = try await admin.call(
                         Admin.PolicyVersion.self, "policyAdd", parameters: ["name": name],
-                        body: Admin.PolicyUpload(yaml: yaml))
+                        body: Admin.PolicyUpload(yaml: yaml, parents: parents.isEmpty ? nil : parents))
                     print("policy \(v.name) version \(v.version) (sha256 \(v.sha256))")
                 }
             }

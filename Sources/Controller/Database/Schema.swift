@@ -78,6 +78,7 @@ enum Schema {
                 name TEXT NOT NULL,
                 version BIGINT NOT NULL,
                 yaml TEXT NOT NULL,
+                parents TEXT NOT NULL,
                 sha256 TEXT NOT NULL,
                 created_at BIGINT NOT NULL,
                 PRIMARY KEY (name, version)

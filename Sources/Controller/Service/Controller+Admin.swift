@@ -113,16 +113,16 @@ extension Controller {
     public func addPolicy(_ caller: AdminCaller, name: PolicyName, _ upload: Admin.PolicyUpload)
         async throws(ControllerError) -> Admin.PolicyVersion
     {
-        let document: AttestationPolicy
-        do { document = try PolicyLoader.load(text: upload.yaml, file: name.rawValue) } catch {
-            throw .invalid("policy \(name) does not lint: \(error)")
-        }
+        let parents = upload.parents ?? []
+        guard parents.count <= 8 else { throw .invalid("parents: at most 8 policies") }
+        let document = try Self.loadPolicy(yaml: upload.yaml, parents: parents, label: name.rawValue)
         guard PolicyEngine.judgesBeyondSignature(document) else {
             throw .invalid(
                 "policy \(name) judges nothing beyond the quote's signature: add PCR, boot or identity rules (accept_any is not for a fleet)"
             )
         }
-        let sha = Hex.encode(SHA256.hash(data: Array(upload.yaml.utf8)))
+        let parentsJSON = String(decoding: try Self.encode(parents), as: UTF8.self)
+        let sha = Hex.encode(SHA256.hash(data: Array((upload.yaml + "\u{0}" + parentsJSON).utf8)))
         let yaml = upload.yaml
         return try await adminAction(caller, "policy.add", subject: name.rawValue) {
             [self] tx, now throws(ControllerError) in
@@ -138,13 +138,31 @@ extension Controller {
                 "SELECT MAX(version) AS v FROM policies WHERE name = ?", [.text(name.rawValue)])?.integer("v") ?? 0
             let version = last + 1
             try await tx.execute(
-                "INSERT INTO policies (name, version, yaml, sha256, created_at) VALUES (?, ?, ?, ?, ?)",
-                [.text(name.rawValue), .integer(version), .text(yaml), .text(sha), .integer(now.sqlMilliseconds)])
+                "INSERT INTO policies (name, version, yaml, parents, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    .text(name.rawValue), .integer(version), .text(yaml), .text(parentsJSON), .text(sha),
+                    .integer(now.sqlMilliseconds),
+                ])
             return (
                 Admin.PolicyVersion(
                     name: name.rawValue, version: Int(version), sha256: sha, createdAt: now, assignedTo: []),
                 "version \(version) sha256 \(sha) (document \(document.id)@\(document.version))"
             )
+        }
+    }
+
+    /// Parses a stored or uploaded policy with the documents it extends.
+    static func loadPolicy(yaml: String, parents: [String], label: String) throws(ControllerError)
+        -> AttestationPolicy
+    {
+        var others: [AttestationPolicy] = []
+        for (i, text) in parents.enumerated() {
+            do { others.append(try PolicyLoader.parse(text, file: "\(label) parent \(i + 1)")) } catch {
+                throw .invalid("policy \(label): parent \(i + 1) does not parse: \(error)")
+            }
+        }
+        do { return try PolicyLoader.load(text: yaml, file: label, others: others) } catch {
+            throw .invalid("policy \(label) does not lint: \(error)")
         }
     }
 

@@ -214,12 +214,13 @@ public final class Controller: Sendable {
         if let cached = await policies.get(name, version) { return cached }
         guard
             let p = try await tx.first(
-                "SELECT yaml FROM policies WHERE name = ? AND version = ?", [.text(name.rawValue), .integer(Int64(version))])
+                "SELECT yaml, parents FROM policies WHERE name = ? AND version = ?",
+                [.text(name.rawValue), .integer(Int64(version))])
         else { throw .internalFailure("database: policy \(name)@\(version) is assigned but not stored") }
-        let document: AttestationPolicy
-        do { document = try PolicyLoader.load(text: try p.requiredText("yaml"), file: "\(name)@\(version)") } catch {
-            throw .internalFailure("stored policy \(name)@\(version) no longer parses: \(error)")
-        }
+        let parents =
+            (try? APIJSON.decode([String].self, from: Array(try p.requiredText("parents").utf8), limit: 8 << 20)) ?? []
+        let document = try Self.loadPolicy(
+            yaml: try p.requiredText("yaml"), parents: parents, label: "\(name)@\(version)")
         let assigned = AssignedPolicy(name: name, version: version, document: document)
         await policies.put(assigned)
         return assigned

@@ -32,10 +32,16 @@ public enum Admin {
     public struct PolicyUpload: Codable, Sendable, Hashable {
         /// The document.
         public var yaml: String
+        /// The documents it extends (`extends:` resolves among these only), stored with it: a version never
+        /// changes when another policy does.
+        public var parents: [String]?
         /// The fields a request may carry.
-        public static let knownKeys: Set<String> = ["yaml"]
+        public static let knownKeys: Set<String> = ["yaml", "parents"]
         /// An upload.
-        public init(yaml: String) { self.yaml = yaml }
+        public init(yaml: String, parents: [String]? = nil) {
+            self.yaml = yaml
+            self.parents = parents
+        }
     }
 
     /// A stored policy version.
