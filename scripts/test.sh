@@ -14,6 +14,11 @@ echo "== every public declaration of Attest and Policy has a doc comment"
 python3 scripts/check-docs.py Sources/Attest Sources/Policy
 echo "== swift build (warnings are errors)"
 swift build --build-tests -Xswiftc -warnings-as-errors
+echo "== PostgreSQL for the controller's second backend (the same suite runs on SQLite and PostgreSQL)"
+source scripts/postgres.sh
+command -v python3 >/dev/null 2>&1 || { VIGIL_APT_PACKAGES+=(python3); vigil_install_packages; }
+vigil_postgres_start
+trap vigil_postgres_stop EXIT
 echo "== swift test"
 # Many tests provoke TPM errors on purpose; libtss2 would print each to stderr. Set TSS2_LOG yourself to see them.
 export TSS2_LOG=${TSS2_LOG:-all+none}

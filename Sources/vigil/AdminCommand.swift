@@ -109,7 +109,7 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 try await reportingErrors {
                     let list = try await admin.call([Admin.PolicyVersion].self, "policyList", body: noBody)
-                    if json { try printJSON(list) } else {
+                    if json { try printAPIJSON(list) } else {
                         for v in list {
                             print("\(v.name)@\(v.version)  sha256 \(v.sha256.prefix(16))…  \(v.assignedTo.joined(separator: ", "))")
                         }
@@ -148,7 +148,7 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 try await reportingErrors {
                     let list = try await admin.call([Admin.DeviceSummary].self, "deviceList", body: noBody)
-                    if json { try printJSON(list) } else {
+                    if json { try printAPIJSON(list) } else {
                         for d in list {
                             let last = d.last.map { l in
                                 "\(l.pass ? "PASS" : "FAIL") \(l.at)"
@@ -171,7 +171,7 @@ struct AdminCommand: AsyncParsableCommand {
                 try await reportingErrors {
                     guard DeviceID(id) != nil else { throw ValidationError("not a device id") }
                     let d = try await admin.call(Admin.DeviceDetail.self, "deviceShow", parameters: ["id": id], body: noBody)
-                    if json { try printJSON(d) } else {
+                    if json { try printAPIJSON(d) } else {
                         print("\(d.summary.deviceID)  \(d.summary.status)  group \(d.summary.group)  policy \(d.summary.policy ?? "-")")
                         print("EK \(d.ekFingerprint)  AK \(d.akName)  onboarded \(d.onboardedAt)")
                         for a in d.history {
@@ -268,7 +268,7 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 try await reportingErrors {
                     let r = try await admin.call(Admin.AuditReport.self, "auditVerify", body: noBody)
-                    if json { try printJSON(r) } else if r.intact {
+                    if json { try printAPIJSON(r) } else if r.intact {
                         print("audit log intact: \(r.entries) entries")
                     } else {
                         print("audit log BROKEN at entry \(r.firstBroken ?? 0): \(r.reason ?? "")")

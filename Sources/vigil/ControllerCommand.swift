@@ -22,7 +22,8 @@ struct ControllerCommand: AsyncParsableCommand {
         @Option(help: "State folder (default $VIGIL_STATE_DIR, else /var/lib/vigil/controller).")
         var stateDir: String?
         @Option(help: "Address to listen on, HOST:PORT.") var listen = "127.0.0.1:8443"
-        @Option(help: "Database: sqlite:PATH (default: sqlite:STATE/controller.db).") var db: String?
+        @Option(help: "Database: sqlite:PATH (default: sqlite:STATE/controller.db) or postgres://user@host:port/db.")
+        var db: String?
         @Option(help: "Extra DNS name or IPv4 address for the TLS certificate (first start only); repeatable.")
         var tlsName: [String] = []
         @Option(help: "Seconds a nonce may be used.") var nonceLifetime = 60
@@ -60,10 +61,9 @@ struct ControllerCommand: AsyncParsableCommand {
                 if database.hasPrefix("sqlite:") {
                     backend = try await SQLiteBackend.open(path: String(database.dropFirst(7)), logger: logger)
                 } else if database.hasPrefix("postgres://") || database.hasPrefix("postgresql://") {
-                    throw ValidationError(
-                        "--db postgres://…: the PostgreSQL backend is not in this build yet; use sqlite:PATH")
+                    backend = try await PostgresBackend.open(url: database, logger: logger)
                 } else {
-                    throw ValidationError("--db must be sqlite:PATH")
+                    throw ValidationError("--db must be sqlite:PATH or postgres://user@host:port/database")
                 }
                 var configuration = Controller.Configuration()
                 configuration.nonceLifetime = TimeInterval(nonceLifetime)

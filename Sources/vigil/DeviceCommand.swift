@@ -41,7 +41,7 @@ struct DeviceCommand: AsyncParsableCommand {
                 let result = try await DeviceAgent(tpm: tpm, connection: connection).onboard(enrollToken: enrollToken)
                 await connection.shutdown()
                 if json {
-                    try printJSON(result)
+                    try printAPIJSON(result)
                 } else {
                     print("onboarded \(result.deviceID) (group \(result.group))\(result.created ? "" : ", unchanged")")
                     print("AK \(result.akName) bound by credential activation; EK chain: \(result.ekChain)")

@@ -1,0 +1,125 @@
+import Foundation
+public import Logging
+import NIOCore
+import PostgresNIO
+
+/// PostgreSQL (postgres-nio), for several controller instances over one database. The same schema and
+/// statements as SQLite: `?` parameters are rewritten to `$n`, and appends to the audit chain are serialized
+/// across instances by a transaction-scoped advisory lock.
+public final class PostgresBackend: SQLBackend {
+    /// `postgres://user@host:port/db` (never the password).
+    public let displayName: String
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+
+    /// The advisory lock key that serializes the audit chain.
+    static let auditLockKey: Int64 = 0x5649_4749_4C41_5544  // "VIGILAUD"
+
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`) and applies the migrations.
+    public static func open(url: String, logger: Logger) async throws(ControllerError) -> PostgresBackend {
+        guard let components = URLComponents(string: url), components.scheme == "postgres" || components.scheme == "postgresql",
+            let host = components.host, let user = components.user
+        else {
+            throw .invalid("--db: not a postgres://user@host[:port]/database URL")
+        }
+        let database = String(components.path.dropFirst())
+        let configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: user, password: components.password,
+            database: database.isEmpty ? nil : database, tls: .disable)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let backend = PostgresBackend(
+            displayName: "postgres://\(user)@\(host):\(components.port ?? 5432)/\(database)", client: client,
+            logger: logger)
+        try await backend.transaction { tx throws(ControllerError) in
+            // One instance migrates at a time.
+            try await tx.execute("SELECT pg_advisory_xact_lock(?)", [.integer(Self.auditLockKey + 1)])
+        }
+        try await Schema.migrate(backend)
+        return backend
+    }
+
+    private init(displayName: String, client: PostgresClient, logger: Logger) {
+        self.displayName = displayName
+        self.client = client
+        self.logger = logger
+        runner = Task { await client.run() }
+    }
+
+    public func transaction<T: Sendable>(
+        _ body: @Sendable (any SQLTransaction) async throws(ControllerError) -> T
+    ) async throws(ControllerError) -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                try await body(Transaction(connection: connection, logger: logger))
+            }
+        } catch let error as ControllerError {
+            throw error
+        } catch let error as PostgresTransactionError {
+            if let closure = error.closureError as? ControllerError { throw closure }
+            throw .internalFailure("database: \(String(reflecting: error))")
+        } catch {
+            throw .internalFailure("database: \(String(reflecting: error))")
+        }
+    }
+
+    public func lockAuditChain(_ tx: any SQLTransaction) async throws(ControllerError) {
+        try await tx.execute("SELECT pg_advisory_xact_lock(?)", [.integer(Self.auditLockKey)])
+    }
+
+    public func close() async {
+        runner.cancel()
+        _ = await runner.value
+    }
+
+    struct Transaction: SQLTransaction {
+        let connection: PostgresConnection
+        let logger: Logger
+
+        func query(_ sql: String, _ binds: [SQLValue]) async throws(ControllerError) -> [SQLRow] {
+            var text = ""
+            var n = 0
+            for c in sql {
+                if c == "?" {
+                    n += 1
+                    text += "$\(n)"
+                } else {
+                    text.append(c)
+                }
+            }
+            var bindings = PostgresBindings(capacity: binds.count)
+            for b in binds {
+                switch b {
+                case .text(let s): bindings.append(s)
+                case .integer(let i): bindings.append(i)
+                case .null: bindings.appendNull()
+                }
+            }
+            do {
+                let rows = try await connection.query(PostgresQuery(unsafeSQL: text, binds: bindings), logger: logger)
+                var out: [SQLRow] = []
+                for try await row in rows {
+                    var values: [String: SQLValue] = [:]
+                    for cell in row {
+                        guard cell.bytes != nil else {
+                            values[cell.columnName] = .null
+                            continue
+                        }
+                        switch cell.dataType {
+                        case .int8, .int4, .int2: values[cell.columnName] = .integer(try cell.decode(Int64.self))
+                        case .bool: values[cell.columnName] = .integer(try cell.decode(Bool.self) ? 1 : 0)
+                        case .void: values[cell.columnName] = .null
+                        default: values[cell.columnName] = .text(try cell.decode(String.self))
+                        }
+                    }
+                    out.append(SQLRow(values))
+                }
+                return out
+            } catch let error as ControllerError {
+                throw error
+            } catch {
+                throw .internalFailure("database: \(String(reflecting: error))")
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import Attest
+import AttestTPM
+import Controller
+import ControllerProtocol
+import Crypto
+import Foundation
+import ProcessSupport
+import Testing
+import VigilTestSupport
+
+/// The controller's acceptance story through the device-side commands, on SQLite and on PostgreSQL: a swtpm
+/// booted as the GCE RHEL 8 machine (its real event log replayed into the PCRs), onboarded with credential
+/// activation, attesting against the strict Secure Boot policy; then a tampered boot.
+@Suite(.enabled(if: SoftwareTPM.canRun, "swtpm is not installed"))
+struct ControllerEndToEndTests {
+    @Test(arguments: ControllerHarness.Database.available)
+    func onboardAttestReleaseThenATamperedBootIsRefusedNamingTheRuleAndPCR(_ database: ControllerHarness.Database)
+        async throws
+    {
+        let controller = try await ControllerHarness.start(database)
+        let device = try TestDevice()
+        defer { device.stop() }
+        do {
+            let onboarded = try await Self.bootAndOnboard(device, controller, group: "lab")
+            let id = try #require(DeviceID(onboarded))
+
+            // The security team: the strict policy for the group, and a disk key for the device.
+            let add = try await device.vigil(
+                ["admin", "policy", "add", "strict", ControllerFixtures.strictPolicy] + controller.adminArguments)
+            #expect(add.status == 0, "\(add.stderr)")
+            let assign = try await device.vigil(
+                ["admin", "policy", "assign", "strict", "--group", "lab"] + controller.adminArguments)
+            #expect(assign.status == 0, "\(assign.stderr)")
+            let secret = (0..<48).map { _ in UInt8.random(in: 0...255) }
+            try Data(secret).write(to: URL(fileURLWithPath: device.path("disk.key")))
+            let put = try await device.vigil(
+                ["admin", "secret", "put", "disk-key", "--device", id.rawValue, "--file", device.path("disk.key")]
+                    + controller.adminArguments)
+            #expect(put.status == 0, "\(put.stderr)")
+
+            // Attest → pass, with a result that verifies offline.
+            let pass = try await device.vigil(
+                ["device", "attest", "--eventlog", ControllerFixtures.eventLog, "--json"]
+                    + controller.connectionArguments)
+            #expect(pass.status == 0, "\(pass.stdout)\(pass.stderr)")
+            let outcome = try JSONSerialization.jsonObject(with: Data(pass.stdout.utf8)) as? [String: Any]
+            #expect(outcome?["pass"] as? Bool == true)
+            let token = try #require(outcome?["result"] as? String)
+            try token.write(toFile: device.path("result.jwt"), atomically: true, encoding: .utf8)
+            let verified = try await device.vigil(
+                ["result", "verify", "@" + device.path("result.jwt"), "--key", controller.resultKeyPath])
+            #expect(verified.status == 0, "\(verified.stderr)")
+            #expect(verified.stdout.contains("PASS \(id)"))
+            // One byte changed anywhere in the token: refused.
+            for index in [10, token.count / 2, token.count - 3] {
+                var bytes = Array(token.utf8)
+                bytes[index] = bytes[index] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+                try Data(bytes).write(to: URL(fileURLWithPath: device.path("forged.jwt")))
+                let forged = try await device.vigil(
+                    ["result", "verify", "@" + device.path("forged.jwt"), "--key", controller.resultKeyPath])
+                #expect(forged.status == 1, "byte \(index): \(forged.stdout)")
+            }
+
+            // The secret, unwrapped by this TPM only, equals what the team put.
+            let fetched = try await device.vigil(
+                ["device", "fetch-secret", "disk-key", "--out", device.path("fetched.key")]
+                    + controller.connectionArguments)
+            #expect(fetched.status == 0, "\(fetched.stderr)")
+            #expect(Array(try Data(contentsOf: URL(fileURLWithPath: device.path("fetched.key")))) == secret)
+            let mode = try FileManager.default.attributesOfItem(atPath: device.path("fetched.key"))[.posixPermissions]
+            #expect((mode as? Int) == 0o600)
+
+            // A tampered boot: one unapproved measurement in PCR 4.
+            let tpm = try await device.open()
+            try await tpm.pcrExtend(4, digests: [.sha256: Array(SHA256.hash(data: Array("rootkit-loader".utf8)))])
+            let fail = try await device.vigil(
+                ["device", "attest", "--eventlog", ControllerFixtures.eventLog] + controller.connectionArguments)
+            #expect(fail.status == 1)
+            #expect(fail.stdout.contains("FAIL pcrs.sha256.4"), "\(fail.stdout)")
+            #expect(fail.stdout.contains("PCR 4"), "\(fail.stdout)")
+
+            // No secret after the fail.
+            let refused = try await device.vigil(
+                ["device", "fetch-secret", "disk-key", "--out", device.path("refused.key")]
+                    + controller.connectionArguments)
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("not_attested"), "\(refused.stderr)")
+            #expect(refused.stderr.contains("pcrs.sha256.4"), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: device.path("refused.key")))
+
+            // The security team sees the failed rule, PCR and event.
+            let show = try await device.vigil(["admin", "device", "show", id.rawValue] + controller.adminArguments)
+            #expect(show.stdout.contains("pcrs.sha256.4 sha256 PCR 4 event 77"), "\(show.stdout)")
+
+            // The audit chain holds, and one edited row breaks it at that row.
+            let audit = try await device.vigil(["admin", "audit", "verify"] + controller.adminArguments)
+            #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
+            try await controller.backend.transaction { tx throws(ControllerError) in
+                try await tx.execute("UPDATE audit SET outcome = 'pass' WHERE seq = 5")
+            }
+            let broken = try await device.vigil(["admin", "audit", "verify"] + controller.adminArguments)
+            #expect(broken.status == 1)
+            #expect(broken.stdout.contains("BROKEN at entry 5"), "\(broken.stdout)")
+        } catch {
+            await controller.stop()
+            throw error
+        }
+        await controller.stop()
+    }
+
+    @Test(arguments: ControllerHarness.Database.available)
+    func unknownDevicesAreRefusedAndRevokedDevicesAreToldSo(_ database: ControllerHarness.Database) async throws {
+        let controller = try await ControllerHarness.start(database)
+        let device = try TestDevice()
+        defer { device.stop() }
+        do {
+            #expect(try await device.vigil(["tpm", "provision"]).status == 0)
+            let unknown = try await device.vigil(["device", "onboard"] + controller.connectionArguments)
+            #expect(unknown.status == 1)
+            #expect(unknown.stderr.contains("unknown_device"), "\(unknown.stderr)")
+            // A made-up token is not one the controller issued.
+            let madeUp = try await device.vigil(
+                ["device", "onboard", "--enroll-token", "vet_madeup"] + controller.connectionArguments)
+            #expect(madeUp.stderr.contains("enroll_token_unknown"), "\(madeUp.stderr)")
+
+            let id = try #require(DeviceID(try await Self.bootAndOnboard(device, controller, group: "lab")))
+            // Onboarding again from the same TPM is idempotent (the token is spent; the EK is known now).
+            let again = try await device.vigil(["device", "onboard", "--json"] + controller.connectionArguments)
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(again.stdout.contains("\"created\" : false"), "\(again.stdout)")
+            // A used token cannot admit another TPM.
+            let revoke = try await device.vigil(["admin", "device", "revoke", id.rawValue] + controller.adminArguments)
+            #expect(revoke.status == 0, "\(revoke.stderr)")
+            let told = try await device.vigil(
+                ["device", "attest", "--eventlog", ControllerFixtures.eventLog] + controller.connectionArguments)
+            #expect(told.status == 1)
+            #expect(told.stderr.contains("device_revoked"), "\(told.stderr)")
+            let reonboard = try await device.vigil(["device", "onboard"] + controller.connectionArguments)
+            #expect(reonboard.stderr.contains("device_revoked"), "\(reonboard.stderr)")
+        } catch {
+            await controller.stop()
+            throw error
+        }
+        await controller.stop()
+    }
+
+    /// Provisions the TPM, boots it as the GCE machine, and onboards it with a fresh enrollment token for
+    /// `group`; returns the device id.
+    static func bootAndOnboard(_ device: TestDevice, _ controller: ControllerHarness, group: String) async throws
+        -> String
+    {
+        let provision = try await device.vigil(["tpm", "provision"])
+        #expect(provision.status == 0, "\(provision.stderr)")
+        let replay = try await device.vigil(["tpm", "replay-log", ControllerFixtures.eventLog])
+        #expect(replay.status == 0, "\(replay.stderr)")
+        let token = try await device.vigil(
+            ["admin", "enroll-token", "create", "--group", group, "--expires", "10m"] + controller.adminArguments)
+        #expect(token.status == 0, "\(token.stderr)")
+        let onboard = try await device.vigil(
+            ["device", "onboard", "--json", "--enroll-token", token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)]
+                + controller.connectionArguments)
+        #expect(onboard.status == 0, "\(onboard.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(onboard.stdout.utf8)) as? [String: Any]
+        return try #require(json?["device_id"] as? String, "\(onboard.stdout)")
+    }
+}

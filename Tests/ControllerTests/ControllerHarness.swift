@@ -1,0 +1,163 @@
+import Attest
+import AttestTPM
+import Controller
+import ControllerProtocol
+import Foundation
+import Logging
+import ProcessSupport
+import Synchronization
+import VigilTestSupport
+
+/// A controller served in-process over TLS on a free port, with its state in a temporary folder and its
+/// database on the backend under test, plus a clock the test can move. Device-side steps run the real
+/// `vigil` binary against private swtpm simulators.
+final class ControllerHarness: Sendable {
+    /// The databases the suite runs on. PostgreSQL when the test script started a cluster
+    /// (`VIGIL_TEST_POSTGRES`); with CI=true its absence fails the run instead of skipping.
+    enum Database: String, CaseIterable, Sendable, CustomStringConvertible {
+        case sqlite, postgres
+        var description: String { rawValue }
+
+        static var available: [Database] {
+            var list: [Database] = [.sqlite]
+            if ProcessInfo.processInfo.environment["VIGIL_TEST_POSTGRES"] != nil || SoftwareTPM.isCI {
+                list.append(.postgres)
+            }
+            return list
+        }
+    }
+
+    let directory: URL
+    let controller: Controller
+    let url: String
+    let caPath: String
+    let adminTokenPath: String
+    let resultKeyPath: String
+    let backend: any SQLBackend
+    private let offset = ClockOffset()
+    private let server: Task<Void, any Error>
+
+    static func start(_ database: Database = .sqlite) async throws -> ControllerHarness {
+        let directory = try ProcessRunner.temporaryDirectory()
+        let state = try ControllerState.loadOrCreate(directory: directory.appendingPathComponent("state"))
+        var logger = Logger(label: "vigil.controller.test")
+        logger.logLevel = .critical  // refusals are the tests' subject; they say what they expect
+        let backend: any SQLBackend
+        switch database {
+        case .sqlite:
+            backend = try await SQLiteBackend.open(
+                path: directory.appendingPathComponent("controller.db").path, logger: logger)
+        case .postgres:
+            backend = try await PostgresTestDatabase.open(logger: logger)
+        }
+        return try await ControllerHarness(directory: directory, state: state, backend: backend, logger: logger)
+    }
+
+    private init(directory: URL, state: ControllerState, backend: any SQLBackend, logger: Logger) async throws {
+        self.directory = directory
+        self.backend = backend
+        let offset = self.offset
+        let controller = Controller(
+            backend: backend, state: state, logger: logger,
+            clock: { Date().addingTimeInterval(offset.value.withLock { $0 }) })
+        self.controller = controller
+        _ = try await controller.bootstrap()
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        server = Task {
+            try await ControllerServer.serve(controller, host: "127.0.0.1", port: 0, logger: logger) { port in
+                continuation.yield(port)
+            }
+        }
+        var port = 0
+        for await p in ports {
+            port = p
+            break
+        }
+        url = "https://127.0.0.1:\(port)"
+        caPath = directory.appendingPathComponent("state/ca.pem").path
+        adminTokenPath = directory.appendingPathComponent("state/admin-token").path
+        resultKeyPath = directory.appendingPathComponent("state/result-signing.pub.pem").path
+    }
+
+    /// Moves the controller's clock forward.
+    func advanceClock(by seconds: TimeInterval) { offset.value.withLock { $0 += seconds } }
+
+    /// The bootstrap admin, for calling ``Controller`` directly.
+    func admin() async throws -> Controller.AdminCaller {
+        let token = try String(contentsOfFile: adminTokenPath, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return try await controller.authenticateAdmin(authorization: "Bearer \(token)", requires: .admin)
+    }
+
+    /// `--controller URL --ca FILE`.
+    var connectionArguments: [String] { ["--controller", url, "--ca", caPath] }
+
+    /// `--controller URL --ca FILE --token-file F`.
+    var adminArguments: [String] { connectionArguments + ["--token-file", adminTokenPath] }
+
+    func stop() async {
+        server.cancel()
+        _ = await server.result
+        await backend.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// The test's shift of the controller's clock.
+final class ClockOffset: Sendable {
+    let value = Mutex<TimeInterval>(0)
+}
+
+/// A device under test: a private swtpm (from the committed fixture, or a blank TPM that manufactures fresh
+/// seeds: another EK, another AK) and the `vigil` binary pointed at it.
+final class TestDevice: Sendable {
+    let simulator: SoftwareTPM
+    let directory: URL
+
+    init(fresh: Bool = false) throws {
+        directory = try ProcessRunner.temporaryDirectory()
+        if fresh {
+            let blank = directory.appendingPathComponent("blank-state")
+            try FileManager.default.createDirectory(at: blank, withIntermediateDirectories: true)
+            simulator = try SoftwareTPM(state: blank)
+        } else {
+            simulator = try SoftwareTPM()
+        }
+    }
+
+    /// Runs `vigil args…` against this TPM, off Swift's cooperative threads (the controller under test
+    /// answers on them).
+    func vigil(_ arguments: [String]) async throws -> ProcessResult {
+        let tcti = simulator.tctiString
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(
+                    with: Result {
+                        try ProcessRunner.run(
+                            ProcessRunner.vigilExecutable, arguments,
+                            environment: ["VIGIL_TCTI": tcti, "TSS2_LOG": "all+none"])
+                    })
+            }
+        }
+    }
+
+    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// The TPM actor (for steps the CLI does in one go, which a test splits to forge or delay one of them).
+    func open() async throws -> TPM { try await simulator.open() }
+
+    func stop() {
+        simulator.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// The GCE RHEL 8 Secure Boot log the demo boots the simulator with (origin: Tests/AttestTests/Fixtures).
+enum ControllerFixtures {
+    static let eventLog = SoftwareTPM.repositoryRoot.appendingPathComponent(
+        "Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin"
+    ).path
+    static let strictPolicy = SoftwareTPM.repositoryRoot.appendingPathComponent(
+        "policies/strict-secureboot-linux.yaml"
+    ).path
+}
