@@ -64,7 +64,9 @@ final class ControllerHarness: Sendable {
         _ = try await controller.bootstrap()
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         server = Task {
-            try await ControllerServer.serve(controller, host: "127.0.0.1", port: 0, logger: logger) { port in
+            try await ControllerServer.serve(
+                controller, host: "127.0.0.1", port: 0, logger: logger, metrics: ControllerMetrics()
+            ) { port in
                 continuation.yield(port)
             }
         }

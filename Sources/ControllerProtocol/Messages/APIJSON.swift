@@ -48,7 +48,7 @@ public enum APIJSON {
 
     static func describe(_ error: DecodingError) -> String {
         func path(_ c: [any CodingKey]) -> String {
-            c.isEmpty ? "the body" : c.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            c.isEmpty ? "the body" : c.map { $0.intValue.map { "[\($0)]" } ?? snakeCase($0.stringValue) }.joined(separator: ".")
         }
         switch error {
         case .keyNotFound(let key, let ctx): return "missing field \(path(ctx.codingPath + [key]))"
@@ -57,6 +57,19 @@ public enum APIJSON {
         case .dataCorrupted(let ctx): return "\(path(ctx.codingPath)): \(ctx.debugDescription)"
         @unknown default: return "undecodable"
         }
+    }
+
+    /// `akPublic` → `ak_public`: field names as the client wrote them.
+    static func snakeCase(_ key: String) -> String {
+        var out = ""
+        for c in key {
+            if c.isUppercase {
+                out += "_" + c.lowercased()
+            } else {
+                out.append(c)
+            }
+        }
+        return out
     }
 
     /// Decodes base64 from a field, naming the field when it is not base64 or longer than `limit` bytes.
