@@ -1,6 +1,6 @@
+import AsyncHTTPClient
 public import ControllerProtocol
 public import Foundation
-import AsyncHTTPClient
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
@@ -69,7 +69,8 @@ public final class ControllerConnection: Sendable {
         guard status == 200 else { throw ControllerClientError(status: status, body: bytes) }
         do { return try APIJSON.decode(type, from: bytes, limit: Self.maximumResponse) } catch {
             throw ControllerClientError(
-                status: status, code: "bad_response", reason: "the controller's answer is not a \(T.self): \(error.reason)")
+                status: status, code: "bad_response",
+                reason: "the controller's answer is not a \(T.self): \(error.reason)")
         }
     }
 

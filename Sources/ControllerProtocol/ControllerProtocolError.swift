@@ -27,6 +27,8 @@ public struct ControllerProtocolError: Error, Hashable, Sendable, CustomStringCo
     /// The reason, prefixed with the code.
     public var description: String { "\(code.rawValue): \(reason)" }
 
+    /// Equal when the codes are equal.
     public static func == (a: Self, b: Self) -> Bool { a.code == b.code }
+    /// Hashes the code (consistent with `==`).
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }

@@ -96,7 +96,8 @@ struct AdminCommand: AsyncParsableCommand {
                 try await reportingErrors {
                     let v = try await admin.call(
                         Admin.PolicyVersion.self, "policyAssign", parameters: ["name": name],
-                        body: Admin.PolicyAssignment(device: device.flatMap(DeviceID.init), group: group, version: version))
+                        body: Admin.PolicyAssignment(
+                            device: device.flatMap(DeviceID.init), group: group, version: version))
                     print("\(v.name)@\(v.version) assigned to \(v.assignedTo.joined(separator: ", "))")
                 }
             }
@@ -109,9 +110,13 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 try await reportingErrors {
                     let list = try await admin.call([Admin.PolicyVersion].self, "policyList", body: noBody)
-                    if json { try printAPIJSON(list) } else {
+                    if json {
+                        try printAPIJSON(list)
+                    } else {
                         for v in list {
-                            print("\(v.name)@\(v.version)  sha256 \(v.sha256.prefix(16))…  \(v.assignedTo.joined(separator: ", "))")
+                            print(
+                                "\(v.name)@\(v.version)  sha256 \(v.sha256.prefix(16))…  \(v.assignedTo.joined(separator: ", "))"
+                            )
                         }
                     }
                 }
@@ -148,13 +153,17 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 try await reportingErrors {
                     let list = try await admin.call([Admin.DeviceSummary].self, "deviceList", body: noBody)
-                    if json { try printAPIJSON(list) } else {
+                    if json {
+                        try printAPIJSON(list)
+                    } else {
                         for d in list {
-                            let last = d.last.map { l in
-                                "\(l.pass ? "PASS" : "FAIL") \(l.at)"
-                                    + (l.refusal.map { " refused: \($0)" } ?? "")
-                                    + (l.failures.isEmpty ? "" : " failed: " + l.failures.map(\.rule).joined(separator: ", "))
-                            } ?? "never attested"
+                            let last =
+                                d.last.map { l in
+                                    "\(l.pass ? "PASS" : "FAIL") \(l.at)"
+                                        + (l.refusal.map { " refused: \($0)" } ?? "")
+                                        + (l.failures.isEmpty
+                                            ? "" : " failed: " + l.failures.map(\.rule).joined(separator: ", "))
+                                } ?? "never attested"
                             print("\(d.deviceID)  \(d.status)  group \(d.group)  policy \(d.policy ?? "-")  \(last)")
                         }
                     }
@@ -170,12 +179,19 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 try await reportingErrors {
                     guard DeviceID(id) != nil else { throw ValidationError("not a device id") }
-                    let d = try await admin.call(Admin.DeviceDetail.self, "deviceShow", parameters: ["id": id], body: noBody)
-                    if json { try printAPIJSON(d) } else {
-                        print("\(d.summary.deviceID)  \(d.summary.status)  group \(d.summary.group)  policy \(d.summary.policy ?? "-")")
+                    let d = try await admin.call(
+                        Admin.DeviceDetail.self, "deviceShow", parameters: ["id": id], body: noBody)
+                    if json {
+                        try printAPIJSON(d)
+                    } else {
+                        print(
+                            "\(d.summary.deviceID)  \(d.summary.status)  group \(d.summary.group)  policy \(d.summary.policy ?? "-")"
+                        )
                         print("EK \(d.ekFingerprint)  AK \(d.akName)  onboarded \(d.onboardedAt)")
                         for a in d.history {
-                            print("  \(a.at)  \(a.pass ? "PASS" : "FAIL")  \(a.policy ?? "-")\(a.refusal.map { "  refused: \($0)" } ?? "")")
+                            print(
+                                "  \(a.at)  \(a.pass ? "PASS" : "FAIL")  \(a.policy ?? "-")\(a.refusal.map { "  refused: \($0)" } ?? "")"
+                            )
                             for f in a.failures {
                                 print(
                                     "    \(f.rule)\(f.bank.map { " \($0)" } ?? "")\(f.pcr.map { " PCR \($0)" } ?? "")\(f.event.map { " event \($0)" } ?? ""): expected \(f.expected), got \(f.actual)"
@@ -268,7 +284,9 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 try await reportingErrors {
                     let r = try await admin.call(Admin.AuditReport.self, "auditVerify", body: noBody)
-                    if json { try printAPIJSON(r) } else if r.intact {
+                    if json {
+                        try printAPIJSON(r)
+                    } else if r.intact {
                         print("audit log intact: \(r.entries) entries")
                     } else {
                         print("audit log BROKEN at entry \(r.firstBroken ?? 0): \(r.reason ?? "")")
@@ -292,7 +310,8 @@ struct AdminCommand: AsyncParsableCommand {
                     guard let r = Admin.Role(rawValue: role) else {
                         throw ValidationError("--role: viewer, operator, policy-admin or admin")
                     }
-                    let t = try await admin.call(Admin.IssuedToken.self, "tokenCreate", body: Admin.TokenRequest(role: r))
+                    let t = try await admin.call(
+                        Admin.IssuedToken.self, "tokenCreate", body: Admin.TokenRequest(role: r))
                     print(t.token)
                 }
             }

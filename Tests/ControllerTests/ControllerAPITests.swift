@@ -30,17 +30,42 @@ import VigilTestSupport
         let cases: [(String, String, [UInt8], [(String, String)], Int, String)] = [
             ("POST", begin, Array("{not json".utf8), [], 400, "not a JSON object"),
             ("POST", begin, Array("[]".utf8), [], 400, "not a JSON object"),
-            ("POST", begin, Array(#"{"ek_public":"AA==","ak_public":"AA==","device_public":"AA==","surprise":1}"#.utf8), [], 400, "unknown field \"surprise\""),
+            (
+                "POST", begin,
+                Array(#"{"ek_public":"AA==","ak_public":"AA==","device_public":"AA==","surprise":1}"#.utf8), [], 400,
+                "unknown field \"surprise\""
+            ),
             ("POST", begin, Array(#"{"ek_public":"AA=="}"#.utf8), [], 400, "missing field ak_public"),
-            ("POST", begin, Array(#"{"ek_public":"'; DROP TABLE devices; --","ak_public":"AA==","device_public":"AA=="}"#.utf8), [], 400, "ek_public: not base64"),
-            ("POST", begin, Array(#"{"ek_public":"AAEC","ak_public":"AA==","device_public":"AA=="}"#.utf8), [], 400, "ek_public"),
+            (
+                "POST", begin,
+                Array(#"{"ek_public":"'; DROP TABLE devices; --","ak_public":"AA==","device_public":"AA=="}"#.utf8), [],
+                400, "ek_public: not base64"
+            ),
+            (
+                "POST", begin, Array(#"{"ek_public":"AAEC","ak_public":"AA==","device_public":"AA=="}"#.utf8), [], 400,
+                "ek_public"
+            ),
             ("POST", begin, [UInt8](repeating: 0x20, count: Controller.maximumOnboardingBody + 1), [], 413, "at most"),
             ("POST", "/v1/attest", Array("{}".utf8), [], 401, "no Authorization header"),
-            ("POST", "/v1/attest", Array("{}".utf8), [("Authorization", "Vigil-TPM device=vd-x, ts=1, rid=1, sig=AA==")], 401, "valid device id"),
-            ("POST", "/v1/attest/nonce", [], [("Authorization", "Vigil-TPM device=vd-0123456789abcdef01234567, ts=1, rid=00112233445566778899aabbccddeeff, sig=\(Data(repeating: 0x30, count: 70).base64EncodedString())")], 401, "unknown device"),
+            (
+                "POST", "/v1/attest", Array("{}".utf8),
+                [("Authorization", "Vigil-TPM device=vd-x, ts=1, rid=1, sig=AA==")], 401, "valid device id"
+            ),
+            (
+                "POST", "/v1/attest/nonce", [],
+                [
+                    (
+                        "Authorization",
+                        "Vigil-TPM device=vd-0123456789abcdef01234567, ts=1, rid=00112233445566778899aabbccddeeff, sig=\(Data(repeating: 0x30, count: 70).base64EncodedString())"
+                    )
+                ], 401, "unknown device"
+            ),
             ("POST", "/v1/admin/policies/..%2Fetc", Array(#"{"yaml":"id: x"}"#.utf8), bearer, 400, "policy name"),
             ("POST", "/v1/admin/policies/p1", Array(#"{"yaml":"id: [unclosed"}"#.utf8), bearer, 400, "does not lint"),
-            ("POST", "/v1/admin/policies/p1", Array(#"{"yaml":"id: p\nversion: 1\naccept: any\n"}"#.utf8), bearer, 400, "judges nothing"),
+            (
+                "POST", "/v1/admin/policies/p1", Array(#"{"yaml":"id: p\nversion: 1\naccept: any\n"}"#.utf8), bearer,
+                400, "judges nothing"
+            ),
             ("GET", "/v1/admin/devices/vd-'%20OR%201=1", [], bearer, 400, "not a device id"),
             ("POST", "/v1/admin/devices/allow", Array(#"{"ek_fingerprint":"zz"}"#.utf8), bearer, 400, "ek_fingerprint"),
             ("POST", "/v1/admin/enroll-tokens", Array(#"{"expires_in_seconds":5}"#.utf8), bearer, 400, "between 60 s"),

@@ -157,7 +157,10 @@ struct ControllerEndToEndTests {
             ["admin", "enroll-token", "create", "--group", group, "--expires", "10m"] + controller.adminArguments)
         #expect(token.status == 0, "\(token.stderr)")
         let onboard = try await device.vigil(
-            ["device", "onboard", "--json", "--enroll-token", token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)]
+            [
+                "device", "onboard", "--json", "--enroll-token",
+                token.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+            ]
                 + controller.connectionArguments)
         #expect(onboard.status == 0, "\(onboard.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(onboard.stdout.utf8)) as? [String: Any]

@@ -5,9 +5,10 @@ import ControllerClient
 import ControllerProtocol
 import Crypto
 import Foundation
-@testable import Node
 import Testing
 import VigilTestSupport
+
+@testable import Node
 
 /// How a device, or anyone on the wire, could lie to the controller, each lie built from real TPM evidence
 /// (signed swtpm quotes) and each refused with a reason naming it: a replayed, expired, foreign or made-up
@@ -57,7 +58,9 @@ struct ControllerForgeryTests {
                     Attestation.NonceGrant.self, operation: "attestNonce", device: id, body: [])
                 return (Hex.decode(grant.nonce) ?? [], TPMLPCRSelection(parsingSpec: grant.pcrSelection)!)
             }
-            func send(_ agent: DeviceAgent, _ id: DeviceID, _ bundle: EvidenceBundle) async throws -> ControllerClientError? {
+            func send(_ agent: DeviceAgent, _ id: DeviceID, _ bundle: EvidenceBundle) async throws
+                -> ControllerClientError?
+            {
                 do {
                     _ = try await agent.signedCall(
                         Attestation.Outcome.self, operation: "attest", device: id, body: try bundle.json())
@@ -111,7 +114,8 @@ struct ControllerForgeryTests {
 
             // 7. Garbage evidence: refused, and it is the device's latest attestation, so no secret is released.
             let secretPut = try await controller.controller.putSecret(
-                admin, name: SecretName("k")!, Admin.SecretUpload(device: idA, value: Data([1, 2, 3]).base64EncodedString()))
+                admin, name: SecretName("k")!,
+                Admin.SecretUpload(device: idA, value: Data([1, 2, 3]).base64EncodedString()))
             #expect(secretPut == 1)
             do {
                 _ = try await agentA.signedCall(
@@ -144,7 +148,8 @@ struct ControllerForgeryTests {
                     rawRepresentation: [UInt8](repeating: 0, count: 32 - r.count) + r
                         + [UInt8](repeating: 0, count: 32 - s.count) + s
                 ).derRepresentation)
-            let header = DeviceRequestSignature(deviceID: idA, timestamp: ts, requestID: rid, signature: der).headerValue
+            let header = DeviceRequestSignature(deviceID: idA, timestamp: ts, requestID: rid, signature: der)
+                .headerValue
             let first = try await connection.send(
                 method: "POST", path: path, body: [], headers: [("Authorization", header)])
             #expect(first.status == 200)

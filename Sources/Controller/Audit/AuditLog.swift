@@ -25,6 +25,7 @@ public enum AuditLog {
         /// The controller itself (first start, migrations).
         case controller
 
+        /// How the audit log names the actor.
         public var description: String {
             switch self {
             case .device(let id): "device:\(id)"
@@ -52,7 +53,9 @@ public enum AuditLog {
         let seq = (try last?.integer("seq") ?? 0) + 1
         let prev = try last?.text("digest") ?? genesis
         var d = detail
-        if d.utf8.count > maximumDetail { d = String(decoding: d.utf8.prefix(maximumDetail), as: UTF8.self) + "… (cut)" }
+        if d.utf8.count > maximumDetail {
+            d = String(decoding: d.utf8.prefix(maximumDetail), as: UTF8.self) + "… (cut)"
+        }
         let entry = Entry(
             seq: seq, at: at.sqlMilliseconds, actor: actor.description, action: action, subject: subject,
             outcome: outcome, detail: d, prevDigest: prev)
@@ -97,8 +100,7 @@ public enum AuditLog {
     }
 
     /// Recomputes the chain from the first entry and names the first one whose sequence, link or digest is wrong.
-    public static func verify(_ backend: any SQLBackend) async throws(ControllerError) -> (Admin.AuditReport, String)
-    {
+    public static func verify(_ backend: any SQLBackend) async throws(ControllerError) -> (Admin.AuditReport, String) {
         try await backend.transaction { tx throws(ControllerError) in
             let rows = try await tx.query(
                 "SELECT seq, at, actor, action, subject, outcome, detail, prev_digest, digest FROM audit ORDER BY seq",
@@ -114,9 +116,11 @@ public enum AuditLog {
                 let stored = try row.requiredText("digest")
                 var broken: String?
                 if entry.seq != expectedSeq {
-                    broken = "sequence \(entry.seq) where \(expectedSeq) was expected (an entry was deleted or inserted)"
+                    broken =
+                        "sequence \(entry.seq) where \(expectedSeq) was expected (an entry was deleted or inserted)"
                 } else if entry.prevDigest != prev {
-                    broken = "its prev_digest is not the digest of entry \(entry.seq - 1) (an entry before it was changed)"
+                    broken =
+                        "its prev_digest is not the digest of entry \(entry.seq - 1) (an entry before it was changed)"
                 } else if entry.digest != stored {
                     broken = "its contents do not hash to its stored digest (the entry was edited)"
                 }

@@ -18,7 +18,8 @@ public final class PostgresBackend: SQLBackend {
 
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database`) and applies the migrations.
     public static func open(url: String, logger: Logger) async throws(ControllerError) -> PostgresBackend {
-        guard let components = URLComponents(string: url), components.scheme == "postgres" || components.scheme == "postgresql",
+        guard let components = URLComponents(string: url),
+            components.scheme == "postgres" || components.scheme == "postgresql",
             let host = components.host, let user = components.user
         else {
             throw .invalid("--db: not a postgres://user@host[:port]/database URL")
@@ -46,6 +47,7 @@ public final class PostgresBackend: SQLBackend {
         runner = Task { await client.run() }
     }
 
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     public func transaction<T: Sendable>(
         _ body: @Sendable (any SQLTransaction) async throws(ControllerError) -> T
     ) async throws(ControllerError) -> T {
@@ -63,10 +65,12 @@ public final class PostgresBackend: SQLBackend {
         }
     }
 
+    /// Serializes appends to the audit chain inside `tx`.
     public func lockAuditChain(_ tx: any SQLTransaction) async throws(ControllerError) {
         try await tx.execute("SELECT pg_advisory_xact_lock(?)", [.integer(Self.auditLockKey)])
     }
 
+    /// Closes the database connections.
     public func close() async {
         runner.cancel()
         _ = await runner.value

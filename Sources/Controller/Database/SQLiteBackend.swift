@@ -43,6 +43,7 @@ public final class SQLiteBackend: SQLBackend {
         self.connection = connection
     }
 
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     public func transaction<T: Sendable>(
         _ body: @Sendable (any SQLTransaction) async throws(ControllerError) -> T
     ) async throws(ControllerError) -> T {
@@ -66,10 +67,12 @@ public final class SQLiteBackend: SQLBackend {
         }
     }
 
+    /// Serializes appends to the audit chain inside `tx`.
     public func lockAuditChain(_ tx: any SQLTransaction) async throws(ControllerError) {
         // BEGIN IMMEDIATE already holds the database's write lock.
     }
 
+    /// Closes the database connections.
     public func close() async {
         try? await connection.close()
     }

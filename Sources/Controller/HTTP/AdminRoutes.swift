@@ -6,10 +6,13 @@ import Hummingbird
 /// bounded body strictly (unknown fields refused).
 enum AdminRoutes {
     static func add(to h: inout [String: ControllerServer.Handler], _ controller: Controller) {
-        @Sendable func caller(_ request: Request, _ role: Admin.Role) async throws(ControllerError) -> Controller.AdminCaller {
+        @Sendable func caller(_ request: Request, _ role: Admin.Role) async throws(ControllerError)
+            -> Controller.AdminCaller
+        {
             try await controller.authenticateAdmin(authorization: request.headers[.authorization], requires: role)
         }
-        @Sendable func body<T: Decodable>(_ request: Request, _ type: T.Type, _ keys: Set<String>) async throws(ControllerError)
+        @Sendable func body<T: Decodable>(_ request: Request, _ type: T.Type, _ keys: Set<String>)
+            async throws(ControllerError)
             -> T
         {
             let bytes = try await ControllerServer.collect(request, limit: Controller.maximumAdminBody)

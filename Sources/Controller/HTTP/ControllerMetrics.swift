@@ -37,8 +37,10 @@ public final class ControllerMetrics: Sendable {
                 namespace: "vigil", metricName: "request_duration", unitName: "seconds",
                 helpText: "Request latency by operation and status"),
             labels: [("operation", operation), ("status", String(status))],
-            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-                .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)]
+            buckets: [
+                .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+            ]
         ).record(ContinuousClock.now - start)
     }
 

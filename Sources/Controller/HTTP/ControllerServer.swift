@@ -16,13 +16,15 @@ public enum ControllerServer {
 
     /// The routes, on a router (tests and `vigil controller serve` share this): one handler per
     /// ``APIOperation``, registered from that list, so the OpenAPI document and the routes are the same list.
-    public static func router(_ controller: Controller, metrics: ControllerMetrics? = nil) -> Router<BasicRequestContext>
-    {
+    public static func router(_ controller: Controller, metrics: ControllerMetrics? = nil) -> Router<
+        BasicRequestContext
+    > {
         let router = Router(context: BasicRequestContext.self)
         let table = handlers(controller, metrics: metrics)
         for operation in APIOperation.all {
             guard let handler = table[operation.id] else { continue }  // ControllerServerTests: none is missing
-            router.on(RouterPath(operation.routerPath), method: HTTPRequest.Method(rawValue: operation.method) ?? .get) {
+            router.on(RouterPath(operation.routerPath), method: HTTPRequest.Method(rawValue: operation.method) ?? .get)
+            {
                 request, context in
                 let started = ContinuousClock.now
                 let response = try await handler(request, context)

@@ -24,7 +24,10 @@ enum OpenAPIDocument {
                 ],
             ]
             let parameters = op.path.split(separator: "/").filter { $0.hasPrefix("{") }.map { p -> [String: Any] in
-                ["name": String(p.dropFirst().dropLast()), "in": "path", "required": true, "schema": ["type": "string"]]
+                [
+                    "name": String(p.dropFirst().dropLast()), "in": "path", "required": true,
+                    "schema": ["type": "string"],
+                ]
             }
             if !parameters.isEmpty { operation["parameters"] = parameters }
             if let body = op.requestBody {
@@ -69,7 +72,8 @@ enum OpenAPIDocument {
         case "text", "pem":
             return ["description": "OK", "content": ["text/plain": ["schema": ["type": "string"]]]]
         default:
-            schemas[type] = type.hasSuffix("List") ? ["type": "array", "items": ["type": "object"]] : ["type": "object"]
+            schemas[type] =
+                type.hasSuffix("List") ? ["type": "array", "items": ["type": "object"]] : ["type": "object"]
             return [
                 "description": "OK",
                 "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(type)"]]],

@@ -2,9 +2,9 @@ import Attest
 public import ControllerProtocol
 import Crypto
 import Foundation
-import SwiftASN1
 import Logging
 import Policy
+import SwiftASN1
 import X509
 
 extension Controller {
@@ -134,8 +134,9 @@ extension Controller {
                 }
             }
             _ = self
-            let last = try await tx.first(
-                "SELECT MAX(version) AS v FROM policies WHERE name = ?", [.text(name.rawValue)])?.integer("v") ?? 0
+            let last =
+                try await tx.first(
+                    "SELECT MAX(version) AS v FROM policies WHERE name = ?", [.text(name.rawValue)])?.integer("v") ?? 0
             let version = last + 1
             try await tx.execute(
                 "INSERT INTO policies (name, version, yaml, parents, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -181,7 +182,8 @@ extension Controller {
         return try await adminAction(caller, "policy.assign", subject: name.rawValue) {
             tx, now throws(ControllerError) in
             if let d = a.device {
-                guard try await tx.first("SELECT device_id FROM devices WHERE device_id = ?", [.text(d.rawValue)]) != nil
+                guard
+                    try await tx.first("SELECT device_id FROM devices WHERE device_id = ?", [.text(d.rawValue)]) != nil
                 else { throw .notFound("no device \(d)") }
             }
             let row: SQLRow?
@@ -215,8 +217,10 @@ extension Controller {
             let assignments = try await tx.query("SELECT target, policy_name, policy_version FROM assignments", [])
             var byVersion: [String: [String]] = [:]
             for a in assignments {
-                byVersion["\(try a.requiredText("policy_name"))@\(try a.requiredInteger("policy_version"))", default: []]
-                    .append(try a.requiredText("target"))
+                byVersion[
+                    "\(try a.requiredText("policy_name"))@\(try a.requiredInteger("policy_version"))", default: []
+                ]
+                .append(try a.requiredText("target"))
             }
             return try await tx.query(
                 "SELECT name, version, sha256, created_at FROM policies ORDER BY name, version", []
@@ -233,10 +237,11 @@ extension Controller {
 
     /// `vigil admin device allow --ek-fingerprint HEX`.
     public func allowEK(_ caller: AdminCaller, _ request: Admin.AllowEK) async throws(ControllerError) {
-        let group = try request.group.map { g throws(ControllerError) in
-            guard let n = GroupName(g) else { throw .invalid("group: not a valid group name") }
-            return n
-        } ?? .default
+        let group =
+            try request.group.map { g throws(ControllerError) in
+                guard let n = GroupName(g) else { throw .invalid("group: not a valid group name") }
+                return n
+            } ?? .default
         try await adminAction(caller, "device.allow", subject: request.ekFingerprint.hex) {
             tx, now throws(ControllerError) in
             try await tx.execute("DELETE FROM allowed_eks WHERE ek_fingerprint = ?", [.text(request.ekFingerprint.hex)])
@@ -254,10 +259,11 @@ extension Controller {
         guard (60...(30 * 86400)).contains(request.expiresInSeconds) else {
             throw .invalid("expires_in_seconds: between 60 s and 30 days")
         }
-        let group = try request.group.map { g throws(ControllerError) in
-            guard let n = GroupName(g) else { throw .invalid("group: not a valid group name") }
-            return n
-        } ?? .default
+        let group =
+            try request.group.map { g throws(ControllerError) in
+                guard let n = GroupName(g) else { throw .invalid("group: not a valid group name") }
+                return n
+            } ?? .default
         let token = TokenHash.newToken(prefix: "vet")
         let hash = TokenHash.hash(token)
         return try await adminAction(caller, "enroll-token.create", subject: "enroll:\(hash.prefix(12))") {
@@ -266,7 +272,9 @@ extension Controller {
             try await tx.execute(
                 "INSERT INTO enroll_tokens (token_sha256, group_name, expires_at, used_at, used_by) VALUES (?, ?, ?, NULL, NULL)",
                 [.text(hash), .text(group.rawValue), .integer(expires.sqlMilliseconds)])
-            return (Admin.IssuedToken(token: token, expiresAt: expires, role: nil), "group \(group); expires \(expires)")
+            return (
+                Admin.IssuedToken(token: token, expiresAt: expires, role: nil), "group \(group); expires \(expires)"
+            )
         }
     }
 
@@ -281,7 +289,9 @@ extension Controller {
             try await tx.execute(
                 "INSERT INTO api_tokens (token_sha256, role, created_at) VALUES (?, ?, ?)",
                 [.text(hash), .text(request.role.rawValue), .integer(now.sqlMilliseconds)])
-            return (Admin.IssuedToken(token: token, expiresAt: nil, role: request.role), "role \(request.role.rawValue)")
+            return (
+                Admin.IssuedToken(token: token, expiresAt: nil, role: request.role), "role \(request.role.rawValue)"
+            )
         }
     }
 
@@ -295,7 +305,8 @@ extension Controller {
             // Outstanding results are no longer honoured for secret release.
             try await tx.execute(
                 "UPDATE attestations SET expires_at = 0 WHERE device_id = ?", [.text(id.rawValue)])
-            try await tx.execute("UPDATE nonces SET used_at = 0 WHERE device_id = ? AND used_at IS NULL", [.text(id.rawValue)])
+            try await tx.execute(
+                "UPDATE nonces SET used_at = 0 WHERE device_id = ? AND used_at IS NULL", [.text(id.rawValue)])
             return ((), "revoked")
         }
     }
@@ -367,7 +378,8 @@ extension Controller {
     }
 
     func summary(_ tx: any SQLTransaction, _ row: SQLRow) async throws(ControllerError) -> Admin.DeviceSummary {
-        guard let id = DeviceID(try row.requiredText("device_id")), let group = GroupName(try row.requiredText("group_name"))
+        guard let id = DeviceID(try row.requiredText("device_id")),
+            let group = GroupName(try row.requiredText("group_name"))
         else { throw .internalFailure("database: invalid device row") }
         var last: Admin.AttestationRecord?
         if let lastID = try row.text("last_attestation"),

@@ -88,7 +88,8 @@ extension Controller {
                 case .clockWentBackwards, .countersWentBackwards:
                     throw .evidence(
                         "stale_clock",
-                        "evidence refused: \(finding) since the last accepted quote (a replayed quote or a cleared TPM)")
+                        "evidence refused: \(finding) since the last accepted quote (a replayed quote or a cleared TPM)"
+                    )
                 default: break
                 }
             }

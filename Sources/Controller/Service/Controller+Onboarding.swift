@@ -2,8 +2,8 @@ import Attest
 public import ControllerProtocol
 import Crypto
 import Foundation
-import SwiftASN1
 import Logging
+import SwiftASN1
 import X509
 
 extension Controller {
@@ -17,7 +17,8 @@ extension Controller {
     /// `POST /v1/onboard/begin`: admits the device (known, allowed EK or enrollment token), checks its EK
     /// (certificate matches the public area, chain to the bundle its policy names), AK (a restricted,
     /// fixedTPM signing key) and device key, and answers with a credential challenge and a certify nonce.
-    public func beginOnboarding(_ request: Onboarding.BeginRequest) async throws(ControllerError) -> Onboarding.Challenge
+    public func beginOnboarding(_ request: Onboarding.BeginRequest) async throws(ControllerError)
+        -> Onboarding.Challenge
     {
         let now = clock()
         let parsed = try ParsedBegin(request)
@@ -45,7 +46,10 @@ extension Controller {
                         let row = try await tx.first(
                             "SELECT group_name, expires_at, used_at FROM enroll_tokens WHERE token_sha256 = ?",
                             [.text(hash)])
-                    else { throw .forbidden("enroll_token_unknown", "the enrollment token is not one this controller issued") }
+                    else {
+                        throw .forbidden(
+                            "enroll_token_unknown", "the enrollment token is not one this controller issued")
+                    }
                     guard try row.integer("used_at") == nil else {
                         throw .forbidden("enroll_token_used", "the enrollment token was already used")
                     }
@@ -85,7 +89,8 @@ extension Controller {
                 try await AuditLog.append(
                     tx, backend: backend, at: now, actor: .enrolling(fingerprint), action: "onboard.begin",
                     subject: parsed.deviceID.rawValue, outcome: "ok",
-                    detail: "group \(group); EK chain: \(chain); admitted by \(existing != nil ? "existing record" : tokenHash != nil ? "enrollment token" : "allowed EK")"
+                    detail:
+                        "group \(group); EK chain: \(chain); admitted by \(existing != nil ? "existing record" : tokenHash != nil ? "enrollment token" : "allowed EK")"
                 )
                 let credentialJSON: [UInt8]
                 do { credentialJSON = try credential.json() } catch {
@@ -126,7 +131,8 @@ extension Controller {
             return "chains to \(anchors.source) (\(chain.map { $0.subject.description }.joined(separator: " → ")))"
         case .invalid(let reason):
             throw .forbidden(
-                "ek_chain_invalid", "the EK certificate does not chain to \(anchors.source) (policy \(policy.label)): \(reason)")
+                "ek_chain_invalid",
+                "the EK certificate does not chain to \(anchors.source) (policy \(policy.label)): \(reason)")
         }
     }
 
@@ -290,7 +296,8 @@ extension Controller {
             }
             guard constantTimeEquals(attest.extraData, nonce) else {
                 throw ControllerError.forbidden(
-                    "certify_invalid", "the certification is not over this challenge's nonce (a replayed certification)")
+                    "certify_invalid", "the certification is not over this challenge's nonce (a replayed certification)"
+                )
             }
         } catch let e as ControllerError {
             throw e

@@ -47,7 +47,8 @@ extension Controller {
                 try await AuditLog.append(
                     tx, backend: backend, at: now, actor: .device(device.id), action: "secret.release",
                     subject: "\(name)@\(device.id)", outcome: "ok",
-                    detail: "version \(version); release \(releaseNonce); wrapped to EK \(device.ekFingerprint.hex.prefix(16)) for AK \(Hex.encode(device.akName.bytes).prefix(20))"
+                    detail:
+                        "version \(version); release \(releaseNonce); wrapped to EK \(device.ekFingerprint.hex.prefix(16)) for AK \(Hex.encode(device.akName.bytes).prefix(20))"
                 )
                 return SecretEnvelope(
                     deviceID: device.id, name: name.rawValue, version: version, releaseNonce: releaseNonce,
@@ -55,7 +56,9 @@ extension Controller {
                     sealed: Data(sealed).base64EncodedString())
             }
         } catch {
-            await auditRefusal(actor: .device(device.id), action: "secret.release", subject: nameText.prefix(64) + "@\(device.id)", error)
+            await auditRefusal(
+                actor: .device(device.id), action: "secret.release", subject: nameText.prefix(64) + "@\(device.id)",
+                error)
             throw error
         }
     }
@@ -72,7 +75,8 @@ extension Controller {
                 why = "its latest evidence was refused (\(refusal))"
             } else {
                 let rules = (try? Self.failedRules(row.text("verdict") ?? "")) ?? []
-                why = "its latest attestation failed policy \(try row.text("policy") ?? "?")\(rules.isEmpty ? "" : ": " + rules.joined(separator: ", "))"
+                why =
+                    "its latest attestation failed policy \(try row.text("policy") ?? "?")\(rules.isEmpty ? "" : ": " + rules.joined(separator: ", "))"
             }
             throw .forbidden("not_attested", "\(device.id) may not receive secrets: \(why)")
         }
@@ -122,6 +126,7 @@ extension Controller {
     }
 
     static func atRestAAD(name: SecretName, device: DeviceID, version: Int) -> [UInt8] {
-        Array(["vigil-secret-at-rest", name.rawValue, device.rawValue, String(version)].joined(separator: "\u{0}").utf8)
+        Array(
+            ["vigil-secret-at-rest", name.rawValue, device.rawValue, String(version)].joined(separator: "\u{0}").utf8)
     }
 }

@@ -87,7 +87,9 @@ public final class Controller: Sendable {
         let previousQuote: PreviousQuote?
         let lastAttestation: String?
 
-        var binding: AKBinding { AKBinding(akName: akName, ekPublicKeySHA256: ekFingerprint.hex, activatedAt: activatedAt) }
+        var binding: AKBinding {
+            AKBinding(akName: akName, ekPublicKeySHA256: ekFingerprint.hex, activatedAt: activatedAt)
+        }
 
         static let columns =
             "device_id, ek_fingerprint, ek_public, ak_public, ak_name, device_public, group_name, status, activated_at, onboarded_at, previous_quote, last_attestation"
@@ -158,7 +160,8 @@ public final class Controller: Sendable {
         return try await backend.transaction { [backend] tx throws(ControllerError) in
             guard
                 let row = try await tx.first(
-                    "SELECT \(DeviceRecord.columns) FROM devices WHERE device_id = ?", [.text(signature.deviceID.rawValue)])
+                    "SELECT \(DeviceRecord.columns) FROM devices WHERE device_id = ?",
+                    [.text(signature.deviceID.rawValue)])
             else {
                 throw .unauthenticated("unknown device \(signature.deviceID): onboard it first")
             }

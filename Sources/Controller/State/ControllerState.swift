@@ -120,7 +120,8 @@ public struct ControllerState: Sendable {
     private static func makeCA(key: P256.Signing.PrivateKey, now: Date) throws -> Certificate {
         let name = try DistinguishedName {
             OrganizationName("Vigil")
-            CommonName("Vigil controller CA \(Hex.encode(SHA256.hash(data: key.publicKey.derRepresentation).prefix(4)))")
+            CommonName(
+                "Vigil controller CA \(Hex.encode(SHA256.hash(data: key.publicKey.derRepresentation).prefix(4)))")
         }
         return try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
@@ -146,7 +147,9 @@ public struct ControllerState: Sendable {
             if !host.isEmpty, host != "localhost" { sans.append(.dnsName(host)) }
         }
         for name in names {
-            if let v4 = IPv4(name) { sans.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(v4)))) } else {
+            if let v4 = IPv4(name) {
+                sans.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(v4))))
+            } else {
                 sans.append(.dnsName(name))
             }
         }

@@ -24,8 +24,10 @@ public struct DeviceID: Hashable, Sendable, Codable, Comparable, CustomStringCon
     /// The text form.
     public var description: String { rawValue }
 
+    /// Orders by the text form.
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 
+    /// Decodes the text form, refusing anything that is not valid.
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let id = DeviceID(text) else {
@@ -35,6 +37,7 @@ public struct DeviceID: Hashable, Sendable, Codable, Comparable, CustomStringCon
         self = id
     }
 
+    /// Encodes the text form.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(rawValue)

@@ -22,6 +22,7 @@ public struct EKFingerprint: Hashable, Sendable, Codable, CustomStringConvertibl
     /// The text form.
     public var description: String { hex }
 
+    /// Decodes the text form, refusing anything that is not valid.
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let f = EKFingerprint(text) else {
@@ -31,6 +32,7 @@ public struct EKFingerprint: Hashable, Sendable, Codable, CustomStringConvertibl
         self = f
     }
 
+    /// Encodes the text form.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(hex)

@@ -34,8 +34,10 @@ public struct ResourceName<Kind: ResourceKind>: Hashable, Sendable, Codable, Com
     /// The name.
     public var description: String { rawValue }
 
+    /// Orders by the text form.
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 
+    /// Decodes the text form, refusing anything that is not valid.
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let name = Self(text) else {
@@ -45,6 +47,7 @@ public struct ResourceName<Kind: ResourceKind>: Hashable, Sendable, Codable, Com
         self = name
     }
 
+    /// Encodes the text form.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(rawValue)

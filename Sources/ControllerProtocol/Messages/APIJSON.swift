@@ -48,7 +48,9 @@ public enum APIJSON {
 
     static func describe(_ error: DecodingError) -> String {
         func path(_ c: [any CodingKey]) -> String {
-            c.isEmpty ? "the body" : c.map { $0.intValue.map { "[\($0)]" } ?? snakeCase($0.stringValue) }.joined(separator: ".")
+            c.isEmpty
+                ? "the body"
+                : c.map { $0.intValue.map { "[\($0)]" } ?? snakeCase($0.stringValue) }.joined(separator: ".")
         }
         switch error {
         case .keyNotFound(let key, let ctx): return "missing field \(path(ctx.codingPath + [key]))"

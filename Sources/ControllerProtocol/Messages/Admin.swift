@@ -13,6 +13,7 @@ public enum Admin {
         /// Also create tokens (the bootstrap token has this role).
         case admin
 
+        /// Orders by the text form.
         public static func < (a: Self, b: Self) -> Bool {
             allCases.firstIndex(of: a) ?? 0 < allCases.firstIndex(of: b) ?? 0
         }

@@ -52,9 +52,11 @@ public struct SecretEnvelope: Codable, Sendable, Hashable {
         -> [UInt8]
     {
         Array(
-            ["vigil-secret-envelope", String(currentFormat), deviceID.rawValue, name.rawValue, String(version),
-                releaseNonce]
-                .joined(separator: "\u{0}").utf8)
+            [
+                "vigil-secret-envelope", String(currentFormat), deviceID.rawValue, name.rawValue, String(version),
+                releaseNonce,
+            ]
+            .joined(separator: "\u{0}").utf8)
     }
 
     /// Seals `plaintext` under `key` for the fields given.
