@@ -24,7 +24,7 @@ let package = Package(
         .library(name: "AttestTPM", targets: ["AttestTPM"]),
         .library(name: "Vault", targets: ["Vault"]),
         .library(name: "Node", targets: ["Node"]),
-        .library(name: "Controller", targets: ["Controller"]),
+        .library(name: "Controller", targets: ["Controller", "ControllerProtocol"]),
         .executable(name: "vigil", targets: ["vigil"]),
     ],
     dependencies: [

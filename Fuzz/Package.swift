@@ -1,7 +1,8 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// libFuzzer targets for every parser that reads untrusted bytes (the verifier's `Attest` module).
+// libFuzzer targets for every parser that reads untrusted bytes (the verifier's `Attest` module and the
+// controller's API bodies).
 // Built separately from the main package because libFuzzer provides `main`:
 //   Fuzz/run.sh [seconds]      builds with -sanitize=fuzzer,address and runs each target
 let fuzzFlags: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
@@ -16,4 +17,11 @@ let package = Package(
                 name: name, dependencies: ["FuzzSupport", .product(name: "Attest", package: "Vigil")],
                 swiftSettings: fuzzFlags)
         }
+        + [
+            // The controller's API bodies and the checks behind them.
+            .executableTarget(
+                name: "FuzzControllerAPI",
+                dependencies: ["FuzzSupport", .product(name: "Controller", package: "Vigil")],
+                swiftSettings: fuzzFlags)
+        ]
 )

@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(FuzzEventLog FuzzAttest FuzzSignature FuzzPublic FuzzPolicy FuzzEvidence)
+[[ ${#targets[@]} -eq 0 ]] && targets=(FuzzEventLog FuzzAttest FuzzSignature FuzzPublic FuzzPolicy FuzzEvidence FuzzControllerAPI)
 
 swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -Onone >/dev/null
 bin=$(swift build -c release --show-bin-path)
@@ -23,6 +23,7 @@ for t in "${targets[@]}"; do
     FuzzPublic) cp $fixtures/quotes/gce_cos85_nonce9009/*.tpmt_public.bin $fixtures/ekcerts/* "corpus/$t/" ;;
     FuzzPolicy) cp ../policies/*.yaml ../policies/captured/*.yaml "corpus/$t/" ;;
     FuzzEvidence) cp seeds/FuzzEvidence/* "corpus/$t/" ;;
+    FuzzControllerAPI) cp seeds/FuzzControllerAPI/* "corpus/$t/" ;;
   esac
 done
 status=0

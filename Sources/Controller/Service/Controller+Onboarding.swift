@@ -108,6 +108,13 @@ extension Controller {
         }
     }
 
+    /// Decodes and checks an onboarding request as ``beginOnboarding(_:)`` does before it touches the database
+    /// (every key is a TPM key of the right kind, the EK certificate is the EK's), and returns the device id.
+    /// For fuzzing and for tools that pre-check a request.
+    public static func validateOnboarding(_ request: Onboarding.BeginRequest) throws(ControllerError) -> DeviceID {
+        try ParsedBegin(request).deviceID
+    }
+
     /// Checks the EK certificate against the bundle the device's policy names; returns how it was checked.
     func checkEKChain(_ tx: any SQLTransaction, _ parsed: ParsedBegin, group: GroupName, now: Date)
         async throws(ControllerError) -> String
