@@ -17,7 +17,9 @@ vigil="$(swift build -c release --show-bin-path)/vigil"
 
 work=$(mktemp -d)
 swtpm_pid=""
+controller_pid=""
 cleanup() {
+  [[ -n "$controller_pid" ]] && kill "$controller_pid" 2>/dev/null || true
   [[ -n "$swtpm_pid" ]] && kill "$swtpm_pid" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -100,3 +102,63 @@ if "$vigil" policy test "$policy" --evidence "$work/tampered.json" --nonce "$non
   echo "UNEXPECTED: the tampered boot was accepted" >&2; exit 1
 fi
 echo; echo "The tampered boot was refused; the verdict names the rule, the PCR and the event."
+
+echo; echo "==================== the controller: three parties ===================="
+echo "== reboot the simulator and boot it cleanly again"
+swtpm_ioctl --tcp 127.0.0.1:$((port + 1)) -i
+"$vigil" tpm replay-log "$log" >/dev/null
+cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ctl="$work/controller"
+echo; echo "== [controller] vigil controller serve --state-dir $ctl --listen 127.0.0.1:$cport"
+"$vigil" controller serve --state-dir "$ctl" --listen "127.0.0.1:$cport" --log-level warning > "$work/controller.log" 2>&1 &
+controller_pid=$!
+for _ in $(seq 100); do grep -q '^database:' "$work/controller.log" 2>/dev/null && break; sleep 0.1; done
+cat "$work/controller.log"
+C=(--controller "https://127.0.0.1:$cport" --ca "$ctl/ca.pem")
+T=("${C[@]}" --token-file "$ctl/admin-token")
+
+echo; echo "== [security team] the vendor's EK CA as a bundle, a fleet policy that requires it, an enrollment token"
+"$vigil" admin ek-ca add swtpm-vendor swtpm-fixtures/ca "${T[@]}"
+cp policies/strict-secureboot-linux.yaml policies/base-hygiene.yaml "$work/"
+cat > "$work/fleet-lab.yaml" <<'YAML'
+id: fleet-lab
+version: 1
+description: The strict Secure Boot policy, with EK certificates that chain to the vendor bundle.
+extends: strict-secureboot-linux
+identity:
+  ek_ca: swtpm-vendor
+YAML
+"$vigil" admin policy add fleet-lab "$work/fleet-lab.yaml" "${T[@]}"
+"$vigil" admin policy assign fleet-lab --group lab "${T[@]}"
+token=$("$vigil" admin enroll-token create --group lab --expires 10m "${T[@]}")
+echo "enrollment token: ${token:0:12}… (one use, 10 minutes)"
+
+echo; echo "== [device] vigil device onboard --enroll-token …   (EK chain, credential activation, TPM2_Certify of the device key)"
+"$vigil" device onboard "${C[@]}" --enroll-token "$token" --json | tee "$work/onboard.json"
+device=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["device_id"])' "$work/onboard.json")
+head -c 64 /dev/urandom > "$work/disk.key"
+"$vigil" admin secret put disk-key --device "$device" --file "$work/disk.key" "${T[@]}"
+
+echo; echo "== [device] vigil device attest --eventlog $(basename "$log")"
+"$vigil" device attest "${C[@]}" --eventlog "$log" --json > "$work/attest.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("PASS" if d["pass"] else "FAIL", d["device_id"]); open(sys.argv[2],"w").write(d["result"])' "$work/attest.json" "$work/result.jwt"
+echo "== [relying party] vigil result verify (offline, with result-signing.pub.pem only)"
+"$vigil" result verify "@$work/result.jwt" --key "$ctl/result-signing.pub.pem"
+echo "== [device] vigil device fetch-secret disk-key   (wrapped to this TPM's EK and AK)"
+"$vigil" device fetch-secret disk-key "${C[@]}" --out "$work/disk.key.fetched"
+cmp "$work/disk.key" "$work/disk.key.fetched" && echo "the fetched key equals the one the security team put"
+
+echo; echo "== the same unapproved measurement in PCR 4, then attest again"
+TPM2TOOLS_TCTI="$VIGIL_TCTI" tpm2_pcrextend "4:sha256=$(printf 'rootkit-loader' | sha256sum | cut -d' ' -f1)"
+if "$vigil" device attest "${C[@]}" --eventlog "$log"; then
+  echo "UNEXPECTED: the controller passed a tampered boot" >&2; exit 1
+fi
+echo "== [device] fetch-secret after the fail"
+if "$vigil" device fetch-secret disk-key "${C[@]}" --out "$work/refused.key"; then
+  echo "UNEXPECTED: a secret was released after a failed attestation" >&2; exit 1
+fi
+echo; echo "== [security team] vigil admin device show $device"
+"$vigil" admin device show "$device" "${T[@]}"
+echo "== [security team] vigil admin audit verify"
+"$vigil" admin audit verify "${T[@]}"
+echo; echo "The controller passed the clean boot, released the key to that TPM only, and refused both after the tampered boot."
