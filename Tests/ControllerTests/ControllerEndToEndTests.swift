@@ -21,16 +21,31 @@ struct ControllerEndToEndTests {
         let device = try TestDevice()
         defer { device.stop() }
         do {
-            let onboarded = try await Self.bootAndOnboard(device, controller, group: "lab")
-            let id = try #require(DeviceID(onboarded))
-
-            // The security team: the strict policy for the group, and a disk key for the device.
+            // The security team: the vendor's EK CA as a bundle, and the fleet policy (which extends the strict
+            // Secure Boot policy: the CLI sends the files it extends with it) for the group.
+            let bundle = try await device.vigil(
+                [
+                    "admin", "ek-ca", "add", "swtpm-vendor",
+                    SoftwareTPM.repositoryRoot.appendingPathComponent("swtpm-fixtures/ca").path,
+                ]
+                    + controller.adminArguments)
+            #expect(bundle.status == 0, "\(bundle.stderr)")
+            try ControllerFixtures.fleetPolicy.write(
+                toFile: device.path("fleet-lab.yaml"), atomically: true, encoding: .utf8)
+            for (name, text) in zip(
+                ["strict-secureboot-linux.yaml", "base-hygiene.yaml"], try ControllerFixtures.fleetParents())
+            {
+                try text.write(toFile: device.path(name), atomically: true, encoding: .utf8)
+            }
             let add = try await device.vigil(
-                ["admin", "policy", "add", "strict", ControllerFixtures.strictPolicy] + controller.adminArguments)
+                ["admin", "policy", "add", "fleet-lab", device.path("fleet-lab.yaml")] + controller.adminArguments)
             #expect(add.status == 0, "\(add.stderr)")
             let assign = try await device.vigil(
-                ["admin", "policy", "assign", "strict", "--group", "lab"] + controller.adminArguments)
+                ["admin", "policy", "assign", "fleet-lab", "--group", "lab"] + controller.adminArguments)
             #expect(assign.status == 0, "\(assign.stderr)")
+
+            let onboarded = try await Self.bootAndOnboard(device, controller, group: "lab")
+            let id = try #require(DeviceID(onboarded))
             let secret = (0..<48).map { _ in UInt8.random(in: 0...255) }
             try Data(secret).write(to: URL(fileURLWithPath: device.path("disk.key")))
             let put = try await device.vigil(
@@ -114,6 +129,7 @@ struct ControllerEndToEndTests {
         let device = try TestDevice()
         defer { device.stop() }
         do {
+            try await controller.prepareFleet()
             #expect(try await device.vigil(["tpm", "provision"]).status == 0)
             let unknown = try await device.vigil(["device", "onboard"] + controller.connectionArguments)
             #expect(unknown.status == 1)
@@ -137,6 +153,19 @@ struct ControllerEndToEndTests {
             #expect(told.stderr.contains("device_revoked"), "\(told.stderr)")
             let reonboard = try await device.vigil(["device", "onboard"] + controller.connectionArguments)
             #expect(reonboard.stderr.contains("device_revoked"), "\(reonboard.stderr)")
+
+            // A TPM without an EK certificate (a blank swtpm: keys the controller cannot tell from software ones)
+            // is not admitted by a token; by its EK fingerprint it is, as the team's explicit decision.
+            let blank = try TestDevice(fresh: true)
+            defer { blank.stop() }
+            #expect(try await blank.vigil(["tpm", "provision"]).status == 0)
+            let token = try await blank.vigil(
+                ["admin", "enroll-token", "create", "--group", "blank"] + controller.adminArguments)
+            let refused = try await blank.vigil(
+                ["device", "onboard", "--enroll-token", token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)]
+                    + controller.connectionArguments)
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("ek_chain_required"), "\(refused.stderr)")
         } catch {
             await controller.stop()
             throw error

@@ -5,6 +5,7 @@ import ControllerClient
 import ControllerProtocol
 import Crypto
 import Foundation
+import ProcessSupport
 import Testing
 import VigilTestSupport
 
@@ -27,20 +28,15 @@ struct ControllerForgeryTests {
         }
         do {
             let admin = try await controller.admin()
-            _ = try await controller.controller.addPolicy(
-                admin, name: PolicyName("strict")!,
-                Admin.PolicyUpload(
-                    yaml: try String(contentsOfFile: ControllerFixtures.strictPolicy, encoding: .utf8),
-                    parents: [
-                        try String(
-                            contentsOfFile: SoftwareTPM.repositoryRoot.appendingPathComponent(
-                                "policies/base-hygiene.yaml"
-                            ).path, encoding: .utf8)
-                    ]))
-            _ = try await controller.controller.assignPolicy(
-                admin, name: PolicyName("strict")!, Admin.PolicyAssignment(device: nil, group: "lab", version: nil))
+            try await controller.prepareFleet()
             _ = try await ControllerEndToEndTests.bootAndOnboard(deviceA, controller, group: "lab")
-            _ = try await ControllerEndToEndTests.bootAndOnboard(deviceB, controller, group: "lab")
+            // Device B's blank TPM has no EK certificate: the team admits its EK by fingerprint.
+            #expect(try await deviceB.vigil(["tpm", "provision"]).status == 0)
+            #expect(try await deviceB.vigil(["tpm", "replay-log", ControllerFixtures.eventLog]).status == 0)
+            let fingerprintB = try EKFingerprint(ek: try await DeviceAgent.readEK(deviceB))
+            try await controller.controller.allowEK(admin, Admin.AllowEK(ekFingerprint: fingerprintB, group: "blank"))
+            let onboardB = try await deviceB.vigil(["device", "onboard"] + controller.connectionArguments)
+            #expect(onboardB.status == 0, "\(onboardB.stderr)")
             let log = Array(try Data(contentsOf: URL(fileURLWithPath: ControllerFixtures.eventLog)))
 
             let tpmA = try await deviceA.open()
@@ -172,5 +168,13 @@ struct ControllerForgeryTests {
             throw error
         }
         await controller.stop()
+    }
+}
+
+extension DeviceAgent {
+    /// The EK public area of a test device's TPM.
+    static func readEK(_ device: TestDevice) async throws -> TPMTPublic {
+        let tpm = try await device.open()
+        return try await #require(try await tpm.readPublic(EndorsementKeyTemplate.rsa2048.persistentHandle)).publicArea
     }
 }

@@ -91,6 +91,24 @@ final class ControllerHarness: Sendable {
         return try await controller.authenticateAdmin(authorization: "Bearer \(token)", requires: .admin)
     }
 
+    /// The fleet set-up most tests share: the swtpm vendor's EK CA as bundle `swtpm-vendor`, and policy
+    /// `fleet-lab` (the strict Secure Boot policy requiring EK certificates that chain to that bundle) assigned to
+    /// `group`.
+    func prepareFleet(group: String = "lab") async throws {
+        let admin = try await admin()
+        let folder = SoftwareTPM.repositoryRoot.appendingPathComponent("swtpm-fixtures/ca")
+        let pems = try ["root.pem", "intermediate.pem"].map {
+            try String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8)
+        }
+        _ = try await controller.putEKCABundle(
+            admin, name: EKCABundleName("swtpm-vendor")!, Admin.EKCABundleUpload(certificates: pems))
+        _ = try await controller.addPolicy(
+            admin, name: PolicyName("fleet-lab")!,
+            Admin.PolicyUpload(yaml: ControllerFixtures.fleetPolicy, parents: try ControllerFixtures.fleetParents()))
+        _ = try await controller.assignPolicy(
+            admin, name: PolicyName("fleet-lab")!, Admin.PolicyAssignment(device: nil, group: group, version: nil))
+    }
+
     /// `--controller URL --ca FILE`.
     var connectionArguments: [String] { ["--controller", url, "--ca", caPath] }
 
@@ -162,4 +180,22 @@ enum ControllerFixtures {
     static let strictPolicy = SoftwareTPM.repositoryRoot.appendingPathComponent(
         "policies/strict-secureboot-linux.yaml"
     ).path
+
+    /// The strict policy with the EK chain required to the `swtpm-vendor` bundle (as the demo writes it).
+    static let fleetPolicy = """
+        id: fleet-lab
+        version: 1
+        description: The strict Secure Boot policy, with EK certificates that chain to the vendor bundle.
+        extends: strict-secureboot-linux
+        identity:
+          ek_ca: swtpm-vendor
+
+        """
+
+    /// The documents `fleetPolicy` extends.
+    static func fleetParents() throws -> [String] {
+        try ["policies/strict-secureboot-linux.yaml", "policies/base-hygiene.yaml"].map {
+            try String(contentsOf: SoftwareTPM.repositoryRoot.appendingPathComponent($0), encoding: .utf8)
+        }
+    }
 }

@@ -19,7 +19,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         Onboarding.FinishRequest.self, from: bytes, limit: Controller.maximumOnboardingBody,
         knownKeys: Onboarding.FinishRequest.knownKeys)
     _ = try? APIJSON.decode(
-        Admin.PolicyUpload.self, from: bytes, limit: Controller.maximumAdminBody, knownKeys: Admin.PolicyUpload.knownKeys)
+        Admin.PolicyUpload.self, from: bytes, limit: Controller.maximumAdminBody,
+        knownKeys: Admin.PolicyUpload.knownKeys)
     _ = try? APIJSON.decode(
         Admin.PolicyAssignment.self, from: bytes, limit: Controller.maximumAdminBody,
         knownKeys: Admin.PolicyAssignment.knownKeys)
@@ -29,12 +30,14 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         Admin.EnrollTokenRequest.self, from: bytes, limit: Controller.maximumAdminBody,
         knownKeys: Admin.EnrollTokenRequest.knownKeys)
     _ = try? APIJSON.decode(
-        Admin.SecretUpload.self, from: bytes, limit: Controller.maximumAdminBody, knownKeys: Admin.SecretUpload.knownKeys)
+        Admin.SecretUpload.self, from: bytes, limit: Controller.maximumAdminBody,
+        knownKeys: Admin.SecretUpload.knownKeys)
     _ = try? APIJSON.decode(
         Admin.EKCABundleUpload.self, from: bytes, limit: Controller.maximumAdminBody,
         knownKeys: Admin.EKCABundleUpload.knownKeys)
     _ = try? APIJSON.decode(
-        Admin.TokenRequest.self, from: bytes, limit: Controller.maximumAdminBody, knownKeys: Admin.TokenRequest.knownKeys)
+        Admin.TokenRequest.self, from: bytes, limit: Controller.maximumAdminBody,
+        knownKeys: Admin.TokenRequest.knownKeys)
     _ = try? APIJSON.decode(APIErrorBody.self, from: bytes, limit: 1 << 20)
 
     let text = String(decoding: bytes.prefix(1024), as: UTF8.self)

@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 import NIOCore
+import NIOSSL
 import PostgresNIO
 
 /// PostgreSQL (postgres-nio), for several controller instances over one database. The same schema and
@@ -27,7 +28,7 @@ public final class PostgresBackend: SQLBackend {
         let database = String(components.path.dropFirst())
         let configuration = PostgresClient.Configuration(
             host: host, port: components.port ?? 5432, username: user, password: components.password,
-            database: database.isEmpty ? nil : database, tls: .disable)
+            database: database.isEmpty ? nil : database, tls: try tls(components, host: host))
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let backend = PostgresBackend(
             displayName: "postgres://\(user)@\(host):\(components.port ?? 5432)/\(database)", client: client,
@@ -38,6 +39,34 @@ public final class PostgresBackend: SQLBackend {
         }
         try await Schema.migrate(backend)
         return backend
+    }
+
+    /// TLS to the database: `sslmode=verify-full` (certificate chain to `sslrootcert=PATH` and host name checked),
+    /// `sslmode=disable` (only accepted for a loopback host). A database across a network without TLS would let
+    /// anyone on the path read enrollment state and rewrite verdicts, so a non-loopback host without
+    /// `sslmode=verify-full` is refused.
+    static func tls(_ components: URLComponents, host: String) throws(ControllerError)
+        -> PostgresClient.Configuration.TLS
+    {
+        let items = components.queryItems ?? []
+        let mode = items.first { $0.name == "sslmode" }?.value
+        let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1"
+        switch mode {
+        case nil where loopback, "disable" where loopback:
+            return .disable
+        case "verify-full":
+            guard let root = items.first(where: { $0.name == "sslrootcert" })?.value else {
+                throw .invalid("--db: sslmode=verify-full needs sslrootcert=PATH (the database server's CA)")
+            }
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .file(root)
+            tls.certificateVerification = .fullVerification
+            return .require(tls)
+        default:
+            throw .invalid(
+                "--db: a database on \(host) needs sslmode=verify-full&sslrootcert=PATH (plain connections only to a loopback address)"
+            )
+        }
     }
 
     private init(displayName: String, client: PostgresClient, logger: Logger) {

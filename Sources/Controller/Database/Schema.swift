@@ -45,7 +45,7 @@ enum Schema {
                 challenge_id TEXT PRIMARY KEY,
                 device_id TEXT NOT NULL,
                 request TEXT NOT NULL,
-                secret_sha256 TEXT NOT NULL,
+                activation_secret TEXT NOT NULL,
                 certify_nonce TEXT NOT NULL,
                 group_name TEXT NOT NULL,
                 token_sha256 TEXT,
@@ -147,6 +147,8 @@ enum Schema {
         }
         while true {
             let done = try await backend.transaction { tx throws(ControllerError) -> Bool in
+                // Several instances starting at once: one migrates, the others wait and then find it done.
+                try await backend.lockAuditChain(tx)
                 let current = try await tx.first("SELECT MAX(version) AS v FROM schema_version", [])?.integer("v") ?? 0
                 guard current <= Int64(migrations.count) else {
                     throw .internalFailure(

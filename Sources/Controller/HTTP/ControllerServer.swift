@@ -187,7 +187,9 @@ public enum ControllerServer {
     }
 
     static func errorResponse(_ error: ControllerError) -> Response {
-        let body = (try? APIJSON.encode(APIErrorBody(error: error.code, reason: error.reason))) ?? []
+        // The controller's own failures (database, keys) are for its log, not for the caller.
+        let reason = error.status >= 500 ? "internal error: see the controller's log" : error.reason
+        let body = (try? APIJSON.encode(APIErrorBody(error: error.code, reason: reason))) ?? []
         return Response(
             status: HTTPResponse.Status(code: error.status), headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: body)))

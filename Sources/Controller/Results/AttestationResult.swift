@@ -1,5 +1,5 @@
 public import ControllerProtocol
-import Crypto
+public import Crypto
 public import Foundation
 public import JWTKit
 
@@ -35,6 +35,28 @@ public struct AttestationResult: JWTPayload, Sendable {
     public var pcrDigest: String
     /// `vigil.failed-rules`: the enforced rules that failed (empty on a pass).
     public var failedRules: [String]
+    /// `cnf`: the device key the result is about (RFC 7800 with an RFC 7638 JWK thumbprint, `jkt`), so a
+    /// relying party can require the presenter to prove that key rather than accept a copied token.
+    public var confirmation: Confirmation
+
+    /// `cnf`.
+    public struct Confirmation: Codable, Sendable, Hashable {
+        /// `jkt`: the SHA-256 JWK thumbprint of the device key, base64url.
+        public var jkt: String
+    }
+
+    /// The RFC 7638 thumbprint of a P-256 public key: SHA-256 over `{"crv":"P-256","kty":"EC","x":…,"y":…}`.
+    public static func thumbprint(_ key: P256.Signing.PublicKey) -> String {
+        let raw = Array(key.rawRepresentation)
+        let jwk =
+            "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"\(base64url(raw.prefix(32)))\",\"y\":\"\(base64url(raw.suffix(32)))\"}"
+        return base64url(Array(SHA256.hash(data: Array(jwk.utf8))))
+    }
+
+    static func base64url(_ bytes: some Collection<UInt8>) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
 
     /// `ear.verifier-id`.
     public struct VerifierID: Codable, Sendable, Hashable {
@@ -63,12 +85,14 @@ public struct AttestationResult: JWTPayload, Sendable {
         case profile = "eat_profile", issuer = "iss", subject = "sub", issuedAt = "iat", expires = "exp"
         case nonce = "eat_nonce", verifierID = "ear.verifier-id", submods, verdict = "vigil.verdict"
         case policy = "vigil.policy", pcrDigest = "vigil.pcr-digest", failedRules = "vigil.failed-rules"
+        case confirmation = "cnf"
     }
 
     /// A result to sign.
     public init(
         issuer: String, device: DeviceID, issuedAt: Date, expires: Date, nonce: String, pass: Bool,
-        appraisal: Appraisal, policy: String, pcrDigest: String, failedRules: [String]
+        appraisal: Appraisal, policy: String, pcrDigest: String, failedRules: [String],
+        deviceKey: P256.Signing.PublicKey
     ) {
         self.profile = Self.profile
         self.issuer = IssuerClaim(value: issuer)
@@ -82,6 +106,7 @@ public struct AttestationResult: JWTPayload, Sendable {
         self.policy = policy
         self.pcrDigest = pcrDigest
         self.failedRules = failedRules
+        self.confirmation = Confirmation(jkt: Self.thumbprint(deviceKey))
     }
 
     /// Checks the claims a relying party relies on: not expired, the EAR profile, a verdict.

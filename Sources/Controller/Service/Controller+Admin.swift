@@ -416,6 +416,14 @@ extension Controller {
         logger.info(
             "audit verified",
             metadata: ["entries": "\(report.entries)", "intact": "\(report.intact)", "head": "\(head)"])
+        // The check itself goes on record with the head it saw: a later rewrite of the tail before this point
+        // shows as a different head in this entry's own chain position.
+        _ = try? await adminAction(caller, "audit.verify", subject: "audit") { _, _ throws(ControllerError) in
+            (
+                (),
+                "\(report.intact ? "intact" : "broken at \(report.firstBroken ?? 0)"); \(report.entries) entries; head \(head)"
+            )
+        }
         return report
     }
 }

@@ -68,6 +68,17 @@ extension Controller {
         let issued = try await consumeNonce(bundle.nonce, device: device.id)
         let now = clock()
         return try await backend.transaction { [self] tx throws(ControllerError) in
+            // The device row, locked and re-read: a revoke (or a rebind) that committed since the request was
+            // authenticated wins; no pass is recorded for a revoked device or for keys no longer bound.
+            guard
+                let current = try await tx.first(
+                    "UPDATE devices SET last_seen = ? WHERE device_id = ? AND status = 'active' AND ak_name = ? RETURNING device_id",
+                    [.integer(now.sqlMilliseconds), .text(device.id.rawValue), .text(Hex.encode(device.akName.bytes))])
+            else {
+                throw .forbidden(
+                    "device_revoked", "\(device.id) was revoked or rebound while this attestation was in progress")
+            }
+            _ = current
             guard let policy = try await assignedPolicy(tx, device: device.id, group: device.group) else {
                 throw .conflict(
                     "no_policy",
@@ -102,7 +113,7 @@ extension Controller {
                 appraisal: .init(
                     status: appraisal.status, trustVector: appraisal.trustVector, policyID: "policy:\(policy.label)"),
                 policy: policy.label, pcrDigest: Hex.encode(verified.quote.pcrDigest),
-                failedRules: verdict.failures.map(\.rule))
+                failedRules: verdict.failures.map(\.rule), deviceKey: device.deviceKey)
             let token = try await AttestationResult.sign(result, key: state.resultSigningKey)
             let verdictJSON = String(decoding: try Self.encodeVerdict(verdict), as: UTF8.self)
             let id = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })

@@ -64,7 +64,17 @@ extension Controller {
                         "unknown device: EK \(fingerprint.hex) is not allowed (vigil admin device allow) and no enrollment token was given"
                     )
                 }
-                let chain = try await checkEKChain(tx, parsed, group: group, now: now)
+                let (chain, chainVerified) = try await checkEKChain(tx, parsed, group: group, now: now)
+                // A token proves who was invited, not that the keys are in a TPM: the keys' fixedTPM and
+                // restricted bits are only what the request says until a manufacturer's certificate vouches for
+                // the EK. So a token admits only a TPM whose EK chains to a bundle the group's policy names; a TPM
+                // without one is admitted by its EK fingerprint (`device allow`), the team's explicit decision.
+                if tokenHash != nil, !chainVerified {
+                    throw .forbidden(
+                        "ek_chain_required",
+                        "an enrollment token admits only a TPM whose EK certificate chains to an EK CA bundle named by its group's policy (\(chain)); assign group \(group) a policy with identity.ek_ca, or admit this EK by fingerprint (vigil admin device allow --ek-fingerprint \(fingerprint.hex))"
+                    )
+                }
 
                 let digestSize = parsed.ekPublic.nameAlg.digestSize ?? 32
                 let secret = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0.prefix(min(32, digestSize))) }
@@ -78,12 +88,17 @@ extension Controller {
                 let challengeID = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
                 let certifyNonce = Hex.encode(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
                 let expires = now.addingTimeInterval(configuration.challengeLifetime)
-                let requestJSON = String(decoding: try Self.encode(request), as: UTF8.self)
+                // The token is stored only as its hash (token_sha256), never in the saved request.
+                var stored = request
+                stored.enrollToken = nil
+                let requestJSON = String(decoding: try Self.encode(stored), as: UTF8.self)
                 try await tx.execute(
-                    "INSERT INTO onboard_challenges (challenge_id, device_id, request, secret_sha256, certify_nonce, group_name, token_sha256, ek_chain, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                    "DELETE FROM onboard_challenges WHERE expires_at < ?", [.integer(now.sqlMilliseconds - 86_400_000)])
+                try await tx.execute(
+                    "INSERT INTO onboard_challenges (challenge_id, device_id, request, activation_secret, certify_nonce, group_name, token_sha256, ek_chain, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                     [
                         .text(challengeID), .text(parsed.deviceID.rawValue), .text(requestJSON),
-                        .text(Hex.encode(SHA256.hash(data: secret))), .text(certifyNonce), .text(group.rawValue),
+                        .text(Hex.encode(secret)), .text(certifyNonce), .text(group.rawValue),
                         tokenHash.map { .text($0) } ?? .null, .text(chain), .integer(expires.sqlMilliseconds),
                     ])
                 try await AuditLog.append(
@@ -117,14 +132,16 @@ extension Controller {
 
     /// Checks the EK certificate against the bundle the device's policy names; returns how it was checked.
     func checkEKChain(_ tx: any SQLTransaction, _ parsed: ParsedBegin, group: GroupName, now: Date)
-        async throws(ControllerError) -> String
+        async throws(ControllerError) -> (String, Bool)
     {
         guard let policy = try await assignedPolicy(tx, device: parsed.deviceID, group: group),
             let anchors = try await anchors(tx, for: policy.document)
         else {
-            return parsed.ekCertificate == nil
-                ? "not checked: no EK certificate, and no assigned policy names an EK CA bundle"
-                : "not checked: no assigned policy names an EK CA bundle"
+            return (
+                parsed.ekCertificate == nil
+                    ? "not checked: no EK certificate, and no assigned policy names an EK CA bundle"
+                    : "not checked: no assigned policy names an EK CA bundle", false
+            )
         }
         guard let certificate = parsed.ekCertificate else {
             throw .forbidden(
@@ -135,7 +152,9 @@ extension Controller {
         let verifier = EKCertificateVerifier(anchors: anchors, untrustedIntermediates: parsed.intermediates)
         switch await verifier.validate(certificate, at: now) {
         case .valid(let chain):
-            return "chains to \(anchors.source) (\(chain.map { $0.subject.description }.joined(separator: " → ")))"
+            return (
+                "chains to \(anchors.source) (\(chain.map { $0.subject.description }.joined(separator: " → ")))", true
+            )
         case .invalid(let reason):
             throw .forbidden(
                 "ek_chain_invalid",
@@ -161,7 +180,7 @@ extension Controller {
             return try await backend.transaction { [self] tx throws(ControllerError) in
                 guard request.challengeID.utf8.count == 32, Hex.decode(request.challengeID) != nil,
                     let row = try await tx.first(
-                        "SELECT device_id, request, secret_sha256, certify_nonce, group_name, token_sha256, ek_chain, expires_at, used_at FROM onboard_challenges WHERE challenge_id = ?",
+                        "SELECT device_id, request, activation_secret, certify_nonce, group_name, token_sha256, ek_chain, expires_at, used_at FROM onboard_challenges WHERE challenge_id = ?",
                         [.text(request.challengeID)])
                 else { throw .notFound("no onboarding challenge \(request.challengeID.prefix(64).debugDescription)") }
                 guard try row.requiredText("device_id") == signature.deviceID.rawValue else {
@@ -183,16 +202,24 @@ extension Controller {
                         method: method, path: path, body: body, key: parsed.deviceKey, now: now)
                 } catch { throw ControllerError(error) }
                 try await Self.claimRequestID(tx, signature, now: now)
-                // One answer per challenge.
-                try await tx.execute(
-                    "UPDATE onboard_challenges SET used_at = ? WHERE challenge_id = ?",
+                // One answer per challenge (also when two arrive at once on two controller instances).
+                let marked = try await tx.query(
+                    "UPDATE onboard_challenges SET used_at = ?, activation_secret = '' WHERE challenge_id = ? AND used_at IS NULL RETURNING challenge_id",
                     [.integer(now.sqlMilliseconds), .text(request.challengeID)])
+                guard !marked.isEmpty else {
+                    throw .conflict("challenge_used", "the onboarding challenge was already answered")
+                }
 
                 // 1. Credential activation: only the TPM holding this EK and an object with the AK's Name could
                 // recover the secret.
+                // The device answers HMAC-SHA256(activated secret, context ‖ challenge id), never the secret
+                // itself: the TPM's answer to one MakeCredential can then not be replayed as another's (a secret
+                // envelope's key presented as an onboarding challenge, say).
                 let answer = try Self.base64(request.activatedSecret, "activated_secret", limit: 64)
-                let expected = Hex.decode(try row.requiredText("secret_sha256")) ?? []
-                guard constantTimeEquals(Array(SHA256.hash(data: answer)), expected) else {
+                let stored = Hex.decode(try row.requiredText("activation_secret")) ?? []
+                guard stored.count == 32 else { throw .internalFailure("database: a challenge without its secret") }
+                let expected = OnboardingProof.expected(secret: stored, challengeID: request.challengeID)
+                guard constantTimeEquals(answer, expected) else {
                     throw .forbidden(
                         "activation_failed",
                         "credential activation failed: the answer is not the secret sent to the EK for the AK's Name (the AK is not in the TPM holding this EK)"
@@ -233,11 +260,12 @@ extension Controller {
             // One answer per challenge, even a wrong one (the refused transaction rolled back its own mark).
             _ = try? await backend.transaction { tx throws(ControllerError) in
                 try await tx.execute(
-                    "UPDATE onboard_challenges SET used_at = ? WHERE challenge_id = ? AND device_id = ? AND used_at IS NULL",
+                    "UPDATE onboard_challenges SET used_at = ?, activation_secret = '' WHERE challenge_id = ? AND device_id = ? AND used_at IS NULL",
                     [.integer(now.sqlMilliseconds), .text(request.challengeID), .text(signature.deviceID.rawValue)])
             }
-            await auditRefusal(
-                actor: .device(signature.deviceID), action: "onboard", subject: signature.deviceID.rawValue, error)
+            // Until the device key's signature verified, the id in the header is only a claim.
+            let actor: AuditLog.Actor = error.status == 401 ? .anonymous : .device(signature.deviceID)
+            await auditRefusal(actor: actor, action: "onboard", subject: signature.deviceID.rawValue, error)
             throw error
         }
     }
@@ -261,8 +289,12 @@ extension Controller {
             if try row.requiredText("ak_name") == akName, try row.requiredText("device_public") == devB64 {
                 return false
             }
+            // A new AK or device key (a cleared or re-provisioned TPM): nothing attested under the old keys
+            // counts any more, and the last quote's clock stays to compare the next one with.
             try await tx.execute(
-                "UPDATE devices SET ak_public = ?, ak_name = ?, device_public = ?, ek_certificate = ?, ek_chain = ?, activated_at = ?, previous_quote = NULL WHERE device_id = ?",
+                "UPDATE attestations SET expires_at = 0 WHERE device_id = ?", [.text(p.deviceID.rawValue)])
+            try await tx.execute(
+                "UPDATE devices SET ak_public = ?, ak_name = ?, device_public = ?, ek_certificate = ?, ek_chain = ?, activated_at = ?, last_attestation = NULL WHERE device_id = ?",
                 [
                     .text(akB64), .text(akName), .text(devB64), certB64, .text(chain), .integer(now.sqlMilliseconds),
                     .text(p.deviceID.rawValue),
@@ -399,11 +431,14 @@ extension Controller {
     /// Records a refusal in the audit log, in its own transaction (the refused one rolled back).
     func auditRefusal(actor: AuditLog.Actor, action: String, subject: String, _ error: ControllerError) async {
         let now = clock()
+        if error.status >= 500 {
+            logger.error("internal failure", metadata: ["action": "\(action)", "error": "\(error.reason)"])
+        }
         do {
             try await backend.transaction { [backend] tx throws(ControllerError) in
                 try await AuditLog.append(
                     tx, backend: backend, at: now, actor: actor, action: action, subject: subject,
-                    outcome: "refused:\(error.code)", detail: error.reason)
+                    outcome: "refused:\(error.code)", detail: error.status >= 500 ? "internal error" : error.reason)
             }
         } catch {
             logger.error("audit: could not record a refusal", metadata: ["error": "\(error)"])

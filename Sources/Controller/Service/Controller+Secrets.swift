@@ -39,7 +39,8 @@ extension Controller {
                 let sealed: [UInt8]
                 do throws(ControllerProtocolError) {
                     sealed = try SecretEnvelope.seal(
-                        plaintext, key: SymmetricKey(data: keyBytes), deviceID: device.id, name: name,
+                        plaintext, key: SecretEnvelope.key(activated: keyBytes, releaseNonce: releaseNonce),
+                        deviceID: device.id, name: name,
                         version: version, releaseNonce: releaseNonce)
                 } catch { throw .internalFailure(error.reason) }
                 let credentialJSON: [UInt8]

@@ -157,7 +157,7 @@ public final class Controller: Sendable {
             throw ControllerError(error)
         }
         let now = clock()
-        return try await backend.transaction { [backend] tx throws(ControllerError) in
+        let device = try await backend.transaction { tx throws(ControllerError) in
             guard
                 let row = try await tx.first(
                     "SELECT \(DeviceRecord.columns) FROM devices WHERE device_id = ?",
@@ -172,15 +172,16 @@ public final class Controller: Sendable {
                 throw ControllerError(error)
             }
             try await Self.claimRequestID(tx, signature, now: now)
-            if device.revoked {
-                // The device is told, and the attempt is on record.
-                try await AuditLog.append(
-                    tx, backend: backend, at: now, actor: .device(device.id), action: "request", subject: path,
-                    outcome: "refused:device_revoked")
-                throw .forbidden("device_revoked", "device \(device.id) is revoked: the controller no longer serves it")
-            }
             return device
         }
+        if device.revoked {
+            // The device is told, and the attempt is on record (in its own transaction: the refusal is thrown).
+            let error = ControllerError.forbidden(
+                "device_revoked", "device \(device.id) is revoked: the controller no longer serves it")
+            await auditRefusal(actor: .device(device.id), action: "request", subject: path, error)
+            throw error
+        }
+        return device
     }
 
     /// Records a request id as used (once per device, kept until the signature's time window has passed).

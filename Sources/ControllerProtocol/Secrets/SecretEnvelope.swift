@@ -3,9 +3,9 @@ public import Foundation
 
 /// A secret released to one device, so that only its TPM can open it (`vigil device fetch-secret`).
 ///
-/// The controller draws a fresh AES-256 key, delivers it with TPM2_MakeCredential to the device's EK for its
-/// AK's Name (``credential``: only the TPM holding both recovers the key, with TPM2_ActivateCredential), and
-/// seals the secret with AES-256-GCM under that key. The additional data binds the format version, the
+/// The controller draws a fresh 32-byte secret, delivers it with TPM2_MakeCredential to the device's EK for its
+/// AK's Name (``credential``: only the TPM holding both recovers it, with TPM2_ActivateCredential), and seals the
+/// secret with AES-256-GCM under a key derived from it (``key(activated:releaseNonce:)``). The additional data binds the format version, the
 /// device, the secret's name and version, and the release nonce, so an envelope cannot be passed off as
 /// another device's, another secret or another release.
 public struct SecretEnvelope: Codable, Sendable, Hashable {
@@ -44,6 +44,15 @@ public struct SecretEnvelope: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case format, deviceID = "deviceId", name, version, releaseNonce, credential, sealed
+    }
+
+    /// The AES-256-GCM key of an envelope: HKDF-SHA256 of the secret TPM2_ActivateCredential recovers, with a
+    /// context and the release nonce as info (the activated secret is never used as a key directly; see
+    /// ``OnboardingProof``).
+    public static func key(activated: some ContiguousBytes, releaseNonce: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: activated),
+            info: Array(("vigil-secret-envelope-key-v1\u{0}" + releaseNonce).utf8), outputByteCount: 32)
     }
 
     /// The AEAD additional data: a context string and each bound field, NUL-separated (none can contain NUL:

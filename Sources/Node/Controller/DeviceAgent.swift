@@ -75,7 +75,10 @@ public struct DeviceAgent: Sendable {
         }
         let finish = Onboarding.FinishRequest(
             challengeID: challenge.challengeID,
-            activatedSecret: secret.withUnsafeBytes { Data($0).base64EncodedString() },
+            activatedSecret: secret.withUnsafeBytes {
+                Data(OnboardingProof.expected(secret: Array($0), challengeID: challenge.challengeID))
+                    .base64EncodedString()
+            },
             certifyAttest: Data(certified.attest).base64EncodedString(),
             certifySignature: Data(certified.signature).base64EncodedString())
         return try await signedCall(
@@ -108,7 +111,9 @@ public struct DeviceAgent: Sendable {
             json: try APIJSON.base64(envelope.credential, field: "credential", limit: 64 * 1024))
         let key = try await CredentialActivation.answer(credential, tpm: tpm)
         let plaintext = try key.withUnsafeBytes { raw in
-            try envelope.open(key: SymmetricKey(data: raw), expectedDevice: id, expectedName: name)
+            try envelope.open(
+                key: SecretEnvelope.key(activated: raw, releaseNonce: envelope.releaseNonce), expectedDevice: id,
+                expectedName: name)
         }
         return SecretBytes(plaintext)
     }
