@@ -1,6 +1,6 @@
 import AsyncHTTPClient
-public import ControllerProtocol
-public import Foundation
+import ControllerProtocol
+import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1

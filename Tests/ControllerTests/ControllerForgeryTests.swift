@@ -175,6 +175,7 @@ extension DeviceAgent {
     /// The EK public area of a test device's TPM.
     static func readEK(_ device: TestDevice) async throws -> TPMTPublic {
         let tpm = try await device.open()
-        return try await #require(try await tpm.readPublic(EndorsementKeyTemplate.rsa2048.persistentHandle)).publicArea
+        let ek = try await tpm.readPublic(EndorsementKeyTemplate.rsa2048.persistentHandle)
+        return try #require(ek).publicArea
     }
 }

@@ -11,7 +11,7 @@ enum AdminRoutes {
         {
             try await controller.authenticateAdmin(authorization: request.headers[.authorization], requires: role)
         }
-        @Sendable func body<T: Decodable>(_ request: Request, _ type: T.Type, _ keys: Set<String>)
+        @Sendable func body<T: Decodable & SendableMetatype>(_ request: Request, _ type: T.Type, _ keys: Set<String>)
             async throws(ControllerError)
             -> T
         {

@@ -1,4 +1,4 @@
-public import ControllerProtocol
+import ControllerProtocol
 import Foundation
 import HTTPTypes
 public import Hummingbird

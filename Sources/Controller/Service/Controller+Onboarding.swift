@@ -435,7 +435,7 @@ extension Controller {
             logger.error("internal failure", metadata: ["action": "\(action)", "error": "\(error.reason)"])
         }
         do {
-            try await backend.transaction { [backend] tx throws(ControllerError) in
+            _ = try await backend.transaction { [backend] tx throws(ControllerError) in
                 try await AuditLog.append(
                     tx, backend: backend, at: now, actor: actor, action: action, subject: subject,
                     outcome: "refused:\(error.code)", detail: error.status >= 500 ? "internal error" : error.reason)

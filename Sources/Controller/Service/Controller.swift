@@ -1,5 +1,5 @@
 import Attest
-public import ControllerProtocol
+import ControllerProtocol
 import Crypto
 public import Foundation
 public import Logging

@@ -1,4 +1,4 @@
-public import Attest
+import Attest
 
 /// A device's identity at the controller: `vd-` and the first 96 bits (24 hex digits) of the SHA-256 of its
 /// EK's SubjectPublicKeyInfo (``EKFingerprint``). It is derived, never chosen by the device: onboarding the same

@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 
 /// What a device sends back for an onboarding credential challenge: HMAC-SHA256 keyed with the secret
 /// TPM2_ActivateCredential recovered, over a context string and the challenge id — never the secret itself.

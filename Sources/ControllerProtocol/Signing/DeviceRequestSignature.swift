@@ -1,4 +1,4 @@
-public import Attest
+import Attest
 public import Crypto
 public import Foundation
 

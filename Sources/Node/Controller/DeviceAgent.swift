@@ -1,9 +1,9 @@
-public import Attest
+import Attest
 public import AttestTPM
 public import ControllerClient
 public import ControllerProtocol
 import Crypto
-public import Foundation
+import Foundation
 
 /// The device's side of the controller protocol (`vigil device onboard | attest | fetch-secret`): every key
 /// operation happens in the TPM (credential activation, TPM2_Certify, the quote, the request signatures by
