@@ -31,6 +31,13 @@ mutations=(
   'ear-instance-identity~Sources/Policy/Engine/Verdict.swift~verdict.akBoundToEK ? identity : (identity == 96 ? 96 : 0)~identity~ForgeryTests/earInstanceIdentityIsAffirmingOnlyWithABinding'
   'nonce-age-fail-open~Sources/Policy/Rules/NonceAgeRule.swift~id, .failed, "≤ \(maxSeconds) s",~id, .notApplicable, "≤ \(maxSeconds) s",~RuleTests/nonceAge'
   'reboot-fail-open~Sources/Policy/Rules/RebootRule.swift~id, allow ? .notApplicable : .failed, expected,~id, .passed, expected,~RuleTests/reboot'
+  'controller-nonce-single-use~Sources/Controller/Service/Controller+Attestation.swift~AND device_id = ? AND used_at IS NULL AND expires_at > ? RETURNING~AND device_id = ? AND expires_at > ? RETURNING~ControllerForgeryTests'
+  'controller-nonce-device-bound~Sources/Controller/Service/Controller+Attestation.swift~WHERE nonce = ? AND device_id = ? AND used_at IS NULL~WHERE nonce = ? AND (device_id = ? OR 1 = 1) AND used_at IS NULL~ControllerForgeryTests'
+  'controller-bound-ak~Sources/Controller/Service/Controller+Attestation.swift~akBinding: device.binding,~akBinding: nil,~ControllerForgeryTests'
+  'controller-release-needs-pass~Sources/Controller/Service/Controller+Secrets.swift~guard try row.requiredInteger("pass") == 1 else {~guard true else {~ControllerEndToEndTests'
+  'controller-request-replay~Sources/Controller/Service/Controller.swift~guard !fresh.isEmpty else {~guard true else {~ControllerForgeryTests'
+  'controller-audit-digest~Sources/Controller/Audit/AuditLog.swift~} else if entry.digest != stored {~} else if false {~ControllerEndToEndTests'
+  'controller-token-needs-ek-chain~Sources/Controller/Service/Controller+Onboarding.swift~if tokenHash != nil, !chainVerified {~if false, !chainVerified {~ControllerEndToEndTests'
   'kernel-tokenizer~Sources/Attest/BootFacts/KernelCommandLine.swift~} else if !inQuotes, byte == 0x20 || (0x09...0x0D).contains(byte) || byte == 0 {~} else if byte == 0x20 {~ForgeryTests/kernelCommandLinesAreReadAsTheKernelReadsThem'
 )
 
