@@ -23,7 +23,117 @@ struct ControllerOptions: ParsableArguments {
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Onboard to a controller, attest, and fetch secrets.",
-        subcommands: [Onboard.self, Attest.self, FetchSecret.self])
+        subcommands: [ID.self, Onboard.self, Attest.self, FetchSecret.self, Load.self])
+
+    struct ID: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print this TPM's device id and EK fingerprint (for `vigil admin device allow`).")
+        @OptionGroup var tpmOptions: TPMOptions
+        @Flag(help: "JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let tpm = try await tpmOptions.open()
+                let (ek, _, id) = try await DeviceAgent.endorsementKey(of: tpm)
+                let fingerprint = try EKFingerprint(ek: ek)
+                if json {
+                    try printAPIJSON(["device_id": id.rawValue, "ek_fingerprint": fingerprint.hex])
+                } else {
+                    print("device \(id)\nEK fingerprint \(fingerprint)")
+                }
+            }
+        }
+    }
+
+    struct Load: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Load generator: full attestations (nonce, quote, evidence, verdict) from several TPMs at once.",
+            discussion: """
+                Each --tcti is one onboarded TPM; each runs attestations back to back for --seconds. Prints \
+                attestations per second, latency percentiles and this process's own CPU time (the TPMs' and the \
+                controller's CPU are the caller's to measure: see scripts/benchmark-controller.sh).
+                """)
+        @OptionGroup var controllerOptions: ControllerOptions
+        @Option(help: "A TPM (repeatable): swtpm:host=H,port=N …") var tcti: [String]
+        @Option(help: "The event log every device sends.") var eventlog: String
+        @Option(help: "Seconds to run.") var seconds: Double = 10
+        @Flag(help: "JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let log = try readInput(eventlog, limit: UnverifiedEventLog.maxLogSize)
+                var agents: [DeviceAgent] = []
+                let connection = try controllerOptions.connect()
+                for t in tcti {
+                    let tpm = try await TPM.open(try TCTIConfiguration.resolve(t))
+                    agents.append(DeviceAgent(tpm: tpm, connection: connection))
+                }
+                let cpu0 = Self.cpuSeconds()
+                let start = ContinuousClock.now
+                let deadline = start + .milliseconds(Int(seconds * 1000))
+                let results = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
+                    for agent in agents {
+                        group.addTask {
+                            var latencies: [Double] = []
+                            var failed = 0
+                            while ContinuousClock.now < deadline {
+                                let t0 = ContinuousClock.now
+                                let outcome = try await agent.attest(eventLog: log)
+                                let d = ContinuousClock.now - t0
+                                latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                                if !outcome.pass { failed += 1 }
+                            }
+                            return (latencies, failed)
+                        }
+                    }
+                    var all: [([Double], Int)] = []
+                    for try await r in group { all.append(r) }
+                    return all
+                }
+                let wall = ContinuousClock.now - start
+                let wallSeconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
+                let cpu = Self.cpuSeconds() - cpu0
+                await connection.shutdown()
+                let latencies = results.flatMap(\.0).sorted()
+                let failures = results.map(\.1).reduce(0, +)
+                func pct(_ p: Double) -> Double {
+                    latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
+                }
+                struct Report: Encodable {
+                    var devices: Int
+                    var attestations: Int
+                    var failed: Int
+                    var seconds: Double
+                    var perSecond: Double
+                    var p50Ms: Double
+                    var p95Ms: Double
+                    var p99Ms: Double
+                    var generatorCPUSeconds: Double
+                }
+                let report = Report(
+                    devices: agents.count, attestations: latencies.count, failed: failures, seconds: wallSeconds,
+                    perSecond: Double(latencies.count) / wallSeconds, p50Ms: pct(0.5), p95Ms: pct(0.95),
+                    p99Ms: pct(0.99), generatorCPUSeconds: cpu)
+                if json {
+                    try printAPIJSON(report)
+                } else {
+                    print(
+                        String(
+                            format: "%d devices: %d attestations in %.1f s = %.1f/s (p50 %.1f ms, p95 %.1f ms, p99 %.1f ms), %d failed; generator CPU %.2f s",
+                            report.devices, report.attestations, report.seconds, report.perSecond, report.p50Ms,
+                            report.p95Ms, report.p99Ms, report.failed, report.generatorCPUSeconds))
+                }
+                if failures > 0 { throw ExitCode(1) }
+            }
+        }
+
+        static func cpuSeconds() -> Double {
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+                + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        }
+    }
 
     struct Onboard: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

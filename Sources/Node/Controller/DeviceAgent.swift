@@ -1,4 +1,4 @@
-import Attest
+public import Attest
 public import AttestTPM
 public import ControllerClient
 public import ControllerProtocol
@@ -22,6 +22,14 @@ public struct DeviceAgent: Sendable {
 
     /// The device's EK (one with a certificate in NV when there is one), its certificate, and the device id.
     func endorsementKey() async throws -> (public: TPMTPublic, certificate: EKCertificate?, id: DeviceID) {
+        try await Self.endorsementKey(of: tpm)
+    }
+
+    /// The EK of `tpm` that onboarding uses (one with a certificate in NV when there is one), its certificate,
+    /// and the device id derived from it.
+    public static func endorsementKey(of tpm: TPM) async throws -> (
+        public: TPMTPublic, certificate: EKCertificate?, id: DeviceID
+    ) {
         var fallback: TPMTPublic?
         for template in EndorsementKeyTemplate.allCases {
             guard let ek = try await tpm.readPublic(template.persistentHandle) else { continue }
