@@ -80,7 +80,8 @@ struct DeviceCommand: AsyncParsableCommand {
                                 let t0 = ContinuousClock.now
                                 let outcome = try await agent.attest(eventLog: log)
                                 let d = ContinuousClock.now - t0
-                                latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                                latencies.append(
+                                    Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
                                 if !outcome.pass { failed += 1 }
                             }
                             return (latencies, failed)
@@ -119,7 +120,8 @@ struct DeviceCommand: AsyncParsableCommand {
                 } else {
                     print(
                         String(
-                            format: "%d devices: %d attestations in %.1f s = %.1f/s (p50 %.1f ms, p95 %.1f ms, p99 %.1f ms), %d failed; generator CPU %.2f s",
+                            format:
+                                "%d devices: %d attestations in %.1f s = %.1f/s (p50 %.1f ms, p95 %.1f ms, p99 %.1f ms), %d failed; generator CPU %.2f s",
                             report.devices, report.attestations, report.seconds, report.perSecond, report.p50Ms,
                             report.p95Ms, report.p99Ms, report.failed, report.generatorCPUSeconds))
                 }
