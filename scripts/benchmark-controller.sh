@@ -28,21 +28,6 @@ cleanup() {
 trap cleanup EXIT
 vigil_postgres_start >/dev/null
 log=Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-free_pair() {
-  python3 - <<'PY'
-import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close(); t.close()
-PY
-}
 ticks() {  # CPU clock ticks (user + system) of the given pids
   local sum=0
   for p in "$@"; do
@@ -59,7 +44,7 @@ tctis=()
 swtpm_pids=()
 for i in $(seq "$devices"); do
   mkdir -p "$work/tpm$i"
-  port=$(free_pair)
+  port=$(vigil_free_port_pair)
   swtpm socket --tpm2 --tpmstate dir="$work/tpm$i" --server type=tcp,port="$port",bindaddr=127.0.0.1 \
     --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear &
   pids+=($!); swtpm_pids+=($!)
@@ -83,7 +68,7 @@ YAML
 round() {  # backend round
   local backend=$1 n=$2
   local dir="$work/ctl-$backend-$n" cport db
-  cport=$(free_port)
+  cport=$(vigil_free_port)
   if [[ $backend == sqlite ]]; then db="sqlite:$dir/controller.db"; else
     local name="bench_${n}_$RANDOM"
     local as=(); [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)

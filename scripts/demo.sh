@@ -25,20 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free pair of ports (the swtpm TCTI uses port+1 for the control channel).
-port=$(python3 - <<'PY'
-import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close(); t.close()
-PY
-)
+port=$(vigil_free_port_pair)
 cp -r swtpm-fixtures/state "$work/state"
 swtpm socket --tpm2 --tpmstate dir="$work/state" --server type=tcp,port="$port",bindaddr=127.0.0.1 \
   --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear &
@@ -107,7 +94,7 @@ echo; echo "==================== the controller: three parties =================
 echo "== reboot the simulator and boot it cleanly again"
 swtpm_ioctl --tcp 127.0.0.1:$((port + 1)) -i
 "$vigil" tpm replay-log "$log" >/dev/null
-cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cport=$(vigil_free_port)
 ctl="$work/controller"
 echo; echo "== [controller] vigil controller serve --state-dir $ctl --listen 127.0.0.1:$cport"
 "$vigil" controller serve --state-dir "$ctl" --listen "127.0.0.1:$cport" --log-level warning > "$work/controller.log" 2>&1 &

@@ -31,3 +31,24 @@ vigil_require_swift() {
     fi
   fi
 }
+
+# A free TCP port on 127.0.0.1.
+vigil_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# A free pair of ports P, P+1 (the swtpm TCTI uses port+1 for the control channel).
+vigil_free_port_pair() {
+  python3 - <<'PY'
+import socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close(); t.close()
+PY
+}

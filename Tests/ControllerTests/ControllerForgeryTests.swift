@@ -135,15 +135,8 @@ struct ControllerForgeryTests {
                 Crypto.SHA256.hash(
                     data: DeviceRequestSignature.signedText(
                         method: "POST", path: path, deviceID: idA, timestamp: ts, requestID: rid, body: [UInt8]())))
-            let raw = try await tpmA.withPersistent(IdentityKeyTemplates.deviceKeyHandle) { tpm, key throws(TPMError) in
-                try tpm.sign(key, digest: digest)
-            }
-            guard case .ecc(let r, let s) = raw.body else { throw TPMError.invalidResponse("not ECDSA") }
-            let der = Array(
-                try Crypto.P256.Signing.ECDSASignature(
-                    rawRepresentation: [UInt8](repeating: 0, count: 32 - r.count) + r
-                        + [UInt8](repeating: 0, count: 32 - s.count) + s
-                ).derRepresentation)
+            let der = try await TPMSigningKey.derSignature(
+                tpm: tpmA, handle: IdentityKeyTemplates.deviceKeyHandle, digest: digest)
             let header = DeviceRequestSignature(deviceID: idA, timestamp: ts, requestID: rid, signature: der)
                 .headerValue
             let first = try await connection.send(

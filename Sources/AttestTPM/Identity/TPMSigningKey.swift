@@ -33,8 +33,14 @@ public struct TPMSigningKey: CustomPrivateKey {
         guard signatureAlgorithm == .ecdsaWithSHA256 else {
             throw TPMError.invalidArgument("the TPM device key signs with ECDSA-SHA256 only, not \(signatureAlgorithm)")
         }
-        let digest = Array(SHA256.hash(data: bytes))
-        let handle = self.handle
+        let der = try await Self.derSignature(tpm: tpm, handle: handle, digest: Array(SHA256.hash(data: bytes)))
+        return try Certificate.Signature(
+            signatureAlgorithm: .ecdsaWithSHA256, signatureBytes: ASN1BitString(bytes: ArraySlice(der)))
+    }
+
+    /// Signs a SHA-256 `digest` with the P-256 key at `handle` inside the TPM (TPM2_Sign, ECDSA) and returns the
+    /// signature DER-encoded, as X.509 and Vigil's request signatures carry it.
+    public static func derSignature(tpm: TPM, handle: TPMHandle, digest: [UInt8]) async throws -> [UInt8] {
         let signature = try await tpm.withPersistent(handle) { tpm, key throws(TPMError) in
             try tpm.sign(key, digest: digest, scheme: .ecdsa, hashAlg: .sha256)
         }
@@ -42,9 +48,7 @@ public struct TPMSigningKey: CustomPrivateKey {
             throw TPMError.invalidResponse("TPM2_Sign returned a signature that is not ECDSA P-256")
         }
         let raw = [UInt8](repeating: 0, count: 32 - r.count) + r + [UInt8](repeating: 0, count: 32 - s.count) + s
-        let der = try P256.Signing.ECDSASignature(rawRepresentation: raw).derRepresentation
-        return try Certificate.Signature(
-            signatureAlgorithm: .ecdsaWithSHA256, signatureBytes: ASN1BitString(bytes: ArraySlice(der)))
+        return Array(try P256.Signing.ECDSASignature(rawRepresentation: raw).derRepresentation)
     }
 
     public static let defaultPEMDiscriminator = "TPM RESIDENT KEY"

@@ -135,16 +135,8 @@ public struct DeviceAgent: Sendable {
         let requestID = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
         let text = DeviceRequestSignature.signedText(
             method: "POST", path: path, deviceID: device, timestamp: timestamp, requestID: requestID, body: body)
-        let digest = Array(SHA256.hash(data: text))
-        let signature = try await tpm.withPersistent(IdentityKeyTemplates.deviceKeyHandle) {
-            tpm, key throws(TPMError) in
-            try tpm.sign(key, digest: digest, scheme: .ecdsa, hashAlg: .sha256)
-        }
-        guard case .ecc(let r, let s) = signature.body, r.count <= 32, s.count <= 32 else {
-            throw TPMError.invalidResponse("TPM2_Sign returned a signature that is not ECDSA P-256")
-        }
-        let raw = [UInt8](repeating: 0, count: 32 - r.count) + r + [UInt8](repeating: 0, count: 32 - s.count) + s
-        let der = Array(try P256.Signing.ECDSASignature(rawRepresentation: raw).derRepresentation)
+        let der = try await TPMSigningKey.derSignature(
+            tpm: tpm, handle: IdentityKeyTemplates.deviceKeyHandle, digest: Array(SHA256.hash(data: text)))
         let header = DeviceRequestSignature(
             deviceID: device, timestamp: timestamp, requestID: requestID, signature: der
         ).headerValue
