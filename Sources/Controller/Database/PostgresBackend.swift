@@ -33,10 +33,7 @@ public final class PostgresBackend: SQLBackend {
         let backend = PostgresBackend(
             displayName: "postgres://\(user)@\(host):\(components.port ?? 5432)/\(database)", client: client,
             logger: logger)
-        try await backend.transaction { tx throws(ControllerError) in
-            // One instance migrates at a time.
-            try await tx.execute("SELECT pg_advisory_xact_lock(?)", [.integer(Self.auditLockKey + 1)])
-        }
+        // One instance migrates at a time (each migration step holds the advisory lock, see Schema.migrate).
         try await Schema.migrate(backend)
         return backend
     }

@@ -143,6 +143,7 @@ enum Schema {
     /// Brings `backend` to the latest version; a database newer than this controller is refused.
     static func migrate(_ backend: any SQLBackend) async throws(ControllerError) {
         try await backend.transaction { tx throws(ControllerError) in
+            try await backend.lockAuditChain(tx)
             try await tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
         }
         while true {

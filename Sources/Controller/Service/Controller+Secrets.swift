@@ -66,7 +66,18 @@ extension Controller {
 
     /// Refuses unless the device's latest attestation passed and its result has not expired.
     func requireFreshPass(_ tx: any SQLTransaction, _ device: DeviceRecord, now: Date) async throws(ControllerError) {
-        guard let last = device.lastAttestation,
+        // Re-read inside the release's own transaction: an attestation that failed, a revoke or a rebind committed
+        // since the request was authenticated decides.
+        guard
+            let current = try await tx.first(
+                "SELECT status, ak_name, last_attestation FROM devices WHERE device_id = ?", [.text(device.id.rawValue)]
+            ),
+            try current.requiredText("status") == "active",
+            try current.requiredText("ak_name") == Hex.encode(device.akName.bytes)
+        else {
+            throw .forbidden("device_revoked", "\(device.id) was revoked or rebound: no secret is released")
+        }
+        guard let last = try current.text("last_attestation"),
             let row = try await tx.first(
                 "SELECT at, pass, policy, verdict, refusal, expires_at FROM attestations WHERE id = ?", [.text(last)])
         else { throw .forbidden("not_attested", "\(device.id) has not attested: attest first") }

@@ -85,14 +85,13 @@ public final class Controller: Sendable {
         let activatedAt: Date
         let onboardedAt: Date
         let previousQuote: PreviousQuote?
-        let lastAttestation: String?
 
         var binding: AKBinding {
             AKBinding(akName: akName, ekPublicKeySHA256: ekFingerprint.hex, activatedAt: activatedAt)
         }
 
         static let columns =
-            "device_id, ek_fingerprint, ek_public, ak_public, ak_name, device_public, group_name, status, activated_at, onboarded_at, previous_quote, last_attestation"
+            "device_id, ek_fingerprint, ek_public, ak_public, ak_name, device_public, group_name, status, activated_at, onboarded_at, previous_quote"
 
         init(row: SQLRow) throws(ControllerError) {
             guard let id = DeviceID(try row.requiredText("device_id")),
@@ -117,7 +116,6 @@ public final class Controller: Sendable {
             activatedAt = Date(sqlMilliseconds: try row.requiredInteger("activated_at"))
             onboardedAt = Date(sqlMilliseconds: try row.requiredInteger("onboarded_at"))
             previousQuote = try row.text("previous_quote").flatMap(StoredQuote.decode)
-            lastAttestation = try row.text("last_attestation")
         }
 
         static func base64(_ s: String) throws(ControllerError) -> [UInt8] {
