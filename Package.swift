@@ -90,9 +90,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // ioctl(2) with a pointer argument (variadic C is not callable from Swift): fscrypt's ioctls.
+        .target(name: "CVigilSystem"),
         .target(
             name: "Vault",
-            dependencies: ["AttestTPM"]
+            dependencies: ["AttestTPM", "CVigilSystem"]
         ),
         .target(
             name: "Node",
@@ -222,7 +224,7 @@ let package = Package(
         .testTarget(
             name: "AttestTPMTests",
             dependencies: [
-                "Attest", "AttestTPM", "Node", "Policy", "ProcessSupport", "VigilTestSupport", "vigil",
+                "Attest", "AttestTPM", "Node", "Policy", "ProcessSupport", "Vault", "VigilTestSupport", "vigil",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -232,7 +234,7 @@ let package = Package(
 )
 
 // One settings loop for every Swift target (swift-asn1 / Hummingbird style).
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && target.name != "CVigilSystem" {
     var settings = target.swiftSettings ?? []
     settings.append(contentsOf: [
         .enableUpcomingFeature("ExistentialAny"),
