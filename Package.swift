@@ -94,7 +94,7 @@ let package = Package(
         .target(name: "CVigilSystem"),
         .target(
             name: "Vault",
-            dependencies: ["AttestTPM", "CVigilSystem"]
+            dependencies: ["Attest", "AttestTPM", "CVigilSystem", "SystemSupport"]
         ),
         .target(
             name: "Node",
@@ -165,6 +165,7 @@ let package = Package(
             name: "vigil",
             dependencies: [
                 "Node",
+                "Vault",
                 "Policy",
                 "VigilBenchmark",
                 "Attest",

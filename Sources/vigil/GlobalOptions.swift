@@ -7,6 +7,7 @@ import ControllerProtocol
 import Foundation
 public import Logging
 import Policy
+import Vault
 
 /// Options every TPM-facing command takes.
 struct TPMOptions: ParsableArguments {
@@ -75,6 +76,9 @@ func reportingErrors<R>(_ body: () async throws -> R) async throws -> R {
         throw ExitCode(1)
     } catch let error as ControllerProtocolError {
         FileHandle.standardError.write(Data("vigil: \(error.description)\n".utf8))
+        throw ExitCode(1)
+    } catch let error as VaultError {
+        FileHandle.standardError.write(Data("vigil: \(error.reason)\n".utf8))
         throw ExitCode(1)
     } catch let error as PolicyError {
         FileHandle.standardError.write(Data("\(error.description)\n".utf8))

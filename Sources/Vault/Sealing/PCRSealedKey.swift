@@ -1,0 +1,141 @@
+import Attest
+public import AttestTPM
+import Foundation
+
+/// A vault key sealed in the TPM to PCR values (TPM 2.0 Part 1 §19.7, Part 3 §23.7 TPM2_PolicyPCR): a
+/// keyed-hash object under the SRK, fixedTPM and fixedParent, without userWithAuth (only its policy opens it),
+/// whose authPolicy is PolicyPCR over the configured SHA-256 PCRs. Unsealing runs in a policy session salted by
+/// the SRK with parameter encryption, so the key crosses the TPM interface encrypted.
+///
+/// What is stored (crash-safely, 0600, never the key): the sealed blob, the PCR selection, the policy digest and
+/// the PCR values at seal time, so a failed unseal says which PCRs changed.
+public struct PCRSealedKey: Codable, Sendable, Hashable {
+    /// The sealing format.
+    public static let currentFormat = 1
+    /// The default PCRs: SHA-256 0–4 and 6–14 (EVE's set; 5, the GPT, changes with partitioning tools).
+    public static let defaultPCRs = [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+
+    /// ``currentFormat``.
+    public var format: Int
+    /// The bank (always sha256 today).
+    public var bank: String
+    /// The PCRs the key is sealed to.
+    public var pcrs: [Int]
+    /// The policy digest (hex), equal to the object's authPolicy.
+    public var policyDigest: String
+    /// The PCR values at seal time (hex, by PCR).
+    public var valuesAtSeal: [String: String]
+    /// TPM2B_PRIVATE of the sealed object (base64).
+    public var privateArea: String
+    /// TPMT_PUBLIC of the sealed object (base64).
+    public var publicArea: String
+
+    /// Generates a vault key of `size` bytes: the TPM's RNG (TPM2_GetRandom) XOR the OS RNG, so neither alone
+    /// decides it.
+    public static func generateKey(tpm: TPM, size: Int) async throws(VaultError) -> SecretBytes {
+        var fromTPM: [UInt8]
+        do { fromTPM = try await tpm.getRandom(size) } catch {
+            throw VaultError(reason: "vault: TPM2_GetRandom failed: \(error.reason)", tpm: error)
+        }
+        var rng = SystemRandomNumberGenerator()
+        var key = [UInt8](repeating: 0, count: size)
+        for i in 0..<size { key[i] = fromTPM[i] ^ rng.next() }
+        let secret = SecretBytes(key)
+        for i in 0..<size {
+            key[i] = 0
+            fromTPM[i] = 0
+        }
+        return secret
+    }
+
+    /// Seals `key` to the current values of `pcrs` (SHA-256). Refuses when PCR 0 or PCR 4 is all zeros: firmware
+    /// that measured nothing would make the seal worthless.
+    public static func seal(_ key: SecretBytes, tpm: TPM, pcrs: [Int] = defaultPCRs) async throws(VaultError)
+        -> PCRSealedKey
+    {
+        guard !pcrs.isEmpty, pcrs.allSatisfy({ (0...23).contains($0) }), Set(pcrs).count == pcrs.count else {
+            throw VaultError(reason: "vault: PCRs must be distinct, between 0 and 23")
+        }
+        let selection = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: pcrs.sorted())])
+        let check = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: [0, 4])])
+        do {
+            let (measured, _) = try await tpm.pcrRead(check)
+            for pcr in [0, 4] where measured[.sha256, pcr]?.allSatisfy({ $0 == 0 }) ?? true {
+                throw VaultError(
+                    reason:
+                        "vault: refusing to seal: SHA-256 PCR \(pcr) is all zeros (the firmware measured nothing; a seal to it proves nothing)"
+                )
+            }
+            let (values, _) = try await tpm.pcrRead(selection)
+            let policy = try await tpm.withPolicySession(trial: true) { tpm, session throws(TPMError) in
+                try tpm.policyPCR(session, selection: selection)
+                return try tpm.policyGetDigest(session)
+            }
+            let template = TPMTPublic(
+                nameAlg: .sha256, objectAttributes: [.fixedTPM, .fixedParent], authPolicy: policy,
+                parameters: .keyedHash(scheme: .null, unique: []))
+            let blob = try await tpm.withPersistent(IdentityKeyTemplates.srkHandle) { tpm, srk throws(TPMError) in
+                try tpm.create(parent: srk, template: template, sealedData: key)
+            }
+            var atSeal: [String: String] = [:]
+            for pcr in pcrs { atSeal[String(pcr)] = Hex.encode(values[.sha256, pcr] ?? []) }
+            return PCRSealedKey(
+                format: currentFormat, bank: "sha256", pcrs: pcrs.sorted(), policyDigest: Hex.encode(policy),
+                valuesAtSeal: atSeal, privateArea: Data(blob.privateArea).base64EncodedString(),
+                publicArea: Data(blob.publicArea).base64EncodedString())
+        } catch let e as VaultError {
+            throw e
+        } catch let e as TPMError {
+            throw VaultError(reason: "vault: sealing failed: \(e.reason)", tpm: e)
+        } catch {
+            throw VaultError(reason: "vault: sealing failed: \(error)")
+        }
+    }
+
+    /// Unseals the key. When the TPM refuses the policy, the error names each PCR that differs from seal time.
+    public func unseal(tpm: TPM) async throws(VaultError) -> SecretBytes {
+        guard format == Self.currentFormat, bank == "sha256",
+            let privateBytes = Data(base64Encoded: privateArea), let publicBytes = Data(base64Encoded: publicArea)
+        else { throw VaultError(reason: "vault: the sealed key's metadata is not a format-1 SHA-256 sealing") }
+        let blob = TPMKeyBlob(privateArea: Array(privateBytes), publicArea: Array(publicBytes))
+        let selection = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: pcrs)])
+        do {
+            return try await tpm.withPersistent(IdentityKeyTemplates.srkHandle) { tpm, srk throws(TPMError) in
+                try tpm.withLoaded(parent: srk, blob) { tpm, item throws(TPMError) in
+                    try tpm.withPolicySession(salt: srk) { tpm, session throws(TPMError) in
+                        try tpm.policyPCR(session, selection: selection)
+                        return try tpm.unseal(item, session: session)
+                    }
+                }
+            }
+        } catch {
+            if error.isTPM(.policyFail) {
+                let changed = (try? await changedPCRs(tpm: tpm)) ?? []
+                throw VaultError(
+                    reason: changed.isEmpty
+                        ? "vault: the TPM refused the PCR policy, but no sealed PCR differs from seal time (the sealing was made on another TPM state?)"
+                        : "vault: the PCRs differ from seal time: "
+                            + changed.map {
+                                "PCR \($0.pcr) (sealed \($0.sealed.prefix(16))…, now \($0.now.prefix(16))…)"
+                            }
+                            .joined(separator: ", "),
+                    tpm: error)
+            }
+            throw VaultError(reason: "vault: unsealing failed: \(error.reason)", tpm: error)
+        }
+    }
+
+    /// The sealed PCRs whose current value differs from seal time.
+    public func changedPCRs(tpm: TPM) async throws(VaultError) -> [(pcr: Int, sealed: String, now: String)] {
+        let selection = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: pcrs)])
+        let values: PCRValues
+        do { values = try await tpm.pcrRead(selection).values } catch {
+            throw VaultError(reason: "vault: reading PCRs failed: \(error.reason)", tpm: error)
+        }
+        return pcrs.compactMap { pcr in
+            let now = Hex.encode(values[.sha256, pcr] ?? [])
+            let sealed = valuesAtSeal[String(pcr)] ?? ""
+            return now == sealed ? nil : (pcr, sealed, now)
+        }
+    }
+}
