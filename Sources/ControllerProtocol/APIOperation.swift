@@ -83,6 +83,13 @@ public struct APIOperation: Sendable, Hashable {
             id: "deviceAllow", method: "POST", path: "/v1/admin/devices/allow", access: .operator,
             summary: "Admit a TPM by its EK fingerprint.", requestBody: "AllowEK", response: "Empty"),
         .init(
+            id: "deviceDisallow", method: "POST", path: "/v1/admin/devices/disallow", access: .operator,
+            summary: "Withdraw an EK fingerprint's admission (devices already onboarded stay; revoke those).",
+            requestBody: "AllowEK", response: "Empty"),
+        .init(
+            id: "enrollTokenRevoke", method: "POST", path: "/v1/admin/enroll-tokens/revoke", access: .operator,
+            summary: "Cancel an unused enrollment token.", requestBody: "EnrollTokenRevoke", response: "Empty"),
+        .init(
             id: "enrollTokenCreate", method: "POST", path: "/v1/admin/enroll-tokens", access: .operator,
             summary: "A one-time, expiring enrollment token.", requestBody: "EnrollTokenRequest",
             response: "IssuedToken"),

@@ -127,7 +127,7 @@ struct AdminCommand: AsyncParsableCommand {
     struct DeviceGroup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "device", abstract: "Devices: allow, list, show, revoke.",
-            subcommands: [Allow.self, List.self, Show.self, Revoke.self])
+            subcommands: [Allow.self, Disallow.self, List.self, Show.self, Revoke.self])
 
         struct Allow: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Admit a TPM by its EK fingerprint.")
@@ -142,6 +142,23 @@ struct AdminCommand: AsyncParsableCommand {
                     _ = try await admin.call(
                         Empty.self, "deviceAllow", body: Admin.AllowEK(ekFingerprint: fp, group: group))
                     print("EK \(fp) allowed (device \(DeviceID(ekFingerprint: fp)))")
+                }
+            }
+        }
+
+        struct Disallow: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Withdraw an EK fingerprint's admission (an onboarded device stays: revoke it).")
+            @Option(help: "SHA-256 of the EK's SubjectPublicKeyInfo, hex.") var ekFingerprint: String
+            @OptionGroup var admin: AdminOptions
+            func run() async throws {
+                try await reportingErrors {
+                    guard let fp = EKFingerprint(ekFingerprint) else {
+                        throw ValidationError("--ek-fingerprint: 64 hex digits")
+                    }
+                    _ = try await admin.call(
+                        Empty.self, "deviceDisallow", body: Admin.AllowEK(ekFingerprint: fp, group: nil))
+                    print("EK \(fp) no longer admitted")
                 }
             }
         }
@@ -220,7 +237,20 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct EnrollTokenGroup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "enroll-token", abstract: "One-time enrollment tokens.", subcommands: [Create.self])
+            commandName: "enroll-token", abstract: "One-time enrollment tokens.",
+            subcommands: [Create.self, Revoke.self])
+        struct Revoke: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Cancel an unused enrollment token.")
+            @Argument(help: "The token, as `create` printed it.") var token: String
+            @OptionGroup var admin: AdminOptions
+            func run() async throws {
+                try await reportingErrors {
+                    _ = try await admin.call(
+                        Empty.self, "enrollTokenRevoke", body: Admin.EnrollTokenRevoke(token: token))
+                    print("enrollment token revoked")
+                }
+            }
+        }
         struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Create one; prints only the token.")
             @Option(help: "The group a device enrolled with it joins.") var group: String?

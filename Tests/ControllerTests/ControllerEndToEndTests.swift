@@ -166,6 +166,42 @@ struct ControllerEndToEndTests {
                     + controller.connectionArguments)
             #expect(refused.status == 1)
             #expect(refused.stderr.contains("ek_chain_required"), "\(refused.stderr)")
+
+            // Admissions can be withdrawn before they are used: a revoked token, a disallowed EK.
+            let spare = try await blank.vigil(
+                ["admin", "enroll-token", "create", "--group", "lab"] + controller.adminArguments)
+            let spareToken = spare.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(
+                try await blank.vigil(["admin", "enroll-token", "revoke", spareToken] + controller.adminArguments)
+                    .status == 0)
+            let revokedToken = try await blank.vigil(
+                ["device", "onboard", "--enroll-token", spareToken] + controller.connectionArguments)
+            #expect(revokedToken.status == 1)
+            #expect(revokedToken.stderr.contains("enroll_token_revoked"), "\(revokedToken.stderr)")
+            let blankID = try await blank.vigil(["device", "id", "--json"])
+            let fingerprint = try #require(
+                (try JSONSerialization.jsonObject(with: Data(blankID.stdout.utf8)) as? [String: Any])?["ek_fingerprint"]
+                    as? String)
+            #expect(
+                try await blank.vigil(
+                    ["admin", "device", "allow", "--ek-fingerprint", fingerprint, "--group", "blank"]
+                        + controller.adminArguments
+                ).status == 0)
+            #expect(
+                try await blank.vigil(
+                    ["admin", "device", "disallow", "--ek-fingerprint", fingerprint] + controller.adminArguments
+                ).status == 0)
+            let withdrawn = try await blank.vigil(["device", "onboard"] + controller.connectionArguments)
+            #expect(withdrawn.status == 1)
+            #expect(withdrawn.stderr.contains("unknown_device"), "\(withdrawn.stderr)")
+            // Allowed again, it onboards without a certificate: the team's explicit decision.
+            #expect(
+                try await blank.vigil(
+                    ["admin", "device", "allow", "--ek-fingerprint", fingerprint, "--group", "blank"]
+                        + controller.adminArguments
+                ).status == 0)
+            let admitted = try await blank.vigil(["device", "onboard"] + controller.connectionArguments)
+            #expect(admitted.status == 0, "\(admitted.stderr)")
         } catch {
             await controller.stop()
             throw error

@@ -71,6 +71,22 @@ enum AdminRoutes {
                 return Empty()
             }
         }
+        h["deviceDisallow"] = { request, _ in
+            try await ControllerServer.respond {
+                let c = try await caller(request, .operator)
+                let r = try await body(request, Admin.AllowEK.self, Admin.AllowEK.knownKeys)
+                try await controller.disallowEK(c, r.ekFingerprint)
+                return Empty()
+            }
+        }
+        h["enrollTokenRevoke"] = { request, _ in
+            try await ControllerServer.respond {
+                let c = try await caller(request, .operator)
+                try await controller.revokeEnrollToken(
+                    c, try await body(request, Admin.EnrollTokenRevoke.self, Admin.EnrollTokenRevoke.knownKeys))
+                return Empty()
+            }
+        }
         h["enrollTokenCreate"] = { request, _ in
             try await ControllerServer.respond {
                 let c = try await caller(request, .operator)

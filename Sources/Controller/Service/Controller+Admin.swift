@@ -252,6 +252,32 @@ extension Controller {
         }
     }
 
+    /// `vigil admin device disallow --ek-fingerprint HEX`: withdraws an admission by EK (an onboarded device is
+    /// not affected: revoke it).
+    public func disallowEK(_ caller: AdminCaller, _ fingerprint: EKFingerprint) async throws(ControllerError) {
+        try await adminAction(caller, "device.disallow", subject: fingerprint.hex) { tx, _ throws(ControllerError) in
+            let gone = try await tx.query(
+                "DELETE FROM allowed_eks WHERE ek_fingerprint = ? RETURNING ek_fingerprint", [.text(fingerprint.hex)])
+            guard !gone.isEmpty else { throw .notFound("EK \(fingerprint.hex) is not allowed") }
+            return ((), "admission withdrawn")
+        }
+    }
+
+    /// `vigil admin enroll-token revoke TOKEN`: cancels an unused token.
+    public func revokeEnrollToken(_ caller: AdminCaller, _ request: Admin.EnrollTokenRevoke)
+        async throws(ControllerError)
+    {
+        let hash = TokenHash.hash(request.token)
+        try await adminAction(caller, "enroll-token.revoke", subject: "enroll:\(hash.prefix(12))") {
+            tx, now throws(ControllerError) in
+            let done = try await tx.query(
+                "UPDATE enroll_tokens SET used_at = ?, used_by = 'revoked' WHERE token_sha256 = ? AND used_at IS NULL RETURNING token_sha256",
+                [.integer(now.sqlMilliseconds), .text(hash)])
+            guard !done.isEmpty else { throw .notFound("no unused enrollment token with that value") }
+            return ((), "revoked")
+        }
+    }
+
     /// `vigil admin enroll-token create`: a one-time token (shown once; its hash is stored).
     public func createEnrollToken(_ caller: AdminCaller, _ request: Admin.EnrollTokenRequest)
         async throws(ControllerError) -> Admin.IssuedToken

@@ -44,13 +44,16 @@ extension Controller {
                     let hash = TokenHash.hash(token)
                     guard
                         let row = try await tx.first(
-                            "SELECT group_name, expires_at, used_at FROM enroll_tokens WHERE token_sha256 = ?",
+                            "SELECT group_name, expires_at, used_at, used_by FROM enroll_tokens WHERE token_sha256 = ?",
                             [.text(hash)])
                     else {
                         throw .forbidden(
                             "enroll_token_unknown", "the enrollment token is not one this controller issued")
                     }
                     guard try row.integer("used_at") == nil else {
+                        if try row.text("used_by") == "revoked" {
+                            throw .forbidden("enroll_token_revoked", "the enrollment token was revoked")
+                        }
                         throw .forbidden("enroll_token_used", "the enrollment token was already used")
                     }
                     guard try row.requiredInteger("expires_at") > now.sqlMilliseconds else {

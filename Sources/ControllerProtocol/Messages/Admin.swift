@@ -116,6 +116,16 @@ public enum Admin {
         }
     }
 
+    /// `POST /v1/admin/enroll-tokens/revoke`: cancels an unused enrollment token.
+    public struct EnrollTokenRevoke: Codable, Sendable, Hashable {
+        /// The token, as `enroll-token create` printed it.
+        public var token: String
+        /// The fields a request may carry.
+        public static let knownKeys: Set<String> = ["token"]
+        /// A request.
+        public init(token: String) { self.token = token }
+    }
+
     /// A new token (enrollment or API): shown once, stored only as its hash.
     public struct IssuedToken: Codable, Sendable, Hashable {
         /// The token.
