@@ -21,18 +21,18 @@ struct AdminOptions: ParsableArguments {
         for (k, v) in parameters { path = path.replacingOccurrences(of: "{\(k)}", with: v) }
         let token = String(decoding: try readInput(tokenFile, limit: 4096), as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let connection = try controllerOptions.connect()
-        do {
-            let result = try await connection.call(
+        return try await controllerOptions.withConnection { connection in
+            try await connection.call(
                 type, method: op.method, path: path, body: try body.map { try APIJSON.encode($0) },
                 headers: [("Authorization", "Bearer \(token)")])
-            await connection.shutdown()
-            return result
-        } catch {
-            await connection.shutdown()
-            throw error
         }
     }
+}
+
+/// `--ek-fingerprint`: 64 hex digits.
+private func parseFingerprint(_ text: String) throws -> EKFingerprint {
+    guard let fp = EKFingerprint(text) else { throw ValidationError("--ek-fingerprint: 64 hex digits") }
+    return fp
 }
 
 private struct NoBody: Encodable {}
@@ -136,9 +136,7 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var admin: AdminOptions
             func run() async throws {
                 try await reportingErrors {
-                    guard let fp = EKFingerprint(ekFingerprint) else {
-                        throw ValidationError("--ek-fingerprint: 64 hex digits")
-                    }
+                    let fp = try parseFingerprint(ekFingerprint)
                     _ = try await admin.call(
                         Empty.self, "deviceAllow", body: Admin.AllowEK(ekFingerprint: fp, group: group))
                     print("EK \(fp) allowed (device \(DeviceID(ekFingerprint: fp)))")
@@ -153,9 +151,7 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var admin: AdminOptions
             func run() async throws {
                 try await reportingErrors {
-                    guard let fp = EKFingerprint(ekFingerprint) else {
-                        throw ValidationError("--ek-fingerprint: 64 hex digits")
-                    }
+                    let fp = try parseFingerprint(ekFingerprint)
                     _ = try await admin.call(
                         Empty.self, "deviceDisallow", body: Admin.AllowEK(ekFingerprint: fp, group: nil))
                     print("EK \(fp) no longer admitted")

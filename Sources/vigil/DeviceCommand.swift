@@ -17,6 +17,19 @@ struct ControllerOptions: ParsableArguments {
         let pem = String(decoding: try readInput(ca, limit: 256 * 1024), as: UTF8.self)
         return try ControllerConnection(url: controller, caPEM: pem)
     }
+
+    /// Runs `body` with a connection that is shut down afterwards, whether `body` returns or throws.
+    func withConnection<R>(_ body: (ControllerConnection) async throws -> R) async throws -> R {
+        let connection = try connect()
+        do {
+            let result = try await body(connection)
+            await connection.shutdown()
+            return result
+        } catch {
+            await connection.shutdown()
+            throw error
+        }
+    }
 }
 
 /// `vigil device …`: the device's side of the controller protocol; every key operation is in the TPM.
@@ -148,10 +161,9 @@ struct DeviceCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let tpm = try await tpmOptions.open()
-                let connection = try controllerOptions.connect()
-                defer { Task { await connection.shutdown() } }
-                let result = try await DeviceAgent(tpm: tpm, connection: connection).onboard(enrollToken: enrollToken)
-                await connection.shutdown()
+                let result = try await controllerOptions.withConnection { connection in
+                    try await DeviceAgent(tpm: tpm, connection: connection).onboard(enrollToken: enrollToken)
+                }
                 if json {
                     try printAPIJSON(result)
                 } else {
@@ -178,15 +190,9 @@ struct DeviceCommand: AsyncParsableCommand {
                     ?? (FileManager.default.isReadableFile(atPath: EvidenceCollector.kernelEventLog)
                         ? EvidenceCollector.kernelEventLog : nil)
                 let log = try path.map { try readInput($0, limit: UnverifiedEventLog.maxLogSize) }
-                let connection = try controllerOptions.connect()
-                let outcome: Attestation.Outcome
-                do {
-                    outcome = try await DeviceAgent(tpm: tpm, connection: connection).attest(eventLog: log)
-                } catch {
-                    await connection.shutdown()
-                    throw error
+                let outcome = try await controllerOptions.withConnection { connection in
+                    try await DeviceAgent(tpm: tpm, connection: connection).attest(eventLog: log)
                 }
-                await connection.shutdown()
                 let verdict = try JSONDecoder().decode(Verdict.self, from: Data(outcome.verdict.utf8))
                 if json {
                     struct Output: Encodable {
@@ -228,15 +234,9 @@ struct DeviceCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let secretName = try SecretName.parse(name)
                 let tpm = try await tpmOptions.open()
-                let connection = try controllerOptions.connect()
-                let secret: SecretBytes
-                do {
-                    secret = try await DeviceAgent(tpm: tpm, connection: connection).fetchSecret(secretName)
-                } catch {
-                    await connection.shutdown()
-                    throw error
+                let secret = try await controllerOptions.withConnection { connection in
+                    try await DeviceAgent(tpm: tpm, connection: connection).fetchSecret(secretName)
                 }
-                await connection.shutdown()
                 try secret.withUnsafeBytes { raw in
                     try AtomicFile.write(Array(raw), to: URL(fileURLWithPath: out), mode: 0o600)
                 }

@@ -62,34 +62,27 @@ func bootstrapLogging(_ level: Logger.Level) {
 func reportingErrors<R>(_ body: () async throws -> R) async throws -> R {
     do {
         return try await body()
-    } catch let error as TPMError {
-        FileHandle.standardError.write(Data("vigil: \(error.reason)\n".utf8))
-        throw ExitCode(1)
-    } catch let error as AttestError {
-        FileHandle.standardError.write(Data("vigil: \(error.reason)\n".utf8))
-        throw ExitCode(1)
-    } catch let error as ControllerClientError {
-        FileHandle.standardError.write(Data("vigil: \(error.description)\n".utf8))
-        throw ExitCode(1)
-    } catch let error as ControllerError {
-        FileHandle.standardError.write(Data("vigil: \(error.description)\n".utf8))
-        throw ExitCode(1)
-    } catch let error as ControllerProtocolError {
-        FileHandle.standardError.write(Data("vigil: \(error.description)\n".utf8))
-        throw ExitCode(1)
-    } catch let error as VaultError {
-        FileHandle.standardError.write(Data("vigil: \(error.reason)\n".utf8))
-        throw ExitCode(1)
-    } catch let error as PolicyError {
-        FileHandle.standardError.write(Data("\(error.description)\n".utf8))
-        throw ExitCode(1)
     } catch let error as ExitCode {
         throw error
     } catch let error as ValidationError {
         throw error
-    } catch {
-        FileHandle.standardError.write(Data("vigil: \(error)\n".utf8))
+    } catch let error as PolicyError {
+        // Already "file:line:column: …".
+        FileHandle.standardError.write(Data("\(error.description)\n".utf8))
         throw ExitCode(1)
+    } catch {
+        FileHandle.standardError.write(Data("vigil: \(reason(of: error))\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+/// The one-line reason of Vigil's errors (the controller's carry their code: `nonce_used: …`).
+func reason(of error: any Error) -> String {
+    switch error {
+    case let e as TPMError: e.reason
+    case let e as AttestError: e.reason
+    case let e as VaultError: e.reason
+    default: "\(error)"
     }
 }
 
