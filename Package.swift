@@ -94,13 +94,17 @@ let package = Package(
         .target(name: "CVigilSystem"),
         .target(
             name: "Vault",
-            dependencies: ["Attest", "AttestTPM", "CVigilSystem", "SystemSupport"]
+            dependencies: [
+                "Attest", "AttestTPM", "CVigilSystem", "SystemSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .target(
             name: "Node",
             dependencies: [
                 "Attest",
                 "AttestTPM",
+                "Vault",
                 "ControllerProtocol",
                 "ControllerClient",
                 "SystemSupport",
@@ -213,7 +217,7 @@ let package = Package(
             name: "ControllerTests",
             dependencies: [
                 "Attest", "AttestTPM", "Controller", "ControllerClient", "ControllerProtocol", "Node", "Policy",
-                "ProcessSupport", "VigilTestSupport",
+                "ProcessSupport", "Vault", "VigilTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "JWTKit", package: "jwt-kit"),

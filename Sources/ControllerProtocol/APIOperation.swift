@@ -67,6 +67,10 @@ public struct APIOperation: Sendable, Hashable {
             summary: "Release a secret wrapped to the device's TPM (needs a fresh pass).", requestBody: nil,
             response: "SecretEnvelope"),
         .init(
+            id: "escrowDeposit", method: "POST", path: "/v1/escrow/{name}", access: .device,
+            summary: "Deposit a vault escrow (named escrow.*; needs a fresh pass); released only through secretRelease.",
+            requestBody: "EscrowDeposit", response: "EscrowReceipt"),
+        .init(
             id: "ekCAPut", method: "PUT", path: "/v1/admin/ek-ca/{name}", access: .policyAdmin,
             summary: "Store a named EK CA bundle.", requestBody: "EKCABundleUpload", response: "Count"),
         .init(

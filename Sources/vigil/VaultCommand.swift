@@ -1,14 +1,19 @@
 import ArgumentParser
 import Attest
 import AttestTPM
+import ControllerClient
+import ControllerProtocol
 import Foundation
+import Node
 import Vault
 
 /// `vigil vault …`: directories encrypted with fscrypt under a key sealed in the TPM to PCR values.
 struct VaultCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vault", abstract: "TPM-sealed vaults (fscrypt directories).",
-        subcommands: [Create.self, Unlock.self, Lock.self, Status.self])
+        subcommands: [
+            Create.self, Unlock.self, Lock.self, Status.self, Reseal.self, Escrow.self, Recover.self,
+        ])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -16,6 +21,11 @@ struct VaultCommand: AsyncParsableCommand {
         @Option(help: "Backend (fscrypt; luks2 follows).") var backend = "fscrypt"
         @Option(help: "SHA-256 PCRs to seal to (default 0-4,6-14).") var pcrs: String?
         @Argument(help: "The vault directory (empty, on ext4 with the encrypt feature).") var path: String
+        @Option(help: "The event log, recorded so status can later name the events that changed (default: the kernel's).")
+        var eventlog: String?
+        @Option(help: "Escrow the key at this controller (https://HOST:PORT); needs --ca and a passing attestation.")
+        var controller: String?
+        @Option(help: "The controller's CA certificate (with --controller).") var ca: String?
         @OptionGroup var tpmOptions: TPMOptions
 
         func run() async throws {
@@ -29,10 +39,25 @@ struct VaultCommand: AsyncParsableCommand {
                     list = parsed
                 }
                 let tpm = try await tpmOptions.open()
-                let m = try await FSCryptVault(path: path).create(tpm: tpm, pcrs: list)
+                let bootLog = try readBootLog(eventlog)
+                let vault = FSCryptVault(path: path)
+                let m: FSCryptVault.Metadata
+                if let connection = try escrowConnection(controller: controller, ca: ca) {
+                    m = try await connection.withConnection { connection in
+                        let agent = DeviceAgent(tpm: tpm, connection: connection)
+                        return try await vault.create(
+                            tpm: tpm, pcrs: list, bootLog: bootLog.log,
+                            escrow: try await VaultRecovery.depositor(agent: agent))
+                    }
+                } else {
+                    m = try await vault.create(tpm: tpm, pcrs: list, bootLog: bootLog.log)
+                }
                 print(
                     "vault \(path): fscrypt v2 (AES-256-XTS/CTS), key \(m.keyIdentifier) sealed to sha256:\(m.sealing.pcrs.map(String.init).joined(separator: ",")); unlocked"
                 )
+                print(
+                    m.escrow.map { "escrowed at the controller as \($0.name) v\($0.version)" }
+                        ?? "not escrowed: if the PCRs change it cannot be recovered (vigil vault escrow PATH --controller …)")
             }
         }
     }
@@ -68,24 +93,121 @@ struct VaultCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Backend, state, sealing policy, and the sealed PCRs that differ now.")
         @Argument(help: "The vault directory.") var path: String
+        @Option(help: "The event log now, to name the events that changed (default: the kernel's, when readable).")
+        var eventlog: String?
         @OptionGroup var tpmOptions: TPMOptions
         @Flag(help: "JSON.") var json = false
 
         func run() async throws {
             try await reportingErrors {
                 let tpm = try await tpmOptions.open()
-                let s = try await FSCryptVault(path: path).status(tpm: tpm)
+                let s = try await FSCryptVault(path: path).status(tpm: tpm, bootLog: try readBootLog(eventlog).log)
                 if json {
                     try printAPIJSON(s)
                 } else {
-                    print("vault \(path): \(s.backend), \(s.state), sealed to \(s.sealedTo)")
-                    print(
-                        s.changedPCRs.isEmpty
-                            ? "PCRs as at seal time: it unlocks offline"
-                            : "PCRs changed since sealing: \(s.changedPCRs.map(String.init).joined(separator: ", ")) (it will not unlock offline)"
-                    )
+                    print("vault \(path): \(s.backend), \(s.state), sealed to \(s.sealedTo) (policy \(s.policyDigest.prefix(16))…)")
+                    print(s.escrow.map { "escrowed at the controller as \($0.name) v\($0.version)" } ?? "not escrowed")
+                    if s.changes.isEmpty { print("PCRs as at seal time: it unlocks offline") }
+                    for c in s.changes {
+                        print("PCR \(c.pcr) differs from seal time: sealed \(c.sealed.prefix(16))…, now \(c.now.prefix(16))…")
+                        for e in c.events { print("  \(e)") }
+                    }
+                    if !s.changes.isEmpty {
+                        print("it will not unlock offline: vigil vault recover PATH --controller … after a passing attestation")
+                    }
                 }
             }
         }
     }
+
+    struct Reseal: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Unseal with the current sealing and seal the key again to the PCRs' values now.")
+        @Argument(help: "The vault directory.") var path: String
+        @Option(help: "SHA-256 PCRs to seal to (default: those sealed to now).") var pcrs: String?
+        @Option(help: "The event log now, recorded for status (default: the kernel's, when readable).") var eventlog: String?
+        @OptionGroup var tpmOptions: TPMOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let tpm = try await tpmOptions.open()
+                let list = try pcrs.map { spec in
+                    guard let parsed = TPMLPCRSelection(parsingSpec: "sha256:" + spec)?.selections.first?.pcrs else {
+                        throw ValidationError("--pcrs: a list like 0,1,2,7 or 0-7")
+                    }
+                    return parsed
+                }
+                let m = try await FSCryptVault(path: path).reseal(
+                    tpm: tpm, pcrs: list, bootLog: try readBootLog(eventlog).log)
+                print("vault \(path): resealed to sha256:\(m.sealing.pcrs.map(String.init).joined(separator: ",")) (policy \(m.sealing.policyDigest.prefix(16))…)")
+            }
+        }
+    }
+
+    struct Escrow: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Escrow the vault's key at the controller (the key comes from the current sealing).")
+        @Argument(help: "The vault directory.") var path: String
+        @OptionGroup var controllerOptions: ControllerOptions
+        @OptionGroup var tpmOptions: TPMOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let tpm = try await tpmOptions.open()
+                let m = try await controllerOptions.withConnection { connection in
+                    try await FSCryptVault(path: path).depositEscrow(
+                        tpm: tpm,
+                        try await VaultRecovery.depositor(agent: DeviceAgent(tpm: tpm, connection: connection)))
+                }
+                print("vault \(path): escrowed at the controller as \(m.escrow?.name ?? "?") v\(m.escrow?.version ?? 0)")
+            }
+        }
+    }
+
+    struct Recover: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Attest; on a pass, get the escrow back from the controller, open it with the TPM, reseal to the PCRs now and unlock.")
+        @Argument(help: "The vault directory.") var path: String
+        @Option(help: "The event log to attest with (default: the kernel's, when readable).") var eventlog: String?
+        @OptionGroup var controllerOptions: ControllerOptions
+        @OptionGroup var tpmOptions: TPMOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let tpm = try await tpmOptions.open()
+                let bootLog = try readBootLog(eventlog)
+                let outcome = try await controllerOptions.withConnection { connection in
+                    try await VaultRecovery.recover(
+                        FSCryptVault(path: path), agent: DeviceAgent(tpm: tpm, connection: connection),
+                        eventLog: bootLog.bytes)
+                }
+                print("attestation passed (\(outcome.attestation.deviceID)); escrow opened by this TPM")
+                print(
+                    "vault \(path): resealed to sha256:\(outcome.metadata.sealing.pcrs.map(String.init).joined(separator: ",")) as they are now; unlocked"
+                )
+            }
+        }
+    }
+}
+
+/// The event log at `path`, or the kernel's when none is given and it is readable.
+func readBootLog(_ path: String?) throws -> (bytes: [UInt8]?, log: UnverifiedEventLog?) {
+    let chosen =
+        path
+        ?? (FileManager.default.isReadableFile(atPath: EvidenceCollector.kernelEventLog)
+            ? EvidenceCollector.kernelEventLog : nil)
+    guard let chosen else { return (nil, nil) }
+    let bytes = try readInput(chosen, limit: UnverifiedEventLog.maxLogSize)
+    return (bytes, try UnverifiedEventLog(bytes: bytes))
+}
+
+/// The controller to escrow at, when `--controller` is given (then `--ca` is required).
+func escrowConnection(controller: String?, ca: String?) throws -> ControllerOptions? {
+    guard let controller else {
+        if ca != nil { throw ValidationError("--ca is for --controller") }
+        return nil
+    }
+    guard let ca else { throw ValidationError("--controller needs --ca (the controller's CA certificate)") }
+    return try ControllerOptions.parse(["--controller", controller, "--ca", ca])
 }

@@ -14,36 +14,7 @@ import VigilTestSupport
 @Suite(.enabled(if: geteuid() == 0 || SoftwareTPM.isCI, "needs root to loop-mount an ext4 image"))
 struct FSCryptTests {
     /// A loop-mounted ext4 image with encryption enabled, removed at the end.
-    final class Ext4Image {
-        let directory: URL
-        let mountPoint: String
-        var mounted = false
-
-        init() throws {
-            directory = try ProcessRunner.temporaryDirectory()
-            let image = directory.appendingPathComponent("fs.img").path
-            mountPoint = directory.appendingPathComponent("mnt").path
-            try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-            #expect(try ProcessRunner.run("truncate", ["-s", "64M", image]).status == 0)
-            let mkfs = try ProcessRunner.run("mkfs.ext4", ["-q", "-F", "-O", "encrypt", image])
-            #expect(mkfs.status == 0, "\(mkfs.stderr)")
-            let mount = try ProcessRunner.run("mount", ["-o", "loop", image, mountPoint])
-            #expect(mount.status == 0, "mount -o loop: \(mount.stderr)")
-            mounted = mount.status == 0
-        }
-
-        var image: String { directory.appendingPathComponent("fs.img").path }
-
-        func unmount() {
-            if mounted { _ = try? ProcessRunner.run("umount", [mountPoint]) }
-            mounted = false
-        }
-
-        deinit {
-            unmount()
-            try? FileManager.default.removeItem(at: directory)
-        }
-    }
+    typealias Ext4Image = VigilTestSupport.Ext4Image
 
     @Test func lockedFilesAreUnreadableAndUnlockingRestoresThem() throws {
         let fs = try Ext4Image()
@@ -58,6 +29,8 @@ struct FSCryptTests {
         let key = SecretBytes(raw)
         let identifier = try vault.addKey(key)
         #expect(identifier.count == 16)
+        // Vigil's derivation of the identifier (used to check a recovered key) is the kernel's.
+        #expect(FSCryptDirectory.keyIdentifier(of: key) == identifier)
         try vault.setPolicy(identifier: identifier)
         #expect(try vault.policyIdentifier() == identifier)
         #expect(try vault.keyStatus(identifier: identifier) == .present)

@@ -118,6 +118,14 @@ public enum ControllerServer {
                 }
             }
         }
+        h["escrowDeposit"] = { request, context in
+            try await respond {
+                let body = try await collect(request, limit: Controller.maximumEscrowBody)
+                return try await controller.depositEscrow(
+                    context.parameters.get("name") ?? "", authorization: request.headers[.authorization],
+                    method: "POST", path: request.uri.path, body: body)
+            }
+        }
         AdminRoutes.add(to: &h, controller)
         return h
     }

@@ -64,6 +64,63 @@ extension Controller {
         }
     }
 
+    /// The largest escrow deposit body: the blob's base64 and the JSON around it.
+    public static let maximumEscrowBody = SecretEnvelope.maximumSecretSize * 4 / 3 + 1024
+
+    /// `POST /v1/escrow/{name}`: the device deposits a vault escrow as a new version of its secret `name`
+    /// (which must start with ``Escrow/namePrefix``, so a device never replaces a secret the team put). Only while
+    /// its latest attestation passed: a device that fails attestation cannot replace its escrow. Earlier versions
+    /// are kept; the release path hands back the latest. Audited, refusals too.
+    public func depositEscrow(
+        _ nameText: String, authorization: String?, method: String, path: String, body: [UInt8]
+    ) async throws(ControllerError) -> Escrow.Receipt {
+        let device = try await authenticate(authorization: authorization, method: method, path: path, body: body)
+        let now = clock()
+        do throws(ControllerError) {
+            guard let name = SecretName(nameText), nameText.hasPrefix(Escrow.namePrefix),
+                nameText.utf8.count > Escrow.namePrefix.utf8.count
+            else {
+                throw ControllerError.invalid(
+                    "escrow name \(nameText.prefix(80).debugDescription) must be a valid name starting with \(Escrow.namePrefix)"
+                )
+            }
+            let deposit: Escrow.Deposit
+            do {
+                deposit = try APIJSON.decode(
+                    Escrow.Deposit.self, from: body, limit: Self.maximumEscrowBody, knownKeys: Escrow.Deposit.knownKeys)
+            } catch { throw ControllerError(error) }
+            var value = try Self.base64(deposit.value, "value", limit: SecretEnvelope.maximumSecretSize)
+            defer { for i in value.indices { value[i] = 0 } }
+            guard !value.isEmpty else { throw .invalid("value: the escrow is empty") }
+            let blob = value
+            return try await backend.transaction { [self] tx throws(ControllerError) in
+                try await requireFreshPass(tx, device, now: now)
+                let last =
+                    try await tx.first(
+                        "SELECT MAX(version) AS v FROM secrets WHERE name = ? AND device_id = ?",
+                        [.text(name.rawValue), .text(device.id.rawValue)])?.integer("v") ?? 0
+                let version = Int(last + 1)
+                let sealed = try sealAtRest(blob, name: name, device: device.id, version: version)
+                try await tx.execute(
+                    "INSERT INTO secrets (name, device_id, version, sealed, created_at) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        .text(name.rawValue), .text(device.id.rawValue), .integer(Int64(version)), .text(sealed),
+                        .integer(now.sqlMilliseconds),
+                    ])
+                try await AuditLog.append(
+                    tx, backend: backend, at: now, actor: .device(device.id), action: "escrow.deposit",
+                    subject: "\(name)@\(device.id)", outcome: "ok",
+                    detail: "version \(version), \(blob.count) bytes (sealed to the device's TPM; unreadable here)")
+                return Escrow.Receipt(name: name.rawValue, version: version)
+            }
+        } catch {
+            await auditRefusal(
+                actor: .device(device.id), action: "escrow.deposit", subject: nameText.prefix(64) + "@\(device.id)",
+                error)
+            throw error
+        }
+    }
+
     /// Refuses unless the device's latest attestation passed and its result has not expired.
     func requireFreshPass(_ tx: any SQLTransaction, _ device: DeviceRecord, now: Date) async throws(ControllerError) {
         // Re-read inside the release's own transaction: an attestation that failed, a revoke or a rebind committed

@@ -48,3 +48,34 @@ public enum Attestation {
         }
     }
 }
+
+/// A vault escrow a device deposits at the controller (`POST /v1/escrow/{name}`): an AEAD blob under a key only
+/// the device's TPM can reproduce, so the controller stores what it cannot read and only decides, by the
+/// device's latest attestation, when to hand it back (through `POST /v1/secrets/{name}`).
+public enum Escrow {
+    /// Escrow names start with this, so a device's deposit can never replace a secret the security team put.
+    public static let namePrefix = "escrow."
+
+    /// The deposit.
+    public struct Deposit: Codable, Sendable, Hashable {
+        /// The escrow blob, base64 (at most ``SecretEnvelope/maximumSecretSize`` bytes).
+        public var value: String
+        /// The fields a request may carry.
+        public static let knownKeys: Set<String> = ["value"]
+        /// A deposit.
+        public init(value: String) { self.value = value }
+    }
+
+    /// The controller's answer: the version stored.
+    public struct Receipt: Codable, Sendable, Hashable {
+        /// The secret's name.
+        public var name: String
+        /// Its version (each deposit makes a new one; earlier ones are kept).
+        public var version: Int
+        /// A receipt.
+        public init(name: String, version: Int) {
+            self.name = name
+            self.version = version
+        }
+    }
+}

@@ -126,6 +126,16 @@ public struct DeviceAgent: Sendable {
         return SecretBytes(plaintext)
     }
 
+    /// Deposits a vault escrow as this device's secret `name` (`escrow.…`); the controller accepts it only while
+    /// the device's latest attestation passed. Returns the version stored.
+    public func depositEscrow(name: String, blob: [UInt8]) async throws -> Int {
+        let id = try await deviceID()
+        let body = try APIJSON.encode(Escrow.Deposit(value: Data(blob).base64EncodedString()))
+        let receipt = try await signedCall(
+            Escrow.Receipt.self, operation: "escrowDeposit", device: id, body: body, path: "/v1/escrow/\(name)")
+        return receipt.version
+    }
+
     /// A request signed by the TPM device key (``DeviceRequestSignature``).
     func signedCall<T: Decodable>(
         _ type: T.Type, operation: String, device: DeviceID, body: [UInt8], path: String? = nil

@@ -1,5 +1,6 @@
 public import AttestTPM
 import CVigilSystem
+import Crypto
 import Foundation
 
 #if canImport(Glibc)
@@ -61,15 +62,37 @@ public struct FSCryptDirectory: Sendable {
             throw VaultError(reason: "fscrypt: the master key must be \(Self.masterKeySize) bytes, not \(key.count)")
         }
         // struct fscrypt_add_key_arg { key_spec (40), raw_size u32, key_id u32, __reserved[8] u32, raw[] }
-        var arg = [UInt8](repeating: 0, count: 80 + key.count)
-        defer { arg.withUnsafeMutableBytes { if let b = $0.baseAddress { explicit_bzero(b, $0.count) } } }
-        Self.put(Self.keySpecTypeIdentifier, into: &arg, at: 0)
-        Self.put(UInt32(key.count), into: &arg, at: 40)
-        key.withUnsafeBytes { raw in
-            for (i, b) in raw.enumerated() { arg[80 + i] = b }
+        // Built in locked memory of its own (SecretBytes): the key is never copied into an array.
+        var failure: VaultError?
+        var identifier: [UInt8] = []
+        let keyring = keyringPath
+        let request = Self.addKey
+        _ = SecretBytes(count: 80 + key.count) { arg in
+            var header = [UInt8](repeating: 0, count: 80)
+            Self.put(Self.keySpecTypeIdentifier, into: &header, at: 0)
+            Self.put(UInt32(key.count), into: &header, at: 40)
+            arg.copyBytes(from: header)
+            key.withUnsafeBytes { raw in
+                UnsafeMutableRawBufferPointer(rebasing: arg[80...]).copyMemory(from: raw)
+            }
+            do throws(VaultError) {
+                try Self.ioctl(on: keyring, request, arg.baseAddress, "FS_IOC_ADD_ENCRYPTION_KEY")
+                identifier = Array(arg[8..<24])
+            } catch { failure = error }
         }
-        try ioctl(on: keyringPath, Self.addKey, &arg, "FS_IOC_ADD_ENCRYPTION_KEY")
-        return Array(arg[8..<24])
+        if let failure { throw failure }
+        return identifier
+    }
+
+    /// The key identifier fscrypt derives from a v2 master key, computed as the kernel does
+    /// (fs/crypto/keyring.c, hkdf.c): HKDF-SHA512 with an empty salt, info `"fscrypt\0"` ‖ HKDF_CONTEXT_KEY_IDENTIFIER
+    /// (1), 16 bytes. Lets a recovered key be checked before it goes near the kernel.
+    public static func keyIdentifier(of key: SecretBytes) -> [UInt8] {
+        key.withUnsafeBytes { raw in
+            HKDF<SHA512>.deriveKey(
+                inputKeyMaterial: SymmetricKey(data: raw), info: Array("fscrypt\u{0}".utf8) + [1], outputByteCount: 16
+            ).withUnsafeBytes { Array($0) }
+        }
     }
 
     /// Sets a v2 policy naming `identifier` on the (empty) directory: everything created in it is encrypted.
@@ -130,13 +153,25 @@ public struct FSCryptDirectory: Sendable {
     // MARK: Plumbing
 
     func ioctl(on directory: String, _ request: UInt, _ arg: inout [UInt8], _ name: String) throws(VaultError) {
+        var failure: VaultError?
+        arg.withUnsafeMutableBytes { buf in
+            do throws(VaultError) { try Self.ioctl(on: directory, request, buf.baseAddress, name) } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    static func ioctl(on directory: String, _ request: UInt, _ arg: UnsafeMutableRawPointer?, _ name: String)
+        throws(VaultError)
+    {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
             throw VaultError(
                 reason: "fscrypt: cannot open \(directory): \(String(cString: strerror(errno)))", errno: errno)
         }
         defer { close(fd) }
-        let result = arg.withUnsafeMutableBytes { buf in vigil_ioctl_pointer(fd, request, buf.baseAddress) }
+        let result = vigil_ioctl_pointer(fd, request, arg)
         guard result == 0 else {
             let e = errno
             let hint =

@@ -1,4 +1,4 @@
-import Attest
+public import Attest
 public import AttestTPM
 public import Foundation
 import SystemSupport
@@ -25,6 +25,18 @@ public struct FSCryptVault: Sendable {
         public var sealing: PCRSealedKey
         /// When the vault was created.
         public var createdAt: Date
+        /// The vault's id (random, hex): bound in its escrow. Absent in vaults made before escrow existed.
+        public var vaultID: String?
+        /// The TPM key that opens this vault's escrow.
+        public var escrowKey: EscrowKey?
+        /// Where the escrow was deposited, if it was.
+        public var escrow: EscrowRecord?
+        /// The sealed PCRs' events at seal time (when an event log was given).
+        public var bootRecord: SealedBootRecord?
+
+        enum CodingKeys: String, CodingKey {
+            case format, backend, keyIdentifier, sealing, createdAt, vaultID = "vaultId", escrowKey, escrow, bootRecord
+        }
     }
 
     /// The vault directory.
@@ -41,8 +53,16 @@ public struct FSCryptVault: Sendable {
     }
 
     /// `vigil vault create --backend fscrypt PATH`: a fresh key from the TPM and OS RNGs, sealed to `pcrs`,
+    /// escrowed (when `escrow` is given) to a new TPM escrow key and deposited before anything is encrypted with it,
     /// added to the keyring, and the (empty) directory encrypted with it. The vault is left unlocked.
-    public func create(tpm: TPM, pcrs: [Int] = PCRSealedKey.defaultPCRs) async throws(VaultError) -> Metadata {
+    ///
+    /// Crash-ordered: the metadata (sealing, escrow record) is on disk before the directory is encrypted, so a kill
+    /// at any step leaves either a plain empty directory (create again: an interrupted creation is redone) or a vault
+    /// that opens.
+    public func create(
+        tpm: TPM, pcrs: [Int] = PCRSealedKey.defaultPCRs, bootLog: UnverifiedEventLog? = nil,
+        escrow: EscrowDepositor? = nil
+    ) async throws(VaultError) -> Metadata {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue
         else { throw VaultError(reason: "vault: \(directory.path) is not a directory") }
@@ -55,20 +75,90 @@ public struct FSCryptVault: Sendable {
         }
         let key = try await PCRSealedKey.generateKey(tpm: tpm, size: FSCryptDirectory.masterKeySize)
         let sealing = try await PCRSealedKey.seal(key, tpm: tpm, pcrs: pcrs)
+        let escrowKey = try await EscrowKey.create(tpm: tpm)
+        let vaultID = Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
         // The identifier is the kernel's derivation of the key: add it first (nothing is encrypted yet).
         let identifier = try directory.addKey(key)
-        let metadata = Metadata(
+        var metadata = Metadata(
             format: Self.currentFormat, backend: "fscrypt", keyIdentifier: Hex.encode(identifier), sealing: sealing,
-            createdAt: Date())
+            createdAt: Date(), vaultID: vaultID, escrowKey: escrowKey, escrow: nil,
+            bootRecord: bootLog.map { SealedBootRecord(log: $0, pcrs: pcrs) })
+        if let escrow {
+            metadata.escrow = try await escrow.deposit(key, escrowKey: escrowKey, vaultID: vaultID)
+        }
         try write(metadata)
         try directory.setPolicy(identifier: identifier)
         return metadata
+    }
+
+    /// `vigil vault escrow PATH`: escrows the key of an unlockable vault (one made without a controller, or whose
+    /// escrow is to be deposited again). The key comes from the current sealing.
+    public func depositEscrow(tpm: TPM, _ escrow: EscrowDepositor) async throws(VaultError) -> Metadata {
+        var metadata = try read()
+        let key = try await metadata.sealing.unseal(tpm: tpm)
+        try checkKey(key, metadata)
+        let escrowKey: EscrowKey
+        if let existing = metadata.escrowKey { escrowKey = existing } else { escrowKey = try await EscrowKey.create(tpm: tpm) }
+        let vaultID = metadata.vaultID ?? Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
+        metadata.escrowKey = escrowKey
+        metadata.vaultID = vaultID
+        metadata.escrow = try await escrow.deposit(key, escrowKey: escrowKey, vaultID: vaultID)
+        try write(metadata)
+        return metadata
+    }
+
+    /// `vigil vault reseal PATH`: unseals with the current sealing and seals the same key again to the current
+    /// values of `pcrs` (default: the PCRs sealed to now). The metadata is replaced atomically: a kill leaves the
+    /// old or the new sealing, both of which hold the same key.
+    public func reseal(tpm: TPM, pcrs: [Int]? = nil, bootLog: UnverifiedEventLog? = nil) async throws(VaultError)
+        -> Metadata
+    {
+        var metadata = try read()
+        let key = try await metadata.sealing.unseal(tpm: tpm)
+        try checkKey(key, metadata)
+        return try await resealAndStore(key, &metadata, tpm: tpm, pcrs: pcrs ?? metadata.sealing.pcrs, bootLog: bootLog)
+    }
+
+    /// Recovery: opens `escrow` (handed back by the controller after a fresh pass) with the TPM, checks that it
+    /// holds this directory's key, reseals it to the current PCRs and unlocks. `deviceID` is this device's id,
+    /// which the escrow must name.
+    public func recover(tpm: TPM, escrow: VaultEscrow, deviceID: String, bootLog: UnverifiedEventLog? = nil)
+        async throws(VaultError) -> Metadata
+    {
+        var metadata = try read()
+        guard let escrowKey = metadata.escrowKey, let vaultID = metadata.vaultID else {
+            throw VaultError(reason: "vault: \(directory.path) was never escrowed: there is nothing to recover with")
+        }
+        let key = try await escrow.open(tpm: tpm, escrowKey: escrowKey, deviceID: deviceID, vaultID: vaultID)
+        try checkKey(key, metadata)
+        let stored = try await resealAndStore(
+            key, &metadata, tpm: tpm, pcrs: metadata.sealing.pcrs, bootLog: bootLog)
+        _ = try directory.addKey(key)
+        return stored
+    }
+
+    func resealAndStore(
+        _ key: SecretBytes, _ metadata: inout Metadata, tpm: TPM, pcrs: [Int], bootLog: UnverifiedEventLog?
+    ) async throws(VaultError) -> Metadata {
+        metadata.sealing = try await PCRSealedKey.seal(key, tpm: tpm, pcrs: pcrs)
+        if let bootLog { metadata.bootRecord = SealedBootRecord(log: bootLog, pcrs: pcrs) } else { metadata.bootRecord = nil }
+        try write(metadata)
+        return metadata
+    }
+
+    /// Refuses a key that is not this directory's: the kernel's identifier of it must be the recorded one. The
+    /// identifier is computed without adding the key (HKDF-SHA512 as fscrypt does: FSCryptDirectory).
+    func checkKey(_ key: SecretBytes, _ metadata: Metadata) throws(VaultError) {
+        guard Hex.encode(FSCryptDirectory.keyIdentifier(of: key)) == metadata.keyIdentifier else {
+            throw VaultError(reason: "vault: the key is not this directory's key (its fscrypt identifier differs)")
+        }
     }
 
     /// `vigil vault unlock PATH`: unseals the key (the PCRs must be those at seal time) and adds it to the keyring.
     public func unlock(tpm: TPM) async throws(VaultError) {
         let metadata = try read()
         let key = try await metadata.sealing.unseal(tpm: tpm)
+        try checkKey(key, metadata)
         let identifier = try directory.addKey(key)
         guard Hex.encode(identifier) == metadata.keyIdentifier else {
             _ = try? directory.removeKey(identifier: identifier)
@@ -86,22 +176,45 @@ public struct FSCryptVault: Sendable {
 
     /// What `vigil vault status` reports.
     public struct Status: Codable, Sendable {
+        /// One sealed PCR that differs from seal time, and why, as far as the event logs tell.
+        public struct PCRChange: Codable, Sendable, Hashable {
+            /// The PCR.
+            public var pcr: Int
+            /// Its SHA-256 value at seal time (hex).
+            public var sealed: String
+            /// Its value now (hex).
+            public var now: String
+            /// The events that changed (removed, added, altered), given an event log; or why they cannot be told.
+            public var events: [String]
+        }
+
         /// `fscrypt`.
         public var backend: String
         /// `locked`, `unlocked` or `locking` (removal pending on open files).
         public var state: String
         /// The sealing policy: bank and PCRs.
         public var sealedTo: String
+        /// The policy digest the key is sealed under (hex).
+        public var policyDigest: String
         /// PCRs that differ now from seal time (the vault will not unlock offline while any does).
         public var changedPCRs: [Int]
+        /// Each changed PCR, its values and the events behind the change.
+        public var changes: [PCRChange]
+        /// The vault's id.
+        public var vaultID: String?
+        /// Whether the key is escrowed at a controller.
+        public var escrowed: Bool
+        /// Where it is escrowed.
+        public var escrow: EscrowRecord?
 
         enum CodingKeys: String, CodingKey {
-            case backend, state, sealedTo, changedPCRs = "changedPcrs"
+            case backend, state, sealedTo, policyDigest, changedPCRs = "changedPcrs", changes, vaultID = "vaultId",
+                escrowed, escrow
         }
     }
 
-    /// The vault's state, and which sealed PCRs differ now.
-    public func status(tpm: TPM) async throws(VaultError) -> Status {
+    /// The vault's state, which sealed PCRs differ now, and (given the current event log) which events changed.
+    public func status(tpm: TPM, bootLog: UnverifiedEventLog? = nil) async throws(VaultError) -> Status {
         let metadata = try read()
         let state: String
         switch try directory.keyStatus(identifier: Hex.decode(metadata.keyIdentifier) ?? []) {
@@ -109,14 +222,36 @@ public struct FSCryptVault: Sendable {
         case .present: state = "unlocked"
         case .incompletelyRemoved: state = "locking"
         }
-        let changed = try await metadata.sealing.changedPCRs(tpm: tpm).map(\.pcr)
+        let changed = try await metadata.sealing.changedPCRs(tpm: tpm)
+        let nowRecord = bootLog.map { SealedBootRecord(log: $0, pcrs: metadata.sealing.pcrs) }
+        let replay = bootLog.map { EventLogReplay($0) }
+        let changes = changed.map { c in
+            var events: [String] = []
+            if let nowRecord, let replay {
+                if let before = metadata.bootRecord {
+                    events = before.changes(in: c.pcr, now: nowRecord)
+                } else {
+                    events = ["no event log was recorded at seal time: cannot tell which events changed"]
+                }
+                let replayed = replay.value(.sha256, c.pcr).map(Hex.encode) ?? ""
+                if replayed != c.now {
+                    events.append(
+                        "the event log does not explain PCR \(c.pcr)'s value now (its replay gives \(replayed.prefix(16))…, the TPM has \(c.now.prefix(16))…): something extended it without a log entry"
+                    )
+                }
+            } else {
+                events = ["give the event log (--eventlog) to see which events changed"]
+            }
+            return Status.PCRChange(pcr: c.pcr, sealed: c.sealed, now: c.now, events: events)
+        }
         return Status(
             backend: metadata.backend, state: state,
             sealedTo: "\(metadata.sealing.bank):\(metadata.sealing.pcrs.map(String.init).joined(separator: ","))",
-            changedPCRs: changed)
+            policyDigest: metadata.sealing.policyDigest, changedPCRs: changed.map(\.pcr), changes: changes,
+            vaultID: metadata.vaultID, escrowed: metadata.escrow != nil, escrow: metadata.escrow)
     }
 
-    func read() throws(VaultError) -> Metadata {
+    public func read() throws(VaultError) -> Metadata {
         guard let data = FileManager.default.contents(atPath: metadataPath), data.count <= 1 << 20 else {
             throw VaultError(reason: "vault: no vault metadata at \(metadataPath) (not a Vigil vault?)")
         }

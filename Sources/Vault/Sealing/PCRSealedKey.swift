@@ -37,15 +37,15 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
         do { fromTPM = try await tpm.getRandom(size) } catch {
             throw VaultError(reason: "vault: TPM2_GetRandom failed: \(error.reason)", tpm: error)
         }
-        var rng = SystemRandomNumberGenerator()
-        var key = [UInt8](repeating: 0, count: size)
-        for i in 0..<size { key[i] = fromTPM[i] ^ rng.next() }
-        let secret = SecretBytes(key)
-        for i in 0..<size {
-            key[i] = 0
-            fromTPM[i] = 0
+        defer { for i in fromTPM.indices { fromTPM[i] = 0 } }
+        guard fromTPM.count == size else {
+            throw VaultError(reason: "vault: TPM2_GetRandom gave \(fromTPM.count) bytes, not \(size)")
         }
-        return secret
+        var rng = SystemRandomNumberGenerator()
+        // Mixed straight into locked memory: the key never sits in an array.
+        return SecretBytes(count: size) { key in
+            for i in 0..<size { key[i] = fromTPM[i] ^ UInt8.random(in: .min ... .max, using: &rng) }
+        }
     }
 
     /// Seals `key` to the current values of `pcrs` (SHA-256). Refuses when PCR 0 or PCR 4 is all zeros: firmware
