@@ -68,7 +68,8 @@ public struct APIOperation: Sendable, Hashable {
             response: "SecretEnvelope"),
         .init(
             id: "escrowDeposit", method: "POST", path: "/v1/escrow/{name}", access: .device,
-            summary: "Deposit a vault escrow (named escrow.*; needs a fresh pass); released only through secretRelease.",
+            summary:
+                "Deposit a vault escrow (named escrow.*; needs a fresh pass); released only through secretRelease.",
             requestBody: "EscrowDeposit", response: "EscrowReceipt"),
         .init(
             id: "ekCAPut", method: "PUT", path: "/v1/admin/ek-ca/{name}", access: .policyAdmin,

@@ -21,7 +21,8 @@ struct VaultCommand: AsyncParsableCommand {
         @Option(help: "Backend (fscrypt; luks2 follows).") var backend = "fscrypt"
         @Option(help: "SHA-256 PCRs to seal to (default 0-4,6-14).") var pcrs: String?
         @Argument(help: "The vault directory (empty, on ext4 with the encrypt feature).") var path: String
-        @Option(help: "The event log, recorded so status can later name the events that changed (default: the kernel's).")
+        @Option(
+            help: "The event log, recorded so status can later name the events that changed (default: the kernel's).")
         var eventlog: String?
         @Option(help: "Escrow the key at this controller (https://HOST:PORT); needs --ca and a passing attestation.")
         var controller: String?
@@ -57,7 +58,8 @@ struct VaultCommand: AsyncParsableCommand {
                 )
                 print(
                     m.escrow.map { "escrowed at the controller as \($0.name) v\($0.version)" }
-                        ?? "not escrowed: if the PCRs change it cannot be recovered (vigil vault escrow PATH --controller …)")
+                        ?? "not escrowed: if the PCRs change it cannot be recovered (vigil vault escrow PATH --controller …)"
+                )
             }
         }
     }
@@ -105,15 +107,21 @@ struct VaultCommand: AsyncParsableCommand {
                 if json {
                     try printAPIJSON(s)
                 } else {
-                    print("vault \(path): \(s.backend), \(s.state), sealed to \(s.sealedTo) (policy \(s.policyDigest.prefix(16))…)")
+                    print(
+                        "vault \(path): \(s.backend), \(s.state), sealed to \(s.sealedTo) (policy \(s.policyDigest.prefix(16))…)"
+                    )
                     print(s.escrow.map { "escrowed at the controller as \($0.name) v\($0.version)" } ?? "not escrowed")
                     if s.changes.isEmpty { print("PCRs as at seal time: it unlocks offline") }
                     for c in s.changes {
-                        print("PCR \(c.pcr) differs from seal time: sealed \(c.sealed.prefix(16))…, now \(c.now.prefix(16))…")
+                        print(
+                            "PCR \(c.pcr) differs from seal time: sealed \(c.sealed.prefix(16))…, now \(c.now.prefix(16))…"
+                        )
                         for e in c.events { print("  \(e)") }
                     }
                     if !s.changes.isEmpty {
-                        print("it will not unlock offline: vigil vault recover PATH --controller … after a passing attestation")
+                        print(
+                            "it will not unlock offline: vigil vault recover PATH --controller … after a passing attestation"
+                        )
                     }
                 }
             }
@@ -125,7 +133,8 @@ struct VaultCommand: AsyncParsableCommand {
             abstract: "Unseal with the current sealing and seal the key again to the PCRs' values now.")
         @Argument(help: "The vault directory.") var path: String
         @Option(help: "SHA-256 PCRs to seal to (default: those sealed to now).") var pcrs: String?
-        @Option(help: "The event log now, recorded for status (default: the kernel's, when readable).") var eventlog: String?
+        @Option(help: "The event log now, recorded for status (default: the kernel's, when readable).") var eventlog:
+            String?
         @OptionGroup var tpmOptions: TPMOptions
 
         func run() async throws {
@@ -139,7 +148,9 @@ struct VaultCommand: AsyncParsableCommand {
                 }
                 let m = try await FSCryptVault(path: path).reseal(
                     tpm: tpm, pcrs: list, bootLog: try readBootLog(eventlog).log)
-                print("vault \(path): resealed to sha256:\(m.sealing.pcrs.map(String.init).joined(separator: ",")) (policy \(m.sealing.policyDigest.prefix(16))…)")
+                print(
+                    "vault \(path): resealed to sha256:\(m.sealing.pcrs.map(String.init).joined(separator: ",")) (policy \(m.sealing.policyDigest.prefix(16))…)"
+                )
             }
         }
     }
@@ -159,7 +170,8 @@ struct VaultCommand: AsyncParsableCommand {
                         tpm: tpm,
                         try await VaultRecovery.depositor(agent: DeviceAgent(tpm: tpm, connection: connection)))
                 }
-                print("vault \(path): escrowed at the controller as \(m.escrow?.name ?? "?") v\(m.escrow?.version ?? 0)")
+                print(
+                    "vault \(path): escrowed at the controller as \(m.escrow?.name ?? "?") v\(m.escrow?.version ?? 0)")
             }
         }
     }
@@ -167,7 +179,8 @@ struct VaultCommand: AsyncParsableCommand {
     struct Recover: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Attest; on a pass, get the escrow back from the controller, open it with the TPM, reseal to the PCRs now and unlock.")
+                "Attest; on a pass, get the escrow back from the controller, open it with the TPM, reseal to the PCRs now and unlock."
+        )
         @Argument(help: "The vault directory.") var path: String
         @Option(help: "The event log to attest with (default: the kernel's, when readable).") var eventlog: String?
         @OptionGroup var controllerOptions: ControllerOptions

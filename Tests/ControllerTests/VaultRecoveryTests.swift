@@ -48,7 +48,8 @@ struct VaultRecoveryTests {
             #expect(early.stderr.contains("not_attested"), "\(early.stderr)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
 
-            #expect(try await run(["device", "attest", "--eventlog", log] + controller.connectionArguments).status == 0)
+            #expect(
+                try await run(["device", "attest", "--eventlog", log] + controller.connectionArguments).status == 0)
             let create = try await run(["vault", "create", dir, "--eventlog", log] + controller.connectionArguments)
             #expect(create.status == 0, "\(create.stderr)")
             #expect(create.stdout.contains("escrowed at the controller as escrow."), "\(create.stdout)")

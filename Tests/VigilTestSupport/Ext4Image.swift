@@ -18,7 +18,9 @@ public final class Ext4Image {
         let mkfs = try ProcessRunner.run("mkfs.ext4", ["-q", "-F", "-O", "encrypt", image])
         let mount = try ProcessRunner.run("mount", ["-o", "loop", image, mountPoint])
         mounted = truncate.status == 0 && mkfs.status == 0 && mount.status == 0
-        if !mounted { failure = "truncate: \(truncate.stderr) mkfs.ext4: \(mkfs.stderr) mount -o loop: \(mount.stderr)" }
+        if !mounted {
+            failure = "truncate: \(truncate.stderr) mkfs.ext4: \(mkfs.stderr) mount -o loop: \(mount.stderr)"
+        }
     }
 
     /// The image file.

@@ -31,7 +31,8 @@ public enum VaultRecovery {
         let metadata = try vault.read()
         guard let record = metadata.escrow else {
             throw VaultError(
-                reason: "vault: \(vault.directory.path) has no escrow at a controller (create it with --controller, or run vigil vault escrow)"
+                reason:
+                    "vault: \(vault.directory.path) has no escrow at a controller (create it with --controller, or run vigil vault escrow)"
             )
         }
         guard let name = SecretName(record.name) else {

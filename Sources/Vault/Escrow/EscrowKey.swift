@@ -47,7 +47,10 @@ public struct EscrowKey: Codable, Sendable, Hashable {
             case .ecc(let ecc) = area.parameters, ecc.curve == .nistP256, ecc.x.count <= 32, ecc.y.count <= 32,
             area.objectAttributes.contains(.decrypt), !area.objectAttributes.contains(.sign),
             (try? Hex.encode(area.name().bytes)) == name
-        else { throw VaultError(reason: "vault: the escrow key's public area is not a P-256 decryption key named \(name.prefix(20))…") }
+        else {
+            throw VaultError(
+                reason: "vault: the escrow key's public area is not a P-256 decryption key named \(name.prefix(20))…")
+        }
         let x = [UInt8](repeating: 0, count: 32 - ecc.x.count) + ecc.x
         let y = [UInt8](repeating: 0, count: 32 - ecc.y.count) + ecc.y
         guard let key = try? P256.KeyAgreement.PublicKey(rawRepresentation: x + y) else {
@@ -70,7 +73,8 @@ public struct EscrowKey: Codable, Sendable, Hashable {
             }
         } catch {
             throw VaultError(
-                reason: "vault: the TPM could not open the escrow (TPM2_ECDH_ZGen: \(error.reason)); was it made on another TPM?",
+                reason:
+                    "vault: the TPM could not open the escrow (TPM2_ECDH_ZGen: \(error.reason)); was it made on another TPM?",
                 tpm: error)
         }
     }

@@ -93,7 +93,8 @@ public struct VaultEscrow: Codable, Sendable, Hashable {
             throw VaultError(reason: "vault: the escrow is for vault \(vaultID.prefix(40)), not \(expectedVault)")
         }
         guard escrowKeyName == escrowKey.name else {
-            throw VaultError(reason: "vault: the escrow is sealed to another TPM escrow key (\(escrowKeyName.prefix(20))…)")
+            throw VaultError(
+                reason: "vault: the escrow is sealed to another TPM escrow key (\(escrowKeyName.prefix(20))…)")
         }
         guard let point = Hex.decode(ephemeral), point.count == 64,
             (try? P256.KeyAgreement.PublicKey(rawRepresentation: point)) != nil

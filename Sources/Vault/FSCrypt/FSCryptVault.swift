@@ -98,7 +98,11 @@ public struct FSCryptVault: Sendable {
         let key = try await metadata.sealing.unseal(tpm: tpm)
         try checkKey(key, metadata)
         let escrowKey: EscrowKey
-        if let existing = metadata.escrowKey { escrowKey = existing } else { escrowKey = try await EscrowKey.create(tpm: tpm) }
+        if let existing = metadata.escrowKey {
+            escrowKey = existing
+        } else {
+            escrowKey = try await EscrowKey.create(tpm: tpm)
+        }
         let vaultID = metadata.vaultID ?? Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
         metadata.escrowKey = escrowKey
         metadata.vaultID = vaultID
@@ -141,7 +145,11 @@ public struct FSCryptVault: Sendable {
         _ key: SecretBytes, _ metadata: inout Metadata, tpm: TPM, pcrs: [Int], bootLog: UnverifiedEventLog?
     ) async throws(VaultError) -> Metadata {
         metadata.sealing = try await PCRSealedKey.seal(key, tpm: tpm, pcrs: pcrs)
-        if let bootLog { metadata.bootRecord = SealedBootRecord(log: bootLog, pcrs: pcrs) } else { metadata.bootRecord = nil }
+        if let bootLog {
+            metadata.bootRecord = SealedBootRecord(log: bootLog, pcrs: pcrs)
+        } else {
+            metadata.bootRecord = nil
+        }
         try write(metadata)
         return metadata
     }
