@@ -22,6 +22,11 @@ let package = Package(
             .executableTarget(
                 name: "FuzzControllerAPI",
                 dependencies: ["FuzzSupport", .product(name: "Controller", package: "Vigil")],
-                swiftSettings: fuzzFlags)
+                swiftSettings: fuzzFlags),
+            // What a vault reads back: the escrow the controller returns, the metadata beside the directory.
+            .executableTarget(
+                name: "FuzzVault",
+                dependencies: ["FuzzSupport", .product(name: "Vault", package: "Vigil")],
+                swiftSettings: fuzzFlags),
         ]
 )

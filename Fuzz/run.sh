@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(FuzzEventLog FuzzAttest FuzzSignature FuzzPublic FuzzPolicy FuzzEvidence FuzzControllerAPI)
+[[ ${#targets[@]} -eq 0 ]] && targets=(FuzzEventLog FuzzAttest FuzzSignature FuzzPublic FuzzPolicy FuzzEvidence FuzzControllerAPI FuzzVault)
 
 swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -Onone >/dev/null
 bin=$(swift build -c release --show-bin-path)
@@ -24,6 +24,7 @@ for t in "${targets[@]}"; do
     FuzzPolicy) cp ../policies/*.yaml ../policies/captured/*.yaml "corpus/$t/" ;;
     FuzzEvidence) cp seeds/FuzzEvidence/* "corpus/$t/" ;;
     FuzzControllerAPI) cp seeds/FuzzControllerAPI/* "corpus/$t/" ;;
+    FuzzVault) cp seeds/FuzzVault/* "corpus/$t/" ;;
   esac
 done
 status=0

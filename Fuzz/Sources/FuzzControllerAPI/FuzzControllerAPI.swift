@@ -38,6 +38,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     _ = try? APIJSON.decode(
         Admin.TokenRequest.self, from: bytes, limit: Controller.maximumAdminBody,
         knownKeys: Admin.TokenRequest.knownKeys)
+    _ = try? APIJSON.decode(
+        Escrow.Deposit.self, from: bytes, limit: Controller.maximumEscrowBody, knownKeys: Escrow.Deposit.knownKeys)
     _ = try? APIJSON.decode(APIErrorBody.self, from: bytes, limit: 1 << 20)
 
     let text = String(decoding: bytes.prefix(1024), as: UTF8.self)
