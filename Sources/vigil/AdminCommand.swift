@@ -254,23 +254,13 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var admin: AdminOptions
             func run() async throws {
                 try await reportingErrors {
-                    guard let seconds = Self.seconds(expires) else {
+                    guard let seconds = durationSeconds(expires) else {
                         throw ValidationError("--expires: a number with s, m, h or d (1h)")
                     }
                     let t = try await admin.call(
                         Admin.IssuedToken.self, "enrollTokenCreate",
                         body: Admin.EnrollTokenRequest(group: group, expiresInSeconds: seconds))
                     print(t.token)
-                }
-            }
-            static func seconds(_ text: String) -> Int? {
-                guard let unit = text.last, let n = Int(text.dropLast()), n > 0 else { return Int(text) }
-                switch unit {
-                case "s": return n
-                case "m": return n * 60
-                case "h": return n * 3600
-                case "d": return n * 86400
-                default: return nil
                 }
             }
         }

@@ -113,3 +113,15 @@ func readInput(_ path: String, limit: Int) throws -> [UInt8] {
         throw AttestError(code: .invalidValue, reason: "\(path): cannot read: \(error.localizedDescription)")
     }
 }
+
+/// A duration as people write it: 90s, 30m, 1h, 7d (or plain seconds); nil when it is none of those.
+func durationSeconds(_ text: String) -> Int? {
+    guard let unit = text.last, let n = Int(text.dropLast()), n > 0, n < 1 << 40 else { return Int(text) }
+    switch unit {
+    case "s": return n
+    case "m": return n * 60
+    case "h": return n * 3600
+    case "d": return n * 86400
+    default: return nil
+    }
+}

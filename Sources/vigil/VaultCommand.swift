@@ -3,8 +3,10 @@ import Attest
 import AttestTPM
 import ControllerClient
 import ControllerProtocol
+import Crypto
 import Foundation
 import Node
+import SystemSupport
 import Vault
 
 /// `vigil vault …`: directories encrypted with fscrypt under a key sealed in the TPM to PCR values.
@@ -13,6 +15,7 @@ struct VaultCommand: AsyncParsableCommand {
         commandName: "vault", abstract: "TPM-sealed vaults (fscrypt directories).",
         subcommands: [
             Create.self, Unlock.self, Lock.self, Status.self, Reseal.self, Escrow.self, Recover.self,
+            ApprovePCRs.self, RevokeApprovals.self,
         ])
 
     struct Create: AsyncParsableCommand {
@@ -27,6 +30,11 @@ struct VaultCommand: AsyncParsableCommand {
         @Option(help: "Escrow the key at this controller (https://HOST:PORT); needs --ca and a passing attestation.")
         var controller: String?
         @Option(help: "The controller's CA certificate (with --controller).") var ca: String?
+        @Option(
+            help:
+                "Seal to signed approvals instead of PCR values: the security team's P-256 public key (PEM); approvals from vigil vault approve-pcrs open it."
+        )
+        var authorizeKey: String?
         @OptionGroup var tpmOptions: TPMOptions
 
         func run() async throws {
@@ -42,19 +50,23 @@ struct VaultCommand: AsyncParsableCommand {
                 let tpm = try await tpmOptions.open()
                 let bootLog = try readBootLog(eventlog)
                 let vault = FSCryptVault(path: path)
+                let authority = try authorizeKey.map { file in
+                    try P256.Signing.PublicKey(
+                        pemRepresentation: String(decoding: try readInput(file, limit: 64 * 1024), as: UTF8.self))
+                }
                 let m: FSCryptVault.Metadata
                 if let connection = try escrowConnection(controller: controller, ca: ca) {
                     m = try await connection.withConnection { connection in
                         let agent = DeviceAgent(tpm: tpm, connection: connection)
                         return try await vault.create(
                             tpm: tpm, pcrs: list, bootLog: bootLog.log,
-                            escrow: try await VaultRecovery.depositor(agent: agent))
+                            escrow: try await VaultRecovery.depositor(agent: agent), authority: authority)
                     }
                 } else {
-                    m = try await vault.create(tpm: tpm, pcrs: list, bootLog: bootLog.log)
+                    m = try await vault.create(tpm: tpm, pcrs: list, bootLog: bootLog.log, authority: authority)
                 }
                 print(
-                    "vault \(path): fscrypt v2 (AES-256-XTS/CTS), key \(m.keyIdentifier) sealed to sha256:\(m.sealing.pcrs.map(String.init).joined(separator: ",")); unlocked"
+                    "vault \(path): fscrypt v2 (AES-256-XTS/CTS), key \(m.keyIdentifier) sealed to \(m.sealing.authorization.map { "approvals signed by \($0.authorityName.prefix(20))… of" } ?? "") sha256:\(m.sealing.pcrs.map(String.init).joined(separator: ",")); unlocked"
                 )
                 print(
                     m.escrow.map { "escrowed at the controller as \($0.name) v\($0.version)" }
@@ -66,14 +78,18 @@ struct VaultCommand: AsyncParsableCommand {
 
     struct Unlock: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Unseal the key (the PCRs must be those at seal time) and unlock the directory.")
+            abstract:
+                "Unseal the key (the PCRs must be those at seal time, or those a signed approval names) and unlock the directory."
+        )
         @Argument(help: "The vault directory.") var path: String
+        @Option(help: "A signed approval (vigil vault approve-pcrs), for a vault sealed to approvals; repeatable.")
+        var approval: [String] = []
         @OptionGroup var tpmOptions: TPMOptions
 
         func run() async throws {
             try await reportingErrors {
                 let tpm = try await tpmOptions.open()
-                try await FSCryptVault(path: path).unlock(tpm: tpm)
+                try await FSCryptVault(path: path).unlock(tpm: tpm, approvals: try readApprovals(approval))
                 print("vault \(path): unlocked")
             }
         }
@@ -135,6 +151,7 @@ struct VaultCommand: AsyncParsableCommand {
         @Option(help: "SHA-256 PCRs to seal to (default: those sealed to now).") var pcrs: String?
         @Option(help: "The event log now, recorded for status (default: the kernel's, when readable).") var eventlog:
             String?
+        @Option(help: "A signed approval, for a vault sealed to approvals; repeatable.") var approval: [String] = []
         @OptionGroup var tpmOptions: TPMOptions
 
         func run() async throws {
@@ -147,7 +164,8 @@ struct VaultCommand: AsyncParsableCommand {
                     return parsed
                 }
                 let m = try await FSCryptVault(path: path).reseal(
-                    tpm: tpm, pcrs: list, bootLog: try readBootLog(eventlog).log)
+                    tpm: tpm, pcrs: list, bootLog: try readBootLog(eventlog).log, approvals: try readApprovals(approval)
+                )
                 print(
                     "vault \(path): resealed to sha256:\(m.sealing.pcrs.map(String.init).joined(separator: ",")) (policy \(m.sealing.policyDigest.prefix(16))…)"
                 )
@@ -202,6 +220,93 @@ struct VaultCommand: AsyncParsableCommand {
             }
         }
     }
+
+    struct ApprovePCRs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "approve-pcrs",
+            abstract:
+                "Sign an approval of PCR values for a vault sealed to approvals (the security team's side; no TPM needed)."
+        )
+        @Option(help: "The authority's P-256 private key (PEM).") var key: String
+        @Option(help: "The vault's descriptor: the JSON of vigil vault status --json on the device.") var vault: String
+        @Option(
+            help:
+                "The approved SHA-256 values: JSON {\"sha256\": {\"0\": HEX, …}} (vigil vault predict --json, or vigil eventlog replay --json)."
+        )
+        var pcrValues: String
+        @Option(help: "Validity: 90s, 30m, 12h, 30d.") var expires = "30d"
+        @Option(help: "A note kept in the approval (e.g. the release it is for).") var note: String?
+        @Option(help: "Where to write the approval.") var out: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let pem = String(decoding: try readInput(key, limit: 64 * 1024), as: UTF8.self)
+                let authority = try P256.Signing.PrivateKey(pemRepresentation: pem)
+                let decoder = JSONDecoder()
+                decoder.keyDecodingStrategy = .convertFromSnakeCase
+                struct StatusDocument: Decodable { var approval: ApprovalDescriptor? }
+                let status = try decoder.decode(StatusDocument.self, from: Data(try readInput(vault, limit: 1 << 20)))
+                guard var descriptor = status.approval else {
+                    throw ValidationError("--vault: no \"approval\" in it: the vault is sealed to PCRs, not approvals")
+                }
+                descriptor.vaultID = descriptor.vaultID.lowercased()
+                let values = try readPCRValues(pcrValues)
+                guard let seconds = durationSeconds(expires) else {
+                    throw ValidationError("--expires: a number with s, m, h or d (30d)")
+                }
+                let approval = try PCRApproval.sign(
+                    authority: authority, descriptor: descriptor, values: values,
+                    expiresAt: Date().addingTimeInterval(TimeInterval(seconds)), note: note)
+                try AtomicFile.write(try approval.json(), to: URL(fileURLWithPath: out), mode: 0o644)
+                print(
+                    "approval for vault \(descriptor.vaultID) (epoch \(descriptor.epoch), PCRs \(descriptor.pcrs.map(String.init).joined(separator: ","))) until \(ISO8601DateFormatter().string(from: approval.expiresAt)): \(out)"
+                )
+            }
+        }
+    }
+
+    struct RevokeApprovals: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke-approvals",
+            abstract: "Raise the TPM's approval counter: every approval signed for an earlier epoch stops opening.")
+        @Argument(help: "The vault directory.") var path: String
+        @OptionGroup var tpmOptions: TPMOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let tpm = try await tpmOptions.open()
+                let epoch = try await FSCryptVault(path: path).revokeApprovals(tpm: tpm)
+                print("approval counter now at epoch \(epoch): approvals for earlier epochs are revoked")
+            }
+        }
+    }
+}
+
+/// Signed approvals read from files (untrusted: size-capped and parsed with errors naming the file).
+func readApprovals(_ paths: [String]) throws -> [PCRApproval] {
+    try paths.map { path in
+        do { return try PCRApproval(json: try readInput(path, limit: PCRApproval.maximumSize)) } catch let e
+            as VaultError
+        {
+            throw VaultError(reason: "\(path): \(e.reason)")
+        }
+    }
+}
+
+/// PCR values from JSON: {"sha256": {"0": HEX}} or {"pcrs": {"sha256": {…}}}.
+func readPCRValues(_ path: String) throws -> PCRValues {
+    let bytes = try readInput(path, limit: 1 << 20)
+    guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+        throw ValidationError("\(path): not a JSON object")
+    }
+    let banks = (object["pcrs"] as? [String: Any]) ?? object
+    var table: [String: [String: String]] = [:]
+    for (bank, value) in banks {
+        guard let map = value as? [String: String] else { continue }
+        table[bank] = map
+    }
+    guard !table.isEmpty else { throw ValidationError("\(path): no {\"sha256\": {PCR: HEX}} table") }
+    return try PCRValues(jsonObject: table)
 }
 
 /// The event log at `path`, or the kernel's when none is given and it is readable.

@@ -65,3 +65,133 @@ struct VaultTests {
         #expect(status.stdout.contains("\"changed_pcrs\" : [\n    7\n  ]"), "\(status.stdout)")
     }
 }
+
+/// A vault sealed to signed approvals (PolicyAuthorize): an approved update opens it offline without a reseal;
+/// values that were not approved, an edited, expired or foreign approval, and an approval revoked by the counter
+/// are refused, each naming why. The approved policy Vigil computes is the one the TPM computes.
+@Suite(
+    .enabled(if: SoftwareTPM.canRun, "swtpm is not installed"),
+    .enabled(if: geteuid() == 0 || SoftwareTPM.isCI, "needs root to loop-mount an ext4 image"))
+struct VaultApprovalTests {
+    @Test func approvedPCRsOpenOfflineAndExpiredEditedForeignOrRevokedApprovalsAreRefused() async throws {
+        let session = try VigilCLISession()
+        defer { session.close() }
+        let fs = try Ext4Image()
+        try #require(fs.mounted, "\(fs.failure ?? "")")
+        let dir = fs.mountPoint + "/vault"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        let work = try ProcessRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        func file(_ name: String) -> String { work.appendingPathComponent(name).path }
+        #expect(try session.vigil(["tpm", "provision"]).status == 0)
+        let log = SoftwareTPM.repositoryRoot.appendingPathComponent(
+            "Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin"
+        ).path
+        #expect(try session.vigil(["tpm", "replay-log", log]).status == 0)
+
+        let team = P256.Signing.PrivateKey()
+        try team.pemRepresentation.write(toFile: file("team.pem"), atomically: true, encoding: .utf8)
+        try team.publicKey.pemRepresentation.write(toFile: file("team.pub.pem"), atomically: true, encoding: .utf8)
+        let create = try session.vigil(["vault", "create", dir, "--authorize-key", file("team.pub.pem")])
+        #expect(create.status == 0, "\(create.stderr)")
+        let text = "approved " + UUID().uuidString
+        try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/notes.txt"))
+        sync()
+        #expect(try session.vigil(["vault", "lock", dir]).status == 0)
+        let bare = try session.vigil(["vault", "unlock", dir])
+        #expect(bare.status == 1)
+        #expect(bare.stderr.contains("signed approval"), "\(bare.stderr)")
+
+        let tpm = try await session.simulator.open()
+        let pcrs = PCRSealedKey.defaultPCRs
+        func approve(_ name: String, values: PCRValues, expires: String = "1d", key: String = "team.pem") throws
+            -> ProcessResult
+        {
+            let status = try session.vigil(["vault", "status", dir, "--json"])
+            try Data(status.stdout.utf8).write(to: URL(fileURLWithPath: file("descriptor.json")))
+            try Data(try JSONSerialization.data(withJSONObject: values.jsonObject)).write(
+                to: URL(fileURLWithPath: file(name + ".values.json")))
+            return try session.vigil([
+                "vault", "approve-pcrs", "--key", file(key), "--vault", file("descriptor.json"), "--pcr-values",
+                file(name + ".values.json"), "--expires", expires, "--note", name, "--out", file(name + ".json"),
+            ])
+        }
+        let selection = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: pcrs)])
+        let now = try await tpm.pcrRead(selection).values
+        #expect(try approve("current", values: now).status == 0)
+        let current = try session.vigil(["vault", "unlock", dir, "--approval", file("current.json")])
+        #expect(current.status == 0, "\(current.stderr)")
+        #expect(try String(contentsOfFile: dir + "/notes.txt", encoding: .utf8) == text)
+        #expect(try session.vigil(["vault", "lock", dir]).status == 0)
+
+        // The approved policy is the one the TPM computes (trial session: PolicyPCR, then PolicyNV).
+        let approval = try PCRApproval(json: Array(try Data(contentsOf: URL(fileURLWithPath: file("current.json")))))
+        let (list, values) = try approval.values()
+        let pcrDigest = try values.digest(
+            for: TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: list)]), hashAlg: .sha256)
+        let epoch = approval.epoch
+        let trial = try await tpm.withPolicySession(trial: true) { tpm, s throws(TPMError) in
+            try tpm.policyPCR(
+                s, selection: TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: list)]), pcrDigest: pcrDigest)
+            try tpm.policyNV(
+                s, index: ApprovalCounter.index, operandB: ApprovalCounter.operand(epoch: epoch),
+                operation: .unsignedLessOrEqual)
+            return try tpm.policyGetDigest(s)
+        }
+        #expect(Hex.encode(trial) == approval.approvedPolicy)
+
+        // An update the team approved in advance: PCR 14's predicted value.
+        let measurement = Array(SHA256.hash(data: Array("shim MokList 2026.12".utf8)))
+        var next = now
+        next[.sha256, 14] = Array(SHA256.hash(data: (now[.sha256, 14] ?? []) + measurement))
+        #expect(try approve("release-2", values: next).status == 0)
+        #expect(try approve("short", values: next, expires: "1s").status == 0)
+        let stranger = P256.Signing.PrivateKey()
+        try stranger.pemRepresentation.write(toFile: file("stranger.pem"), atomically: true, encoding: .utf8)
+        let foreign = try approve("foreign", values: next, key: "stranger.pem")
+        #expect(foreign.status == 1)
+        #expect(foreign.stderr.contains("not the vault's authority"), "\(foreign.stderr)")
+
+        try await tpm.pcrExtend(14, digests: [.sha256: measurement])
+        let metadataPath = fs.mountPoint + "/.vault.vigil-vault.json"
+        let metadataBefore = try Data(contentsOf: URL(fileURLWithPath: metadataPath))
+        let old = try session.vigil(["vault", "unlock", dir, "--approval", file("current.json")])
+        #expect(old.status == 1)
+        #expect(old.stderr.contains("not the approved values: PCR 14"), "\(old.stderr)")
+
+        // Edited: PCR 14's value changed in the file, signatures kept.
+        var edited =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file("release-2.json"))))
+            as? [String: Any] ?? [:]
+        var editedPCRs = edited["pcrs"] as? [String: String] ?? [:]
+        editedPCRs["13"] = String(repeating: "ab", count: 32)
+        edited["pcrs"] = editedPCRs
+        try JSONSerialization.data(withJSONObject: edited).write(to: URL(fileURLWithPath: file("edited.json")))
+        let forged = try session.vigil(["vault", "unlock", dir, "--approval", file("edited.json")])
+        #expect(forged.status == 1)
+        #expect(forged.stderr.contains("edited"), "\(forged.stderr)")
+
+        try await Task.sleep(for: .seconds(2))
+        let expired = try session.vigil(["vault", "unlock", dir, "--approval", file("short.json")])
+        #expect(expired.status == 1)
+        #expect(expired.stderr.contains("expired"), "\(expired.stderr)")
+
+        let approved = try session.vigil(["vault", "unlock", dir, "--approval", file("release-2.json")])
+        #expect(approved.status == 0, "\(approved.stderr)")
+        #expect(try String(contentsOfFile: dir + "/notes.txt", encoding: .utf8) == text)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: metadataPath)) == metadataBefore, "no reseal")
+        #expect(try session.vigil(["vault", "lock", dir]).status == 0)
+
+        // Revoked: the counter moves past the approval's epoch; the TPM refuses it. A new approval opens.
+        let revoke = try session.vigil(["vault", "revoke-approvals", dir])
+        #expect(revoke.status == 0, "\(revoke.stderr)")
+        let revoked = try session.vigil(["vault", "unlock", dir, "--approval", file("release-2.json")])
+        #expect(revoked.status == 1)
+        #expect(revoked.stderr.contains("revoked"), "\(revoked.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/notes.txt"))
+        #expect(try approve("release-2b", values: next).status == 0)
+        let renewed = try session.vigil(["vault", "unlock", dir, "--approval", file("release-2b.json")])
+        #expect(renewed.status == 0, "\(renewed.stderr)")
+        #expect(try session.vigil(["vault", "lock", dir]).status == 0)
+    }
+}

@@ -12,6 +12,17 @@ public struct TPMPolicyDigest: Hashable, Sendable {
     static let ccPolicySecret: UInt32 = 0x0000_0151
     static let ccPolicyPCR: UInt32 = 0x0000_017F
     static let ccPolicyAuthorize: UInt32 = 0x0000_016A
+    static let ccPolicyNV: UInt32 = 0x0000_0149
+
+    /// TPM_EO — Part 2 §6.8: how TPM2_PolicyNV compares the NV data (A) with the operand (B).
+    public enum Operation: UInt16, Sendable, Hashable, Codable {
+        case equal = 0x0000, notEqual = 0x0001
+        case signedGreaterThan = 0x0002, unsignedGreaterThan = 0x0003
+        case signedLessThan = 0x0004, unsignedLessThan = 0x0005
+        case signedGreaterOrEqual = 0x0006, unsignedGreaterOrEqual = 0x0007
+        case signedLessOrEqual = 0x0008, unsignedLessOrEqual = 0x0009
+        case bitSet = 0x000A, bitClear = 0x000B
+    }
 
     /// Starts a policy digest of all zeros; throws ``AttestError/Code/unknownAlgorithm`` for an unsupported hash.
     public init(hashAlg: TPMAlgorithmID = .sha256) throws(AttestError) {
@@ -36,6 +47,24 @@ public struct TPMPolicyDigest: Hashable, Sendable {
         w.append(Self.ccPolicyPCR)
         selection.marshal(into: &w)
         w.append(bytes: pcrDigest)
+        digest = try TPMDigest.hash(hashAlg, w.bytes)
+    }
+
+    /// TPM2_PolicyNV: policyDigest' = H(policyDigest || TPM_CC_PolicyNV || args || nvIndex.Name), where
+    /// args = H(operandB.buffer || offset || operation) (Part 3 §23.9).
+    public mutating func policyNV(operandB: [UInt8], offset: UInt16 = 0, operation: Operation, nvIndexName: [UInt8])
+        throws(AttestError)
+    {
+        var a = ByteWriter()
+        a.append(bytes: operandB)
+        a.append(offset)
+        a.append(operation.rawValue)
+        let args = try TPMDigest.hash(hashAlg, a.bytes)
+        var w = ByteWriter()
+        w.append(bytes: digest)
+        w.append(Self.ccPolicyNV)
+        w.append(bytes: args)
+        w.append(bytes: nvIndexName)
         digest = try TPMDigest.hash(hashAlg, w.bytes)
     }
 

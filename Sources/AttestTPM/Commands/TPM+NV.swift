@@ -153,4 +153,36 @@ extension TPM {
             position += n
         }
     }
+
+    /// Adds one to an NV counter (TPM_NT_COUNTER). A counter only ever grows: a new one starts above any counter
+    /// value this TPM ever had, so deleting and redefining it cannot roll it back (Part 1 §37.2.3).
+    ///
+    /// Corresponding ESAPI call: `Esys_NV_Increment` (TPM2_NV_Increment, Part 3 §31.8).
+    public func nvIncrement(_ index: TPMHandle, authorization: NVAuthorization = .owner) throws(TPMError) {
+        let ctx = context.raw
+        let (object, authTR) = try openNVIndex(index, authorization)
+        defer { closeReference(object.tr) }
+        try tss2Call("Esys_NV_Increment", logger: logger) {
+            Esys_NV_Increment(ctx, authTR, object.tr, ESYS.password, ESYS.none, ESYS.none)
+        }
+    }
+
+    /// Requires, in a policy session, that NV index data compare to `operandB` (at `offset`, by `operation`):
+    /// e.g. a counter at most an approval's epoch, so raising the counter revokes older approvals.
+    ///
+    /// Corresponding ESAPI call: `Esys_PolicyNV` (TPM2_PolicyNV, Part 3 §23.9).
+    public func policyNV(
+        _ session: TPMSession, index: TPMHandle, operandB: [UInt8], offset: UInt16 = 0,
+        operation: TPMPolicyDigest.Operation, authorization: NVAuthorization = .index(nil)
+    ) throws(TPMError) {
+        let ctx = context.raw
+        let (object, authTR) = try openNVIndex(index, authorization)
+        defer { closeReference(object.tr) }
+        var operand = try MU.tpm2b(operandB, into: TPM2B_OPERAND(), Tss2_MU_TPM2B_OPERAND_Unmarshal, "TPM2B_OPERAND")
+        try tss2Call("Esys_PolicyNV", logger: logger) {
+            Esys_PolicyNV(
+                ctx, authTR, object.tr, session.tr, ESYS.password, ESYS.none, ESYS.none, &operand, offset,
+                operation.rawValue)
+        }
+    }
 }

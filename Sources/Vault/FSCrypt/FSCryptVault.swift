@@ -1,5 +1,6 @@
 public import Attest
 public import AttestTPM
+public import Crypto
 public import Foundation
 import SystemSupport
 
@@ -61,7 +62,7 @@ public struct FSCryptVault: Sendable {
     /// that opens.
     public func create(
         tpm: TPM, pcrs: [Int] = PCRSealedKey.defaultPCRs, bootLog: UnverifiedEventLog? = nil,
-        escrow: EscrowDepositor? = nil
+        escrow: EscrowDepositor? = nil, authority: P256.Signing.PublicKey? = nil
     ) async throws(VaultError) -> Metadata {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue
@@ -73,8 +74,13 @@ public struct FSCryptVault: Sendable {
         if try directory.policyIdentifier() != nil {
             throw VaultError(reason: "vault: \(directory.path) is already encrypted")
         }
+        var authorization: AuthorizedSealing?
+        if let authority {
+            authorization = try AuthorizedSealing(
+                authority: authority, counter: try await ApprovalCounter.ensure(tpm: tpm))
+        }
         let key = try await PCRSealedKey.generateKey(tpm: tpm, size: FSCryptDirectory.masterKeySize)
-        let sealing = try await PCRSealedKey.seal(key, tpm: tpm, pcrs: pcrs)
+        let sealing = try await PCRSealedKey.seal(key, tpm: tpm, pcrs: pcrs, authorization: authorization)
         let escrowKey = try await EscrowKey.create(tpm: tpm)
         let vaultID = Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
         // The identifier is the kernel's derivation of the key: add it first (nothing is encrypted yet).
@@ -93,9 +99,11 @@ public struct FSCryptVault: Sendable {
 
     /// `vigil vault escrow PATH`: escrows the key of an unlockable vault (one made without a controller, or whose
     /// escrow is to be deposited again). The key comes from the current sealing.
-    public func depositEscrow(tpm: TPM, _ escrow: EscrowDepositor) async throws(VaultError) -> Metadata {
+    public func depositEscrow(tpm: TPM, _ escrow: EscrowDepositor, approvals: [PCRApproval] = [])
+        async throws(VaultError) -> Metadata
+    {
         var metadata = try read()
-        let key = try await metadata.sealing.unseal(tpm: tpm)
+        let key = try await unsealKey(metadata, tpm: tpm, approvals: approvals)
         try checkKey(key, metadata)
         let escrowKey: EscrowKey
         if let existing = metadata.escrowKey {
@@ -114,11 +122,11 @@ public struct FSCryptVault: Sendable {
     /// `vigil vault reseal PATH`: unseals with the current sealing and seals the same key again to the current
     /// values of `pcrs` (default: the PCRs sealed to now). The metadata is replaced atomically: a kill leaves the
     /// old or the new sealing, both of which hold the same key.
-    public func reseal(tpm: TPM, pcrs: [Int]? = nil, bootLog: UnverifiedEventLog? = nil) async throws(VaultError)
-        -> Metadata
-    {
+    public func reseal(
+        tpm: TPM, pcrs: [Int]? = nil, bootLog: UnverifiedEventLog? = nil, approvals: [PCRApproval] = []
+    ) async throws(VaultError) -> Metadata {
         var metadata = try read()
-        let key = try await metadata.sealing.unseal(tpm: tpm)
+        let key = try await unsealKey(metadata, tpm: tpm, approvals: approvals)
         try checkKey(key, metadata)
         return try await resealAndStore(key, &metadata, tpm: tpm, pcrs: pcrs ?? metadata.sealing.pcrs, bootLog: bootLog)
     }
@@ -144,7 +152,8 @@ public struct FSCryptVault: Sendable {
     func resealAndStore(
         _ key: SecretBytes, _ metadata: inout Metadata, tpm: TPM, pcrs: [Int], bootLog: UnverifiedEventLog?
     ) async throws(VaultError) -> Metadata {
-        metadata.sealing = try await PCRSealedKey.seal(key, tpm: tpm, pcrs: pcrs)
+        metadata.sealing = try await PCRSealedKey.seal(
+            key, tpm: tpm, pcrs: pcrs, authorization: metadata.sealing.authorization)
         if let bootLog {
             metadata.bootRecord = SealedBootRecord(log: bootLog, pcrs: pcrs)
         } else {
@@ -152,6 +161,25 @@ public struct FSCryptVault: Sendable {
         }
         try write(metadata)
         return metadata
+    }
+
+    /// The key, from the PCR sealing, or from an authorized sealing with one of `approvals`.
+    func unsealKey(_ metadata: Metadata, tpm: TPM, approvals: [PCRApproval]) async throws(VaultError) -> SecretBytes {
+        guard metadata.sealing.authorization != nil else { return try await metadata.sealing.unseal(tpm: tpm) }
+        guard let vaultID = metadata.vaultID else {
+            throw VaultError(reason: "vault: an authorized vault without an id")
+        }
+        return try await metadata.sealing.unseal(tpm: tpm, approvals: approvals, vaultID: vaultID)
+    }
+
+    /// `vigil vault revoke-approvals PATH`: raises the device's approval counter; approvals signed for earlier
+    /// epochs stop opening (in the TPM). Returns the new epoch.
+    public func revokeApprovals(tpm: TPM) async throws(VaultError) -> UInt64 {
+        let metadata = try read()
+        guard metadata.sealing.authorization != nil else {
+            throw VaultError(reason: "vault: \(directory.path) is sealed to PCRs, not to signed approvals")
+        }
+        return try await ApprovalCounter.revoke(tpm: tpm).epoch
     }
 
     /// Refuses a key that is not this directory's: the kernel's identifier of it must be the recorded one. The
@@ -163,9 +191,9 @@ public struct FSCryptVault: Sendable {
     }
 
     /// `vigil vault unlock PATH`: unseals the key (the PCRs must be those at seal time) and adds it to the keyring.
-    public func unlock(tpm: TPM) async throws(VaultError) {
+    public func unlock(tpm: TPM, approvals: [PCRApproval] = []) async throws(VaultError) {
         let metadata = try read()
-        let key = try await metadata.sealing.unseal(tpm: tpm)
+        let key = try await unsealKey(metadata, tpm: tpm, approvals: approvals)
         try checkKey(key, metadata)
         let identifier = try directory.addKey(key)
         guard Hex.encode(identifier) == metadata.keyIdentifier else {
@@ -214,10 +242,14 @@ public struct FSCryptVault: Sendable {
         public var escrowed: Bool
         /// Where it is escrowed.
         public var escrow: EscrowRecord?
+        /// `pcr` (PolicyPCR) or `authorized` (PolicyAuthorize: signed approvals open it).
+        public var sealing: String
+        /// For an authorized vault: what a security team needs to sign approvals (`vigil vault approve-pcrs`).
+        public var approval: ApprovalDescriptor?
 
         enum CodingKeys: String, CodingKey {
             case backend, state, sealedTo, policyDigest, changedPCRs = "changedPcrs", changes, vaultID = "vaultId",
-                escrowed, escrow
+                escrowed, escrow, sealing, approval
         }
     }
 
@@ -252,11 +284,19 @@ public struct FSCryptVault: Sendable {
             }
             return Status.PCRChange(pcr: c.pcr, sealed: c.sealed, now: c.now, events: events)
         }
+        var approval: ApprovalDescriptor?
+        if let authorization = metadata.sealing.authorization, let vaultID = metadata.vaultID {
+            let counter = try await ApprovalCounter.read(tpm: tpm)
+            approval = ApprovalDescriptor(
+                vaultID: vaultID, pcrs: metadata.sealing.pcrs, epoch: counter.epoch, counterName: counter.name,
+                authorityName: authorization.authorityName)
+        }
         return Status(
             backend: metadata.backend, state: state,
             sealedTo: "\(metadata.sealing.bank):\(metadata.sealing.pcrs.map(String.init).joined(separator: ","))",
             policyDigest: metadata.sealing.policyDigest, changedPCRs: changed.map(\.pcr), changes: changes,
-            vaultID: metadata.vaultID, escrowed: metadata.escrow != nil, escrow: metadata.escrow)
+            vaultID: metadata.vaultID, escrowed: metadata.escrow != nil, escrow: metadata.escrow,
+            sealing: metadata.sealing.authorization == nil ? "pcr" : "authorized", approval: approval)
     }
 
     public func read() throws(VaultError) -> Metadata {

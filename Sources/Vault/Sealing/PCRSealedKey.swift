@@ -1,6 +1,6 @@
 import Attest
 public import AttestTPM
-import Foundation
+public import Foundation
 
 /// A vault key sealed in the TPM to PCR values (TPM 2.0 Part 1 §19.7, Part 3 §23.7 TPM2_PolicyPCR): a
 /// keyed-hash object under the SRK, fixedTPM and fixedParent, without userWithAuth (only its policy opens it),
@@ -29,6 +29,10 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
     public var privateArea: String
     /// TPMT_PUBLIC of the sealed object (base64).
     public var publicArea: String
+    /// When set, the object's policy is PolicyAuthorize by this authority (signed approvals open it) instead of
+    /// PolicyPCR over ``pcrs``; ``pcrs`` and ``valuesAtSeal`` then record what an approval pins and the values
+    /// at seal time.
+    public var authorization: AuthorizedSealing?
 
     /// Generates a vault key of `size` bytes: the TPM's RNG (TPM2_GetRandom) XOR the OS RNG, so neither alone
     /// decides it.
@@ -50,9 +54,9 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
 
     /// Seals `key` to the current values of `pcrs` (SHA-256). Refuses when PCR 0 or PCR 4 is all zeros: firmware
     /// that measured nothing would make the seal worthless.
-    public static func seal(_ key: SecretBytes, tpm: TPM, pcrs: [Int] = defaultPCRs) async throws(VaultError)
-        -> PCRSealedKey
-    {
+    public static func seal(
+        _ key: SecretBytes, tpm: TPM, pcrs: [Int] = defaultPCRs, authorization: AuthorizedSealing? = nil
+    ) async throws(VaultError) -> PCRSealedKey {
         guard !pcrs.isEmpty, pcrs.allSatisfy({ (0...23).contains($0) }), Set(pcrs).count == pcrs.count else {
             throw VaultError(reason: "vault: PCRs must be distinct, between 0 and 23")
         }
@@ -67,9 +71,14 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
                 )
             }
             let (values, _) = try await tpm.pcrRead(selection)
-            let policy = try await tpm.withPolicySession(trial: true) { tpm, session throws(TPMError) in
-                try tpm.policyPCR(session, selection: selection)
-                return try tpm.policyGetDigest(session)
+            let policy: [UInt8]
+            if let authorization {
+                policy = try authorization.objectPolicy()
+            } else {
+                policy = try await tpm.withPolicySession(trial: true) { tpm, session throws(TPMError) in
+                    try tpm.policyPCR(session, selection: selection)
+                    return try tpm.policyGetDigest(session)
+                }
             }
             let template = TPMTPublic(
                 nameAlg: .sha256, objectAttributes: [.fixedTPM, .fixedParent], authPolicy: policy,
@@ -82,7 +91,7 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
             return PCRSealedKey(
                 format: currentFormat, bank: "sha256", pcrs: pcrs.sorted(), policyDigest: Hex.encode(policy),
                 valuesAtSeal: atSeal, privateArea: Data(blob.privateArea).base64EncodedString(),
-                publicArea: Data(blob.publicArea).base64EncodedString())
+                publicArea: Data(blob.publicArea).base64EncodedString(), authorization: authorization)
         } catch let e as VaultError {
             throw e
         } catch let e as TPMError {
@@ -93,11 +102,13 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
     }
 
     /// Unseals the key. When the TPM refuses the policy, the error names each PCR that differs from seal time.
+    /// An authorized sealing needs a signed approval for the PCRs as they are: see
+    /// ``unseal(tpm:approvals:vaultID:now:)``.
     public func unseal(tpm: TPM) async throws(VaultError) -> SecretBytes {
-        guard format == Self.currentFormat, bank == "sha256",
-            let privateBytes = Data(base64Encoded: privateArea), let publicBytes = Data(base64Encoded: publicArea)
-        else { throw VaultError(reason: "vault: the sealed key's metadata is not a format-1 SHA-256 sealing") }
-        let blob = TPMKeyBlob(privateArea: Array(privateBytes), publicArea: Array(publicBytes))
+        guard authorization == nil else {
+            throw VaultError(reason: "vault: this vault opens with a signed approval of its PCRs (--approval FILE)")
+        }
+        let blob = try blob()
         let selection = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: pcrs)])
         do {
             return try await tpm.withPersistent(IdentityKeyTemplates.srkHandle) { tpm, srk throws(TPMError) in
@@ -123,6 +134,94 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
             }
             throw VaultError(reason: "vault: unsealing failed: \(error.reason)", tpm: error)
         }
+    }
+
+    func blob() throws(VaultError) -> TPMKeyBlob {
+        guard format == Self.currentFormat, bank == "sha256",
+            let privateBytes = Data(base64Encoded: privateArea), let publicBytes = Data(base64Encoded: publicArea)
+        else { throw VaultError(reason: "vault: the sealed key's metadata is not a format-1 SHA-256 sealing") }
+        return TPMKeyBlob(privateArea: Array(privateBytes), publicArea: Array(publicBytes))
+    }
+
+    /// Unseals an authorized sealing with the first of `approvals` that Vigil accepts (signed by the vault's
+    /// authority, for this vault, not expired, its policy what its values give) and whose PCR values are the PCRs'
+    /// values now. The TPM then checks the signature (TPM2_VerifySignature), the PCRs (PolicyPCR) and the epoch
+    /// against the approval counter (PolicyNV) before PolicyAuthorize lets TPM2_Unseal through. When none opens,
+    /// the error says why for each approval.
+    public func unseal(tpm: TPM, approvals: [PCRApproval], vaultID: String, now: Date = Date()) async throws(VaultError)
+        -> SecretBytes
+    {
+        guard let authorization else { return try await unseal(tpm: tpm) }
+        guard !approvals.isEmpty else {
+            throw VaultError(reason: "vault: this vault opens with a signed approval of its PCRs (--approval FILE)")
+        }
+        let blob = try blob()
+        let authority = try authorization.tpmPublic()
+        var reasons: [String] = []
+        for (i, approval) in approvals.enumerated() {
+            do throws(VaultError) {
+                try approval.check(vaultID: vaultID, authority: authorization, now: now)
+                let (pcrList, approved) = try approval.values()
+                let selection = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: pcrList)])
+                let current: PCRValues
+                do { current = try await tpm.pcrRead(selection).values } catch {
+                    throw VaultError(reason: "reading PCRs failed: \(error.reason)", tpm: error)
+                }
+                let differing = pcrList.filter { current[.sha256, $0] != approved[.sha256, $0] }
+                guard differing.isEmpty else {
+                    throw VaultError(
+                        reason:
+                            "the PCRs are not the approved values: PCR \(differing.map(String.init).joined(separator: ", "))"
+                    )
+                }
+                guard let policy = Hex.decode(approval.approvedPolicy), let rs = Hex.decode(approval.policySignature),
+                    rs.count == 64
+                else { throw VaultError(reason: "its policy or signature is not hex") }
+                let aHash: [UInt8]
+                do {
+                    aHash = try TPMPolicyDigest.approvalDigest(approvedPolicy: policy, policyRef: PCRApproval.policyRef)
+                } catch { throw VaultError(reason: "\(error.reason)") }
+                let signature = TPMTSignature(
+                    algorithm: .ecdsa, hashAlg: .sha256, body: .ecc(r: Array(rs[0..<32]), s: Array(rs[32..<64])))
+                let keyName = TPMName(bytes: Hex.decode(authorization.authorityName) ?? [])
+                let operand = ApprovalCounter.operand(epoch: approval.epoch)
+                do {
+                    // Loaded in the owner hierarchy: a key in the null hierarchy yields a null ticket.
+                    let ticket = try await tpm.withExternalPublic(authority, hierarchy: .owner) {
+                        tpm, key throws(TPMError) in
+                        try tpm.verifySignature(key, digest: aHash, signature: signature)
+                    }
+                    return try await tpm.withPersistent(IdentityKeyTemplates.srkHandle) { tpm, srk throws(TPMError) in
+                        try tpm.withLoaded(parent: srk, blob) { tpm, item throws(TPMError) in
+                            try tpm.withPolicySession(salt: srk) { tpm, session throws(TPMError) in
+                                try tpm.policyPCR(session, selection: selection)
+                                try tpm.policyNV(
+                                    session, index: ApprovalCounter.index, operandB: operand,
+                                    operation: .unsignedLessOrEqual)
+                                try tpm.policyAuthorize(
+                                    session, approvedPolicy: policy, policyRef: PCRApproval.policyRef,
+                                    keySign: keyName, ticket: ticket)
+                                return try tpm.unseal(item, session: session)
+                            }
+                        }
+                    }
+                } catch {
+                    if error.isTPM(.policyFail) || error.reason.contains("PolicyNV") {
+                        let counter = try? await ApprovalCounter.read(tpm: tpm)
+                        if let counter, counter.epoch > approval.epoch {
+                            throw VaultError(
+                                reason:
+                                    "revoked: it is for epoch \(approval.epoch) and the approval counter is at \(counter.epoch)",
+                                tpm: error)
+                        }
+                    }
+                    throw VaultError(reason: "the TPM refused it: \(error.reason)", tpm: error)
+                }
+            } catch {
+                reasons.append("approval \(i + 1)\(approval.note.map { " (\($0.prefix(60)))" } ?? ""): \(error.reason)")
+            }
+        }
+        throw VaultError(reason: "vault: no approval opens the vault: " + reasons.joined(separator: "; "))
     }
 
     /// The sealed PCRs whose current value differs from seal time.
