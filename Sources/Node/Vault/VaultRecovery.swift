@@ -22,17 +22,17 @@ public enum VaultRecovery {
         /// The attestation that allowed it.
         public var attestation: ControllerProtocol.Attestation.Outcome
         /// The vault's metadata after the reseal.
-        public var metadata: FSCryptVault.Metadata
+        public var metadata: VaultMetadata
     }
 
     /// Recovers `vault`: attests (sending `eventLog`), fetches the escrow on a pass, opens it with the TPM,
     /// reseals to the current PCRs and unlocks. Refused, with the failed rules, when the attestation fails.
-    public static func recover(_ vault: FSCryptVault, agent: DeviceAgent, eventLog: [UInt8]?) async throws -> Outcome {
+    public static func recover(_ vault: some SealedVault, agent: DeviceAgent, eventLog: [UInt8]?) async throws -> Outcome {
         let metadata = try vault.read()
         guard let record = metadata.escrow else {
             throw VaultError(
                 reason:
-                    "vault: \(vault.directory.path) has no escrow at a controller (create it with --controller, or run vigil vault escrow)"
+                    "vault: \(vault.location) has no escrow at a controller (create it with --controller, or run vigil vault escrow)"
             )
         }
         guard let name = SecretName(record.name) else {
