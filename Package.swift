@@ -90,12 +90,18 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // libcryptsetup: LUKS2 volumes for the vault.
+        .systemLibrary(
+            name: "CCryptsetup",
+            pkgConfig: "libcryptsetup",
+            providers: [.apt(["libcryptsetup-dev"])]
+        ),
         // ioctl(2) with a pointer argument (variadic C is not callable from Swift): fscrypt's ioctls.
         .target(name: "CVigilSystem"),
         .target(
             name: "Vault",
             dependencies: [
-                "Attest", "AttestTPM", "CVigilSystem", "SystemSupport",
+                "Attest", "AttestTPM", "CCryptsetup", "CVigilSystem", "SystemSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

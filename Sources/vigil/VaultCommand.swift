@@ -21,9 +21,12 @@ struct VaultCommand: AsyncParsableCommand {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Encrypt an empty directory under a new key sealed to the TPM's PCRs (left unlocked).")
-        @Option(help: "Backend (fscrypt; luks2 follows).") var backend = "fscrypt"
+        @Option(help: "Backend: fscrypt (a directory) or luks2 (an image file or block device).") var backend =
+            "fscrypt"
+        @Option(help: "luks2: create the image file with this size (64M, 1G) when it does not exist.") var size: String?
         @Option(help: "SHA-256 PCRs to seal to (default 0-4,6-14).") var pcrs: String?
-        @Argument(help: "The vault directory (empty, on ext4 with the encrypt feature).") var path: String
+        @Argument(help: "The vault: an empty directory on ext4 with encryption (fscrypt), or an image/device (luks2).")
+        var path: String
         @Option(
             help: "The event log, recorded so status can later name the events that changed (default: the kernel's).")
         var eventlog: String?
@@ -39,7 +42,9 @@ struct VaultCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                guard backend == "fscrypt" else { throw ValidationError("--backend: only fscrypt in this build") }
+                guard backend == "fscrypt" || backend == "luks2" else {
+                    throw ValidationError("--backend: fscrypt or luks2")
+                }
                 var list = PCRSealedKey.defaultPCRs
                 if let pcrs {
                     guard let parsed = TPMLPCRSelection(parsingSpec: "sha256:" + pcrs)?.selections.first?.pcrs else {
@@ -47,27 +52,53 @@ struct VaultCommand: AsyncParsableCommand {
                     }
                     list = parsed
                 }
+                let bytes = try size.map { text in
+                    guard let n = byteCount(text) else { throw ValidationError("--size: bytes with K, M or G (64M)") }
+                    return n
+                }
                 let tpm = try await tpmOptions.open()
                 let bootLog = try readBootLog(eventlog)
-                let vault = FSCryptVault(path: path)
                 let authority = try authorizeKey.map { file in
                     try P256.Signing.PublicKey(
                         pemRepresentation: String(decoding: try readInput(file, limit: 64 * 1024), as: UTF8.self))
                 }
-                let m: FSCryptVault.Metadata
+                let backend = backend
+                let path = path
+                let sealedPCRs = list
+                let create = { @Sendable (escrow: EscrowDepositor?) async throws -> (VaultMetadata, SecretBytes?) in
+                    if backend == "luks2" {
+                        let c = try await LUKS2Vault(path: path).create(
+                            tpm: tpm, size: bytes, pcrs: sealedPCRs, bootLog: bootLog.log, escrow: escrow,
+                            authority: authority)
+                        return (c.metadata, c.recoveryPassphrase)
+                    }
+                    let m = try await FSCryptVault(path: path).create(
+                        tpm: tpm, pcrs: sealedPCRs, bootLog: bootLog.log, escrow: escrow, authority: authority)
+                    return (m, nil)
+                }
+                let (m, recovery): (VaultMetadata, SecretBytes?)
                 if let connection = try escrowConnection(controller: controller, ca: ca) {
-                    m = try await connection.withConnection { connection in
-                        let agent = DeviceAgent(tpm: tpm, connection: connection)
-                        return try await vault.create(
-                            tpm: tpm, pcrs: list, bootLog: bootLog.log,
-                            escrow: try await VaultRecovery.depositor(agent: agent), authority: authority)
+                    (m, recovery) = try await connection.withConnection { connection in
+                        try await create(
+                            try await VaultRecovery.depositor(agent: DeviceAgent(tpm: tpm, connection: connection)))
                     }
                 } else {
-                    m = try await vault.create(tpm: tpm, pcrs: list, bootLog: bootLog.log, authority: authority)
+                    (m, recovery) = try await create(nil)
                 }
-                print(
-                    "vault \(path): fscrypt v2 (AES-256-XTS/CTS), key \(m.keyIdentifier) sealed to \(m.sealing.authorization.map { "approvals signed by \($0.authorityName.prefix(20))… of" } ?? "") sha256:\(m.sealing.pcrs.map(String.init).joined(separator: ",")); unlocked"
-                )
+                let sealedTo =
+                    (m.sealing.authorization.map { "approvals signed by \($0.authorityName.prefix(20))… of " } ?? "")
+                    + "sha256:\(m.sealing.pcrs.map(String.init).joined(separator: ","))"
+                if let recovery {
+                    print(
+                        "vault \(path): LUKS2 (aes-xts-plain64), \(m.keyIdentifier) opened by a TPM key sealed to \(sealedTo)"
+                    )
+                    print("recovery passphrase (keyslot 1), shown this once; keep it offline:")
+                    recovery.withUnsafeBytes { print("  " + String(decoding: $0, as: UTF8.self)) }
+                } else {
+                    print(
+                        "vault \(path): fscrypt v2 (AES-256-XTS/CTS), key \(m.keyIdentifier) sealed to \(sealedTo); unlocked"
+                    )
+                }
                 print(
                     m.escrow.map { "escrowed at the controller as \($0.name) v\($0.version)" }
                         ?? "not escrowed: if the PCRs change it cannot be recovered (vigil vault escrow PATH --controller …)"
@@ -89,7 +120,9 @@ struct VaultCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let tpm = try await tpmOptions.open()
-                try await FSCryptVault(path: path).unlock(tpm: tpm, approvals: try readApprovals(approval))
+                try await activationSkipped {
+                    try await openVault(path).unlock(tpm: tpm, approvals: try readApprovals(approval))
+                }
                 print("vault \(path): unlocked")
             }
         }
@@ -101,6 +134,11 @@ struct VaultCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
+                if LUKS2Vault.isLUKS2(path) {
+                    try LUKS2Vault(path: path).lock()
+                    print("vault \(path): locked (no mapping)")
+                    return
+                }
                 let done = try FSCryptVault(path: path).lock()
                 print(done ? "vault \(path): locked" : "vault \(path): locking (files still open keep it until closed)")
             }
@@ -119,7 +157,7 @@ struct VaultCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let tpm = try await tpmOptions.open()
-                let s = try await FSCryptVault(path: path).status(tpm: tpm, bootLog: try readBootLog(eventlog).log)
+                let s = try await openVault(path).status(tpm: tpm, bootLog: try readBootLog(eventlog).log)
                 if json {
                     try printAPIJSON(s)
                 } else {
@@ -163,7 +201,7 @@ struct VaultCommand: AsyncParsableCommand {
                     }
                     return parsed
                 }
-                let m = try await FSCryptVault(path: path).reseal(
+                let m = try await openVault(path).reseal(
                     tpm: tpm, pcrs: list, bootLog: try readBootLog(eventlog).log, approvals: try readApprovals(approval)
                 )
                 print(
@@ -184,7 +222,7 @@ struct VaultCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let tpm = try await tpmOptions.open()
                 let m = try await controllerOptions.withConnection { connection in
-                    try await FSCryptVault(path: path).depositEscrow(
+                    try await openVault(path).depositEscrow(
                         tpm: tpm,
                         try await VaultRecovery.depositor(agent: DeviceAgent(tpm: tpm, connection: connection)))
                 }
@@ -208,10 +246,12 @@ struct VaultCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let tpm = try await tpmOptions.open()
                 let bootLog = try readBootLog(eventlog)
-                let outcome = try await controllerOptions.withConnection { connection in
-                    try await VaultRecovery.recover(
-                        FSCryptVault(path: path), agent: DeviceAgent(tpm: tpm, connection: connection),
-                        eventLog: bootLog.bytes)
+                let outcome = try await activationSkipped {
+                    try await controllerOptions.withConnection { connection in
+                        try await VaultRecovery.recover(
+                            openVault(path), agent: DeviceAgent(tpm: tpm, connection: connection),
+                            eventLog: bootLog.bytes)
+                    }
                 }
                 print("attestation passed (\(outcome.attestation.deviceID)); escrow opened by this TPM")
                 print(
@@ -275,10 +315,35 @@ struct VaultCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let tpm = try await tpmOptions.open()
-                let epoch = try await FSCryptVault(path: path).revokeApprovals(tpm: tpm)
+                let epoch = try await openVault(path).revokeApprovals(tpm: tpm)
                 print("approval counter now at epoch \(epoch): approvals for earlier epochs are revoked")
             }
         }
+    }
+}
+
+/// Runs `body`; a LUKS2 unlock that got the volume key but could not map it (no device-mapper in this kernel)
+/// exits 3 with the reason, so scripts can tell it from a refusal (1).
+func activationSkipped<R>(_ body: () async throws -> R) async throws -> R {
+    do { return try await body() } catch let e as VaultError where e.errno == ENODEV {
+        FileHandle.standardError.write(Data("vigil: \(e.reason)\n".utf8))
+        throw ExitCode(3)
+    }
+}
+
+/// The vault at `path`: a LUKS2 volume when it has a LUKS2 header, else an fscrypt directory.
+func openVault(_ path: String) -> any SealedVault {
+    LUKS2Vault.isLUKS2(path) ? LUKS2Vault(path: path) : FSCryptVault(path: path)
+}
+
+/// A size as people write it: 512, 64K, 64M, 1G.
+func byteCount(_ text: String) -> Int? {
+    guard let unit = text.last?.uppercased(), let n = Int(text.dropLast()), n > 0, n < 1 << 40 else { return Int(text) }
+    switch unit {
+    case "K": return n << 10
+    case "M": return n << 20
+    case "G": return n << 30
+    default: return nil
     }
 }
 

@@ -195,3 +195,82 @@ struct VaultApprovalTests {
         #expect(try session.vigil(["vault", "lock", dir]).status == 0)
     }
 }
+
+/// The LUKS2 backend on a file-backed image (libcryptsetup): formatted with a TPM keyslot and a recovery keyslot,
+/// the sealing in a `vigil-tpm2` token; the TPM path and the recovery passphrase yield the same volume key, and so
+/// does cryptsetup (the interoperability peer) with the recovery passphrase. Activation needs device-mapper: where
+/// the kernel lacks it, unlock stops after the volume key and says so (exit 3). A changed PCR is refused by name.
+@Suite(
+    .enabled(if: SoftwareTPM.canRun, "swtpm is not installed"),
+    .enabled(if: geteuid() == 0 || SoftwareTPM.isCI, "needs root for libcryptsetup and cryptsetup"))
+struct LUKS2VaultTests {
+    @Test func tpmKeyslotRecoveryKeyslotAndTokenAgreeWithCryptsetupAndAChangedPCRIsNamed() async throws {
+        let session = try VigilCLISession()
+        defer { session.close() }
+        let work = try ProcessRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let image = work.appendingPathComponent("volume.img").path
+        #expect(try session.vigil(["tpm", "provision"]).status == 0)
+        let log = SoftwareTPM.repositoryRoot.appendingPathComponent(
+            "Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin"
+        ).path
+        #expect(try session.vigil(["tpm", "replay-log", log]).status == 0)
+
+        let create = try session.vigil(["vault", "create", "--backend", "luks2", "--size", "32M", image])
+        #expect(create.status == 0, "\(create.stderr)")
+        let lines = create.stdout.split(separator: "\n").map(String.init)
+        let recoveryLine = try #require(lines.firstIndex { $0.hasPrefix("recovery passphrase") })
+        let recovery = lines[recoveryLine + 1].trimmingCharacters(in: .whitespaces)
+        #expect(recovery.count == 39, "\(create.stdout)")
+        let mode = try FileManager.default.attributesOfItem(atPath: image)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+
+        // The peer reads what Vigil wrote: two keyslots, the token naming keyslot 0 with the sealing in it.
+        let dump = try ProcessRunner.run("cryptsetup", ["luksDump", image])
+        #expect(dump.status == 0, "\(dump.stderr)")
+        #expect(dump.stdout.contains("vigil-tpm2") && dump.stdout.contains("argon2id"), "\(dump.stdout)")
+        let token = try ProcessRunner.run("cryptsetup", ["token", "export", "--token-id", "0", image])
+        #expect(
+            token.stdout.contains("\"policyDigest\"") && token.stdout.contains("\"keyslots\":[\"0\"]"),
+            "\(token.stdout)")
+
+        // Unlock: the volume key through the TPM keyslot; activation where device-mapper exists.
+        let unlock = try session.vigil(["vault", "unlock", image])
+        if LUKS2Vault.deviceMapperAvailable {
+            #expect(unlock.status == 0, "\(unlock.stderr)")
+            #expect(try session.vigil(["vault", "lock", image]).status == 0)
+        } else {
+            #expect(unlock.status == 3, "\(unlock.stderr)")
+            #expect(unlock.stderr.contains("volume key recovered through keyslot 0"), "\(unlock.stderr)")
+            #expect(unlock.stderr.contains("device-mapper is absent"), "\(unlock.stderr)")
+            print("LUKS2 activation skipped: \(LUKS2Vault.deviceMapperMissing)")
+        }
+
+        // The same volume key three ways: the TPM-sealed key, the recovery passphrase, cryptsetup's own dump.
+        let tpm = try await session.simulator.open()
+        let vault = LUKS2Vault(path: image)
+        let tpmKey = try await vault.read().sealing.unseal(tpm: tpm)
+        let viaTPM = try vault.volumeKey(passphrase: tpmKey).unsafeCopy()
+        let viaRecovery = try vault.volumeKey(passphrase: SecretBytes(utf8: recovery)).unsafeCopy()
+        #expect(viaTPM == viaRecovery && viaTPM.count == 64)
+        let keyFile = work.appendingPathComponent("recovery.txt").path
+        try Data(recovery.utf8).write(to: URL(fileURLWithPath: keyFile))
+        let peer = try ProcessRunner.run(
+            "cryptsetup", ["luksDump", "--dump-volume-key", "--batch-mode", "--key-file", keyFile, image])
+        #expect(peer.status == 0, "\(peer.stderr)")
+        let peerHex = peer.stdout.split(separator: "\n").drop { !$0.contains("MK dump") && !$0.contains("Volume key") }
+            .joined().filter { $0.isHexDigit }
+        #expect(peerHex.lowercased().hasSuffix(Hex.encode(viaTPM)), "\(peer.stdout)")
+        #expect(throws: VaultError.self) { try vault.volumeKey(passphrase: SecretBytes(utf8: recovery + "x")) }
+
+        // A sealed PCR changes: the TPM refuses, naming it; the recovery passphrase still works.
+        try await tpm.pcrExtend(9, digests: [.sha256: Array(SHA256.hash(data: Array("new grub.cfg".utf8)))])
+        let denied = try session.vigil(["vault", "unlock", image])
+        #expect(denied.status == 1)
+        #expect(denied.stderr.contains("PCR 9"), "\(denied.stderr)")
+        let status = try session.vigil(["vault", "status", image, "--json"])
+        #expect(status.stdout.contains("\"backend\" : \"luks2\""), "\(status.stdout)")
+        #expect(status.stdout.contains("\"changed_pcrs\" : [\n    9\n  ]"), "\(status.stdout)")
+        #expect(try vault.volumeKey(passphrase: SecretBytes(utf8: recovery)).unsafeCopy() == viaTPM)
+    }
+}

@@ -27,7 +27,9 @@ public enum VaultRecovery {
 
     /// Recovers `vault`: attests (sending `eventLog`), fetches the escrow on a pass, opens it with the TPM,
     /// reseals to the current PCRs and unlocks. Refused, with the failed rules, when the attestation fails.
-    public static func recover(_ vault: some SealedVault, agent: DeviceAgent, eventLog: [UInt8]?) async throws -> Outcome {
+    public static func recover(_ vault: some SealedVault, agent: DeviceAgent, eventLog: [UInt8]?) async throws
+        -> Outcome
+    {
         let metadata = try vault.read()
         guard let record = metadata.escrow else {
             throw VaultError(

@@ -97,7 +97,9 @@ extension SealedVault {
     }
 
     /// The key, from the PCR sealing, or from an authorized sealing with one of `approvals`.
-    public func unsealKey(_ metadata: VaultMetadata, tpm: TPM, approvals: [PCRApproval]) async throws(VaultError) -> SecretBytes {
+    public func unsealKey(_ metadata: VaultMetadata, tpm: TPM, approvals: [PCRApproval]) async throws(VaultError)
+        -> SecretBytes
+    {
         guard metadata.sealing.authorization != nil else { return try await metadata.sealing.unseal(tpm: tpm) }
         guard let vaultID = metadata.vaultID else {
             throw VaultError(reason: "vault: an authorized vault without an id")
