@@ -266,9 +266,10 @@ public struct LUKS2Vault: SealedVault {
     static func setPBKDF(_ cd: OpaquePointer, _ type: String, iterations: UInt32, memoryKB: UInt32) throws(VaultError) {
         let status = type.withCString { t in
             "sha256".withCString { h in
+                // flags: CRYPT_PBKDF_NO_BENCHMARK (the parameters are the ones given).
                 var pbkdf = crypt_pbkdf_type(
                     type: t, hash: h, time_ms: 0, iterations: iterations, max_memory_kb: memoryKB,
-                    parallel_threads: memoryKB > 0 ? 1 : 0, flags: 1 << 1)  // CRYPT_PBKDF_NO_BENCHMARK: the parameters are the ones given
+                    parallel_threads: memoryKB > 0 ? 1 : 0, flags: 1 << 1)
                 return crypt_set_pbkdf_type(cd, &pbkdf)
             }
         }
