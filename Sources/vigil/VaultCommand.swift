@@ -15,7 +15,7 @@ struct VaultCommand: AsyncParsableCommand {
         commandName: "vault", abstract: "TPM-sealed vaults (fscrypt directories).",
         subcommands: [
             Create.self, Unlock.self, Lock.self, Status.self, Reseal.self, Escrow.self, Recover.self,
-            ApprovePCRs.self, RevokeApprovals.self,
+            ApprovePCRs.self, RevokeApprovals.self, Predict.self,
         ])
 
     struct Create: AsyncParsableCommand {
@@ -317,6 +317,73 @@ struct VaultCommand: AsyncParsableCommand {
                 let tpm = try await tpmOptions.open()
                 let epoch = try await openVault(path).revokeApprovals(tpm: tpm)
                 print("approval counter now at epoch \(epoch): approvals for earlier epochs are revoked")
+            }
+        }
+    }
+}
+
+extension VaultCommand {
+    struct Predict: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "The PCRs an updated boot chain will produce: the event log replayed with EFI applications replaced (Authenticode digests of the new images)."
+        )
+        @Option(help: "The event log of the current boot.") var eventlog: String
+        @Option(
+            name: .customLong("replace-app"),
+            help: "OLD=NEW.efi: OLD is the logged SHA-256 digest (hex) or the old image; repeatable.")
+        var replaceApp: [String] = []
+        @Flag(help: "JSON: {\"pcrs\": {\"sha256\": {\"0\": HEX, …}}, \"replaced\": […]} (what approve-pcrs reads).")
+        var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let log = try readInput(eventlog, limit: UnverifiedEventLog.maxLogSize)
+                let replacements = try replaceApp.map { spec -> BootChainPrediction.Replacement in
+                    guard let eq = spec.firstIndex(of: "=") else {
+                        throw ValidationError("--replace-app: OLD=NEW.efi (OLD: a SHA-256 digest or the old image)")
+                    }
+                    let old = String(spec[..<eq])
+                    let newImage = try readInput(
+                        String(spec[spec.index(after: eq)...]), limit: AuthenticodeDigest.maxImageSize)
+                    let oldDigest: [UInt8]
+                    if let hex = Hex.decode(old), hex.count == 32 {
+                        oldDigest = hex
+                    } else {
+                        oldDigest = try AuthenticodeDigest(
+                            image: try readInput(old, limit: AuthenticodeDigest.maxImageSize)
+                        ).digest
+                    }
+                    return BootChainPrediction.Replacement(oldSHA256: oldDigest, newImage: newImage)
+                }
+                let prediction = try BootChainPrediction(log: log, replacements: replacements)
+                if json {
+                    struct Output: Encodable {
+                        var pcrs: [String: [String: String]]
+                        var replaced: [Replaced]
+                        struct Replaced: Encodable {
+                            var event: Int
+                            var pcr: Int
+                            var old: String
+                            var new: String
+                        }
+                    }
+                    try printJSON(
+                        Output(
+                            pcrs: prediction.values.jsonObject,
+                            replaced: prediction.replaced.map {
+                                .init(event: $0.event, pcr: $0.pcr, old: Hex.encode($0.old), new: Hex.encode($0.new))
+                            }))
+                } else {
+                    for r in prediction.replaced {
+                        print(
+                            "event \(r.event) (PCR \(r.pcr)): \(Hex.encode(r.old).prefix(16))… → \(Hex.encode(r.new).prefix(16))…"
+                        )
+                    }
+                    for pcr in 0..<24 {
+                        if let v = prediction.values[.sha256, pcr] { print("sha256 PCR \(pcr): \(Hex.encode(v))") }
+                    }
+                }
             }
         }
     }
