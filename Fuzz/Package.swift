@@ -12,7 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [.package(name: "Vigil", path: "..")],
     targets: [.target(name: "FuzzSupport")]
-        + ["FuzzEventLog", "FuzzAttest", "FuzzSignature", "FuzzPublic", "FuzzPolicy", "FuzzEvidence"].map { name in
+        + ["FuzzEventLog", "FuzzAttest", "FuzzSignature", "FuzzPublic", "FuzzPolicy", "FuzzEvidence", "FuzzAuthenticode"].map { name in
             .executableTarget(
                 name: name, dependencies: ["FuzzSupport", .product(name: "Attest", package: "Vigil")],
                 swiftSettings: fuzzFlags)
