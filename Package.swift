@@ -223,7 +223,7 @@ let package = Package(
             name: "ControllerTests",
             dependencies: [
                 "Attest", "AttestTPM", "Controller", "ControllerClient", "ControllerProtocol", "Node", "Policy",
-                "ProcessSupport", "Vault", "VigilTestSupport",
+                "ProcessSupport", "SystemSupport", "Vault", "VigilTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -235,7 +235,8 @@ let package = Package(
         .testTarget(
             name: "AttestTPMTests",
             dependencies: [
-                "Attest", "AttestTPM", "Node", "Policy", "ProcessSupport", "Vault", "VigilTestSupport", "vigil",
+                "Attest", "AttestTPM", "Node", "Policy", "ProcessSupport", "SystemSupport", "Vault", "VigilTestSupport",
+                "vigil",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

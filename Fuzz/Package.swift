@@ -12,7 +12,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [.package(name: "Vigil", path: "..")],
     targets: [.target(name: "FuzzSupport")]
-        + ["FuzzEventLog", "FuzzAttest", "FuzzSignature", "FuzzPublic", "FuzzPolicy", "FuzzEvidence", "FuzzAuthenticode"].map { name in
+        + [
+            "FuzzEventLog", "FuzzAttest", "FuzzSignature", "FuzzPublic", "FuzzPolicy", "FuzzEvidence",
+            "FuzzAuthenticode",
+        ].map { name in
             .executableTarget(
                 name: name, dependencies: ["FuzzSupport", .product(name: "Attest", package: "Vigil")],
                 swiftSettings: fuzzFlags)

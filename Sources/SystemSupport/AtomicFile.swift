@@ -40,10 +40,12 @@ public enum AtomicFile {
                 throw WriteError(description: "\(url.path): fsync failed: \(String(cString: strerror(errno)))")
             }
         }
+        CrashPoint.reached("atomic-file.written")
         guard rename(temporary, url.path) == 0 else {
             throw WriteError(description: "\(url.path): rename failed: \(String(cString: strerror(errno)))")
         }
         ok = true
+        CrashPoint.reached("atomic-file.renamed")
         let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 {
             _ = fsync(dfd)

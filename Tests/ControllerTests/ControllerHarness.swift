@@ -147,7 +147,7 @@ final class TestDevice: Sendable {
 
     /// Runs `vigil args…` against this TPM, off Swift's cooperative threads (the controller under test
     /// answers on them).
-    func vigil(_ arguments: [String]) async throws -> ProcessResult {
+    func vigil(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
         let tcti = simulator.tctiString
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
@@ -155,7 +155,7 @@ final class TestDevice: Sendable {
                     with: Result {
                         try ProcessRunner.run(
                             ProcessRunner.vigilExecutable, arguments,
-                            environment: ["VIGIL_TCTI": tcti, "TSS2_LOG": "all+none"])
+                            environment: environment.merging(["VIGIL_TCTI": tcti, "TSS2_LOG": "all+none"]) { $1 })
                     })
             }
         }

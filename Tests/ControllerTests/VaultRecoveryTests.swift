@@ -5,6 +5,7 @@ import Crypto
 import Foundation
 import Node
 import ProcessSupport
+import SystemSupport
 import Testing
 import Vault
 import VigilTestSupport
@@ -177,6 +178,57 @@ struct VaultRecoveryTests {
             let offline = try await device.vigil(["vault", "unlock", image])
             #expect(offline.status == unlocked, "\(offline.stderr)")
             if unlocked == 3 { #expect(offline.stderr.contains("volume key recovered"), "\(offline.stderr)") }
+        } catch {
+            await controller.stop()
+            throw error
+        }
+        await controller.stop()
+    }
+
+    /// A recovery killed at any step (the escrow opened; the new sealing's temporary file written; renamed; before
+    /// the key is installed) leaves a vault that opens: offline when the new sealing landed, else by recovering again.
+    @Test(arguments: ["vault.recover.opened", "atomic-file.written", "atomic-file.renamed", "vault.recover.resealed"])
+    func aRecoveryKilledAtAnyStepLeavesAVaultThatOpens(_ point: String) async throws {
+        let controller = try await ControllerHarness.start(.sqlite)
+        let device = try TestDevice()
+        defer { device.stop() }
+        let fs = try Ext4Image()
+        do {
+            try #require(fs.mounted, "\(fs.failure ?? "")")
+            let dir = fs.mountPoint + "/vault"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+            try await controller.prepareFleet()
+            _ = try await ControllerEndToEndTests.bootAndOnboard(device, controller, group: "lab")
+            let log = ControllerFixtures.eventLog
+            #expect(
+                try await device.vigil(["device", "attest", "--eventlog", log] + controller.connectionArguments).status
+                    == 0)
+            #expect(
+                try await device.vigil(["vault", "create", dir, "--eventlog", log] + controller.connectionArguments)
+                    .status == 0)
+            try Data("kept".utf8).write(to: URL(fileURLWithPath: dir + "/f"))
+            sync()
+            #expect(try await device.vigil(["vault", "lock", dir]).status == 0)
+            let update = try LogAppend.append(
+                to: try Array(Data(contentsOf: URL(fileURLWithPath: log))), pcr: 14, type: 0x0000_000D,
+                data: Array("MokListTrusted update".utf8))
+            let updatedLog = device.path("updated.bin")
+            try Data(update.log).write(to: URL(fileURLWithPath: updatedLog))
+            try await device.open().pcrExtend(14, digests: update.digests)
+
+            let crashed = try await device.vigil(
+                ["vault", "recover", dir, "--eventlog", updatedLog] + controller.connectionArguments,
+                environment: [CrashPoint.variable: point])
+            #expect(crashed.status == 128 + SIGKILL, "\(point): \(crashed.stderr)")
+            let offline = try await device.vigil(["vault", "unlock", dir])
+            if offline.status != 0 {
+                // The new sealing did not land: the old one is intact, and recovering again opens the vault.
+                #expect(offline.stderr.contains("PCR 14"), "\(point): \(offline.stderr)")
+                let again = try await device.vigil(
+                    ["vault", "recover", dir, "--eventlog", updatedLog] + controller.connectionArguments)
+                #expect(again.status == 0, "\(point): \(again.stderr)")
+            }
+            #expect(try String(contentsOfFile: dir + "/f", encoding: .utf8) == "kept", "\(point)")
         } catch {
             await controller.stop()
             throw error

@@ -14,9 +14,10 @@ public final class VigilCLISession: @unchecked Sendable {
     }
 
     /// Runs `vigil args…` with `VIGIL_TCTI` set to the simulator.
-    public func vigil(_ arguments: [String]) throws -> ProcessResult {
+    public func vigil(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
         try ProcessRunner.run(
-            ProcessRunner.vigilExecutable, arguments, environment: ["VIGIL_TCTI": simulator.tctiString])
+            ProcessRunner.vigilExecutable, arguments,
+            environment: environment.merging(["VIGIL_TCTI": simulator.tctiString]) { $1 })
     }
 
     /// A path inside the session folder.

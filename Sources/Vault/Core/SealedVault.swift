@@ -1,6 +1,7 @@
 public import Attest
 public import AttestTPM
 public import Foundation
+import SystemSupport
 
 /// A vault whatever holds its data (an fscrypt directory, a LUKS2 volume): where its metadata lives, how a key is
 /// checked to be its key, and how a key is installed (unlocking). Everything else (unseal, reseal, escrow,
@@ -48,6 +49,7 @@ extension SealedVault {
         metadata.escrowKey = escrowKey
         metadata.vaultID = vaultID
         metadata.escrow = try await escrow.deposit(key, escrowKey: escrowKey, vaultID: vaultID)
+        CrashPoint.reached("vault.escrow.deposited")
         try write(metadata)
         return metadata
     }
@@ -76,8 +78,10 @@ extension SealedVault {
         }
         let key = try await escrow.open(tpm: tpm, escrowKey: escrowKey, deviceID: deviceID, vaultID: vaultID)
         try checkKey(key, metadata)
+        CrashPoint.reached("vault.recover.opened")
         let stored = try await resealAndStore(
             key, &metadata, tpm: tpm, pcrs: metadata.sealing.pcrs, bootLog: bootLog)
+        CrashPoint.reached("vault.recover.resealed")
         try install(key, stored)
         return stored
     }
@@ -87,6 +91,7 @@ extension SealedVault {
     ) async throws(VaultError) -> VaultMetadata {
         metadata.sealing = try await PCRSealedKey.seal(
             key, tpm: tpm, pcrs: pcrs, authorization: metadata.sealing.authorization)
+        CrashPoint.reached("vault.reseal.sealed")
         if let bootLog {
             metadata.bootRecord = SealedBootRecord(log: bootLog, pcrs: pcrs)
         } else {

@@ -59,17 +59,21 @@ public struct FSCryptVault: SealedVault {
         let key = try await PCRSealedKey.generateKey(tpm: tpm, size: FSCryptDirectory.masterKeySize)
         let sealing = try await PCRSealedKey.seal(key, tpm: tpm, pcrs: pcrs, authorization: authorization)
         let escrowKey = try await EscrowKey.create(tpm: tpm)
+        CrashPoint.reached("vault.create.sealed")
         let vaultID = Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
         // The identifier is the kernel's derivation of the key: add it first (nothing is encrypted yet).
         let identifier = try directory.addKey(key)
+        CrashPoint.reached("vault.create.key-added")
         var metadata = Metadata(
             format: Self.currentFormat, backend: "fscrypt", keyIdentifier: Hex.encode(identifier), sealing: sealing,
             createdAt: Date(), vaultID: vaultID, escrowKey: escrowKey, escrow: nil,
             bootRecord: bootLog.map { SealedBootRecord(log: $0, pcrs: pcrs) })
         if let escrow {
             metadata.escrow = try await escrow.deposit(key, escrowKey: escrowKey, vaultID: vaultID)
+            CrashPoint.reached("vault.create.escrowed")
         }
         try write(metadata)
+        CrashPoint.reached("vault.create.metadata-written")
         try directory.setPolicy(identifier: identifier)
         return metadata
     }

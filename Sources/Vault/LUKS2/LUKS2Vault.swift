@@ -3,6 +3,7 @@ public import AttestTPM
 internal import CCryptsetup
 public import Crypto
 public import Foundation
+import SystemSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -27,6 +28,17 @@ public struct LUKS2Vault: SealedVault {
     static let metadataSize: UInt64 = 256 * 1024
     /// The volume key size: AES-256-XTS takes two 256-bit keys.
     static let volumeKeySize = 64
+
+    /// The LUKS2 label of a finished Vigil volume, and of one whose creation has not finished.
+    static let label = "vigil"
+    static let pendingLabel = "vigil-pending"
+
+    /// The volume's LUKS2 label.
+    func label() throws(VaultError) -> String {
+        try withDevice(load: true) { cd throws(VaultError) in
+            crypt_get_label(cd).map { String(cString: $0) } ?? ""
+        }
+    }
 
     /// The image file or block device.
     public let path: String
@@ -80,7 +92,9 @@ public struct LUKS2Vault: SealedVault {
             }
             close(fd)
         }
-        if Self.isLUKS2(path) {
+        // A header labelled vigil-pending is a creation that was interrupted before it finished (no recovery
+        // passphrase was shown, nothing was written in it): it is formatted again. Any other header is refused.
+        if Self.isLUKS2(path), try label() != Self.pendingLabel {
             throw VaultError(reason: "luks2: \(path) already has a LUKS2 header (refusing to format over it)")
         }
         var authorization: AuthorizedSealing?
@@ -95,11 +109,14 @@ public struct LUKS2Vault: SealedVault {
         let recovery = Self.recoveryPassphrase()
         let slot: Int32 = try withDevice(load: false) { cd throws(VaultError) in
             try check(crypt_set_metadata_size(cd, Self.metadataSize, 0), "crypt_set_metadata_size")
-            var params = crypt_params_luks2()
-            params.sector_size = 4096
-            try check(
-                crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", nil, nil, Self.volumeKeySize, &params),
-                "crypt_format")
+            let formatted = Self.pendingLabel.withCString { label in
+                var params = crypt_params_luks2()
+                params.sector_size = 4096
+                params.label = label
+                return crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", nil, nil, Self.volumeKeySize, &params)
+            }
+            try check(formatted, "crypt_format")
+            CrashPoint.reached("luks2.create.formatted")
             try Self.setPBKDF(cd, "pbkdf2", iterations: 1000, memoryKB: 0)
             let slot = key.withUnsafeBytes { k in
                 crypt_keyslot_add_by_volume_key(
@@ -112,6 +129,7 @@ public struct LUKS2Vault: SealedVault {
                     cd, CRYPT_ANY_SLOT, nil, 0, r.baseAddress?.assumingMemoryBound(to: CChar.self), r.count)
             }
             try check(recoverySlot, "crypt_keyslot_add_by_volume_key (recovery keyslot)")
+            CrashPoint.reached("luks2.create.keyslots")
             return slot
         }
         var metadata = VaultMetadata(
@@ -122,6 +140,10 @@ public struct LUKS2Vault: SealedVault {
             metadata.escrow = try await escrow.deposit(key, escrowKey: escrowKey, vaultID: vaultID)
         }
         try write(metadata)
+        CrashPoint.reached("luks2.create.token")
+        try withDevice(load: true) { cd throws(VaultError) in
+            try check(crypt_set_label(cd, Self.label, nil), "crypt_set_label")
+        }
         return Created(metadata: metadata, recoveryPassphrase: recovery)
     }
 
