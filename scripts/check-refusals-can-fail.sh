@@ -37,6 +37,9 @@ mutations=(
   'controller-release-needs-pass~Sources/Controller/Service/Controller+Secrets.swift~guard try row.requiredInteger("pass") == 1 else {~guard true else {~ControllerEndToEndTests'
   'controller-request-replay~Sources/Controller/Service/Controller.swift~guard !fresh.isEmpty else {~guard true else {~ControllerForgeryTests'
   'controller-audit-digest~Sources/Controller/Audit/AuditLog.swift~} else if entry.digest != stored {~} else if false {~ControllerEndToEndTests'
+  'vault-escrow-needs-pass~Sources/Controller/Service/Controller+Secrets.swift~try await requireFreshPass(tx, device, now: now)  // a failing device~_ = (tx, device, now)  // a failing device~VaultRecoveryTests/createLockUnlockChange'
+  'vault-approval-expiry~Sources/Vault/Sealing/PCRApproval.swift~guard expiresAt > now else {~guard true else {~VaultApprovalTests'
+  'vault-approval-counter~Sources/Vault/Sealing/PCRSealedKey.swift~operation: .unsignedLessOrEqual)~operation: .unsignedGreaterOrEqual)~VaultApprovalTests'
   'controller-token-needs-ek-chain~Sources/Controller/Service/Controller+Onboarding.swift~if tokenHash != nil, !chainVerified {~if false, !chainVerified {~ControllerEndToEndTests'
   'kernel-tokenizer~Sources/Attest/BootFacts/KernelCommandLine.swift~} else if !inQuotes, byte == 0x20 || (0x09...0x0D).contains(byte) || byte == 0 {~} else if byte == 0x20 {~ForgeryTests/kernelCommandLinesAreReadAsTheKernelReadsThem'
 )

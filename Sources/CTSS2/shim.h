@@ -14,6 +14,8 @@ typedef struct {
     TSS2_TCTI_CONTEXT *inner;
     int32_t blockingTimeoutMilliseconds;
     int32_t expired;
+    /* TPM commands transmitted on this context (for measurements: vigil vault unlock --measure). */
+    uint32_t commandsSent;
     /* swtpm mode: the TPM and control endpoints, resolved once. */
     /* struct sockaddr_storage bytes (128) and lengths; kept as bytes so this header needs no socket headers. */
     uint8_t tpmAddress[128];

@@ -115,13 +115,35 @@ struct VaultCommand: AsyncParsableCommand {
         @Argument(help: "The vault directory.") var path: String
         @Option(help: "A signed approval (vigil vault approve-pcrs), for a vault sealed to approvals; repeatable.")
         var approval: [String] = []
+        @Flag(help: "Print the TPM commands and the time of the unseal and of the key install (BENCHMARKS.md).")
+        var measure = false
         @OptionGroup var tpmOptions: TPMOptions
 
         func run() async throws {
             try await reportingErrors {
                 let tpm = try await tpmOptions.open()
+                let vault = openVault(path)
+                let approvals = try readApprovals(approval)
+                guard measure else {
+                    try await activationSkipped { try await vault.unlock(tpm: tpm, approvals: approvals) }
+                    print("vault \(path): unlocked")
+                    return
+                }
+                let clock = ContinuousClock()
+                let commandsBefore = await tpm.commandsSent
+                let t0 = clock.now
+                let metadata = try vault.read()
+                let key = try await vault.unsealKey(metadata, tpm: tpm, approvals: approvals)
+                let t1 = clock.now
+                let commands = await tpm.commandsSent - commandsBefore
+                func ms(_ d: Duration) -> String {
+                    String(format: "%.2f", Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1e3)
+                }
+                print("unseal: \(commands) TPM commands, \(ms(t1 - t0)) ms")
+                try vault.checkKey(key, metadata)
                 try await activationSkipped {
-                    try await openVault(path).unlock(tpm: tpm, approvals: try readApprovals(approval))
+                    defer { print("key check and install: \(ms(clock.now - t1)) ms") }
+                    try vault.install(key, metadata)
                 }
                 print("vault \(path): unlocked")
             }
@@ -274,6 +296,11 @@ struct VaultCommand: AsyncParsableCommand {
                 "The approved SHA-256 values: JSON {\"sha256\": {\"0\": HEX, …}} (vigil vault predict --json, or vigil eventlog replay --json)."
         )
         var pcrValues: String
+        @Option(
+            help:
+                "The PCRs the approval pins (the team's choice; default: those the device's descriptor names, which must include 0, 4, 7)."
+        )
+        var pcrs: String?
         @Option(help: "Validity: 90s, 30m, 12h, 30d.") var expires = "30d"
         @Option(help: "A note kept in the approval (e.g. the release it is for).") var note: String?
         @Option(help: "Where to write the approval.") var out: String
@@ -290,6 +317,12 @@ struct VaultCommand: AsyncParsableCommand {
                     throw ValidationError("--vault: no \"approval\" in it: the vault is sealed to PCRs, not approvals")
                 }
                 descriptor.vaultID = descriptor.vaultID.lowercased()
+                if let pcrs {
+                    guard let parsed = TPMLPCRSelection(parsingSpec: "sha256:" + pcrs)?.selections.first?.pcrs else {
+                        throw ValidationError("--pcrs: a list like 0-4,6-14")
+                    }
+                    descriptor.pcrs = parsed
+                }
                 let values = try readPCRValues(pcrValues)
                 guard let seconds = durationSeconds(expires) else {
                     throw ValidationError("--expires: a number with s, m, h or d (30d)")

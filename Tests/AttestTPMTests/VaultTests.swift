@@ -193,6 +193,26 @@ struct VaultApprovalTests {
         let renewed = try session.vigil(["vault", "unlock", dir, "--approval", file("release-2b.json")])
         #expect(renewed.status == 0, "\(renewed.stderr)")
         #expect(try session.vigil(["vault", "lock", dir]).status == 0)
+
+        // Another vault under the same authority: an approval for the first does not open it, even when the
+        // software check is told the approval's vault (the TPM's policyRef carries the vault id).
+        let dir2 = fs.mountPoint + "/vault2"
+        try FileManager.default.createDirectory(atPath: dir2, withIntermediateDirectories: false)
+        #expect(try session.vigil(["vault", "create", dir2, "--authorize-key", file("team.pub.pem")]).status == 0)
+        let other = try FSCryptVault(path: dir2).read()
+        let approvalA = try PCRApproval(
+            json: Array(try Data(contentsOf: URL(fileURLWithPath: file("release-2b.json")))))
+        await #expect(throws: VaultError.self) {
+            _ = try await other.sealing.unseal(tpm: tpm, approvals: [approvalA], vaultID: approvalA.vaultID)
+        }
+        do {
+            _ = try await other.sealing.unseal(tpm: tpm, approvals: [approvalA], vaultID: approvalA.vaultID)
+        } catch { #expect(error.reason.contains("the TPM refused it"), "\(error.reason)") }
+
+        // PCR sets that prove little are refused: without 0, 4 and 7, or with resettable PCRs.
+        let weak = try session.vigil(["vault", "create", fs.mountPoint + "/vault3", "--pcrs", "0,4,7,23"])
+        #expect(weak.status == 1)
+        #expect(weak.stderr.contains("16–23 can be reset"), "\(weak.stderr)")
     }
 }
 

@@ -107,6 +107,25 @@ struct VaultRecoveryTests {
             #expect(recover.status == 0, "\(recover.stderr)")
             #expect(try String(contentsOfFile: dir + "/notes.txt", encoding: .utf8) == text)
             #expect(try await run(["vault", "lock", dir]).status == 0)
+
+            // The pass that released the escrow is spent; a pass older than a minute releases none either (a
+            // thief booting their own system cannot ride on the device's last periodic pass).
+            let escrowName = try #require((object["escrow"] as? [String: Any])?["name"] as? String)
+            let spent = try await run(
+                ["device", "fetch-secret", escrowName, "--out", device.path("escrow.json")]
+                    + controller.connectionArguments)
+            #expect(spent.status == 1)
+            #expect(spent.stderr.contains("attestation_spent"), "\(spent.stderr)")
+            #expect(
+                try await run(["device", "attest", "--eventlog", updatedLog] + controller.connectionArguments).status
+                    == 0)
+            controller.advanceClock(by: 120)
+            let stale = try await run(
+                ["device", "fetch-secret", escrowName, "--out", device.path("escrow.json")]
+                    + controller.connectionArguments)
+            #expect(stale.status == 1)
+            #expect(stale.stderr.contains("attestation_expired"), "\(stale.stderr)")
+            controller.advanceClock(by: -120)
             // Offline now: no controller.
             let offline = try await run(["vault", "unlock", dir])
             #expect(offline.status == 0, "\(offline.stderr)")

@@ -66,6 +66,12 @@ public struct AuthenticodeDigest: Hashable, Sendable {
         // The Certificate Table is data directory 4; an image without it has nothing to exclude there.
         let certEntryAt = directories + 4 * 8
         let hasCertEntry = directoryCount > 4 && certEntryAt + 8 <= optional + optionalSize
+        guard !hasCertEntry || certEntryAt + 8 <= headersSize else {
+            throw AttestError(
+                code: .invalidValue,
+                reason:
+                    "PE image: SizeOfHeaders \(headersSize) ends inside the data directories (at \(certEntryAt + 8))")
+        }
         var certOffset = 0
         var certSize = 0
         if hasCertEntry {

@@ -76,6 +76,7 @@ struct ESYSContext: ~Copyable {
 
     /// Whether a command went unanswered past the command timeout; the context is then unusable.
     var deadlineExpired: Bool { deadline.expired }
+    var commandsSent: Int { deadline.commandsSent }
     var commandTimeoutMilliseconds: Int32 { deadline.blockingTimeoutMilliseconds }
 
     deinit {

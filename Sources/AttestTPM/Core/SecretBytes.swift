@@ -40,12 +40,8 @@ public final class SecretBytes: @unchecked Sendable, CustomStringConvertible, Cu
             mapped = 0
             isLocked = false
         }
-        do {
-            try initialize(UnsafeMutableRawBufferPointer(start: base, count: size))
-        } catch {
-            Self.release(base, count: size, mapped: mapped)
-            throw error
-        }
+        // If `initialize` throws, deinit runs (every stored property is set) and releases the memory once.
+        try initialize(UnsafeMutableRawBufferPointer(start: base, count: size))
     }
 
     /// A copy of `bytes`; the caller wipes its own array.

@@ -43,6 +43,7 @@ struct TCTIDeadline: ~Copyable {
             guard let transmit = TCTIDeadline.innerCommon(state).pointee.transmit else {
                 return TCTIDeadline.notImplemented
             }
+            state.pointee.commandsSent &+= 1
             return transmit(inner, size, command)
         }
         common.v1.receive = { context, size, response, timeout in
@@ -118,6 +119,7 @@ struct TCTIDeadline: ~Copyable {
         common.v1.version = 2
         common.v1.transmit = { context, size, command in
             guard let state = TCTIDeadline.state(context), let command else { return TCTIDeadline.badReference }
+            state.pointee.commandsSent &+= 1
             return TCTIDeadline.swtpmTransmit(state, UnsafeRawBufferPointer(start: command, count: size))
         }
         common.v1.receive = { context, size, response, timeout in
@@ -156,6 +158,9 @@ struct TCTIDeadline: ~Copyable {
     /// The context to hand to `Esys_Initialize`.
     var context: OpaquePointer { OpaquePointer(pointer) }
 
+    /// The TPM commands transmitted so far.
+    var commandsSent: Int { Int(pointer.pointee.commandsSent) }
+
     /// Whether a command went unanswered past the deadline (the connection is then unusable).
     var expired: Bool { pointer.pointee.expired != 0 }
 
@@ -183,6 +188,7 @@ struct TCTIDeadline: ~Copyable {
     {
         VIGIL_TCTI_DEADLINE(
             common: common, inner: inner, blockingTimeoutMilliseconds: blockingTimeoutMilliseconds, expired: 0,
+            commandsSent: 0,
             tpmAddress: Self.zeroAddress, tpmAddressLength: 0, controlAddress: Self.zeroAddress,
             controlAddressLength: 0,
             socket: -1, headerRead: 0, responseSize: 0, header: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0), locality: 0)

@@ -75,6 +75,10 @@ public actor TPM {
     /// further command (the TPM still owes an answer); open a new ``TPM`` to go on.
     public var isClosedByTimeout: Bool { context.deadlineExpired }
 
+    /// The TPM commands sent on this connection so far (including ESAPI's own, e.g. TPM2_ReadPublic when it
+    /// resolves a handle): what a measured path costs in round trips.
+    public var commandsSent: Int { context.commandsSent }
+
     /// Every libtss2 call of the actor goes through here: ``tss2Call(_:logger:_:)``, with a command that went
     /// unanswered past the command timeout reported as ``TPMError/Code/timeout`` rather than a TCTI I/O error.
     func tss2Call(_ function: StaticString, logger: Logger? = nil, _ body: () -> TSS2_RC) throws(TPMError) {

@@ -137,7 +137,18 @@ enum Schema {
                 digest TEXT NOT NULL
             )
             """,
-        ]
+        ],
+        // 2: escrows are released once per passing attestation (the attestation is spent).
+        [
+            """
+            CREATE TABLE escrow_releases (
+                attestation_id TEXT PRIMARY KEY,
+                device_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                at BIGINT NOT NULL
+            )
+            """
+        ],
     ]
 
     /// Brings `backend` to the latest version; a database newer than this controller is refused.

@@ -18,6 +18,9 @@ extension Controller {
             }
             return try await backend.transaction { [self] tx throws(ControllerError) in
                 try await requireFreshPass(tx, device, now: now)
+                if name.rawValue.hasPrefix(Escrow.namePrefix) {
+                    try await spendPassForEscrow(tx, device, name: name, now: now)
+                }
                 guard
                     let row = try await tx.first(
                         "SELECT version, sealed FROM secrets WHERE name = ? AND device_id = ? ORDER BY version DESC LIMIT 1",
@@ -94,7 +97,7 @@ extension Controller {
             guard !value.isEmpty else { throw .invalid("value: the escrow is empty") }
             let blob = value
             return try await backend.transaction { [self] tx throws(ControllerError) in
-                try await requireFreshPass(tx, device, now: now)
+                try await requireFreshPass(tx, device, now: now)  // a failing device cannot replace its escrow
                 let last =
                     try await tx.first(
                         "SELECT MAX(version) AS v FROM secrets WHERE name = ? AND device_id = ?",
@@ -119,6 +122,38 @@ extension Controller {
                 error)
             throw error
         }
+    }
+
+    /// How recent the pass that releases an escrow must be.
+    static let escrowPassWindow: TimeInterval = 60
+
+    /// An escrow (a vault key) is released only on a pass from the last ``escrowPassWindow`` seconds, and only
+    /// once per pass: the attestation is spent in the same transaction (a primary key, so two concurrent releases
+    /// cannot both spend it). A thief who boots their own system cannot ride on the device's last periodic pass:
+    /// it is either too old or already spent, and a new one needs a quote of the approved boot.
+    func spendPassForEscrow(_ tx: any SQLTransaction, _ device: DeviceRecord, name: SecretName, now: Date)
+        async throws(ControllerError)
+    {
+        guard
+            let last = try await tx.first(
+                "SELECT a.id AS id, a.at AS at FROM devices d JOIN attestations a ON a.id = d.last_attestation WHERE d.device_id = ?",
+                [.text(device.id.rawValue)])
+        else { throw .forbidden("not_attested", "\(device.id) has not attested: attest first") }
+        let id = try last.requiredText("id")
+        guard try last.requiredInteger("at") >= now.addingTimeInterval(-Self.escrowPassWindow).sqlMilliseconds else {
+            throw .forbidden(
+                "attestation_expired",
+                "an escrow is released only on a pass from the last \(Int(Self.escrowPassWindow)) s: attest again")
+        }
+        guard
+            try await tx.first("SELECT attestation_id FROM escrow_releases WHERE attestation_id = ?", [.text(id)])
+                == nil
+        else {
+            throw .forbidden("attestation_spent", "this pass already released an escrow: attest again")
+        }
+        try await tx.execute(
+            "INSERT INTO escrow_releases (attestation_id, device_id, name, at) VALUES (?, ?, ?, ?)",
+            [.text(id), .text(device.id.rawValue), .text(name.rawValue), .integer(now.sqlMilliseconds)])
     }
 
     /// Refuses unless the device's latest attestation passed and its result has not expired.

@@ -48,7 +48,8 @@ extension SealedVault {
         let vaultID = metadata.vaultID ?? Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
         metadata.escrowKey = escrowKey
         metadata.vaultID = vaultID
-        metadata.escrow = try await escrow.deposit(key, escrowKey: escrowKey, vaultID: vaultID)
+        metadata.escrow = try await escrow.deposit(
+            key, escrowKey: escrowKey, vaultID: vaultID, sealing: metadata.sealing)
         CrashPoint.reached("vault.escrow.deposited")
         try write(metadata)
         return metadata
@@ -79,8 +80,9 @@ extension SealedVault {
         let key = try await escrow.open(tpm: tpm, escrowKey: escrowKey, deviceID: deviceID, vaultID: vaultID)
         try checkKey(key, metadata)
         CrashPoint.reached("vault.recover.opened")
-        let stored = try await resealAndStore(
-            key, &metadata, tpm: tpm, pcrs: metadata.sealing.pcrs, bootLog: bootLog)
+        // Resealed to the policy authenticated in the escrow, never to the (editable) metadata's.
+        metadata.sealing.authorization = escrow.policy.authorization
+        let stored = try await resealAndStore(key, &metadata, tpm: tpm, pcrs: escrow.policy.pcrs, bootLog: bootLog)
         CrashPoint.reached("vault.recover.resealed")
         try install(key, stored)
         return stored

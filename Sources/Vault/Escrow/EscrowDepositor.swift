@@ -40,8 +40,12 @@ public struct EscrowDepositor: Sendable {
     /// The controller's secret name for a vault's escrow.
     public static func secretName(vaultID: String) -> String { "escrow.\(vaultID)" }
 
-    func deposit(_ key: SecretBytes, escrowKey: EscrowKey, vaultID: String) async throws(VaultError) -> EscrowRecord {
-        let escrow = try VaultEscrow.seal(key, to: escrowKey, deviceID: deviceID, vaultID: vaultID)
+    func deposit(_ key: SecretBytes, escrowKey: EscrowKey, vaultID: String, sealing: PCRSealedKey)
+        async throws(VaultError) -> EscrowRecord
+    {
+        let escrow = try VaultEscrow.seal(
+            key, to: escrowKey, deviceID: deviceID, vaultID: vaultID,
+            policy: VaultEscrow.SealingPolicy(pcrs: sealing.pcrs, authorization: sealing.authorization))
         let name = Self.secretName(vaultID: vaultID)
         let version: Int
         do { version = try await upload(name, try escrow.json()) } catch let e as VaultError { throw e } catch {

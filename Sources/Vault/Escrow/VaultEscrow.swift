@@ -31,15 +31,36 @@ public struct VaultEscrow: Codable, Sendable, Hashable {
     public var ephemeral: String
     /// AES-256-GCM nonce ‖ ciphertext ‖ tag (base64).
     public var sealed: String
+    /// The sealing policy at escrow time (authenticated in the additional data): a recovery reseals to this, never
+    /// to what the metadata on the device says, which whoever holds the disk can edit.
+    public var policy: SealingPolicy
 
-    enum CodingKeys: String, CodingKey {
-        case format, deviceID = "deviceId", vaultID = "vaultId", escrowKeyName, ephemeral, sealed
+    /// The parameters of a sealing that decide who can unseal: the PCRs, and the approval authority if any.
+    public struct SealingPolicy: Codable, Sendable, Hashable {
+        /// The sealed (or approval-pinned) SHA-256 PCRs.
+        public var pcrs: [Int]
+        /// The approval authority, for a vault sealed to approvals.
+        public var authorization: AuthorizedSealing?
+
+        /// The canonical bytes bound in the additional data.
+        func canonical() -> [UInt8] {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return (try? Array(encoder.encode(self))) ?? []
+        }
     }
 
-    /// The additional data: a context and each bound field, NUL-separated.
-    static func additionalData(format: Int, deviceID: String, vaultID: String, escrowKeyName: String) -> [UInt8] {
+    enum CodingKeys: String, CodingKey {
+        case format, deviceID = "deviceId", vaultID = "vaultId", escrowKeyName, ephemeral, sealed, policy
+    }
+
+    /// The additional data: a context and each bound field, NUL-separated, then the policy's canonical JSON.
+    static func additionalData(
+        format: Int, deviceID: String, vaultID: String, escrowKeyName: String, policy: SealingPolicy
+    ) -> [UInt8] {
         Array(
             ["vigil-vault-escrow", String(format), deviceID, vaultID, escrowKeyName].joined(separator: "\u{0}").utf8)
+            + [0] + policy.canonical()
     }
 
     static func aeadKey(z: UnsafeRawBufferPointer, ephemeral: [UInt8], escrowKeyName: String) -> SymmetricKey {
@@ -50,9 +71,9 @@ public struct VaultEscrow: Codable, Sendable, Hashable {
     }
 
     /// Escrows `key` to `escrowKey`'s public point (no TPM command: anyone could, only the TPM can open it).
-    public static func seal(_ key: SecretBytes, to escrowKey: EscrowKey, deviceID: String, vaultID: String)
-        throws(VaultError) -> VaultEscrow
-    {
+    public static func seal(
+        _ key: SecretBytes, to escrowKey: EscrowKey, deviceID: String, vaultID: String, policy: SealingPolicy
+    ) throws(VaultError) -> VaultEscrow {
         let recipient: P256.KeyAgreement.PublicKey
         do { recipient = try escrowKey.agreementPublicKey() } catch { throw error }
         let ephemeralKey = P256.KeyAgreement.PrivateKey()
@@ -65,12 +86,13 @@ public struct VaultEscrow: Codable, Sendable, Hashable {
                 try AES.GCM.seal(
                     plaintext, using: aead,
                     authenticating: additionalData(
-                        format: currentFormat, deviceID: deviceID, vaultID: vaultID, escrowKeyName: name))
+                        format: currentFormat, deviceID: deviceID, vaultID: vaultID, escrowKeyName: name,
+                        policy: policy))
             }
             guard let combined = box.combined else { throw VaultError(reason: "vault: AES-GCM gave no output") }
             return VaultEscrow(
                 format: currentFormat, deviceID: deviceID, vaultID: vaultID, escrowKeyName: name,
-                ephemeral: Hex.encode(ephemeral), sealed: combined.base64EncodedString())
+                ephemeral: Hex.encode(ephemeral), sealed: combined.base64EncodedString(), policy: policy)
         } catch let e as VaultError {
             throw e
         } catch {
@@ -108,10 +130,12 @@ public struct VaultEscrow: Codable, Sendable, Hashable {
             var plain = try? AES.GCM.open(
                 box, using: aead,
                 authenticating: Self.additionalData(
-                    format: format, deviceID: deviceID, vaultID: vaultID, escrowKeyName: escrowKeyName))
+                    format: format, deviceID: deviceID, vaultID: vaultID, escrowKeyName: escrowKeyName,
+                    policy: policy))
         else {
             throw VaultError(
-                reason: "vault: the escrow does not open: altered, or its device, vault or key fields were changed")
+                reason:
+                    "vault: the escrow does not open: altered, or its device, vault, key or policy fields were changed")
         }
         defer { plain.resetBytes(in: 0..<plain.count) }
         return plain.withUnsafeBytes { SecretBytes(copying: $0) }
@@ -137,8 +161,10 @@ public struct VaultEscrow: Codable, Sendable, Hashable {
     }
 
     init(
-        format: Int, deviceID: String, vaultID: String, escrowKeyName: String, ephemeral: String, sealed: String
+        format: Int, deviceID: String, vaultID: String, escrowKeyName: String, ephemeral: String, sealed: String,
+        policy: SealingPolicy
     ) {
+        self.policy = policy
         self.format = format
         self.deviceID = deviceID
         self.vaultID = vaultID

@@ -41,6 +41,7 @@ public struct FSCryptVault: SealedVault {
         tpm: TPM, pcrs: [Int] = PCRSealedKey.defaultPCRs, bootLog: UnverifiedEventLog? = nil,
         escrow: EscrowDepositor? = nil, authority: P256.Signing.PublicKey? = nil
     ) async throws(VaultError) -> Metadata {
+        try PCRSealedKey.checkPCRSet(pcrs)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue
         else { throw VaultError(reason: "vault: \(directory.path) is not a directory") }
@@ -51,16 +52,16 @@ public struct FSCryptVault: SealedVault {
         if try directory.policyIdentifier() != nil {
             throw VaultError(reason: "vault: \(directory.path) is already encrypted")
         }
+        let vaultID = Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
         var authorization: AuthorizedSealing?
         if let authority {
             authorization = try AuthorizedSealing(
-                authority: authority, counter: try await ApprovalCounter.ensure(tpm: tpm))
+                authority: authority, counter: try await ApprovalCounter.ensure(tpm: tpm), vaultID: vaultID)
         }
         let key = try await PCRSealedKey.generateKey(tpm: tpm, size: FSCryptDirectory.masterKeySize)
         let sealing = try await PCRSealedKey.seal(key, tpm: tpm, pcrs: pcrs, authorization: authorization)
         let escrowKey = try await EscrowKey.create(tpm: tpm)
         CrashPoint.reached("vault.create.sealed")
-        let vaultID = Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
         // The identifier is the kernel's derivation of the key: add it first (nothing is encrypted yet).
         let identifier = try directory.addKey(key)
         CrashPoint.reached("vault.create.key-added")
@@ -69,7 +70,7 @@ public struct FSCryptVault: SealedVault {
             createdAt: Date(), vaultID: vaultID, escrowKey: escrowKey, escrow: nil,
             bootRecord: bootLog.map { SealedBootRecord(log: $0, pcrs: pcrs) })
         if let escrow {
-            metadata.escrow = try await escrow.deposit(key, escrowKey: escrowKey, vaultID: vaultID)
+            metadata.escrow = try await escrow.deposit(key, escrowKey: escrowKey, vaultID: vaultID, sealing: sealing)
             CrashPoint.reached("vault.create.escrowed")
         }
         try write(metadata)

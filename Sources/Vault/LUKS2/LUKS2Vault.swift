@@ -79,6 +79,7 @@ public struct LUKS2Vault: SealedVault {
         tpm: TPM, size: Int? = nil, pcrs: [Int] = PCRSealedKey.defaultPCRs, bootLog: UnverifiedEventLog? = nil,
         escrow: EscrowDepositor? = nil, authority: P256.Signing.PublicKey? = nil
     ) async throws(VaultError) -> Created {
+        try PCRSealedKey.checkPCRSet(pcrs)
         if !FileManager.default.fileExists(atPath: path) {
             guard let size, size >= 16 << 20 else {
                 throw VaultError(
@@ -97,15 +98,15 @@ public struct LUKS2Vault: SealedVault {
         if Self.isLUKS2(path), try label() != Self.pendingLabel {
             throw VaultError(reason: "luks2: \(path) already has a LUKS2 header (refusing to format over it)")
         }
+        let vaultID = Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
         var authorization: AuthorizedSealing?
         if let authority {
             authorization = try AuthorizedSealing(
-                authority: authority, counter: try await ApprovalCounter.ensure(tpm: tpm))
+                authority: authority, counter: try await ApprovalCounter.ensure(tpm: tpm), vaultID: vaultID)
         }
         let key = try await PCRSealedKey.generateKey(tpm: tpm, size: 64)
         let sealing = try await PCRSealedKey.seal(key, tpm: tpm, pcrs: pcrs, authorization: authorization)
         let escrowKey = try await EscrowKey.create(tpm: tpm)
-        let vaultID = Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
         let recovery = Self.recoveryPassphrase()
         let slot: Int32 = try withDevice(load: false) { cd throws(VaultError) in
             try check(crypt_set_metadata_size(cd, Self.metadataSize, 0), "crypt_set_metadata_size")
@@ -137,7 +138,7 @@ public struct LUKS2Vault: SealedVault {
             createdAt: Date(), vaultID: vaultID, escrowKey: escrowKey, escrow: nil,
             bootRecord: bootLog.map { SealedBootRecord(log: $0, pcrs: pcrs) })
         if let escrow {
-            metadata.escrow = try await escrow.deposit(key, escrowKey: escrowKey, vaultID: vaultID)
+            metadata.escrow = try await escrow.deposit(key, escrowKey: escrowKey, vaultID: vaultID, sealing: sealing)
         }
         try write(metadata)
         CrashPoint.reached("luks2.create.token")

@@ -27,11 +27,16 @@ public enum ApprovalCounter {
     /// Reads the counter, defining and incrementing it first when the TPM does not have it yet.
     public static func ensure(tpm: TPM) async throws(VaultError) -> State {
         do {
-            if try await tpm.nvReadPublic(index) == nil {
+            var pub = try await tpm.nvReadPublic(index)
+            if pub == nil {
                 try await tpm.nvDefineSpace(
                     TPMSNVPublic(
                         nvIndex: index.rawValue, nameAlg: .sha256,
                         attributes: [typeCounter, .authWrite, .authRead, .noDA], dataSize: 8))
+                pub = try await tpm.nvReadPublic(index)
+            }
+            // Defined but never incremented (a crash between the two): increment it now.
+            if let pub, !pub.attributes.contains(.written) {
                 try await tpm.nvIncrement(index, authorization: .index(nil))
             }
         } catch { throw VaultError(reason: "vault: cannot set up the approval counter: \(error.reason)", tpm: error) }

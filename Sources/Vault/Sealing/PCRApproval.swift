@@ -19,8 +19,9 @@ public struct PCRApproval: Codable, Sendable, Hashable {
     public static let currentFormat = 1
     /// The largest approval document accepted.
     public static let maximumSize = 64 * 1024
-    /// The PolicyAuthorize policyRef of every Vigil vault: approvals for other purposes do not apply.
-    public static let policyRef = Array("vigil-vault-approval-v1".utf8)
+    /// The PolicyAuthorize policyRef of a vault: a context and the vault's id, so the TPM itself refuses an
+    /// approval signed for another vault (on this device or any other) and approvals for other purposes.
+    public static func policyRef(vaultID: String) -> [UInt8] { Array("vigil-vault-approval-v1\u{0}\(vaultID)".utf8) }
 
     /// ``currentFormat``.
     public var format: Int
@@ -102,9 +103,15 @@ public struct PCRApproval: Codable, Sendable, Hashable {
                     "vault: this key (\(Hex.encode(authorityName).prefix(20))…) is not the vault's authority (\(descriptor.authorityName.prefix(20))…)"
             )
         }
-        guard let counterName = Hex.decode(descriptor.counterName) else {
-            throw VaultError(reason: "vault: the descriptor's counter name is not hex")
+        guard let counterName = Hex.decode(descriptor.counterName), counterName.count == 34 else {
+            throw VaultError(reason: "vault: the descriptor's counter name is not a SHA-256 NV Name")
         }
+        // The descriptor comes from the device: an absurd epoch would make the approval impossible to revoke.
+        guard descriptor.epoch < 1 << 48 else {
+            throw VaultError(
+                reason: "vault: the descriptor's epoch \(descriptor.epoch) is not a plausible counter value")
+        }
+        try PCRSealedKey.checkPCRSet(descriptor.pcrs)
         var pcrs: [String: String] = [:]
         for pcr in descriptor.pcrs {
             guard let v = values[.sha256, pcr], v.count == 32 else {
@@ -122,7 +129,7 @@ public struct PCRApproval: Codable, Sendable, Hashable {
             documentSignature: "", note: note)
         do {
             approval.policySignature = Hex.encode(
-                try authority.signature(for: policy + policyRef).rawRepresentation)
+                try authority.signature(for: policy + policyRef(vaultID: descriptor.vaultID)).rawRepresentation)
             approval.documentSignature = Hex.encode(
                 try authority.signature(for: approval.signedText()).rawRepresentation)
         } catch { throw VaultError(reason: "vault: signing the approval failed: \(error)") }
@@ -231,6 +238,8 @@ public struct AuthorizedSealing: Codable, Sendable, Hashable {
     public var authorityName: String
     /// The approval counter's Name (hex) at seal time.
     public var counterName: String
+    /// The vault's id, in the policyRef.
+    public var vaultID: String
 
     /// The authority's TPMT_PUBLIC for a swift-crypto key.
     public static func tpmPublic(of key: P256.Signing.PublicKey) -> TPMTPublic {
@@ -251,10 +260,13 @@ public struct AuthorizedSealing: Codable, Sendable, Hashable {
     }
 
     /// A sealing for `key` and the counter state.
-    public init(authority key: P256.Signing.PublicKey, counter: ApprovalCounter.State) throws(VaultError) {
+    public init(authority key: P256.Signing.PublicKey, counter: ApprovalCounter.State, vaultID: String)
+        throws(VaultError)
+    {
         authorityPublic = Data(Self.tpmPublic(of: key).marshal()).base64EncodedString()
         authorityName = Hex.encode(try Self.name(of: key))
         counterName = counter.name
+        self.vaultID = vaultID
     }
 
     /// The authority's TPMT_PUBLIC, checked against the recorded Name.
@@ -277,12 +289,13 @@ public struct AuthorizedSealing: Codable, Sendable, Hashable {
         return key
     }
 
-    /// The object's authPolicy: PolicyAuthorize(authority, ``PCRApproval/policyRef``).
+    /// The object's authPolicy: PolicyAuthorize(authority, ``PCRApproval/policyRef(vaultID:)``).
     public func objectPolicy() throws(VaultError) -> [UInt8] {
         do {
             var digest = try TPMPolicyDigest()
             try digest.policyAuthorize(
-                keySign: TPMName(bytes: Hex.decode(authorityName) ?? []), policyRef: PCRApproval.policyRef)
+                keySign: TPMName(bytes: Hex.decode(authorityName) ?? []),
+                policyRef: PCRApproval.policyRef(vaultID: vaultID))
             return digest.digest
         } catch { throw VaultError(reason: "vault: computing the authorize policy failed: \(error.reason)") }
     }

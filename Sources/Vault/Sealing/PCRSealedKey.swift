@@ -34,6 +34,23 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
     /// at seal time.
     public var authorization: AuthorizedSealing?
 
+    /// The PCRs every sealing must include: the firmware (0), the boot loader and kernel (4), Secure Boot (7).
+    public static let requiredPCRs: Set<Int> = [0, 4, 7]
+
+    /// Refuses a PCR set that proves little: one without PCRs 0, 4 and 7, or with PCRs 16–23, which software can
+    /// reset (16: debug; 17–22: dynamic launch, reset at locality 4; 23: application).
+    public static func checkPCRSet(_ pcrs: [Int]) throws(VaultError) {
+        guard !pcrs.isEmpty, pcrs.allSatisfy({ (0...15).contains($0) }), Set(pcrs).count == pcrs.count else {
+            throw VaultError(reason: "vault: PCRs must be distinct, between 0 and 15 (16–23 can be reset by software)")
+        }
+        let missing = requiredPCRs.subtracting(pcrs).sorted()
+        guard missing.isEmpty else {
+            throw VaultError(
+                reason:
+                    "vault: the PCRs must include 0, 4 and 7 (firmware, boot chain, Secure Boot); missing \(missing)")
+        }
+    }
+
     /// Generates a vault key of `size` bytes: the TPM's RNG (TPM2_GetRandom) XOR the OS RNG, so neither alone
     /// decides it.
     public static func generateKey(tpm: TPM, size: Int) async throws(VaultError) -> SecretBytes {
@@ -57,9 +74,7 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
     public static func seal(
         _ key: SecretBytes, tpm: TPM, pcrs: [Int] = defaultPCRs, authorization: AuthorizedSealing? = nil
     ) async throws(VaultError) -> PCRSealedKey {
-        guard !pcrs.isEmpty, pcrs.allSatisfy({ (0...23).contains($0) }), Set(pcrs).count == pcrs.count else {
-            throw VaultError(reason: "vault: PCRs must be distinct, between 0 and 23")
-        }
+        try Self.checkPCRSet(pcrs)
         let selection = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: pcrs.sorted())])
         let check = TPMLPCRSelection([TPMSPCRSelection(hash: .sha256, pcrs: [0, 4])])
         do {
@@ -179,7 +194,8 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
                 else { throw VaultError(reason: "its policy or signature is not hex") }
                 let aHash: [UInt8]
                 do {
-                    aHash = try TPMPolicyDigest.approvalDigest(approvedPolicy: policy, policyRef: PCRApproval.policyRef)
+                    aHash = try TPMPolicyDigest.approvalDigest(
+                        approvedPolicy: policy, policyRef: PCRApproval.policyRef(vaultID: authorization.vaultID))
                 } catch { throw VaultError(reason: "\(error.reason)") }
                 let signature = TPMTSignature(
                     algorithm: .ecdsa, hashAlg: .sha256, body: .ecc(r: Array(rs[0..<32]), s: Array(rs[32..<64])))
@@ -199,7 +215,8 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
                                     session, index: ApprovalCounter.index, operandB: operand,
                                     operation: .unsignedLessOrEqual)
                                 try tpm.policyAuthorize(
-                                    session, approvedPolicy: policy, policyRef: PCRApproval.policyRef,
+                                    session, approvedPolicy: policy,
+                                    policyRef: PCRApproval.policyRef(vaultID: authorization.vaultID),
                                     keySign: keyName, ticket: ticket)
                                 return try tpm.unseal(item, session: session)
                             }
