@@ -64,12 +64,14 @@ extension TPM {
     // MARK: Ordinary objects
 
     /// Creates an object under a loaded storage parent: a key (TPM-generated) or a sealed data object
-    /// (`sealedData` given). Returns the blobs to ``load(parent:_:authValue:)`` later.
+    /// (`sealedData` given). Returns the blobs to ``load(parent:_:authValue:)`` later. With `session` (an HMAC
+    /// session salted by the parent, from ``withHMACSession(salt:encryptParameters:_:)``), the parent is authorized
+    /// through it and inSensitive (the sealed data) crosses the bus encrypted.
     ///
     /// Corresponding ESAPI call: `Esys_Create` (TPM2_Create, Part 3 §12.1).
     public func create(
         parent: TPMObject, template: TPMTPublic, authValue: SecretBytes? = nil,
-        sealedData: SecretBytes? = nil
+        sealedData: SecretBytes? = nil, session: TPMSession? = nil
     ) throws(TPMError) -> TPMKeyBlob {
         let ctx = context.raw
         var inSensitive = try sensitiveCreate(authValue: authValue, data: sealedData)
@@ -85,7 +87,8 @@ extension TPM {
         var ticket: UnsafeMutablePointer<TPMT_TK_CREATION>? = nil
         try tss2Call("Esys_Create", logger: logger) {
             Esys_Create(
-                ctx, parent.tr, ESYS.password, ESYS.none, ESYS.none, &inSensitive, &inPublic, &outsideInfo,
+                ctx, parent.tr, session?.tr ?? ESYS.password, ESYS.none, ESYS.none, &inSensitive, &inPublic,
+                &outsideInfo,
                 &creationPCR,
                 &outPrivate, &outPublic, &creationData, &creationHash, &ticket)
         }

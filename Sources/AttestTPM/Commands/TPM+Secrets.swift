@@ -62,10 +62,14 @@ extension TPM {
         return SecretBytes(bytes)
     }
 
-    /// ECDH with a TPM-resident key: returns the shared point d·Q for the peer's point Q (x, y).
+    /// ECDH with a TPM-resident key: returns the shared point d·Q for the peer's point Q (x, y). With `session`
+    /// (an HMAC session salted by a loaded key, with parameter encryption), the key is authorized through it and
+    /// the shared point crosses the bus encrypted.
     ///
     /// Corresponding ESAPI call: `Esys_ECDH_ZGen` (TPM2_ECDH_ZGen, Part 3 §14.5).
-    public func ecdhZGen(_ key: TPMObject, peerX: [UInt8], peerY: [UInt8]) throws(TPMError) -> SecretBytes {
+    public func ecdhZGen(_ key: TPMObject, peerX: [UInt8], peerY: [UInt8], session: TPMSession? = nil)
+        throws(TPMError) -> SecretBytes
+    {
         let ctx = context.raw
         var point = ByteWriter()
         point.appendTPM2B(peerX)
@@ -74,7 +78,7 @@ extension TPM {
             point.bytes, into: TPM2B_ECC_POINT(), Tss2_MU_TPM2B_ECC_POINT_Unmarshal, "TPM2B_ECC_POINT")
         var out: UnsafeMutablePointer<TPM2B_ECC_POINT>? = nil
         try tss2Call("Esys_ECDH_ZGen", logger: logger) {
-            Esys_ECDH_ZGen(ctx, key.tr, ESYS.password, ESYS.none, ESYS.none, &inPoint, &out)
+            Esys_ECDH_ZGen(ctx, key.tr, session?.tr ?? ESYS.password, ESYS.none, ESYS.none, &inPoint, &out)
         }
         defer {
             if let out { wipe(&out.pointee) }

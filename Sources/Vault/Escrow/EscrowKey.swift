@@ -68,7 +68,10 @@ public struct EscrowKey: Codable, Sendable, Hashable {
         do {
             return try await tpm.withPersistent(IdentityKeyTemplates.srkHandle) { tpm, srk throws(TPMError) in
                 try tpm.withLoaded(parent: srk, blob) { tpm, key throws(TPMError) in
-                    try tpm.ecdhZGen(key, peerX: peerX, peerY: peerY)
+                    // Salted by the SRK with parameter encryption: Z crosses the bus encrypted.
+                    try tpm.withHMACSession(salt: srk) { tpm, session throws(TPMError) in
+                        try tpm.ecdhZGen(key, peerX: peerX, peerY: peerY, session: session)
+                    }
                 }
             }
         } catch {

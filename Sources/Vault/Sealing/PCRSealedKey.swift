@@ -98,8 +98,11 @@ public struct PCRSealedKey: Codable, Sendable, Hashable {
             let template = TPMTPublic(
                 nameAlg: .sha256, objectAttributes: [.fixedTPM, .fixedParent], authPolicy: policy,
                 parameters: .keyedHash(scheme: .null, unique: []))
+            // Salted by the SRK with parameter encryption: the key crosses the bus encrypted here too.
             let blob = try await tpm.withPersistent(IdentityKeyTemplates.srkHandle) { tpm, srk throws(TPMError) in
-                try tpm.create(parent: srk, template: template, sealedData: key)
+                try tpm.withHMACSession(salt: srk) { tpm, session throws(TPMError) in
+                    try tpm.create(parent: srk, template: template, sealedData: key, session: session)
+                }
             }
             var atSeal: [String: String] = [:]
             for pcr in pcrs { atSeal[String(pcr)] = Hex.encode(values[.sha256, pcr] ?? []) }
