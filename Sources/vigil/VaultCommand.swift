@@ -15,7 +15,7 @@ struct VaultCommand: AsyncParsableCommand {
         commandName: "vault", abstract: "TPM-sealed vaults (fscrypt directories).",
         subcommands: [
             Create.self, Unlock.self, Lock.self, Status.self, Reseal.self, Escrow.self, Recover.self,
-            ApprovePCRs.self, RevokeApprovals.self, Predict.self,
+            ApprovePCRs.self, RevokeApprovals.self, Predict.self, Rotate.self,
         ])
 
     struct Create: AsyncParsableCommand {
@@ -356,6 +356,46 @@ struct VaultCommand: AsyncParsableCommand {
 }
 
 extension VaultCommand {
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "LUKS2: replace the TPM key (a new keyslot, the token switched, the escrow updated, the old keyslot destroyed)."
+        )
+        @Argument(help: "The LUKS2 volume.") var path: String
+        @Option(help: "The controller, to update the escrow (required for an escrowed vault).") var controller: String?
+        @Option(help: "The controller's CA certificate (with --controller).") var ca: String?
+        @Option(help: "A signed approval, for a vault sealed to approvals; repeatable.") var approval: [String] = []
+        @OptionGroup var tpmOptions: TPMOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                guard LUKS2Vault.isLUKS2(path) else {
+                    throw VaultError(
+                        reason:
+                            "vault: \(path) is not a LUKS2 volume; an fscrypt directory's key cannot be replaced in place (the kernel binds every file to it): create a new vault and copy"
+                    )
+                }
+                let tpm = try await tpmOptions.open()
+                let approvals = try readApprovals(approval)
+                let vault = LUKS2Vault(path: path)
+                let m: VaultMetadata
+                if let connection = try escrowConnection(controller: controller, ca: ca) {
+                    m = try await connection.withConnection { connection in
+                        try await vault.rotate(
+                            tpm: tpm, approvals: approvals,
+                            escrow: try await VaultRecovery.depositor(
+                                agent: DeviceAgent(tpm: tpm, connection: connection)))
+                    }
+                } else {
+                    m = try await vault.rotate(tpm: tpm, approvals: approvals, escrow: nil)
+                }
+                print(
+                    "vault \(path): new TPM key in \(m.keyIdentifier)\(m.escrow.map { ", escrowed as \($0.name) v\($0.version)" } ?? "")"
+                )
+            }
+        }
+    }
+
     struct Predict: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:

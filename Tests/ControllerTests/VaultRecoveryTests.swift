@@ -255,6 +255,100 @@ struct VaultRecoveryTests {
         await controller.stop()
     }
 
+    /// LUKS2 key rotation killed at every step (new keyslot added; token switched; escrow updated; or not at all):
+    /// the volume opens locally, and after a PCR change the escrow still recovers it.
+    @Test(arguments: ["luks2.rotate.keyslot-added", "luks2.rotate.token-switched", "luks2.rotate.escrowed", "none"])
+    func aLUKS2RotationKilledAtAnyStepStillOpensLocallyAndThroughTheEscrow(_ point: String) async throws {
+        let controller = try await ControllerHarness.start(.sqlite)
+        let device = try TestDevice()
+        defer { device.stop() }
+        let unlocked: Int32 = LUKS2Vault.deviceMapperAvailable ? 0 : 3
+        do {
+            try await controller.prepareFleet()
+            _ = try await ControllerEndToEndTests.bootAndOnboard(device, controller, group: "lab")
+            let log = ControllerFixtures.eventLog
+            let image = device.path("volume.img")
+            #expect(
+                try await device.vigil(["device", "attest", "--eventlog", log] + controller.connectionArguments).status
+                    == 0)
+            let create = try await device.vigil(
+                ["vault", "create", "--backend", "luks2", "--size", "32M", image] + controller.connectionArguments)
+            #expect(create.status == 0, "\(create.stderr)")
+            let tpm = try await device.open()
+            let vault = LUKS2Vault(path: image)
+            let volumeKey = try vault.volumeKey(passphrase: try await vault.read().sealing.unseal(tpm: tpm))
+                .unsafeCopy()
+            // Rotation without the controller would strand the escrow: refused.
+            let stranded = try await device.vigil(["vault", "rotate", image])
+            #expect(stranded.status == 1)
+            #expect(stranded.stderr.contains("escrowed"), "\(stranded.stderr)")
+
+            #expect(
+                try await device.vigil(["device", "attest", "--eventlog", log] + controller.connectionArguments).status
+                    == 0)
+            let rotate = try await device.vigil(
+                ["vault", "rotate", image] + controller.connectionArguments, environment: [CrashPoint.variable: point])
+            #expect(rotate.status == (point == "none" ? 0 : 128 + SIGKILL), "\(point): \(rotate.stderr)")
+            let local = try await device.vigil(["vault", "unlock", image])
+            #expect(local.status == unlocked, "\(point): \(local.stderr)")
+            // The data key is the same whatever opened it.
+            #expect(
+                try vault.volumeKey(passphrase: try await vault.read().sealing.unseal(tpm: tpm)).unsafeCopy()
+                    == volumeKey)
+
+            // A PCR change, then recovery through the escrow: the escrowed key (old or new) still opens the volume.
+            let update = try LogAppend.append(
+                to: try Array(Data(contentsOf: URL(fileURLWithPath: log))), pcr: 14, type: 0x0000_000D,
+                data: Array("MokListTrusted update".utf8))
+            let updatedLog = device.path("updated.bin")
+            try Data(update.log).write(to: URL(fileURLWithPath: updatedLog))
+            try await tpm.pcrExtend(14, digests: update.digests)
+            let recover = try await device.vigil(
+                ["vault", "recover", image, "--eventlog", updatedLog] + controller.connectionArguments)
+            #expect(recover.status == unlocked, "\(point): \(recover.stderr)")
+            #expect(try await device.vigil(["vault", "unlock", image]).status == unlocked, "\(point)")
+        } catch {
+            await controller.stop()
+            throw error
+        }
+        await controller.stop()
+    }
+
+    /// An escrow deposit killed after the controller stored it, before the metadata recorded it: the vault opens,
+    /// and depositing again works.
+    @Test func anEscrowUpdateKilledAfterTheDepositLeavesAVaultThatOpens() async throws {
+        let controller = try await ControllerHarness.start(.sqlite)
+        let device = try TestDevice()
+        defer { device.stop() }
+        let fs = try Ext4Image()
+        do {
+            try #require(fs.mounted, "\(fs.failure ?? "")")
+            let dir = fs.mountPoint + "/vault"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+            try await controller.prepareFleet()
+            _ = try await ControllerEndToEndTests.bootAndOnboard(device, controller, group: "lab")
+            #expect(try await device.vigil(["vault", "create", dir]).status == 0)
+            #expect(
+                try await device.vigil(
+                    ["device", "attest", "--eventlog", ControllerFixtures.eventLog] + controller.connectionArguments
+                )
+                .status == 0)
+            let crashed = try await device.vigil(
+                ["vault", "escrow", dir] + controller.connectionArguments,
+                environment: [CrashPoint.variable: "vault.escrow.deposited"])
+            #expect(crashed.status == 128 + SIGKILL, "\(crashed.stderr)")
+            #expect(try await device.vigil(["vault", "lock", dir]).status == 0)
+            #expect(try await device.vigil(["vault", "unlock", dir]).status == 0)
+            let again = try await device.vigil(["vault", "escrow", dir] + controller.connectionArguments)
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(again.stdout.contains("v2"), "the controller keeps both deposits: \(again.stdout)")
+        } catch {
+            await controller.stop()
+            throw error
+        }
+        await controller.stop()
+    }
+
     static func files(under root: URL) -> [String] {
         guard let e = FileManager.default.enumerator(atPath: root.path) else { return [] }
         return e.compactMap { ($0 as? String).map { root.appendingPathComponent($0).path } }.filter {

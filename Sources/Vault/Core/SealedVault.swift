@@ -19,9 +19,14 @@ public protocol SealedVault: Sendable {
     func install(_ key: SecretBytes, _ metadata: VaultMetadata) throws(VaultError)
     /// `locked`, `unlocked`, or a backend's own state.
     func state(_ metadata: VaultMetadata) throws(VaultError) -> String
+    /// Records in `metadata` what identifies `key` (a key that passed ``checkKey(_:_:)``); LUKS2: the keyslot
+    /// it opens, which differs from the recorded one when a rotation was interrupted.
+    func adopt(_ key: SecretBytes, _ metadata: inout VaultMetadata) throws(VaultError)
 }
 
 extension SealedVault {
+    public func adopt(_ key: SecretBytes, _ metadata: inout VaultMetadata) throws(VaultError) {}
+
     /// `vigil vault unlock PATH`: unseals the key (the PCRs must be those at seal time, or an approval's) and
     /// installs it.
     public func unlock(tpm: TPM, approvals: [PCRApproval] = []) async throws(VaultError) {
@@ -79,6 +84,7 @@ extension SealedVault {
         }
         let key = try await escrow.open(tpm: tpm, escrowKey: escrowKey, deviceID: deviceID, vaultID: vaultID)
         try checkKey(key, metadata)
+        try adopt(key, &metadata)
         CrashPoint.reached("vault.recover.opened")
         // Resealed to the policy authenticated in the escrow, never to the (editable) metadata's.
         metadata.sealing.authorization = escrow.policy.authorization

@@ -156,19 +156,74 @@ public struct LUKS2Vault: SealedVault {
         return n
     }
 
-    /// Refuses a key that does not open the TPM keyslot (checked by libcryptsetup without activating).
+    /// Refuses a key that opens no keyslot of this volume (checked by libcryptsetup without activating). Any
+    /// keyslot will do: after an interrupted rotation the escrow may hold the previous key, whose keyslot is kept
+    /// until the new key is escrowed.
     public func checkKey(_ key: SecretBytes, _ metadata: VaultMetadata) throws(VaultError) {
-        let slot = try keyslot(metadata)
+        _ = try openedKeyslot(key)
+    }
+
+    /// The keyslot `key` opens.
+    func openedKeyslot(_ key: SecretBytes) throws(VaultError) -> Int32 {
         try withDevice(load: true) { cd throws(VaultError) in
             let r = key.withUnsafeBytes { k in
                 crypt_activate_by_passphrase(
-                    cd, nil, slot, k.baseAddress?.assumingMemoryBound(to: CChar.self), k.count, 0)
+                    cd, nil, CRYPT_ANY_SLOT, k.baseAddress?.assumingMemoryBound(to: CChar.self), k.count, 0)
             }
             guard r >= 0 else {
-                throw VaultError(
-                    reason: "luks2: the key does not open keyslot \(slot) of \(path): it is not this volume's key")
+                throw VaultError(reason: "luks2: the key opens no keyslot of \(path): it is not this volume's key")
             }
+            return r
         }
+    }
+
+    public func adopt(_ key: SecretBytes, _ metadata: inout VaultMetadata) throws(VaultError) {
+        metadata.keyIdentifier = "keyslot:\(try openedKeyslot(key))"
+    }
+
+    /// `vigil vault rotate PATH`: a new TPM key in a new keyslot, sealed like the old one; the token switches to
+    /// it, the escrow follows (an escrowed vault needs `escrow`), and only then is the old keyslot destroyed. A
+    /// kill at any step leaves the old key or the new one opening the volume, locally and through the escrow.
+    /// The volume key (and the data) is unchanged: rotation replaces what opens it.
+    public func rotate(tpm: TPM, approvals: [PCRApproval] = [], escrow: EscrowDepositor?) async throws(VaultError)
+        -> VaultMetadata
+    {
+        var metadata = try read()
+        if metadata.escrow != nil, escrow == nil {
+            throw VaultError(
+                reason: "luks2: \(path) is escrowed: rotate with --controller so the escrow follows the key")
+        }
+        let oldKey = try await unsealKey(metadata, tpm: tpm, approvals: approvals)
+        let oldSlot = try openedKeyslot(oldKey)
+        let newKey = try await PCRSealedKey.generateKey(tpm: tpm, size: 64)
+        let sealing = try await PCRSealedKey.seal(
+            newKey, tpm: tpm, pcrs: metadata.sealing.pcrs, authorization: metadata.sealing.authorization)
+        let newSlot: Int32 = try withDevice(load: true) { cd throws(VaultError) in
+            try Self.setPBKDF(cd, "pbkdf2", iterations: 1000, memoryKB: 0)
+            let slot = oldKey.withUnsafeBytes { o in
+                newKey.withUnsafeBytes { n in
+                    crypt_keyslot_add_by_passphrase(
+                        cd, CRYPT_ANY_SLOT, o.baseAddress?.assumingMemoryBound(to: CChar.self), o.count,
+                        n.baseAddress?.assumingMemoryBound(to: CChar.self), n.count)
+                }
+            }
+            try check(slot, "crypt_keyslot_add_by_passphrase (rotation)")
+            return slot
+        }
+        CrashPoint.reached("luks2.rotate.keyslot-added")
+        metadata.sealing = sealing
+        metadata.keyIdentifier = "keyslot:\(newSlot)"
+        try write(metadata)
+        CrashPoint.reached("luks2.rotate.token-switched")
+        if let escrow, let escrowKey = metadata.escrowKey, let vaultID = metadata.vaultID {
+            metadata.escrow = try await escrow.deposit(newKey, escrowKey: escrowKey, vaultID: vaultID, sealing: sealing)
+            try write(metadata)
+            CrashPoint.reached("luks2.rotate.escrowed")
+        }
+        try withDevice(load: true) { cd throws(VaultError) in
+            try check(crypt_keyslot_destroy(cd, oldSlot), "crypt_keyslot_destroy (keyslot \(oldSlot))")
+        }
+        return metadata
     }
 
     /// The volume key, obtained through the keyslot `passphrase` opens (the TPM key, or the recovery passphrase).
@@ -193,8 +248,8 @@ public struct LUKS2Vault: SealedVault {
     /// Unlocks: the volume key through the TPM keyslot, then a dm-crypt mapping. Without device-mapper the error
     /// says the volume key was recovered and what the kernel lacks.
     public func install(_ key: SecretBytes, _ metadata: VaultMetadata) throws(VaultError) {
+        let volumeKey = try volumeKey(passphrase: key)
         let slot = try keyslot(metadata)
-        let volumeKey = try volumeKey(passphrase: key, keyslot: slot)
         guard Self.deviceMapperAvailable else {
             throw VaultError(
                 reason:
