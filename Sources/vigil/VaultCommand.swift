@@ -156,8 +156,8 @@ struct VaultCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                if LUKS2Vault.isLUKS2(path) {
-                    try LUKS2Vault(path: path).lock()
+                if let luks = openVault(path) as? LUKS2Vault {
+                    try luks.lock()
                     print("vault \(path): locked (no mapping)")
                     return
                 }
@@ -473,7 +473,11 @@ func activationSkipped<R>(_ body: () async throws -> R) async throws -> R {
 
 /// The vault at `path`: a LUKS2 volume when it has a LUKS2 header, else an fscrypt directory.
 func openVault(_ path: String) -> any SealedVault {
-    LUKS2Vault.isLUKS2(path) ? LUKS2Vault(path: path) : FSCryptVault(path: path)
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        return FSCryptVault(path: path)  // without loading libcryptsetup (and libdevmapper) at all
+    }
+    return LUKS2Vault.isLUKS2(path) ? LUKS2Vault(path: path) : FSCryptVault(path: path)
 }
 
 /// A size as people write it: 512, 64K, 64M, 1G.
