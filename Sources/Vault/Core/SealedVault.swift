@@ -1,6 +1,6 @@
 public import Attest
 public import AttestTPM
-public import Foundation
+import Foundation
 import SystemSupport
 
 /// A vault whatever holds its data (an fscrypt directory, a LUKS2 volume): where its metadata lives, how a key is

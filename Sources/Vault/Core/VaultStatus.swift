@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// What `vigil vault status` reports.
 public struct VaultStatus: Codable, Sendable {

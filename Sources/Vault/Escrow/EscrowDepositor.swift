@@ -1,4 +1,4 @@
-public import AttestTPM
+import AttestTPM
 public import Foundation
 
 /// Where a vault's escrow was deposited: the controller's secret name and version, and which TPM key opens it.

@@ -1,7 +1,7 @@
-public import Attest
+import Attest
 public import AttestTPM
 import Crypto
-public import Foundation
+import Foundation
 
 /// A vault key in escrow: AES-256-GCM under a key that only this device's TPM can reproduce, deposited at the
 /// controller, which stores it without being able to read it and hands it back only after a fresh passing
