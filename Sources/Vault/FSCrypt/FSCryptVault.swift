@@ -1,7 +1,7 @@
 public import Attest
 public import AttestTPM
 public import Crypto
-public import Foundation
+import Foundation
 import SystemSupport
 
 /// A vault directory: fscrypt v2 under a 64-byte key sealed in the TPM to PCR values (``PCRSealedKey``).

@@ -2,7 +2,7 @@ public import Attest
 public import AttestTPM
 internal import CCryptsetup
 public import Crypto
-public import Foundation
+import Foundation
 import SystemSupport
 
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-public import Attest
+import Attest
 public import AttestTPM
 
 /// The device's vault approval counter: an NV counter (TPM_NT_COUNTER) at ``index`` whose value is the current
