@@ -1,4 +1,4 @@
-public import Attest
+import Attest
 import AttestTPM
 public import ControllerProtocol
 import Foundation
