@@ -181,12 +181,7 @@ struct VaultRecoveryTests {
             #expect(create.stdout.contains("escrowed at the controller"), "\(create.stdout)")
             #expect(try await device.vigil(["vault", "unlock", image]).status == unlocked)
 
-            let update = try LogAppend.append(
-                to: try Array(Data(contentsOf: URL(fileURLWithPath: log))), pcr: 14, type: 0x0000_000D,
-                data: Array("MokListTrusted update".utf8))
-            let updatedLog = device.path("updated.bin")
-            try Data(update.log).write(to: URL(fileURLWithPath: updatedLog))
-            try await device.open().pcrExtend(14, digests: update.digests)
+            let updatedLog = try await LogAppend.bootAnUpdate(device)
             let denied = try await device.vigil(["vault", "unlock", image])
             #expect(denied.status == 1)
             #expect(denied.stderr.contains("PCR 14"), "\(denied.stderr)")
@@ -228,12 +223,7 @@ struct VaultRecoveryTests {
             try Data("kept".utf8).write(to: URL(fileURLWithPath: dir + "/f"))
             sync()
             #expect(try await device.vigil(["vault", "lock", dir]).status == 0)
-            let update = try LogAppend.append(
-                to: try Array(Data(contentsOf: URL(fileURLWithPath: log))), pcr: 14, type: 0x0000_000D,
-                data: Array("MokListTrusted update".utf8))
-            let updatedLog = device.path("updated.bin")
-            try Data(update.log).write(to: URL(fileURLWithPath: updatedLog))
-            try await device.open().pcrExtend(14, digests: update.digests)
+            let updatedLog = try await LogAppend.bootAnUpdate(device)
 
             let crashed = try await device.vigil(
                 ["vault", "recover", dir, "--eventlog", updatedLog] + controller.connectionArguments,
@@ -297,12 +287,7 @@ struct VaultRecoveryTests {
                     == volumeKey)
 
             // A PCR change, then recovery through the escrow: the escrowed key (old or new) still opens the volume.
-            let update = try LogAppend.append(
-                to: try Array(Data(contentsOf: URL(fileURLWithPath: log))), pcr: 14, type: 0x0000_000D,
-                data: Array("MokListTrusted update".utf8))
-            let updatedLog = device.path("updated.bin")
-            try Data(update.log).write(to: URL(fileURLWithPath: updatedLog))
-            try await tpm.pcrExtend(14, digests: update.digests)
+            let updatedLog = try await LogAppend.bootAnUpdate(device)
             let recover = try await device.vigil(
                 ["vault", "recover", image, "--eventlog", updatedLog] + controller.connectionArguments)
             #expect(recover.status == unlocked, "\(point): \(recover.stderr)")
@@ -361,6 +346,18 @@ struct VaultRecoveryTests {
 /// Appends one crypto-agile event (TCG PC Client PFP §10.2.2 TCG_PCR_EVENT2) to an event log, with a digest for
 /// every bank the log declares, and returns the log and those digests (to extend the TPM with the same).
 enum LogAppend {
+    /// An update measured into PCR 14 with its event logged: writes the updated log beside the device, extends
+    /// the device's TPM with the same digests, and returns the log's path.
+    static func bootAnUpdate(_ device: TestDevice) async throws -> String {
+        let update = try append(
+            to: try Array(Data(contentsOf: URL(fileURLWithPath: ControllerFixtures.eventLog))), pcr: 14,
+            type: 0x0000_000D, data: Array("MokListTrusted update".utf8))
+        let path = device.path("updated.bin")
+        try Data(update.log).write(to: URL(fileURLWithPath: path))
+        try await device.open().pcrExtend(14, digests: update.digests)
+        return path
+    }
+
     static func append(to log: [UInt8], pcr: UInt32, type: UInt32, data: [UInt8]) throws -> (
         log: [UInt8], digests: [TPMAlgorithmID: [UInt8]]
     ) {
