@@ -45,13 +45,7 @@ struct VaultCommand: AsyncParsableCommand {
                 guard backend == "fscrypt" || backend == "luks2" else {
                     throw ValidationError("--backend: fscrypt or luks2")
                 }
-                var list = PCRSealedKey.defaultPCRs
-                if let pcrs {
-                    guard let parsed = TPMLPCRSelection(parsingSpec: "sha256:" + pcrs)?.selections.first?.pcrs else {
-                        throw ValidationError("--pcrs: a list like 0,1,2,7 or 0-7")
-                    }
-                    list = parsed
-                }
+                let list = try pcrs.map(parsePCRList) ?? PCRSealedKey.defaultPCRs
                 let bytes = try size.map { text in
                     guard let n = byteCount(text) else { throw ValidationError("--size: bytes with K, M or G (64M)") }
                     return n
@@ -217,12 +211,7 @@ struct VaultCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let tpm = try await tpmOptions.open()
-                let list = try pcrs.map { spec in
-                    guard let parsed = TPMLPCRSelection(parsingSpec: "sha256:" + spec)?.selections.first?.pcrs else {
-                        throw ValidationError("--pcrs: a list like 0,1,2,7 or 0-7")
-                    }
-                    return parsed
-                }
+                let list = try pcrs.map(parsePCRList)
                 let m = try await openVault(path).reseal(
                     tpm: tpm, pcrs: list, bootLog: try readBootLog(eventlog).log, approvals: try readApprovals(approval)
                 )
@@ -317,12 +306,7 @@ struct VaultCommand: AsyncParsableCommand {
                     throw ValidationError("--vault: no \"approval\" in it: the vault is sealed to PCRs, not approvals")
                 }
                 descriptor.vaultID = descriptor.vaultID.lowercased()
-                if let pcrs {
-                    guard let parsed = TPMLPCRSelection(parsingSpec: "sha256:" + pcrs)?.selections.first?.pcrs else {
-                        throw ValidationError("--pcrs: a list like 0-4,6-14")
-                    }
-                    descriptor.pcrs = parsed
-                }
+                if let pcrs { descriptor.pcrs = try parsePCRList(pcrs) }
                 let values = try readPCRValues(pcrValues)
                 guard let seconds = durationSeconds(expires) else {
                     throw ValidationError("--expires: a number with s, m, h or d (30d)")
@@ -478,6 +462,14 @@ func openVault(_ path: String) -> any SealedVault {
         return FSCryptVault(path: path)  // without loading libcryptsetup (and libdevmapper) at all
     }
     return LUKS2Vault.isLUKS2(path) ? LUKS2Vault(path: path) : FSCryptVault(path: path)
+}
+
+/// `--pcrs`: SHA-256 PCRs as a list like 0,1,2,7 or 0-4,6-14.
+func parsePCRList(_ spec: String) throws -> [Int] {
+    guard let parsed = TPMLPCRSelection(parsingSpec: "sha256:" + spec)?.selections.first?.pcrs else {
+        throw ValidationError("--pcrs: a list like 0,1,2,7 or 0-4,6-14")
+    }
+    return parsed
 }
 
 /// A size as people write it: 512, 64K, 64M, 1G.

@@ -50,7 +50,7 @@ extension SealedVault {
         } else {
             escrowKey = try await EscrowKey.create(tpm: tpm)
         }
-        let vaultID = metadata.vaultID ?? Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
+        let vaultID = metadata.vaultID ?? VaultMetadata.newVaultID()
         metadata.escrowKey = escrowKey
         metadata.vaultID = vaultID
         metadata.escrow = try await escrow.deposit(

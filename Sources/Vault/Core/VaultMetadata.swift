@@ -1,8 +1,12 @@
+import Attest
 public import Foundation
 
 /// What a vault stores (beside an fscrypt directory, or in a LUKS2 token): the key's identity, the sealing,
 /// the escrow record and the boot record, never the key.
 public struct VaultMetadata: Codable, Sendable, Hashable {
+    /// A new vault id: 16 random bytes, hex.
+    static func newVaultID() -> String { Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) }) }
+
     /// ``currentFormat``.
     public var format: Int
     /// `fscrypt`.

@@ -52,7 +52,7 @@ public struct FSCryptVault: SealedVault {
         if try directory.policyIdentifier() != nil {
             throw VaultError(reason: "vault: \(directory.path) is already encrypted")
         }
-        let vaultID = Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
+        let vaultID = VaultMetadata.newVaultID()
         var authorization: AuthorizedSealing?
         if let authority {
             authorization = try AuthorizedSealing(

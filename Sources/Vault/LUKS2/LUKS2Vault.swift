@@ -98,7 +98,7 @@ public struct LUKS2Vault: SealedVault {
         if Self.isLUKS2(path), try label() != Self.pendingLabel {
             throw VaultError(reason: "luks2: \(path) already has a LUKS2 header (refusing to format over it)")
         }
-        let vaultID = Hex.encode((0..<16).map { _ in UInt8.random(in: .min ... .max) })
+        let vaultID = VaultMetadata.newVaultID()
         var authorization: AuthorizedSealing?
         if let authority {
             authorization = try AuthorizedSealing(
@@ -118,13 +118,13 @@ public struct LUKS2Vault: SealedVault {
             }
             try check(formatted, "crypt_format")
             CrashPoint.reached("luks2.create.formatted")
-            try Self.setPBKDF(cd, "pbkdf2", iterations: 1000, memoryKB: 0)
+            try setPBKDF(cd, "pbkdf2", iterations: 1000, memoryKB: 0)
             let slot = key.withUnsafeBytes { k in
                 crypt_keyslot_add_by_volume_key(
                     cd, CRYPT_ANY_SLOT, nil, 0, k.baseAddress?.assumingMemoryBound(to: CChar.self), k.count)
             }
             try check(slot, "crypt_keyslot_add_by_volume_key (TPM keyslot)")
-            try Self.setPBKDF(cd, "argon2id", iterations: 4, memoryKB: 65536)
+            try setPBKDF(cd, "argon2id", iterations: 4, memoryKB: 65536)
             let recoverySlot = recovery.withUnsafeBytes { r in
                 crypt_keyslot_add_by_volume_key(
                     cd, CRYPT_ANY_SLOT, nil, 0, r.baseAddress?.assumingMemoryBound(to: CChar.self), r.count)
@@ -199,7 +199,7 @@ public struct LUKS2Vault: SealedVault {
         let sealing = try await PCRSealedKey.seal(
             newKey, tpm: tpm, pcrs: metadata.sealing.pcrs, authorization: metadata.sealing.authorization)
         let newSlot: Int32 = try withDevice(load: true) { cd throws(VaultError) in
-            try Self.setPBKDF(cd, "pbkdf2", iterations: 1000, memoryKB: 0)
+            try setPBKDF(cd, "pbkdf2", iterations: 1000, memoryKB: 0)
             let slot = oldKey.withUnsafeBytes { o in
                 newKey.withUnsafeBytes { n in
                     crypt_keyslot_add_by_passphrase(
@@ -341,7 +341,7 @@ public struct LUKS2Vault: SealedVault {
         return nil
     }
 
-    static func setPBKDF(_ cd: OpaquePointer, _ type: String, iterations: UInt32, memoryKB: UInt32) throws(VaultError) {
+    func setPBKDF(_ cd: OpaquePointer, _ type: String, iterations: UInt32, memoryKB: UInt32) throws(VaultError) {
         let status = type.withCString { t in
             "sha256".withCString { h in
                 // flags: CRYPT_PBKDF_NO_BENCHMARK (the parameters are the ones given).
@@ -351,7 +351,7 @@ public struct LUKS2Vault: SealedVault {
                 return crypt_set_pbkdf_type(cd, &pbkdf)
             }
         }
-        try LUKS2Vault(path: "").check(status, "crypt_set_pbkdf_type (\(type))")
+        try check(status, "crypt_set_pbkdf_type (\(type))")
     }
 
     /// 32 characters from a 32-letter alphabet without look-alikes (160 bits), in groups of four.
