@@ -72,6 +72,11 @@ public struct APIOperation: Sendable, Hashable {
                 "Deposit a vault escrow (named escrow.*; needs a fresh pass); released only through secretRelease.",
             requestBody: "EscrowDeposit", response: "EscrowReceipt"),
         .init(
+            id: "nodeReport", method: "POST", path: "/v1/node/report", access: .device,
+            summary:
+                "A node agent reports its gate and plugins (shown on the device record); answers whether the controller's latest verdict for it is an unexpired pass. A revoked device is refused.",
+            requestBody: "NodeState", response: "NodeDirective"),
+        .init(
             id: "ekCAPut", method: "PUT", path: "/v1/admin/ek-ca/{name}", access: .policyAdmin,
             summary: "Store a named EK CA bundle.", requestBody: "EKCABundleUpload", response: "Count"),
         .init(

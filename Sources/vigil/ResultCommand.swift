@@ -1,5 +1,6 @@
 import ArgumentParser
 import Controller
+import ControllerProtocol
 import Foundation
 
 /// `vigil result verify`: a relying party checks a controller's signed attestation result offline.

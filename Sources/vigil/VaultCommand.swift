@@ -455,14 +455,8 @@ func activationSkipped<R>(_ body: () async throws -> R) async throws -> R {
     }
 }
 
-/// The vault at `path`: a LUKS2 volume when it has a LUKS2 header, else an fscrypt directory.
-func openVault(_ path: String) -> any SealedVault {
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-        return FSCryptVault(path: path)  // without loading libcryptsetup (and libdevmapper) at all
-    }
-    return LUKS2Vault.isLUKS2(path) ? LUKS2Vault(path: path) : FSCryptVault(path: path)
-}
+/// The vault at `path` (``SealedVaults/open(_:)``).
+func openVault(_ path: String) -> any SealedVault { SealedVaults.open(path) }
 
 /// `--pcrs`: SHA-256 PCRs as a list like 0,1,2,7 or 0-4,6-14.
 func parsePCRList(_ spec: String) throws -> [Int] {

@@ -149,6 +149,11 @@ enum Schema {
             )
             """
         ],
+        // 3: what the device's node agent last reported (its gate, plugins), shown on the device record.
+        [
+            "ALTER TABLE devices ADD COLUMN node_state TEXT",
+            "ALTER TABLE devices ADD COLUMN node_state_at BIGINT",
+        ],
     ]
 
     /// Brings `backend` to the latest version; a database newer than this controller is refused.

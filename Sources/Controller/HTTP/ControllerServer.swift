@@ -126,6 +126,13 @@ public enum ControllerServer {
                     method: "POST", path: request.uri.path, body: body)
             }
         }
+        h["nodeReport"] = { request, context in
+            try await respond {
+                let body = try await collect(request, limit: NodeReport.maximumBody)
+                return try await controller.nodeReport(
+                    authorization: request.headers[.authorization], method: "POST", path: request.uri.path, body: body)
+            }
+        }
         AdminRoutes.add(to: &h, controller)
         return h
     }

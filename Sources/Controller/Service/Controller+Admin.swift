@@ -387,7 +387,7 @@ extension Controller {
         try await backend.transaction { [self] tx throws(ControllerError) in
             guard
                 let row = try await tx.first(
-                    "SELECT device_id, group_name, status, last_attestation, ek_fingerprint, ak_name, onboarded_at FROM devices WHERE device_id = ?",
+                    "SELECT device_id, group_name, status, last_attestation, ek_fingerprint, ak_name, onboarded_at, node_state, node_state_at FROM devices WHERE device_id = ?",
                     [.text(id.rawValue)])
             else { throw .notFound("no device \(id)") }
             let history = try await tx.query(
@@ -397,9 +397,14 @@ extension Controller {
             guard let fp = EKFingerprint(try row.requiredText("ek_fingerprint")) else {
                 throw .internalFailure("database: invalid EK fingerprint")
             }
+            // Stored after validation, but read back defensively: a row that does not decode is shown as absent.
+            let node = try row.text("node_state").flatMap { text in
+                try? APIJSON.decode(NodeReport.State.self, from: Array(text.utf8), limit: NodeReport.maximumBody)
+            }
             return Admin.DeviceDetail(
                 summary: try await summary(tx, row), ekFingerprint: fp, akName: try row.requiredText("ak_name"),
-                onboardedAt: Date(sqlMilliseconds: try row.requiredInteger("onboarded_at")), history: history)
+                onboardedAt: Date(sqlMilliseconds: try row.requiredInteger("onboarded_at")), history: history,
+                node: node, nodeReportedAt: try row.integer("node_state_at").map { Date(sqlMilliseconds: $0) })
         }
     }
 

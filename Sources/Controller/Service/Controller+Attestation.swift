@@ -113,7 +113,8 @@ extension Controller {
                 appraisal: .init(
                     status: appraisal.status, trustVector: appraisal.trustVector, policyID: "policy:\(policy.label)"),
                 policy: policy.label, pcrDigest: Hex.encode(verified.quote.pcrDigest),
-                failedRules: verdict.failures.map(\.rule), deviceKey: device.deviceKey)
+                failedRules: verdict.failures.map(\.rule), deviceKey: device.deviceKey,
+                offlineGrace: verdict.pass ? policy.document.freshness?.offlineGraceSeconds : nil)
             let token = try await AttestationResult.sign(result, key: state.resultSigningKey)
             let verdictJSON = String(decoding: try Self.encodeVerdict(verdict), as: UTF8.self)
             let id = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })

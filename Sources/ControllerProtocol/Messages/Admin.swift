@@ -261,16 +261,22 @@ public enum Admin {
         public var onboardedAt: Date
         /// Attestations, newest first.
         public var history: [AttestationRecord]
+        /// What the device's node agent last reported about itself (its own account, not a verdict).
+        public var node: NodeReport.State?
+        /// When it reported it.
+        public var nodeReportedAt: Date?
         /// A detail view.
         public init(
             summary: DeviceSummary, ekFingerprint: EKFingerprint, akName: String, onboardedAt: Date,
-            history: [AttestationRecord]
+            history: [AttestationRecord], node: NodeReport.State? = nil, nodeReportedAt: Date? = nil
         ) {
             self.summary = summary
             self.ekFingerprint = ekFingerprint
             self.akName = akName
             self.onboardedAt = onboardedAt
             self.history = history
+            self.node = node
+            self.nodeReportedAt = nodeReportedAt
         }
     }
 

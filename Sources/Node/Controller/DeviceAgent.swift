@@ -136,6 +136,14 @@ public struct DeviceAgent: Sendable {
         return receipt.version
     }
 
+    /// Reports the node agent's state (`POST /v1/node/report`); the answer says whether the controller's latest
+    /// verdict for this device is an unexpired pass. A revoked device gets `device_revoked`.
+    public func report(_ state: NodeReport.State) async throws -> NodeReport.Directive {
+        let id = try await deviceID()
+        return try await signedCall(
+            NodeReport.Directive.self, operation: "nodeReport", device: id, body: try APIJSON.encode(state))
+    }
+
     /// A request signed by the TPM device key (``DeviceRequestSignature``).
     func signedCall<T: Decodable>(
         _ type: T.Type, operation: String, device: DeviceID, body: [UInt8], path: String? = nil

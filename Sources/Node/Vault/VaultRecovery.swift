@@ -56,10 +56,16 @@ public enum VaultRecovery {
     }
 
     static func failedRules(_ verdictJSON: String) -> String {
+        let lines = failedRuleList(verdictJSON)
+        return lines.isEmpty ? "" : ": " + lines.joined(separator: "; ")
+    }
+
+    /// Each failed rule of a verdict (JSON), with its PCR, expected and found values and event.
+    static func failedRuleList(_ verdictJSON: String) -> [String] {
         guard let object = try? JSONSerialization.jsonObject(with: Data(verdictJSON.utf8)) as? [String: Any],
             let results = object["results"] as? [[String: Any]]
-        else { return "" }
-        let lines: [String] = results.compactMap { r in
+        else { return [] }
+        return results.compactMap { r in
             guard r["status"] as? String == "failed" else { return nil }
             var line = r["rule"] as? String ?? "?"
             if let pcr = r["pcr"] as? Int { line += " (PCR \(pcr))" }
@@ -69,6 +75,5 @@ public enum VaultRecovery {
             if let event = r["event"] as? Int { line += " (event \(event))" }
             return line
         }
-        return lines.isEmpty ? "" : ": " + lines.joined(separator: "; ")
     }
 }

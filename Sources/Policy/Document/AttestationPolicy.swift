@@ -78,6 +78,10 @@ public struct AttestationPolicy: Hashable, Sendable {
         public var maxNonceAgeSeconds: Int?
         /// Whether a reboot (TPM resetCount change) since the previous attestation is acceptable.
         public var allowReboot: Bool?
+        /// `offline_grace_seconds`: how long a node may keep its gate open on a passing, unexpired result while the
+        /// controller cannot be reached (a node setting, carried in the signed result; not a rule: it judges
+        /// nothing). Absent: none, the gate closes when a re-attestation cannot reach the controller.
+        public var offlineGraceSeconds: Int?
     }
 
     /// The `pcrs:` section: which banks are trusted and what each quoted PCR must hold.

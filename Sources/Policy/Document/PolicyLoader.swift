@@ -115,6 +115,7 @@ public enum PolicyLoader {
             if let c = child.freshness {
                 f.maxNonceAgeSeconds = c.maxNonceAgeSeconds ?? f.maxNonceAgeSeconds
                 f.allowReboot = c.allowReboot ?? f.allowReboot
+                f.offlineGraceSeconds = c.offlineGraceSeconds ?? f.offlineGraceSeconds
             }
             m.freshness = f
         }

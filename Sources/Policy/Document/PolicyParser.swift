@@ -12,7 +12,7 @@ struct PolicyParser {
             "boot", "enforce",
         ],
         "identity": ["ek_certificate", "ek_ca", "manufacturers", "min_firmware_version", "ak_algorithms"],
-        "freshness": ["max_nonce_age_seconds", "allow_reboot"],
+        "freshness": ["max_nonce_age_seconds", "allow_reboot", "offline_grace_seconds"],
         "pcrs": ["banks", "sha1", "sha256", "sha384", "sha512", "sm3_256"],
         "boot": [
             "secure_boot", "pk", "kek", "db", "dbx", "boot_applications", "kernel_cmdline", "forbid", "scrtm_versions",
@@ -63,7 +63,9 @@ struct PolicyParser {
                 policy.warnOnly.insert(rule)
             }
         }
-        let hasRules = policy.identity != nil || policy.freshness != nil || policy.pcrs != nil || policy.boot != nil
+        // The offline grace is a setting, not a rule: a policy with only it still says nothing about the device.
+        let freshnessRules = policy.freshness.map { $0.maxNonceAgeSeconds != nil || $0.allowReboot != nil } ?? false
+        let hasRules = policy.identity != nil || freshnessRules || policy.pcrs != nil || policy.boot != nil
         if !hasRules && !policy.acceptAny && policy.extends == nil {
             throw PolicyError(
                 .emptyRules, "\(root.location)",
@@ -129,6 +131,15 @@ struct PolicyParser {
             r.maxNonceAgeSeconds = try int(n, "freshness.max_nonce_age_seconds", min: 1)
         }
         if let n = m["allow_reboot"] { r.allowReboot = try bool(n, "freshness.allow_reboot") }
+        if let n = m["offline_grace_seconds"] {
+            let grace = try int(n, "freshness.offline_grace_seconds", min: 0)
+            guard grace <= 7 * 86400 else {
+                throw PolicyError(
+                    .invalidValue, "\(n.location)",
+                    "freshness.offline_grace_seconds: \(grace) is more than a week (604800); a stolen box would run that long unattested")
+            }
+            r.offlineGraceSeconds = grace
+        }
         return r
     }
 

@@ -1,4 +1,3 @@
-public import ControllerProtocol
 public import Crypto
 public import Foundation
 public import JWTKit
@@ -38,6 +37,9 @@ public struct AttestationResult: JWTPayload, Sendable {
     /// `cnf`: the device key the result is about (RFC 7800 with an RFC 7638 JWK thumbprint, `jkt`), so a
     /// relying party can require the presenter to prove that key rather than accept a copied token.
     public var confirmation: Confirmation
+    /// `vigil.offline-grace`: seconds after `iat` (never past `exp`) for which the device's policy lets a node keep
+    /// its gate open while the controller cannot be reached; absent or 0: none.
+    public var offlineGrace: Int?
 
     /// `cnf`.
     public struct Confirmation: Codable, Sendable, Hashable {
@@ -75,6 +77,13 @@ public struct AttestationResult: JWTPayload, Sendable {
         /// `ear.appraisal-policy-id`.
         public var policyID: String
 
+        /// An appraisal.
+        public init(status: String, trustVector: [String: Int], policyID: String) {
+            self.status = status
+            self.trustVector = trustVector
+            self.policyID = policyID
+        }
+
         enum CodingKeys: String, CodingKey {
             case status = "ear.status", trustVector = "ear.trustworthiness-vector",
                 policyID = "ear.appraisal-policy-id"
@@ -85,14 +94,14 @@ public struct AttestationResult: JWTPayload, Sendable {
         case profile = "eat_profile", issuer = "iss", subject = "sub", issuedAt = "iat", expires = "exp"
         case nonce = "eat_nonce", verifierID = "ear.verifier-id", submods, verdict = "vigil.verdict"
         case policy = "vigil.policy", pcrDigest = "vigil.pcr-digest", failedRules = "vigil.failed-rules"
-        case confirmation = "cnf"
+        case confirmation = "cnf", offlineGrace = "vigil.offline-grace"
     }
 
     /// A result to sign.
     public init(
         issuer: String, device: DeviceID, issuedAt: Date, expires: Date, nonce: String, pass: Bool,
         appraisal: Appraisal, policy: String, pcrDigest: String, failedRules: [String],
-        deviceKey: P256.Signing.PublicKey
+        deviceKey: P256.Signing.PublicKey, offlineGrace: Int? = nil
     ) {
         self.profile = Self.profile
         self.issuer = IssuerClaim(value: issuer)
@@ -107,6 +116,7 @@ public struct AttestationResult: JWTPayload, Sendable {
         self.pcrDigest = pcrDigest
         self.failedRules = failedRules
         self.confirmation = Confirmation(jkt: Self.thumbprint(deviceKey))
+        self.offlineGrace = offlineGrace
     }
 
     /// Checks the claims a relying party relies on: not expired, the EAR profile, a verdict.
@@ -125,19 +135,6 @@ public struct AttestationResult: JWTPayload, Sendable {
     public var issuedAtDate: Date { issuedAt.value }
     /// When it expires (`exp`).
     public var expiresDate: Date { expires.value }
-
-    /// Signs `result` with `key` (ES256).
-    static func sign(_ result: AttestationResult, key: P256.Signing.PrivateKey) async throws(ControllerError)
-        -> String
-    {
-        do {
-            let keys = JWTKeyCollection()
-            await keys.add(ecdsa: try ES256PrivateKey(backing: key))
-            return try await keys.sign(result)
-        } catch {
-            throw .internalFailure("cannot sign the attestation result: \(error)")
-        }
-    }
 
     /// Verifies `token` with the controller's public key (PEM) and returns its claims; throws when the signature,
     /// the algorithm, the expiry or the claims do not hold.

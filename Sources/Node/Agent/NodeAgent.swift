@@ -1,0 +1,540 @@
+import AttestTPM
+import Attest
+import ControllerClient
+import ControllerProtocol
+import Foundation
+import Logging
+public import ServiceLifecycle
+import SystemSupport
+import Vault
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The node agent (`vigil node run`): the security core that boots first. It recovers from a previous run,
+/// onboards, attests over a fresh controller nonce, unlocks the vaults, has the controller release the plugins'
+/// secrets to this TPM, and only then starts the plugins (the gate opens). It re-attests periodically (jittered)
+/// and on demand (SIGUSR1), watches the TPM's reset and restart counters, the result's expiry and the
+/// controller's view (which is also how a revocation arrives), and closes the gate on any of them. Its state is
+/// in `status.json` and, at every watch, on the controller's device record.
+///
+/// One ``NodeStateMachine`` decides; this actor performs its actions one at a time. Run it in a `ServiceGroup`
+/// (SIGTERM/SIGINT close the gate, then the service ends).
+public actor NodeAgent: Service {
+    let configuration: NodeConfiguration
+    let plugins: [any NodePlugin]
+    var machine = NodeStateMachine()
+    let runtime: RuntimeRecord
+    var tpm: TPM?
+    var tpmOpening: Task<TPM, any Error>?
+    var tpmUsers = 0
+    var tpmCommands = 0
+    var connection: ControllerConnection?
+    var deviceID: DeviceID?
+    var resultKeyPEM: String?
+    var secrets: [SecretName: SecretBytes] = [:]
+    var ticket: GateTicket?
+    var gateAttestation: GateAttestation?
+    var events: AsyncStream<NodeStateMachine.Event>.Continuation?
+    var timerGeneration = 0
+    var nextAttestation: Date?
+    var status: NodeStatus
+    let started = ContinuousClock.now
+    var closeStartedAt: ContinuousClock.Instant?
+    let output: @Sendable (String) -> Void
+
+    /// An agent with `plugins`, started in order when the gate opens and stopped in reverse when it closes.
+    /// `output` receives the human-readable timeline (one line per event).
+    public init(
+        configuration: NodeConfiguration, plugins: [any NodePlugin],
+        output: (@Sendable (String) -> Void)? = nil
+    ) throws(NodeError) {
+        var provided: Set<String> = []
+        var names: Set<String> = []
+        for p in plugins {
+            guard names.insert(p.name).inserted else { throw NodeError("two plugins are named \(p.name)") }
+            for n in p.requirements.networks where !provided.contains(n) {
+                throw NodeError("plugin \(p.name) needs network \(n), which no earlier plugin provides")
+            }
+            for v in p.requirements.vaults where !configuration.vaults.contains(v) {
+                throw NodeError("plugin \(p.name) needs vault \(v), which is not one of the node's --vault")
+            }
+            provided.formUnion(p.providedNetworks.keys)
+        }
+        self.configuration = configuration
+        self.plugins = plugins
+        self.output = output ?? { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+        runtime = RuntimeRecord(stateDirectory: configuration.stateDirectory)
+        status = NodeStatus(
+            pid: getpid(), deviceID: nil, phase: NodeStateMachine.Phase.recovering.rawValue, gateOpen: false,
+            reason: "starting", updatedAt: Date(), lastVerdict: nil, nextAttestation: nil, plugins: [:],
+            timings: .init(startedAt: Date()), recovered: [])
+    }
+
+    // MARK: The loop
+
+    /// Runs until shutdown (graceful: the gate is closed first).
+    public func run() async throws {
+        try FileManager.default.createDirectory(
+            atPath: configuration.stateDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+        let (stream, continuation) = AsyncStream.makeStream(of: NodeStateMachine.Event.self)
+        events = continuation
+        let usr1 = Self.signalSource(SIGUSR1) { continuation.yield(.attestNow) }
+        defer { usr1.cancel() }
+        let watch = Task { await self.watchLoop() }
+        defer { watch.cancel() }
+        await withGracefulShutdownHandler {
+            await self.loop(stream)
+        } onGracefulShutdown: {
+            continuation.yield(.shutdown)
+        }
+        watch.cancel()
+        await connection?.shutdown()
+        say("stopped")
+    }
+
+    func loop(_ stream: AsyncStream<NodeStateMachine.Event>) async {
+        var pending: [NodeStateMachine.Action] = [NodeStateMachine.firstAction]
+        var iterator = stream.makeAsyncIterator()
+        while true {
+            for action in pending {
+                if action == .exit {
+                    writeStatus()
+                    return
+                }
+                if let event = await perform(action) { events?.yield(event) }
+            }
+            guard let event = await iterator.next() else { return }
+            let before = (machine.phase, machine.gateOpen)
+            pending = machine.handle(event)
+            if (machine.phase, machine.gateOpen) != before || !pending.isEmpty {
+                if machine.phase != before.0 { debugPhase(before.0) }
+                writeStatus()
+            }
+        }
+    }
+
+    /// Names the waits that no action announced (a connection that failed, a retry without a gate to close).
+    func debugPhase(_ from: NodeStateMachine.Phase) {
+        if machine.phase == .waiting, from != .closing {
+            say("waiting: \(machine.reason)")
+        }
+    }
+
+    // MARK: The TPM
+
+    /// Runs `body` with the TPM, opened for the occasion and closed when nobody uses it: a simulator (swtpm)
+    /// serves one client at a time, and a reset or restarted TPM is met with a fresh connection.
+    func withTPM<R: Sendable>(_ body: (TPM) async throws -> R) async throws -> R {
+        let t: TPM
+        if let tpm {
+            t = tpm
+        } else {
+            let opening = tpmOpening ?? Task { [tcti = configuration.tcti] in try await TPM.open(tcti) }
+            tpmOpening = opening
+            defer { tpmOpening = nil }
+            t = try await opening.value
+            tpm = t
+        }
+        tpmUsers += 1
+        do {
+            let r = try await body(t)
+            await release(t)
+            return r
+        } catch {
+            await release(t)
+            throw error
+        }
+    }
+
+    func release(_ t: TPM) async {
+        tpmUsers -= 1
+        guard tpmUsers == 0 else { return }
+        let sent = await t.commandsSent
+        guard tpmUsers == 0, tpm === t else { return }
+        tpmCommands += sent
+        tpm = nil
+    }
+
+    // MARK: Actions
+
+    func perform(_ action: NodeStateMachine.Action) async -> NodeStateMachine.Event? {
+        switch action {
+        case .recover: return await recover()
+        case .connect: return await connect()
+        case .attest: return await attest()
+        case .unlockVaults: return await unlockVaults()
+        case .releaseSecrets: return await releaseSecrets()
+        case .startPlugins: return await startPlugins()
+        case .closeGate(let why): return await closeGate(why)
+        case .schedule(let delay):
+            schedule(delay)
+            return nil
+        case .exit: return nil
+        }
+    }
+
+    func recover() async -> NodeStateMachine.Event {
+        let r = await runtime.recover(
+            lockVault: { path in try Self.lockIfOpen(path) }, configuredVaults: configuration.vaults)
+        var lines: [String] = []
+        if !r.killed.isEmpty { lines.append("killed \(r.killed.count) workload process(es) of a previous run") }
+        if !r.unmounted.isEmpty { lines.append("unmounted \(r.unmounted.joined(separator: ", "))") }
+        if !r.networks.isEmpty { lines.append("deleted networks \(r.networks.joined(separator: ", "))") }
+        if !r.vaults.isEmpty { lines.append("locked vaults \(r.vaults.joined(separator: ", "))") }
+        status.recovered = lines + r.problems
+        say(lines.isEmpty ? "start: nothing left open by a previous run" : "start: " + lines.joined(separator: "; "))
+        return r.problems.isEmpty ? .recovered : .stepFailed(r.problems.joined(separator: "; "))
+    }
+
+    func connect() async -> NodeStateMachine.Event {
+        do {
+            if connection == nil {
+                connection = try ControllerConnection(url: configuration.controllerURL, caPEM: configuration.caPEM)
+            }
+            guard let connection else { return .stepFailed("no connection") }
+            let report = currentReport()
+            let (id, onboarded) = try await withTPM { [configuration] tpm in
+                let agent = DeviceAgent(tpm: tpm, connection: connection)
+                let id = try await agent.deviceID()
+                // Known to the controller already? A signed report answers; an unknown device onboards.
+                do {
+                    _ = try await agent.report(report)
+                    return (id, false)
+                } catch let e as ControllerClientError where e.status == 401 {
+                    _ = try await agent.onboard(enrollToken: configuration.enrollToken)
+                    return (id, true)
+                }
+            }
+            if deviceID != id {
+                if onboarded { say("device \(id) onboarded (EK chain, credential activation, TPM2_Certify of the device key)") }
+                deviceID = id
+                status.deviceID = id.rawValue
+                say("device \(id) known to \(configuration.controllerURL)")
+            }
+            if resultKeyPEM == nil { resultKeyPEM = try await pinnedResultKey(connection) }
+            return .connected
+        } catch {
+            return classify(error)
+        }
+    }
+
+    /// The controller's result key, fetched once over the pinned TLS connection and kept in the state directory
+    /// (later runs use the kept copy: a controller that changes its key is refused until an operator removes it).
+    func pinnedResultKey(_ connection: ControllerConnection) async throws -> String {
+        let path = configuration.stateDirectory + "/result-signing.pub.pem"
+        if let data = FileManager.default.contents(atPath: path), data.count < 16 * 1024 {
+            return String(decoding: data, as: UTF8.self)
+        }
+        let (status, body) = try await connection.send(method: "GET", path: "/v1/result-key", body: nil)
+        guard status == 200, body.count < 16 * 1024 else {
+            throw ControllerClientError(status: status, body: body)
+        }
+        try AtomicFile.write(body, to: URL(fileURLWithPath: path), mode: 0o644)
+        return String(decoding: body, as: UTF8.self)
+    }
+
+    func attest() async -> NodeStateMachine.Event {
+        guard let connection, let deviceID, let resultKeyPEM else { return .stepFailed("not connected") }
+        do {
+            let log = try eventLog()
+            let (outcome, clock) = try await withTPM { tpm in
+                let outcome = try await DeviceAgent(tpm: tpm, connection: connection).attest(eventLog: log)
+                return (outcome, try await tpm.readClock())
+            }
+            let failures = VaultRecovery.failedRuleList(outcome.verdict)
+            guard outcome.pass else {
+                status.lastVerdict = .init(pass: false, policy: nil, failures: failures, at: Date(), expires: nil)
+                for f in failures { say("attestation FAILED: \(f)") }
+                return .failed(failures.isEmpty ? "the policy failed" : Self.summary(failures))
+            }
+            // The result is checked here too (signature with the pinned key, expiry, subject): the gate opens on
+            // what the controller signed, not on a flag in a JSON answer.
+            let claims = try await AttestationResult.verify(outcome.result, publicKeyPEM: resultKeyPEM)
+            guard claims.passed, claims.device == deviceID.rawValue else {
+                return .failed("the signed result does not say pass for \(deviceID)")
+            }
+            let grace = claims.offlineGrace ?? 0
+            let until = grace > 0 ? min(claims.issuedAtDate.addingTimeInterval(Double(grace)), claims.expiresDate) : nil
+            let pass = NodeStateMachine.Pass(
+                nonce: claims.nonce, policy: claims.policy, expires: claims.expiresDate, offlineUntil: until,
+                resetCount: clock.resetCount, restartCount: clock.restartCount)
+            gateAttestation = GateAttestation(
+                token: outcome.result, policy: claims.policy, nonce: claims.nonce, expires: claims.expiresDate,
+                offlineUntil: until)
+            status.lastVerdict = .init(
+                pass: true, policy: claims.policy, failures: [], at: Date(), expires: claims.expiresDate)
+            say("attestation passed under policy \(claims.policy) (result valid until \(Self.time(claims.expiresDate)))")
+            return .passed(pass)
+        } catch {
+            let event = classify(error)
+            if case .failed(let why) = event {
+                status.lastVerdict = .init(pass: false, policy: nil, failures: [why], at: Date(), expires: nil)
+                say("attestation REFUSED: \(why)")
+            }
+            return event
+        }
+    }
+
+    func unlockVaults() async -> NodeStateMachine.Event {
+        guard let connection else { return .stepFailed("not connected") }
+        for path in configuration.vaults {
+            let vault = SealedVaults.open(path)
+            do {
+                try await runtime.willUnlock(path)
+                if try SealedVaults.isUnlocked(vault) { continue }
+                let log = try eventLog()
+                let recovered = try await withTPM { tpm in
+                    do {
+                        try await vault.unlock(tpm: tpm)
+                        return false
+                    } catch let sealed {
+                        guard try vault.read().escrow != nil else { throw sealed }
+                        _ = try await VaultRecovery.recover(
+                            vault, agent: DeviceAgent(tpm: tpm, connection: connection), eventLog: log)
+                        return true
+                    }
+                }
+                say(
+                    recovered
+                        ? "vault \(path): local unseal refused; recovered from the controller's escrow on a fresh pass, resealed and unlocked"
+                        : "vault \(path) unlocked (key unsealed by the TPM under its PCR policy)")
+            } catch {
+                return .stepFailed("vault \(path): \(error)")
+            }
+        }
+        return .unlocked
+    }
+
+    func releaseSecrets() async -> NodeStateMachine.Event {
+        guard let connection else { return .stepFailed("not connected") }
+        var names: [SecretName] = []
+        for p in plugins { for s in p.requirements.secrets where !names.contains(s) { names.append(s) } }
+        do {
+            let fetched = try await withTPM { tpm in
+                var out: [SecretName: SecretBytes] = [:]
+                for name in names { out[name] = try await DeviceAgent(tpm: tpm, connection: connection).fetchSecret(name) }
+                return out
+            }
+            secrets = fetched
+        } catch {
+            secrets.removeAll()
+            return classify(error)
+        }
+        if !names.isEmpty {
+            say("released to this TPM: \(names.map(\.rawValue).joined(separator: ", "))")
+        }
+        return .released
+    }
+
+    func startPlugins() async -> NodeStateMachine.Event {
+        guard let attestation = gateAttestation else { return .stepFailed("no attestation") }
+        let ticket = GateTicket()
+        self.ticket = ticket
+        var networks: [String: String] = [:]
+        for p in plugins {
+            let r = p.requirements
+            let context = PluginContext(
+                attestation: attestation, secrets: secrets.filter { r.secrets.contains($0.key) }, vaults: r.vaults,
+                networks: networks.filter { r.networks.contains($0.key) }, stateDirectory: configuration.stateDirectory,
+                ticket: ticket, runtime: runtime)
+            do {
+                try await p.start(context)
+            } catch {
+                return .stepFailed("plugin \(p.name): \(error)")
+            }
+            networks.merge(p.providedNetworks) { a, _ in a }
+            say("plugin \(p.name) started: \(await p.state())")
+        }
+        // The plugins hold what they were given; the core keeps no copy of the secrets while the gate is open.
+        secrets.removeAll()
+        let ms = (ContinuousClock.now - started).milliseconds
+        if status.timings.startToGateMs == nil {
+            status.timings.startToGateMs = ms
+            status.timings.tpmCommandsToGate = tpmCommands + (await tpm?.commandsSent ?? 0)
+            for p in plugins {
+                if let w = p as? WorkloadManager, let at = await w.firstSpawnAt {
+                    status.timings.startToFirstWorkloadMs = at.timeIntervalSince(status.timings.startedAt) * 1000
+                }
+            }
+        }
+        say("GATE OPEN (\(plugins.count) plugin(s) running)")
+        return .started
+    }
+
+    func closeGate(_ why: String) async -> NodeStateMachine.Event {
+        let begin = ContinuousClock.now
+        ticket?.close()
+        ticket = nil
+        gateAttestation = nil
+        for p in plugins.reversed() {
+            await p.stop(deadline: configuration.stopDeadline)
+            say("plugin \(p.name) stopped: \(await p.state())")
+        }
+        secrets.removeAll()  // SecretBytes wipe their pages when released
+        for path in configuration.vaults {
+            do {
+                if try Self.lockIfOpen(path) { say("vault \(path) locked") }
+                try await runtime.locked(path)
+            } catch {
+                say("vault \(path): lock failed: \(error)")
+            }
+        }
+        status.timings.lastCloseMs = (ContinuousClock.now - begin).milliseconds
+        say("GATE CLOSED: \(why)")
+        return .closed
+    }
+
+    /// Locks the vault at `path` unless it is locked already (or is not a vault); true when it was open.
+    static func lockIfOpen(_ path: String) throws -> Bool {
+        let vault = SealedVaults.open(path)
+        guard let metadata = try? vault.read() else { return false }
+        guard try vault.state(metadata) != "locked" else { return false }
+        _ = try SealedVaults.lock(vault)
+        return true
+    }
+
+    func schedule(_ delay: NodeStateMachine.Delay) {
+        timerGeneration += 1
+        let generation = timerGeneration
+        let seconds = configuration.seconds(for: delay, random: Double.random(in: 0..<1))
+        nextAttestation = Date().addingTimeInterval(seconds)
+        status.nextAttestation = nextAttestation
+        Task {
+            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            self.fire(generation)
+        }
+    }
+
+    func fire(_ generation: Int) {
+        guard generation == timerGeneration else { return }  // replaced by a later schedule
+        events?.yield(.timer)
+    }
+
+    // MARK: The watch
+
+    func watchLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(Int(configuration.watchInterval * 1000)))
+            if Task.isCancelled { return }
+            await watchOnce()
+        }
+    }
+
+    func watchOnce() async {
+        var clock: TPMSClockInfo?
+        var view = NodeStateMachine.ControllerView.unknown
+        let report = currentReport()
+        let connection = self.connection
+        let known = deviceID != nil
+        do {
+            let (c, v, revoked) = try await withTPM { tpm in
+                let clock = try await tpm.readClock()
+                guard let connection, known else { return (clock, NodeStateMachine.ControllerView.unknown, String?.none) }
+                do {
+                    let directive = try await DeviceAgent(tpm: tpm, connection: connection).report(report)
+                    return (clock, .answered(latestPass: directive.latestPass), nil)
+                } catch let e as ControllerClientError where e.code == "device_revoked" {
+                    return (clock, .unknown, e.reason)
+                } catch let e as ControllerClientError where e.status == nil || (e.status ?? 0) >= 500 {
+                    return (clock, .unreachable, nil)
+                } catch {
+                    return (clock, .unknown, nil)
+                }
+            }
+            clock = c
+            view = v
+            if let revoked { events?.yield(.revoked(revoked)) }
+        } catch {
+            clock = nil  // the TPM did not answer (gone, reset, restarted): the machine closes an open gate
+        }
+        events?.yield(.tick(now: Date(), clock: clock, controller: view))
+        await refreshPluginStates()
+        writeStatus()
+    }
+
+    func refreshPluginStates() async {
+        for p in plugins { status.plugins[p.name] = await p.state() }
+    }
+
+    func currentReport() -> NodeReport.State {
+        NodeReport.State(
+            phase: machine.phase.rawValue, gateOpen: machine.gateOpen, reason: String(machine.reason.prefix(2048)),
+            plugins: status.plugins.mapValues { String($0.prefix(512)) }, nextAttestation: nextAttestation,
+            attestation: gateAttestation?.nonce)
+    }
+
+    // MARK: Helpers
+
+    func eventLog() throws -> [UInt8]? {
+        guard let path = configuration.eventLogPath else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw NodeError("cannot read the event log \(path)")
+        }
+        guard data.count <= UnverifiedEventLog.maxLogSize else { throw NodeError("the event log \(path) is too large") }
+        return Array(data)
+    }
+
+    /// Sorts an error into the event the machine understands.
+    func classify(_ error: any Error) -> NodeStateMachine.Event {
+        switch error {
+        case let e as ControllerClientError:
+            if e.code == "device_revoked" { return .revoked(e.reason) }
+            if e.status == nil { return .unreachable(e.reason) }
+            if let s = e.status, s >= 500 { return .unreachable("\(e)") }
+            return .failed("\(e.code): \(e.reason)")
+        case let e as TPMError:
+            return .stepFailed("TPM: \(e)")
+        default:
+            return .stepFailed("\(error)")
+        }
+    }
+
+    func writeStatus() {
+        status.phase = machine.phase.rawValue
+        status.gateOpen = machine.gateOpen
+        status.reason = machine.reason
+        status.updatedAt = Date()
+        try? status.write(stateDirectory: configuration.stateDirectory)
+    }
+
+    func say(_ line: String) {
+        output("\(Self.time(Date())) [node] \(line)")
+    }
+
+    /// `rule (PCR n) (event m), …`: the failed rules without their expected and found values (those are in the
+    /// status and on the controller).
+    static func summary(_ failures: [String]) -> String {
+        failures.map { line in
+            let head = line.split(separator: ":", maxSplits: 1).first.map(String.init) ?? line
+            if let r = line.range(of: "(event ", options: .backwards), line.hasSuffix(")") {
+                return head + " " + line[r.lowerBound...]
+            }
+            return head
+        }.joined(separator: ", ")
+    }
+
+    static func time(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "HH:mm:ss.SSS"
+        return f.string(from: date)
+    }
+
+    static func signalSource(_ signal: Int32, _ handler: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
+        Glibc.signal(signal, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+        source.setEventHandler(handler: handler)
+        source.resume()
+        return source
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+    }
+}
