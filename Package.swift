@@ -115,12 +115,13 @@ let package = Package(
                 "ControllerProtocol",
                 "ControllerClient",
                 "SystemSupport",
+                // The manifest is read with the policies' hardened YAML tree (PolicyNode).
+                "Policy",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),

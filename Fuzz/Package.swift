@@ -26,6 +26,11 @@ let package = Package(
                 name: "FuzzControllerAPI",
                 dependencies: ["FuzzSupport", .product(name: "Controller", package: "Vigil")],
                 swiftSettings: fuzzFlags),
+            // What a node agent reads: its manifest (YAML), its status file.
+            .executableTarget(
+                name: "FuzzNode",
+                dependencies: ["FuzzSupport", .product(name: "Node", package: "Vigil")],
+                swiftSettings: fuzzFlags),
             // What a vault reads back: the escrow the controller returns, the metadata beside the directory.
             .executableTarget(
                 name: "FuzzVault",

@@ -149,3 +149,10 @@ echo; echo "== [security team] vigil admin device show $device"
 echo "== [security team] vigil admin audit verify"
 "$vigil" admin audit verify "${T[@]}"
 echo; echo "The controller passed the clean boot, released the key to that TPM only, and refused both after the tampered boot."
+
+echo; echo "==================== the node agent: the gate, the network stack and a workload ===================="
+if [[ $(id -u) -ne 0 ]]; then
+  echo "vigil demo needs root (network namespaces, nftables, tmpfs, a loop-mounted ext4): sudo $vigil demo" >&2
+  exit 1
+fi
+"$vigil" demo

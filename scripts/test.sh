@@ -11,7 +11,8 @@ vigil_require_swift
 echo "== formatting: one configuration (.swift-format, 120 columns), checked (apply with: swift format format -i -r --configuration .swift-format Sources Tests Fuzz/Sources Fuzz/Package.swift Package.swift)"
 swift format lint --strict -r --configuration .swift-format Sources Tests Fuzz/Sources Fuzz/Package.swift Package.swift
 echo "== every public declaration of Attest and Policy has a doc comment"
-python3 scripts/check-docs.py Sources/Attest Sources/Policy Sources/ControllerProtocol Sources/Controller Sources/ControllerClient
+python3 scripts/check-docs.py Sources/Attest Sources/Policy Sources/ControllerProtocol Sources/Controller Sources/ControllerClient \
+  Sources/Node/Agent Sources/Node/Plugins Sources/Node/Workloads Sources/Node/Network
 echo "== swift build (warnings are errors)"
 swift build --build-tests -Xswiftc -warnings-as-errors
 echo "== PostgreSQL for the controller's second backend (the same suite runs on SQLite and PostgreSQL)"

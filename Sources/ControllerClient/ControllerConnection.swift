@@ -13,11 +13,15 @@ public final class ControllerConnection: Sendable {
     /// The controller's base URL (`https://host:port`).
     public let baseURL: String
     private let client: HTTPClient
+    private let requestTimeout: TimeAmount
     /// The largest response read.
     public static let maximumResponse = 16 << 20
 
-    /// Connects to `url`, trusting only the CA certificates in `caPEM`.
-    public init(url: String, caPEM: String) throws(ControllerClientError) {
+    /// Connects to `url`, trusting only the CA certificates in `caPEM`. A request that has no answer within
+    /// `requestSeconds` fails as unreachable (a node must notice a cut network in seconds, not minutes).
+    public init(url: String, caPEM: String, connectSeconds: Int64 = 10, requestSeconds: Int64 = 120)
+        throws(ControllerClientError)
+    {
         guard url.hasPrefix("https://") else {
             throw ControllerClientError(
                 status: nil, code: "invalid_url", reason: "--controller must be an https:// URL, not \(url)")
@@ -37,7 +41,9 @@ public final class ControllerConnection: Sendable {
         client = HTTPClient(
             eventLoopGroupProvider: .singleton,
             configuration: HTTPClient.Configuration(
-                tlsConfiguration: tls, timeout: .init(connect: .seconds(10), read: .seconds(120))))
+                tlsConfiguration: tls,
+                timeout: .init(connect: .seconds(connectSeconds), read: .seconds(requestSeconds))))
+        requestTimeout = .seconds(requestSeconds)
     }
 
     /// Sends a request and returns the status and body (any status: refusals are for the caller to read).
@@ -52,7 +58,7 @@ public final class ControllerConnection: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         do {
-            let response = try await client.execute(request, timeout: .seconds(120))
+            let response = try await client.execute(request, timeout: requestTimeout)
             let buffer = try await response.body.collect(upTo: Self.maximumResponse)
             return (Int(response.status.code), Array(buffer.readableBytesView))
         } catch {

@@ -201,6 +201,15 @@ struct AdminCommand: AsyncParsableCommand {
                             "\(d.summary.deviceID)  \(d.summary.status)  group \(d.summary.group)  policy \(d.summary.policy ?? "-")"
                         )
                         print("EK \(d.ekFingerprint)  AK \(d.akName)  onboarded \(d.onboardedAt)")
+                        if let node = d.node {
+                            // The node's own account (not a verdict): what its agent last reported.
+                            print(
+                                "node (reported \(d.nodeReportedAt.map { "\($0)" } ?? "?")): gate \(node.gateOpen ? "OPEN" : "CLOSED"), phase \(node.phase): \(node.reason)"
+                            )
+                            for (name, state) in node.plugins.sorted(by: { $0.key < $1.key }) {
+                                print("  plugin \(name): \(state)")
+                            }
+                        }
                         for a in d.history {
                             print(
                                 "  \(a.at)  \(a.pass ? "PASS" : "FAIL")  \(a.policy ?? "-")\(a.refusal.map { "  refused: \($0)" } ?? "")"

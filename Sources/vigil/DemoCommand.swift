@@ -11,12 +11,18 @@ import Vault
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Swtpm + controller + node agent: attest, unlock, network, workload; then a tampered boot closes it all.")
+        abstract:
+            "Swtpm + controller + node agent: attest, unlock, network, workload; then a tampered boot closes it all.")
     @Option(help: "The swtpm fixtures (state and vendor CA).") var fixtures = "swtpm-fixtures"
     @Option(help: "A real machine's event log to boot the simulator as.")
     var eventlog = "Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin"
     @Option(help: "Seconds to wait for each step.") var timeout: Double = 60
     @Flag(help: "End with a JSON summary object (the timeline still goes to stderr).") var json = false
+    @Flag(
+        help:
+            "Before the node starts, time the same path as separate CLI commands (attest, vault unlock, fetch-secret), for scripts/benchmark-node.sh."
+    )
+    var measurePeer = false
 
     struct Summary: Encodable {
         var attested = false
@@ -30,11 +36,13 @@ struct DemoCommand: AsyncParsableCommand {
         var startToFirstWorkloadMs: Double?
         var tpmCommandsToGate: Int?
         var closeMs: Double?
+        var peerCLIMs: Double?
     }
 
     func run() async throws {
         try await reportingErrors {
             var demo = try Demo(json: json, timeout: timeout, fixtures: fixtures, eventlog: eventlog)
+            demo.measurePeer = measurePeer
             var summary = Summary()
             do {
                 try await demo.play(&summary)
@@ -68,6 +76,7 @@ struct Demo {
     var controller: Process?
     var mounted = false
     var nodeMarker = ""
+    var measurePeer = false
     let started = Date()
 
     init(json: Bool, timeout: Double, fixtures: String, eventlog: String) throws {
@@ -75,7 +84,8 @@ struct Demo {
         self.timeout = timeout
         self.fixtures = URL(fileURLWithPath: fixtures).standardizedFileURL.path
         self.eventlog = URL(fileURLWithPath: eventlog).standardizedFileURL.path
-        vigil = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        vigil =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         guard getuid() == 0 else {
             throw ValidationError("vigil demo needs root: network namespaces, nftables, tmpfs and a loop-mounted ext4")
         }
@@ -84,7 +94,8 @@ struct Demo {
         }
         for path in [self.fixtures + "/state", self.fixtures + "/ca", self.eventlog]
         where !FileManager.default.fileExists(atPath: path) {
-            throw ValidationError("\(path) is missing: run vigil demo from the repository's root, or pass --fixtures/--eventlog")
+            throw ValidationError(
+                "\(path) is missing: run vigil demo from the repository's root, or pass --fixtures/--eventlog")
         }
         let template = NSTemporaryDirectory() + "vigil-demo-XXXXXX"
         var buffer = Array(template.utf8CString)
@@ -93,7 +104,8 @@ struct Demo {
     }
 
     static func which(_ tool: String) -> String? {
-        for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/bin"] where FileManager.default.isExecutableFile(atPath: dir + "/" + tool) {
+        for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/bin"]
+        where FileManager.default.isExecutableFile(atPath: dir + "/" + tool) {
             return dir + "/" + tool
         }
         return nil
@@ -118,7 +130,9 @@ struct Demo {
 
     /// Runs a command to completion; throws with its output when it fails.
     @discardableResult
-    func run(_ argv: [String], env: [String: String] = [:], allowFailure: Bool = false) throws -> (status: Int32, output: String) {
+    func run(_ argv: [String], env: [String: String] = [:], allowFailure: Bool = false) throws -> (
+        status: Int32, output: String
+    ) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : (Demo.which(argv[0]) ?? argv[0]))
         p.arguments = Array(argv.dropFirst())
@@ -134,7 +148,8 @@ struct Demo {
         p.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         if p.terminationStatus != 0 && !allowFailure {
-            throw ValidationError("\(argv.prefix(4).joined(separator: " ")) … exited \(p.terminationStatus): \(text.suffix(1500))")
+            throw ValidationError(
+                "\(argv.prefix(4).joined(separator: " ")) … exited \(p.terminationStatus): \(text.suffix(1500))")
         }
         return (p.terminationStatus, text)
     }
@@ -181,14 +196,18 @@ struct Demo {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         } == 0
     }
 
     // MARK: The story
 
     mutating func play(_ summary: inout DemoCommand.Summary) async throws {
-        heading("a software TPM (swtpm) from \(fixtures), booted as a real machine (\(URL(fileURLWithPath: eventlog).lastPathComponent))")
+        heading(
+            "a software TPM (swtpm) from \(fixtures), booted as a real machine (\(URL(fileURLWithPath: eventlog).lastPathComponent))"
+        )
         let port = Demo.freePort(pair: true)
         try run(["cp", "-r", fixtures + "/state", work + "/tpm"])
         swtpm = try spawn(
@@ -208,7 +227,10 @@ struct Demo {
         let cport = Demo.freePort(pair: false)
         let ctl = work + "/controller"
         controller = try spawn(
-            [vigil, "controller", "serve", "--state-dir", ctl, "--listen", "127.0.0.1:\(cport)", "--log-level", "warning"],
+            [
+                vigil, "controller", "serve", "--state-dir", ctl, "--listen", "127.0.0.1:\(cport)", "--log-level",
+                "warning",
+            ],
             log: work + "/controller.log")
         try await waitFor("the controller") {
             String(decoding: FileManager.default.contents(atPath: work + "/controller.log") ?? Data(), as: UTF8.self)
@@ -218,9 +240,12 @@ struct Demo {
         let t = c + ["--token-file", ctl + "/admin-token"]
         try run([vigil, "admin", "ek-ca", "add", "swtpm-vendor", fixtures + "/ca"] + t)
         let nonce = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        try run([vigil, "tpm", "evidence", "--nonce", nonce, "--eventlog", eventlog, "--out", work + "/golden.json"], env: env)
+        try run(
+            [vigil, "tpm", "evidence", "--nonce", nonce, "--eventlog", eventlog, "--out", work + "/golden.json"],
+            env: env)
         let captured = try run([
-            vigil, "policy", "from-evidence", "--evidence", work + "/golden.json", "--nonce", nonce, "--id", "golden-gce-rhel8",
+            vigil, "policy", "from-evidence", "--evidence", work + "/golden.json", "--nonce", nonce, "--id",
+            "golden-gce-rhel8",
         ]).output
         try captured.write(toFile: work + "/golden-gce-rhel8.yaml", atomically: true, encoding: .utf8)
         try """
@@ -234,7 +259,8 @@ struct Demo {
         """.write(toFile: work + "/demo-fleet.yaml", atomically: true, encoding: .utf8)
         try run([vigil, "admin", "policy", "add", "demo-fleet", work + "/demo-fleet.yaml"] + t)
         try run([vigil, "admin", "policy", "assign", "demo-fleet", "--group", "edge"] + t)
-        let token = try run([vigil, "admin", "enroll-token", "create", "--group", "edge", "--expires", "10m"] + t).output
+        let token = try run([vigil, "admin", "enroll-token", "create", "--group", "edge", "--expires", "10m"] + t)
+            .output
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let idJSON = try run([vigil, "device", "id", "--json"], env: env).output
         guard let idObject = try JSONSerialization.jsonObject(with: Data(idJSON.utf8)) as? [String: Any],
@@ -243,14 +269,17 @@ struct Demo {
         var secret = [UInt8](repeating: 0, count: 32)
         for i in secret.indices { secret[i] = UInt8.random(in: 0...255) }
         let secretFile = work + "/demo-secret"
-        _ = FileManager.default.createFile(atPath: secretFile, contents: Data(secret), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(
+            atPath: secretFile, contents: Data(secret), attributes: [.posixPermissions: 0o600])
         heading("[device] onboarding: EK certificate chain, AK credential activation, TPM2_Certify of the device key")
         let onboard = try run([vigil, "device", "onboard", "--enroll-token", token, "--json"] + c, env: env).output
         say("onboarded: \(onboard.trimmingCharacters(in: .whitespacesAndNewlines))")
         try run([vigil, "admin", "secret", "put", "demo-secret", "--device", device, "--file", secretFile] + t)
         unlink(secretFile)
         let expectedDigest = Demo.sha256(secret)
-        say("policy demo-fleet@1 (extends the captured golden-gce-rhel8) assigned to group edge; secret demo-secret put for \(device)")
+        say(
+            "policy demo-fleet@1 (extends the captured golden-gce-rhel8) assigned to group edge; secret demo-secret put for \(device)"
+        )
 
         heading("a vault: fscrypt on a loop-mounted ext4, its key sealed by the TPM to this boot's PCRs")
         let mnt = work + "/mnt"
@@ -264,6 +293,21 @@ struct Demo {
         try run([vigil, "vault", "create", vault], env: env)
         try run([vigil, "vault", "lock", vault], env: env)
         say("vault \(vault) created and locked")
+
+        if measurePeer {
+            // The peer: the same path as one CLI process per step (what a boot script would run).
+            let begin = Date()
+            try run([vigil, "device", "attest", "--eventlog", eventlog] + c, env: env)
+            try run([vigil, "vault", "unlock", vault], env: env)
+            try run([vigil, "device", "fetch-secret", "demo-secret", "--out", work + "/peer-secret"] + c, env: env)
+            summary.peerCLIMs = Date().timeIntervalSince(begin) * 1000
+            unlink(work + "/peer-secret")
+            try run([vigil, "vault", "lock", vault], env: env)
+            say(
+                String(
+                    format: "peer: attest + vault unlock + fetch-secret as three CLI commands: %.0f ms",
+                    summary.peerCLIMs ?? 0))
+        }
 
         heading("vigil node run: the core attests first; the network stack and the workload manager are plugins")
         let hostPort = Demo.freePort(pair: false)
@@ -328,11 +372,17 @@ struct Demo {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         summary.workloadRan = out.contains(expectedDigest) && stored == expectedDigest
         let namespaces = try run(["ip", "netns", "list"]).output
-        say("network namespace vigil-demo \(namespaces.contains("vigil-demo") ? "is up" : "IS MISSING"); the workload's digest of the secret \(summary.workloadRan ? "matches" : "DOES NOT MATCH") the one the security team put")
+        say(
+            "network namespace vigil-demo \(namespaces.contains("vigil-demo") ? "is up" : "IS MISSING"); the workload's digest of the secret \(summary.workloadRan ? "matches" : "DOES NOT MATCH") the one the security team put"
+        )
         summary.startToGateMs = status.timings.startToGateMs
         summary.startToFirstWorkloadMs = status.timings.startToFirstWorkloadMs
         summary.tpmCommandsToGate = status.timings.tpmCommandsToGate
-        say(String(format: "node start → gate open: %.0f ms; → first workload: %.0f ms; %d TPM commands", status.timings.startToGateMs ?? -1, status.timings.startToFirstWorkloadMs ?? -1, status.timings.tpmCommandsToGate ?? -1))
+        say(
+            String(
+                format: "node start → gate open: %.0f ms; → first workload: %.0f ms; %d TPM commands",
+                status.timings.startToGateMs ?? -1, status.timings.startToFirstWorkloadMs ?? -1,
+                status.timings.tpmCommandsToGate ?? -1))
 
         heading("a tampered boot: an unapproved measurement in PCR 4, then the node re-attests")
         let digest = Demo.sha256(Array("rootkit-loader".utf8))
@@ -352,11 +402,17 @@ struct Demo {
         summary.closeMs = closed.timings.lastCloseMs
         let stillRunning = RuntimeRecord.processes(carrying: nodeMarker)
         let netnsAfter = try run(["ip", "netns", "list"]).output
-        let mountsAfter = String(decoding: FileManager.default.contents(atPath: "/proc/self/mountinfo") ?? Data(), as: UTF8.self)
-        summary.pluginsStopped = stillRunning.isEmpty && !netnsAfter.contains("vigil-demo") && !mountsAfter.contains(state + "/run")
+        let mountsAfter = String(
+            decoding: FileManager.default.contents(atPath: "/proc/self/mountinfo") ?? Data(), as: UTF8.self)
+        summary.pluginsStopped =
+            stillRunning.isEmpty && !netnsAfter.contains("vigil-demo") && !mountsAfter.contains(state + "/run")
         summary.vaultLocked = !(try SealedVaults.isUnlocked(SealedVaults.open(vault)))
-        say("workload processes left: \(stillRunning.count); namespace vigil-demo \(netnsAfter.contains("vigil-demo") ? "STILL UP" : "gone"); secrets tmpfs \(mountsAfter.contains(state + "/run") ? "STILL MOUNTED" : "unmounted"); vault \(summary.vaultLocked ? "locked" : "STILL UNLOCKED")")
-        if let ms = closed.timings.lastCloseMs { say(String(format: "gate closing (plugins stopped, secrets wiped, vault locked): %.0f ms", ms)) }
+        say(
+            "workload processes left: \(stillRunning.count); namespace vigil-demo \(netnsAfter.contains("vigil-demo") ? "STILL UP" : "gone"); secrets tmpfs \(mountsAfter.contains(state + "/run") ? "STILL MOUNTED" : "unmounted"); vault \(summary.vaultLocked ? "locked" : "STILL UNLOCKED")"
+        )
+        if let ms = closed.timings.lastCloseMs {
+            say(String(format: "gate closing (plugins stopped, secrets wiped, vault locked): %.0f ms", ms))
+        }
 
         heading("vigil node status")
         say(try run([vigil, "node", "status", "--state-dir", state]).output.trimmingCharacters(in: .newlines))
@@ -383,12 +439,16 @@ struct Demo {
             _ = try? run(["ip", "netns", "del", "vigil-demo"], allowFailure: true)
         }
         if mounted {
-            let info = String(decoding: FileManager.default.contents(atPath: "/proc/self/mountinfo") ?? Data(), as: UTF8.self)
+            let info = String(
+                decoding: FileManager.default.contents(atPath: "/proc/self/mountinfo") ?? Data(), as: UTF8.self)
             if info.contains(work + "/node/run") { summary.leftovers.append("secret tmpfs mounts") }
             _ = try? run(["umount", work + "/mnt"], allowFailure: true)
         }
         _ = try? run(["rm", "-rf", work], allowFailure: true)
-        say(summary.leftovers.isEmpty ? "clean: no process, namespace, mount or key left behind" : "LEFT BEHIND: \(summary.leftovers.joined(separator: ", "))")
+        say(
+            summary.leftovers.isEmpty
+                ? "clean: no process, namespace, mount or key left behind"
+                : "LEFT BEHIND: \(summary.leftovers.joined(separator: ", "))")
     }
 
     static func sha256(_ bytes: [UInt8]) -> String {

@@ -9,7 +9,8 @@ import UnixSignals
 /// `vigil node …`: the node agent, the security core that gates the plugins.
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "node", abstract: "The node agent: attest, unlock, release, then run the plugins while attestation passes.",
+        commandName: "node",
+        abstract: "The node agent: attest, unlock, release, then run the plugins while attestation passes.",
         subcommands: [Run.self, Status.self, AttestNow.self])
 
     struct StateOptions: ParsableArguments {
@@ -31,7 +32,8 @@ struct NodeCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var controllerOptions: ControllerOptions
         @OptionGroup var state: StateOptions
-        @Option(help: "Where the TPM is (swtpm:host=H,port=N | device:/dev/tpmrm0). Default: $VIGIL_TCTI.") var tcti: String?
+        @Option(help: "Where the TPM is (swtpm:host=H,port=N | device:/dev/tpmrm0). Default: $VIGIL_TCTI.") var tcti:
+            String?
         @Option(help: "The workloads and networks (YAML; see the README).") var manifest: String?
         @Option(help: "A vault to unlock when the gate opens (repeatable).") var vault: [String] = []
         @Option(help: "The event log sent with every quote.")
@@ -48,7 +50,9 @@ struct NodeCommand: AsyncParsableCommand {
         func validate() throws {
             guard interval >= 1, interval <= 86400 else { throw ValidationError("--interval: 1…86400 seconds") }
             guard (0...0.5).contains(jitter) else { throw ValidationError("--jitter: 0…0.5") }
-            guard watchInterval >= 0.1, watchInterval <= 3600 else { throw ValidationError("--watch-interval: 0.1…3600 seconds") }
+            guard watchInterval >= 0.1, watchInterval <= 3600 else {
+                throw ValidationError("--watch-interval: 0.1…3600 seconds")
+            }
             guard (0...600).contains(stopDeadline) else { throw ValidationError("--stop-deadline: 0…600 seconds") }
             guard backoffMax >= 1, backoffMax <= 3600 else { throw ValidationError("--backoff-max: 1…3600 seconds") }
         }
@@ -114,13 +118,20 @@ struct NodeCommand: AsyncParsableCommand {
                 print("gate: \(status.gateOpen ? "OPEN" : "CLOSED") — \(status.reason)")
                 print("phase: \(status.phase) (as of \(status.updatedAt))")
                 if let v = status.lastVerdict {
-                    print("last verdict: \(v.pass ? "pass" : "FAIL") at \(v.at)\(v.policy.map { " under \($0)" } ?? "")\(v.expires.map { ", valid until \($0)" } ?? "")")
+                    print(
+                        "last verdict: \(v.pass ? "pass" : "FAIL") at \(v.at)\(v.policy.map { " under \($0)" } ?? "")\(v.expires.map { ", valid until \($0)" } ?? "")"
+                    )
                     for f in v.failures { print("  failed: \(f)") }
                 }
                 if let next = status.nextAttestation { print("next attestation: \(next)") }
-                for (name, state) in status.plugins.sorted(by: { $0.key < $1.key }) { print("plugin \(name): \(state)") }
+                for (name, state) in status.plugins.sorted(by: { $0.key < $1.key }) {
+                    print("plugin \(name): \(state)")
+                }
                 if let ms = status.timings.startToGateMs {
-                    print(String(format: "start → gate open: %.0f ms, %d TPM commands", ms, status.timings.tpmCommandsToGate ?? 0))
+                    print(
+                        String(
+                            format: "start → gate open: %.0f ms, %d TPM commands", ms,
+                            status.timings.tpmCommandsToGate ?? 0))
                 }
                 for line in status.recovered { print("recovered at start: \(line)") }
             }

@@ -35,7 +35,9 @@ final class ControllerHarness: Sendable {
     let resultKeyPath: String
     let backend: any SQLBackend
     private let offset = ClockOffset()
-    private let server: Task<Void, any Error>
+    private let server: Mutex<Task<Void, any Error>?>
+    let port: Int
+    private let logger: Logger
 
     static func start(_ database: Database = .sqlite) async throws -> ControllerHarness {
         let directory = try ProcessRunner.temporaryDirectory()
@@ -61,24 +63,57 @@ final class ControllerHarness: Sendable {
             backend: backend, state: state, logger: logger,
             clock: { Date().addingTimeInterval(offset.value.withLock { $0 }) })
         self.controller = controller
+        self.logger = logger
         _ = try await controller.bootstrap()
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        server = Task {
-            try await ControllerServer.serve(
-                controller, host: "127.0.0.1", port: 0, logger: logger, metrics: ControllerMetrics()
-            ) { port in
-                continuation.yield(port)
-            }
-        }
-        var port = 0
-        for await p in ports {
-            port = p
-            break
-        }
+        let (task, port) = await Self.serve(controller, port: 0, logger: logger)
+        server = Mutex(task)
+        self.port = port
         url = "https://127.0.0.1:\(port)"
         caPath = directory.appendingPathComponent("state/ca.pem").path
         adminTokenPath = directory.appendingPathComponent("state/admin-token").path
         resultKeyPath = directory.appendingPathComponent("state/result-signing.pub.pem").path
+    }
+
+    static func serve(_ controller: Controller, port: Int, logger: Logger) async -> (Task<Void, any Error>, Int) {
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let task = Task {
+            defer { continuation.finish() }
+            try await ControllerServer.serve(
+                controller, host: "127.0.0.1", port: port, logger: logger, metrics: ControllerMetrics()
+            ) { port in
+                continuation.yield(port)
+            }
+        }
+        var bound = 0
+        for await p in ports {
+            bound = p
+            break
+        }
+        return (task, bound)
+    }
+
+    /// Stops answering (the state and database stay): a controller that is down.
+    func stopServing() async {
+        let task = server.withLock { task in
+            defer { task = nil }
+            return task
+        }
+        task?.cancel()
+        _ = await task?.result
+    }
+
+    /// Answers again on the same port, with the same state and database: a controller restarted.
+    func serveAgain() async throws {
+        for _ in 0..<50 {
+            let (task, bound) = await Self.serve(controller, port: port, logger: logger)
+            if bound == port {
+                server.withLock { $0 = task }
+                return
+            }
+            task.cancel()
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw HarnessError(description: "the controller could not listen on port \(port) again")
     }
 
     /// Moves the controller's clock forward.
@@ -116,11 +151,15 @@ final class ControllerHarness: Sendable {
     var adminArguments: [String] { connectionArguments + ["--token-file", adminTokenPath] }
 
     func stop() async {
-        server.cancel()
-        _ = await server.result
+        await stopServing()
         await backend.close()
         try? FileManager.default.removeItem(at: directory)
     }
+}
+
+/// A harness that could not do what a test asked.
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// The test's shift of the controller's clock.

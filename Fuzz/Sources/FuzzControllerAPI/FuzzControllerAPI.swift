@@ -41,6 +41,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     _ = try? APIJSON.decode(
         Escrow.Deposit.self, from: bytes, limit: Controller.maximumEscrowBody, knownKeys: Escrow.Deposit.knownKeys)
     _ = try? APIJSON.decode(APIErrorBody.self, from: bytes, limit: 1 << 20)
+    if let report = try? APIJSON.decode(
+        NodeReport.State.self, from: bytes, limit: NodeReport.maximumBody, knownKeys: NodeReport.State.knownKeys)
+    {
+        _ = try? report.validate()
+    }
+    _ = try? APIJSON.decode(NodeReport.Directive.self, from: bytes, limit: 1 << 20)
 
     let text = String(decoding: bytes.prefix(1024), as: UTF8.self)
     if let signature = try? DeviceRequestSignature(headerValue: text) {

@@ -21,7 +21,9 @@ extension Controller {
             try report.validate()
         } catch { throw ControllerError(error) }
         let stored: [UInt8]
-        do throws(ControllerProtocolError) { stored = try APIJSON.encode(report) } catch { throw ControllerError(error) }
+        do throws(ControllerProtocolError) { stored = try APIJSON.encode(report) } catch {
+            throw ControllerError(error)
+        }
         return try await backend.transaction { [self] tx throws(ControllerError) in
             guard
                 let row = try await tx.first(

@@ -1,5 +1,5 @@
-import AttestTPM
 import Attest
+import AttestTPM
 import ControllerClient
 import ControllerProtocol
 import Foundation
@@ -113,6 +113,9 @@ public actor NodeAgent: Service {
                 if machine.phase != before.0 { debugPhase(before.0) }
                 writeStatus()
             }
+            if machine.gateOpen != before.1 || (machine.phase == .waiting && before.0 == .closing) {
+                Task { await self.watchOnce() }  // the controller's device record hears of the change at once
+            }
         }
     }
 
@@ -192,7 +195,9 @@ public actor NodeAgent: Service {
     func connect() async -> NodeStateMachine.Event {
         do {
             if connection == nil {
-                connection = try ControllerConnection(url: configuration.controllerURL, caPEM: configuration.caPEM)
+                connection = try ControllerConnection(
+                    url: configuration.controllerURL, caPEM: configuration.caPEM, connectSeconds: 3,
+                    requestSeconds: Int64(configuration.requestTimeout))
             }
             guard let connection else { return .stepFailed("no connection") }
             let report = currentReport()
@@ -209,7 +214,9 @@ public actor NodeAgent: Service {
                 }
             }
             if deviceID != id {
-                if onboarded { say("device \(id) onboarded (EK chain, credential activation, TPM2_Certify of the device key)") }
+                if onboarded {
+                    say("device \(id) onboarded (EK chain, credential activation, TPM2_Certify of the device key)")
+                }
                 deviceID = id
                 status.deviceID = id.rawValue
                 say("device \(id) known to \(configuration.controllerURL)")
@@ -240,9 +247,10 @@ public actor NodeAgent: Service {
         guard let connection, let deviceID, let resultKeyPEM else { return .stepFailed("not connected") }
         do {
             let log = try eventLog()
-            let (outcome, clock) = try await withTPM { tpm in
-                let outcome = try await DeviceAgent(tpm: tpm, connection: connection).attest(eventLog: log)
-                return (outcome, try await tpm.readClock())
+            let (outcome, nonce, clock) = try await withTPM { tpm in
+                let (outcome, nonce) = try await DeviceAgent(tpm: tpm, connection: connection)
+                    .attestReturningNonce(eventLog: log)
+                return (outcome, nonce, try await tpm.readClock())
             }
             let failures = VaultRecovery.failedRuleList(outcome.verdict)
             guard outcome.pass else {
@@ -256,6 +264,10 @@ public actor NodeAgent: Service {
             guard claims.passed, claims.device == deviceID.rawValue else {
                 return .failed("the signed result does not say pass for \(deviceID)")
             }
+            // Held to this attestation's nonce: an older pass (replayed or cached) opens nothing.
+            guard claims.nonce.lowercased() == nonce.lowercased() else {
+                return .failed("the signed result answers nonce \(claims.nonce.prefix(16))…, not this attestation's")
+            }
             let grace = claims.offlineGrace ?? 0
             let until = grace > 0 ? min(claims.issuedAtDate.addingTimeInterval(Double(grace)), claims.expiresDate) : nil
             let pass = NodeStateMachine.Pass(
@@ -266,7 +278,9 @@ public actor NodeAgent: Service {
                 offlineUntil: until)
             status.lastVerdict = .init(
                 pass: true, policy: claims.policy, failures: [], at: Date(), expires: claims.expiresDate)
-            say("attestation passed under policy \(claims.policy) (result valid until \(Self.time(claims.expiresDate)))")
+            say(
+                "attestation passed under policy \(claims.policy) (result valid until \(Self.time(claims.expiresDate)))"
+            )
             return .passed(pass)
         } catch {
             let event = classify(error)
@@ -315,7 +329,9 @@ public actor NodeAgent: Service {
         do {
             let fetched = try await withTPM { tpm in
                 var out: [SecretName: SecretBytes] = [:]
-                for name in names { out[name] = try await DeviceAgent(tpm: tpm, connection: connection).fetchSecret(name) }
+                for name in names {
+                    out[name] = try await DeviceAgent(tpm: tpm, connection: connection).fetchSecret(name)
+                }
                 return out
             }
             secrets = fetched
@@ -432,7 +448,9 @@ public actor NodeAgent: Service {
         do {
             let (c, v, revoked) = try await withTPM { tpm in
                 let clock = try await tpm.readClock()
-                guard let connection, known else { return (clock, NodeStateMachine.ControllerView.unknown, String?.none) }
+                guard let connection, known else {
+                    return (clock, NodeStateMachine.ControllerView.unknown, String?.none)
+                }
                 do {
                     let directive = try await DeviceAgent(tpm: tpm, connection: connection).report(report)
                     return (clock, .answered(latestPass: directive.latestPass), nil)

@@ -27,6 +27,8 @@ public struct NodeConfiguration: Sendable {
     public var backoffBase: Double = 1
     /// The longest backoff, seconds.
     public var backoffMax: Double = 60
+    /// Seconds a request to the controller may go unanswered before it counts as unreachable.
+    public var requestTimeout: Double = 15
     /// How long plugins get to stop before they are killed.
     public var stopDeadline: Duration = .seconds(10)
 

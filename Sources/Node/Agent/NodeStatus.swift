@@ -66,11 +66,17 @@ public struct NodeStatus: Codable, Sendable {
     /// Reads it (size-capped).
     public static func read(stateDirectory: String) throws(NodeError) -> NodeStatus {
         let path = path(stateDirectory)
-        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
+        guard let data = FileManager.default.contents(atPath: path) else {
             throw NodeError("no node status at \(path): has `vigil node run --state-dir \(stateDirectory)` run?")
         }
-        do { return try decoder.decode(NodeStatus.self, from: data) } catch {
-            throw NodeError("\(path): not a node status: \(error)")
+        do { return try decode(Array(data)) } catch { throw NodeError("\(path): \(error)") }
+    }
+
+    /// Decodes a status file's bytes (at most 1 MiB).
+    public static func decode(_ bytes: [UInt8]) throws(NodeError) -> NodeStatus {
+        guard bytes.count <= 1 << 20 else { throw NodeError("a node status is at most 1 MiB") }
+        do { return try decoder.decode(NodeStatus.self, from: Data(bytes)) } catch {
+            throw NodeError("not a node status: \(error)")
         }
     }
 

@@ -45,7 +45,9 @@ public actor RuntimeRecord {
     /// The processes whose environment carries `marker` (a node's workloads and everything they started).
     public static func processes(carrying marker: String) -> [Int32] {
         processIDs().filter { pid in
-            guard pid != getpid(), let env = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            guard pid != getpid(), let env = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else {
+                return false
+            }
             return env.split(separator: 0).contains { $0.elementsEqual(marker.utf8) }
         }
     }

@@ -96,6 +96,12 @@ public struct DeviceAgent: Sendable {
     /// Attests: asks for a nonce, quotes the PCRs the controller names over it, sends the evidence with the
     /// event log, and returns the controller's verdict and signed result.
     public func attest(eventLog: [UInt8]?) async throws -> Attestation.Outcome {
+        try await attestReturningNonce(eventLog: eventLog).outcome
+    }
+
+    /// ``attest(eventLog:)``, also returning the nonce the controller granted (hex), so the caller can hold the
+    /// signed result to it.
+    public func attestReturningNonce(eventLog: [UInt8]?) async throws -> (outcome: Attestation.Outcome, nonce: String) {
         let id = try await deviceID()
         let grant = try await signedCall(Attestation.NonceGrant.self, operation: "attestNonce", device: id, body: [])
         guard let nonce = Hex.decode(grant.nonce), nonce.count == 32,
@@ -105,8 +111,9 @@ public struct DeviceAgent: Sendable {
         }
         let bundle = try await EvidenceCollector.collect(
             tpm: tpm, nonce: nonce, selection: selection, eventLog: eventLog)
-        return try await signedCall(
+        let outcome = try await signedCall(
             Attestation.Outcome.self, operation: "attest", device: id, body: try bundle.json())
+        return (outcome, Hex.encode(nonce))
     }
 
     /// Fetches secret `name`: the controller wraps it to this TPM; the TPM recovers the key with

@@ -29,6 +29,7 @@ public final class NetworkStack: NodePlugin {
     static func hostLink(_ name: String) -> String { "vgh-" + name }
     static func innerLink(_ name: String) -> String { "vgn-" + name }
 
+    /// Creates each network: namespace, veth pair, addresses, the nftables table inside.
     public func start(_ context: PluginContext) async throws {
         runtime.withLock { $0 = context.runtime }
         for n in networks {
@@ -91,6 +92,7 @@ public final class NetworkStack: NodePlugin {
             """
     }
 
+    /// Deletes each network (anything still inside its namespace is killed first).
     public func stop(deadline: Duration) async {
         let names = up.withLock { names in
             defer { names.removeAll() }
@@ -109,6 +111,7 @@ public final class NetworkStack: NodePlugin {
         }
     }
 
+    /// `up: vigil-…` or `stopped`.
     public func state() async -> String {
         let names = up.withLock { $0 }
         return names.isEmpty ? "stopped" : "up: " + names.map { Self.namespace($0) }.joined(separator: ", ")

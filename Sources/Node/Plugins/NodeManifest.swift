@@ -1,6 +1,6 @@
 public import ControllerProtocol
 import Foundation
-import Yams
+import Policy
 
 #if canImport(Glibc)
     import Glibc
@@ -102,27 +102,47 @@ public struct NodeManifest: Sendable, Hashable {
     /// Parses a manifest; every error names the field (`workloads[1].restart`).
     public init(yaml text: String) throws(NodeError) {
         guard text.utf8.count <= Self.maximumSize else { throw NodeError("manifest: larger than 1 MiB") }
-        let root: Any?
-        do { root = try Yams.load(yaml: text) } catch { throw NodeError("manifest: not YAML: \(error)") }
-        let top = try Self.mapping(root ?? [String: Any](), "manifest", ["networks", "workloads"])
+        if text.allSatisfy({ $0.isWhitespace }) {
+            self.init()
+            return
+        }
+        // The policy files' hardened YAML tree: size, depth and alias limits, no duplicate keys, locations.
+        let root: PolicyNode
+        do { root = try PolicyNode.parse(text, file: "manifest") } catch {
+            throw NodeError("manifest: not YAML: \(error.description)")
+        }
+        let top = try Self.mapping(root, "manifest", ["networks", "workloads"])
         var networks: [Network] = []
         for (i, item) in try Self.list(top["networks"], "networks").enumerated() {
             let f = "networks[\(i)]"
             let m = try Self.mapping(item, f, ["name", "address", "host_address", "allow"])
             let name = try Self.string(m["name"], "\(f).name")
-            guard (1...10).contains(name.utf8.count), name.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) })
-            else { throw NodeError("\(f).name: 1–10 characters of a-z and 0-9 (it names links), not \(name.prefix(40).debugDescription)") }
-            guard !networks.contains(where: { $0.name == name }) else { throw NodeError("\(f).name: \(name) is defined twice") }
+            guard (1...10).contains(name.utf8.count),
+                name.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) })
+            else {
+                throw NodeError(
+                    "\(f).name: 1–10 characters of a-z and 0-9 (it names links), not \(name.prefix(40).debugDescription)"
+                )
+            }
+            guard !networks.contains(where: { $0.name == name }) else {
+                throw NodeError("\(f).name: \(name) is defined twice")
+            }
             let address = try Self.prefix(m["address"], "\(f).address")
             let host = try Self.prefix(m["host_address"], "\(f).host_address")
             var allow: [AllowRule] = []
             for (j, a) in try Self.list(m["allow"], "\(f).allow").enumerated() {
                 let g = "\(f).allow[\(j)]"
                 let r = try Self.mapping(a, g, ["peer", "port", "protocol", "direction"])
-                let proto = try r["protocol"].map { v throws(NodeError) in try Self.string(v, "\(g).protocol") } ?? "tcp"
-                guard ["tcp", "udp", "icmp"].contains(proto) else { throw NodeError("\(g).protocol: tcp, udp or icmp, not \(proto.prefix(20))") }
-                let direction = try r["direction"].map { v throws(NodeError) in try Self.string(v, "\(g).direction") } ?? "out"
-                guard ["in", "out"].contains(direction) else { throw NodeError("\(g).direction: in or out, not \(direction.prefix(20))") }
+                let proto =
+                    try r["protocol"].map { v throws(NodeError) in try Self.string(v, "\(g).protocol") } ?? "tcp"
+                guard ["tcp", "udp", "icmp"].contains(proto) else {
+                    throw NodeError("\(g).protocol: tcp, udp or icmp, not \(proto.prefix(20))")
+                }
+                let direction =
+                    try r["direction"].map { v throws(NodeError) in try Self.string(v, "\(g).direction") } ?? "out"
+                guard ["in", "out"].contains(direction) else {
+                    throw NodeError("\(g).direction: in or out, not \(direction.prefix(20))")
+                }
                 let port = try r["port"].map { v throws(NodeError) in try Self.int(v, "\(g).port", 1...65535) }
                 guard port != nil || proto == "icmp" else { throw NodeError("\(g).port: required for \(proto)") }
                 guard port == nil || proto != "icmp" else { throw NodeError("\(g).port: icmp has no ports") }
@@ -136,30 +156,50 @@ public struct NodeManifest: Sendable, Hashable {
             let f = "workloads[\(i)]"
             let m = try Self.mapping(
                 item, f,
-                ["name", "command", "arguments", "environment", "secrets", "network", "data", "restart", "max_restarts", "stop_timeout"])
+                [
+                    "name", "command", "arguments", "environment", "secrets", "network", "data", "restart",
+                    "max_restarts", "stop_timeout",
+                ])
             let name = try Self.string(m["name"], "\(f).name")
             guard (1...32).contains(name.utf8.count),
-                name.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d || $0 == 0x5f })
-            else { throw NodeError("\(f).name: 1–32 characters of a-z, 0-9, - and _, not \(name.prefix(40).debugDescription)") }
-            guard !workloads.contains(where: { $0.name == name }) else { throw NodeError("\(f).name: \(name) is defined twice") }
+                name.utf8.allSatisfy({
+                    (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d || $0 == 0x5f
+                })
+            else {
+                throw NodeError(
+                    "\(f).name: 1–32 characters of a-z, 0-9, - and _, not \(name.prefix(40).debugDescription)")
+            }
+            guard !workloads.contains(where: { $0.name == name }) else {
+                throw NodeError("\(f).name: \(name) is defined twice")
+            }
             let command = try Self.string(m["command"], "\(f).command")
-            guard command.hasPrefix("/"), !command.contains("\0") else { throw NodeError("\(f).command: an absolute path") }
+            guard command.hasPrefix("/"), !command.contains("\0") else {
+                throw NodeError("\(f).command: an absolute path")
+            }
             let arguments = try Self.list(m["arguments"], "\(f).arguments").enumerated().map { j, a throws(NodeError) in
-                try Self.string(a, "\(f).arguments[\(j)]")
+                let argument = try Self.string(a, "\(f).arguments[\(j)]")
+                guard !argument.contains("\0") else { throw NodeError("\(f).arguments[\(j)]: contains a NUL byte") }
+                return argument
             }
             var environment: [String: String] = [:]
             if let e = m["environment"] {
                 for (k, v) in try Self.mapping(e, "\(f).environment", nil) {
                     guard !k.isEmpty, !k.contains("="), !k.contains("\0"), !k.hasPrefix("VIGIL_") else {
-                        throw NodeError("\(f).environment: \(k.prefix(40).debugDescription) is not a valid name (VIGIL_* is reserved)")
+                        throw NodeError(
+                            "\(f).environment: \(k.prefix(40).debugDescription) is not a valid name (VIGIL_* is reserved)"
+                        )
                     }
-                    environment[k] = try Self.scalar(v, "\(f).environment.\(k)")
+                    let value = try Self.scalar(v, "\(f).environment.\(k)")
+                    guard !value.contains("\0") else { throw NodeError("\(f).environment.\(k): contains a NUL byte") }
+                    environment[k] = value
                 }
             }
             let secrets = try Self.list(m["secrets"], "\(f).secrets").enumerated().map { j, s throws(NodeError) in
                 let text = try Self.string(s, "\(f).secrets[\(j)]")
                 guard let n = SecretName(text), !text.hasPrefix(Escrow.namePrefix) else {
-                    throw NodeError("\(f).secrets[\(j)]: \(text.prefix(40).debugDescription) is not a secret name (escrow.* are the vault's)")
+                    throw NodeError(
+                        "\(f).secrets[\(j)]: \(text.prefix(40).debugDescription) is not a secret name (escrow.* are the vault's)"
+                    )
                 }
                 return n
             }
@@ -169,16 +209,22 @@ public struct NodeManifest: Sendable, Hashable {
             }
             let data = try m["data"].map { v throws(NodeError) in try Self.string(v, "\(f).data") }
             if let data {
-                guard !data.isEmpty, !data.hasPrefix("/"), !data.split(separator: "/").contains(".."), !data.contains("\0") else {
+                guard !data.isEmpty, !data.hasPrefix("/"), !data.split(separator: "/").contains(".."),
+                    !data.contains("\0")
+                else {
                     throw NodeError("\(f).data: a relative path inside the vault, without ..")
                 }
             }
-            let restartText = try m["restart"].map { v throws(NodeError) in try Self.string(v, "\(f).restart") } ?? "on-failure"
+            let restartText =
+                try m["restart"].map { v throws(NodeError) in try Self.string(v, "\(f).restart") } ?? "on-failure"
             guard let restart = RestartPolicy(rawValue: restartText) else {
                 throw NodeError("\(f).restart: never, on-failure or always, not \(restartText.prefix(20))")
             }
-            let maxRestarts = try m["max_restarts"].map { v throws(NodeError) in try Self.int(v, "\(f).max_restarts", 0...1000) } ?? 5
-            let stopTimeout = try m["stop_timeout"].map { v throws(NodeError) in Double(try Self.int(v, "\(f).stop_timeout", 0...300)) } ?? 5
+            let maxRestarts =
+                try m["max_restarts"].map { v throws(NodeError) in try Self.int(v, "\(f).max_restarts", 0...1000) } ?? 5
+            let stopTimeout =
+                try m["stop_timeout"].map { v throws(NodeError) in Double(try Self.int(v, "\(f).stop_timeout", 0...300))
+                } ?? 5
             workloads.append(
                 Workload(
                     name: name, command: command, arguments: arguments, environment: environment, secrets: secrets,
@@ -189,45 +235,47 @@ public struct NodeManifest: Sendable, Hashable {
 
     // MARK: Reading the YAML tree
 
-    static func mapping(_ node: Any, _ field: String, _ allowed: Set<String>?) throws(NodeError) -> [String: Any] {
-        guard let m = node as? [String: Any] else { throw NodeError("\(field): expected a mapping") }
-        if let allowed {
-            for k in m.keys.sorted() where !allowed.contains(k) {
-                throw NodeError("\(field): unknown key \(k.prefix(40).debugDescription) (allowed: \(allowed.sorted().joined(separator: ", ")))")
+    static func mapping(_ node: PolicyNode, _ field: String, _ allowed: Set<String>?) throws(NodeError)
+        -> [String: PolicyNode]
+    {
+        guard case .mapping(let pairs, _) = node else {
+            throw NodeError("\(field) (\(node.location)): expected a mapping")
+        }
+        var m: [String: PolicyNode] = [:]
+        for pair in pairs {
+            if let allowed, !allowed.contains(pair.key) {
+                throw NodeError(
+                    "\(field) (\(pair.keyLocation)): unknown key \(pair.key.prefix(40).debugDescription) (allowed: \(allowed.sorted().joined(separator: ", ")))"
+                )
             }
+            m[pair.key] = pair.value
         }
         return m
     }
-    static func list(_ node: Any?, _ field: String) throws(NodeError) -> [Any] {
+    static func list(_ node: PolicyNode?, _ field: String) throws(NodeError) -> [PolicyNode] {
         guard let node else { return [] }
-        guard let l = node as? [Any] else { throw NodeError("\(field): expected a list") }
-        guard l.count <= 256 else { throw NodeError("\(field): more than 256 entries") }
+        guard case .sequence(let l, _) = node else { throw NodeError("\(field) (\(node.location)): expected a list") }
+        guard l.count <= 256 else { throw NodeError("\(field) (\(node.location)): more than 256 entries") }
         return l
     }
-    static func string(_ node: Any?, _ field: String) throws(NodeError) -> String {
+    static func string(_ node: PolicyNode?, _ field: String) throws(NodeError) -> String {
         guard let node else { throw NodeError("\(field): missing") }
-        guard let s = node as? String else { throw NodeError("\(field): expected a string") }
-        guard s.utf8.count <= 4096 else { throw NodeError("\(field): longer than 4096 bytes") }
+        guard case .scalar(let s, _) = node else { throw NodeError("\(field) (\(node.location)): expected a string") }
+        guard s.utf8.count <= 4096 else { throw NodeError("\(field) (\(node.location)): longer than 4096 bytes") }
         return s
     }
-    static func scalar(_ node: Any, _ field: String) throws(NodeError) -> String {
-        switch node {
-        case let s as String: return try string(s, field)
-        case let i as Int: return String(i)
-        case let b as Bool: return b ? "true" : "false"
-        case let d as Double: return String(d)
-        default: throw NodeError("\(field): expected a scalar")
-        }
-    }
-    static func int(_ node: Any, _ field: String, _ range: ClosedRange<Int>) throws(NodeError) -> Int {
-        guard let i = node as? Int, range.contains(i) else {
-            throw NodeError("\(field): an integer in \(range.lowerBound)…\(range.upperBound)")
+    static func scalar(_ node: PolicyNode, _ field: String) throws(NodeError) -> String { try string(node, field) }
+    static func int(_ node: PolicyNode, _ field: String, _ range: ClosedRange<Int>) throws(NodeError) -> Int {
+        guard case .scalar(let s, _) = node, let i = Int(s), range.contains(i) else {
+            throw NodeError("\(field) (\(node.location)): an integer in \(range.lowerBound)…\(range.upperBound)")
         }
         return i
     }
-    static func prefix(_ node: Any?, _ field: String) throws(NodeError) -> IPAddressPrefix {
+    static func prefix(_ node: PolicyNode?, _ field: String) throws(NodeError) -> IPAddressPrefix {
         let text = try string(node, field)
-        guard let p = IPAddressPrefix(text) else { throw NodeError("\(field): \(text.prefix(60).debugDescription) is not an address/prefix") }
+        guard let p = IPAddressPrefix(text) else {
+            throw NodeError("\(field): \(text.prefix(60).debugDescription) is not an address/prefix")
+        }
         return p
     }
 }
@@ -258,7 +306,8 @@ public struct IPAddressPrefix: Sendable, Hashable, CustomStringConvertible {
         }
         let max = isIPv6 ? 128 : 32
         if parts.count == 2 {
-            guard let l = Int(parts[1]), (0...max).contains(l), parts[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+            guard let l = Int(parts[1]), (0...max).contains(l), parts[1].utf8.allSatisfy({ (0x30...0x39).contains($0) })
+            else { return nil }
             length = l
         } else {
             length = max

@@ -1,7 +1,7 @@
 public import AttestTPM
 public import ControllerProtocol
-import Synchronization
 public import Foundation
+import Synchronization
 
 /// A plugin of the node agent: something of value (workloads, a network) that runs only while the gate is open,
 /// that is, while the device's latest attestation passed, its vaults are unlocked and its secrets released.
@@ -38,6 +38,7 @@ public protocol NodePlugin: Sendable {
 }
 
 extension NodePlugin {
+    /// None, unless the plugin says otherwise.
     public var providedNetworks: [String: String] { [:] }
 }
 

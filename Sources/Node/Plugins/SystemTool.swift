@@ -5,7 +5,8 @@ import Foundation
 enum SystemTool {
     /// `tool`'s absolute path, looked up in the system directories only (not `PATH`).
     static func path(_ tool: String) -> String? {
-        for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: dir + "/" + tool) {
+        for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        where FileManager.default.isExecutableFile(atPath: dir + "/" + tool) {
             return dir + "/" + tool
         }
         return nil
@@ -15,7 +16,7 @@ enum SystemTool {
     @discardableResult
     static func run(_ argv: [String], input: String? = nil) throws -> String {
         guard let first = argv.first, let executable = path(first) else {
-            throw NodeError( "\(argv.first ?? "?"): not installed (looked in /usr/sbin, /sbin, /usr/bin, /bin)")
+            throw NodeError("\(argv.first ?? "?"): not installed (looked in /usr/sbin, /sbin, /usr/bin, /bin)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -33,7 +34,8 @@ enum SystemTool {
         let errors = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            let text = String(decoding: errors.prefix(2048), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = String(decoding: errors.prefix(2048), as: UTF8.self).trimmingCharacters(
+                in: .whitespacesAndNewlines)
             throw NodeError(
                 "\(argv.joined(separator: " ").prefix(200)): exit \(process.terminationStatus): \(text)")
         }

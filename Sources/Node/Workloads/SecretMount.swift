@@ -50,9 +50,9 @@ struct SecretMount: Sendable {
         for file in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
             let fd = open(path + "/" + file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
             guard fd >= 0 else { continue }
-            var st = stat()
-            if fstat(fd, &st) == 0, st.st_size > 0 {
-                let zeros = [UInt8](repeating: 0, count: Int(st.st_size))
+            let size = lseek(fd, 0, SEEK_END)
+            if size > 0, size <= 1 << 20, lseek(fd, 0, SEEK_SET) == 0 {
+                let zeros = [UInt8](repeating: 0, count: Int(size))
                 _ = zeros.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
                 fsync(fd)
             }

@@ -24,6 +24,7 @@ public actor WorkloadManager: NodePlugin {
         var restarts = 0
         var state = "starting"
         var stopping = false
+        var killedAtDeadline: String?
         var finished = false
         var mount: SecretMount?
         var supervisor: Task<Void, Never>?
@@ -47,9 +48,11 @@ public actor WorkloadManager: NodePlugin {
         var networks: [String] = []
         for w in workloads { if let n = w.network, !networks.contains(n) { networks.append(n) } }
         let needsVault = workloads.contains { $0.data != nil }
-        return PluginRequirements(vaults: needsVault ? Array(vaults.prefix(1)) : [], secrets: secrets, networks: networks)
+        return PluginRequirements(
+            vaults: needsVault ? Array(vaults.prefix(1)) : [], secrets: secrets, networks: networks)
     }
 
+    /// Mounts each workload's secrets, makes its data directory in the vault and spawns it (inside its network).
     public func start(_ context: PluginContext) async throws {
         runtime = context.runtime
         firstSpawnAt = nil
@@ -59,22 +62,31 @@ public actor WorkloadManager: NodePlugin {
             let base = context.stateDirectory + "/run/workloads/" + spec.name
             var mine: [SecretName: SecretBytes] = [:]
             for s in spec.secrets {
-                guard let bytes = context.secrets[s] else { throw NodeError("workload \(spec.name): secret \(s) was not released") }
+                guard let bytes = context.secrets[s] else {
+                    throw NodeError("workload \(spec.name): secret \(s) was not released")
+                }
                 mine[s] = bytes
             }
             r.mount = try await SecretMount.create(
                 at: base + "/secrets", secrets: mine, result: context.attestation.token, runtime: context.runtime)
             var dataDir: String?
             if let data = spec.data {
-                guard let vault = context.vaults.first else { throw NodeError("workload \(spec.name): data needs a vault") }
+                guard let vault = context.vaults.first else {
+                    throw NodeError("workload \(spec.name): data needs a vault")
+                }
                 let dir = vault + "/" + data
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try FileManager.default.createDirectory(
+                    atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 dataDir = dir
             }
             var argv = [spec.command] + spec.arguments
             if let network = spec.network {
-                guard let ns = context.networks[network] else { throw NodeError("workload \(spec.name): network \(network) is not up") }
-                guard let ip = SystemTool.path("ip") else { throw NodeError("workload \(spec.name): ip (iproute2) is not installed") }
+                guard let ns = context.networks[network] else {
+                    throw NodeError("workload \(spec.name): network \(network) is not up")
+                }
+                guard let ip = SystemTool.path("ip") else {
+                    throw NodeError("workload \(spec.name): ip (iproute2) is not installed")
+                }
                 argv = [ip, "netns", "exec", ns] + argv
             }
             var env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LANG=C.UTF-8"]
@@ -85,7 +97,8 @@ public actor WorkloadManager: NodePlugin {
             if let dataDir { env.append("VIGIL_DATA_DIR=\(dataDir)") }
             env.append(context.runtime.marker)
             let logs = context.stateDirectory + "/logs"
-            try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: logs, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let log = logs + "/" + spec.name + ".log"
             // The first spawn happens here, so a workload that cannot start at all fails the gate's opening.
             let first = try ChildProcess.spawn(argv, environment: env, log: log)
@@ -105,7 +118,7 @@ public actor WorkloadManager: NodePlugin {
             let status = await process.waitForExit()
             let outcome = ChildProcess.describe(status)
             if r.stopping {
-                r.state = "stopped (\(outcome))"
+                r.state = r.killedAtDeadline ?? "stopped (\(outcome))"
                 break
             }
             let restart: Bool
@@ -122,7 +135,10 @@ public actor WorkloadManager: NodePlugin {
             r.state = "restarting (\(outcome); restart \(r.restarts) of \(r.spec.maxRestarts))"
             let delay = min(10.0, 0.25 * Double(1 << min(r.restarts, 6)))
             try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
-            if r.stopping { r.state = "stopped"; break }
+            if r.stopping {
+                r.state = "stopped"
+                break
+            }
             do {
                 process = try ChildProcess.spawn(argv, environment: env, log: log)
                 r.process = process
@@ -135,6 +151,8 @@ public actor WorkloadManager: NodePlugin {
         r.finished = true
     }
 
+    /// SIGTERM to every workload's process group, SIGKILL at its `stop_timeout` (at most `deadline`), then the
+    /// secrets overwritten and unmounted.
     public func stop(deadline: Duration) async {
         let all = running
         running = []
@@ -151,7 +169,8 @@ public actor WorkloadManager: NodePlugin {
             }
             if !r.finished {
                 r.process?.signalGroup(SIGKILL)
-                r.state = "killed at the \(Int(min(r.spec.stopTimeout, Double(limit)))) s deadline"
+                r.killedAtDeadline =
+                    "killed at the \(Int(min(r.spec.stopTimeout, Double(limit)))) s deadline (SIGTERM ignored)"
             }
         }
         for r in all { await r.supervisor?.value }
@@ -165,10 +184,13 @@ public actor WorkloadManager: NodePlugin {
     }
     private var stoppedStates: [String: String] = [:]
 
+    /// Each workload's state (`running (pid …)`, `restarting …`, `stopped …`).
     public func state() async -> String {
         guard !running.isEmpty else {
             return stoppedStates.isEmpty
-                ? "stopped" : "stopped: " + stoppedStates.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "; ")
+                ? "stopped"
+                : "stopped: "
+                    + stoppedStates.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "; ")
         }
         return running.map { "\($0.spec.name) \($0.state)" }.joined(separator: "; ")
     }

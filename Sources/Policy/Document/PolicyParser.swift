@@ -136,7 +136,8 @@ struct PolicyParser {
             guard grace <= 7 * 86400 else {
                 throw PolicyError(
                     .invalidValue, "\(n.location)",
-                    "freshness.offline_grace_seconds: \(grace) is more than a week (604800); a stolen box would run that long unattested")
+                    "freshness.offline_grace_seconds: \(grace) is more than a week (604800); a stolen box would run that long unattested"
+                )
             }
             r.offlineGraceSeconds = grace
         }

@@ -52,7 +52,8 @@ public enum PolicyExplainer {
             if let g = f.offlineGraceSeconds, g > 0 {
                 add(
                     "freshness.offline_grace",
-                    "A node may keep its workloads running for up to \(g) seconds after a pass while the controller cannot be reached (never past the result's expiry); this is a setting, not a check.")
+                    "A node may keep its workloads running for up to \(g) seconds after a pass while the controller cannot be reached (never past the result's expiry); this is a setting, not a check."
+                )
             }
         }
         if let pcrs = p.pcrs {
