@@ -145,11 +145,11 @@ struct RobustnessTests {
         #expect(await tpm.isClosedByTimeout)
         // The TPM still owes that answer: the connection refuses further commands without sending them, so
         // without waiting for another deadline.
-        let again = Date()
         let next = await #expect(throws: TPMError.self) { _ = try await tpm.getRandom(8) }
         #expect(next?.code == .timeout)
         #expect(next?.description.contains("closed to further commands") == true, "\(String(describing: next))")
-        #expect(Date().timeIntervalSince(again) < 4.5)
+        // That message is the proof it was not sent; the elapsed time is only a hint (on a loaded test process
+        // the call can queue behind another TPM's slow command on a shared thread).
     }
 
     /// Test children (swtpm, vigil, tpm2-tools) inherit only stdin/stdout/stderr: a TPM connection that leaked
