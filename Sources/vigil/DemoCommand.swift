@@ -101,6 +101,7 @@ struct Demo {
         var buffer = Array(template.utf8CString)
         guard let dir = mkdtemp(&buffer) else { throw ValidationError("mkdtemp failed") }
         work = String(cString: dir)
+        chmod(work, 0o711)  // the workload runs as nobody: it must reach its secrets and the vault below
     }
 
     static func which(_ tool: String) -> String? {
@@ -335,6 +336,7 @@ struct Demo {
                 data: reader
                 restart: on-failure
                 stop_timeout: 3
+                user: nobody
 
             """
         try manifest.write(toFile: work + "/manifest.yaml", atomically: true, encoding: .utf8)

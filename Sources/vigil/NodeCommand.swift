@@ -62,18 +62,19 @@ struct NodeCommand: AsyncParsableCommand {
                 bootstrapLogging(logLevel)
                 if logLevel > .debug { setenv("TSS2_LOG", "all+none", 0) }
                 let caPEM = String(decoding: try readInput(controllerOptions.ca, limit: 256 * 1024), as: UTF8.self)
+                let vaults = vault.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
                 var plugins: [any NodePlugin] = []
                 if let manifest {
                     let text = String(decoding: try readInput(manifest, limit: NodeManifest.maximumSize), as: UTF8.self)
                     let m = try NodeManifest(yaml: text)
                     if !m.networks.isEmpty { plugins.append(NetworkStack(networks: m.networks)) }
-                    if !m.workloads.isEmpty { plugins.append(WorkloadManager(workloads: m.workloads, vaults: vault)) }
+                    if !m.workloads.isEmpty { plugins.append(WorkloadManager(workloads: m.workloads, vaults: vaults)) }
                 }
                 var configuration = NodeConfiguration(
                     controllerURL: controllerOptions.controller, caPEM: caPEM,
                     tcti: try TCTIConfiguration.resolve(tcti), stateDirectory: state.stateDir,
                     eventLogPath: FileManager.default.fileExists(atPath: eventlog) ? eventlog : nil,
-                    enrollToken: enrollToken, vaults: vault.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+                    enrollToken: enrollToken, vaults: vaults)
                 configuration.interval = interval
                 configuration.jitter = jitter
                 configuration.watchInterval = watchInterval

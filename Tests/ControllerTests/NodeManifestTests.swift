@@ -1,3 +1,4 @@
+import ControllerProtocol
 import Foundation
 import Node
 import Testing
@@ -56,6 +57,12 @@ struct NodeManifestTests {
         ("workloads: [{name: a, command: /bin/true, secrets: [escrow.v1]}]", "workloads[0].secrets[0]"),
         ("workloads: [{name: a, command: /bin/true, data: ../etc}]", "workloads[0].data"),
         ("workloads: [{name: a, command: /bin/true, data: /etc}]", "workloads[0].data"),
+        ("workloads: [{name: a, command: /bin/true, data: .}]", "workloads[0].data"),
+        (
+            "workloads: [{name: a, command: /bin/true, data: x}, {name: b, command: /bin/true, data: x/y}]",
+            "workloads[1].data: x/y overlaps"
+        ),
+        ("workloads: [{name: a, command: /bin/true, user: \"root; rm\"}]", "workloads[0].user"),
         ("workloads: [{name: a, command: /bin/true, network: nope}]", "workloads[0].network: no network named nope"),
         ("workloads: [{name: a, command: /bin/true, restart: sometimes}]", "workloads[0].restart"),
         ("workloads: [{name: a, command: /bin/true, stop_timeout: 9999}]", "workloads[0].stop_timeout"),
@@ -93,6 +100,22 @@ struct NodeManifestTests {
         } catch {
             #expect(error.description.contains(expected), "\(error.description)")
         }
+    }
+
+    @Test func aNodeReportWithControlCharactersOrAnUnknownPhaseIsRefused() {
+        let ok = NodeReport.State(
+            phase: "open", gateOpen: true, reason: "passed under fleet@1 → ok", plugins: ["workloads": "running"],
+            nextAttestation: nil, attestation: "aa")
+        #expect(throws: Never.self) { try ok.validate() }
+        var escape = ok
+        escape.reason = "gate \u{1B}[32mCLOSED\u{1B}[0m"
+        #expect(throws: ControllerProtocolError.self) { try escape.validate() }
+        var c1 = ok
+        c1.plugins = ["w": "x\u{9B}31m"]
+        #expect(throws: ControllerProtocolError.self) { try c1.validate() }
+        var phase = ok
+        phase.phase = "opened"
+        #expect(throws: ControllerProtocolError.self) { try phase.validate() }
     }
 
     @Test func addressesAreCanonicalisedBeforeTheyReachIPOrNft() {

@@ -40,8 +40,29 @@ public enum NodeReport {
             self.attestation = attestation
         }
 
-        /// Refuses what does not fit on a device record: long strings, many plugins.
+        /// The phases a node reports (``phase`` must be one).
+        public static let phases: Set<String> = [
+            "recovering", "connecting", "attesting", "unlocking", "releasing", "starting", "open", "closing", "waiting",
+            "stopped",
+        ]
+
+        /// Refuses what does not fit on a device record (long strings, many plugins), an unknown phase, and
+        /// control characters (which would reach an operator's terminal as escape sequences).
         public func validate() throws(ControllerProtocolError) {
+            guard Self.phases.contains(phase) else {
+                throw ControllerProtocolError(
+                    .invalid, "node report: unknown phase \(phase.prefix(32).debugDescription)")
+            }
+            let texts = [reason, attestation ?? ""] + plugins.keys + plugins.values
+            guard
+                texts.allSatisfy({
+                    $0.unicodeScalars.allSatisfy {
+                        $0.value >= 0x20 && $0.value != 0x7F && !(0x80...0x9F).contains($0.value)
+                    }
+                })
+            else {
+                throw ControllerProtocolError(.invalid, "node report: a field contains control characters")
+            }
             guard phase.utf8.count <= 32, reason.utf8.count <= 2048, plugins.count <= 32,
                 plugins.allSatisfy({ $0.key.utf8.count <= 64 && $0.value.utf8.count <= 512 }),
                 (attestation?.utf8.count ?? 0) <= 128

@@ -41,6 +41,7 @@ public actor NodeAgent: Service {
     var nextAttestation: Date?
     var status: NodeStatus
     let started = ContinuousClock.now
+    let startedWall = Date()
     var closeStartedAt: ContinuousClock.Instant?
     let output: @Sendable (String) -> Void
 
@@ -79,6 +80,7 @@ public actor NodeAgent: Service {
         try FileManager.default.createDirectory(
             atPath: configuration.stateDirectory, withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700])
+        try Self.checkStateDirectory(configuration.stateDirectory)
         let (stream, continuation) = AsyncStream.makeStream(of: NodeStateMachine.Event.self)
         events = continuation
         let usr1 = Self.signalSource(SIGUSR1) { continuation.yield(.attestNow) }
@@ -91,6 +93,10 @@ public actor NodeAgent: Service {
             continuation.yield(.shutdown)
         }
         watch.cancel()
+        if machine.phase != .stopped {
+            // The loop ended without the machine's exit (cancelled): close whatever may be open all the same.
+            _ = await closeGate("the agent is stopping (cancelled)")
+        }
         await connection?.shutdown()
         say("stopped")
     }
@@ -116,6 +122,30 @@ public actor NodeAgent: Service {
             if machine.gateOpen != before.1 || (machine.phase == .waiting && before.0 == .closing) {
                 Task { await self.watchOnce() }  // the controller's device record hears of the change at once
             }
+        }
+    }
+
+    /// As root, the state directory drives mounts, `ip link del` and vault locks: it and every folder above it
+    /// must be root's and writable by nobody else, and it must not be a symbolic link.
+    static func checkStateDirectory(_ path: String) throws(NodeError) {
+        guard geteuid() == 0 else { return }
+        var current = URL(fileURLWithPath: path).standardizedFileURL.path
+        if let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: current) {
+            throw NodeError("state directory \(path) is a symbolic link (to \(resolved))")
+        }
+        while true {
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: current),
+                let owner = attributes[.ownerAccountID] as? NSNumber,
+                let mode = attributes[.posixPermissions] as? NSNumber
+            else { throw NodeError("state directory: cannot inspect \(current)") }
+            let sticky = mode.intValue & 0o1000 != 0
+            guard owner.intValue == 0, mode.intValue & 0o022 == 0 || (sticky && current != path) else {
+                throw NodeError(
+                    "state directory: \(current) is owned by uid \(owner) or writable by others (mode \(String(mode.intValue & 0o7777, radix: 8))): it must be root's alone"
+                )
+            }
+            if current == "/" { return }
+            current = (current as NSString).deletingLastPathComponent
         }
     }
 
@@ -268,11 +298,16 @@ public actor NodeAgent: Service {
             guard claims.nonce.lowercased() == nonce.lowercased() else {
                 return .failed("the signed result answers nonce \(claims.nonce.prefix(16))…, not this attestation's")
             }
-            let grace = claims.offlineGrace ?? 0
-            let until = grace > 0 ? min(claims.issuedAtDate.addingTimeInterval(Double(grace)), claims.expiresDate) : nil
+            // Deadlines on the node's monotonic clock (CLOCK_BOOTTIME, from the result's lifetime): setting the wall
+            // clock back (a spoofed NTP on a stolen box) does not stretch them.
+            let lifetime = max(0, claims.expiresDate.timeIntervalSince(claims.issuedAtDate))
+            let grace = min(Double(claims.offlineGrace ?? 0), lifetime)
+            let now = nodeNow()
             let pass = NodeStateMachine.Pass(
-                nonce: claims.nonce, policy: claims.policy, expires: claims.expiresDate, offlineUntil: until,
+                nonce: claims.nonce, policy: claims.policy, expires: now.addingTimeInterval(lifetime),
+                offlineUntil: grace > 0 ? now.addingTimeInterval(grace) : nil,
                 resetCount: clock.resetCount, restartCount: clock.restartCount)
+            let until = pass.offlineUntil.map { Date().addingTimeInterval($0.timeIntervalSince(now)) }
             gateAttestation = GateAttestation(
                 token: outcome.result, policy: claims.policy, nonce: claims.nonce, expires: claims.expiresDate,
                 offlineUntil: until)
@@ -395,7 +430,8 @@ public actor NodeAgent: Service {
                 if try Self.lockIfOpen(path) { say("vault \(path) locked") }
                 try await runtime.locked(path)
             } catch {
-                say("vault \(path): lock failed: \(error)")
+                // Kept in the runtime record: the next close or start tries again.
+                say("vault \(path): NOT LOCKED: \(error)")
             }
         }
         status.timings.lastCloseMs = (ContinuousClock.now - begin).milliseconds
@@ -403,12 +439,15 @@ public actor NodeAgent: Service {
         return .closed
     }
 
-    /// Locks the vault at `path` unless it is locked already (or is not a vault); true when it was open.
+    /// Locks the vault at `path` unless it is locked already (or is not a vault); true when it was open. Throws
+    /// when files still hold it open (fscrypt: the key stays usable for them), so nobody reports it locked.
     static func lockIfOpen(_ path: String) throws -> Bool {
         let vault = SealedVaults.open(path)
         guard let metadata = try? vault.read() else { return false }
         guard try vault.state(metadata) != "locked" else { return false }
-        _ = try SealedVaults.lock(vault)
+        guard try SealedVaults.lock(vault) else {
+            throw NodeError("files inside are still open: the key is withdrawn for new opens, not yet for those")
+        }
         return true
     }
 
@@ -456,8 +495,11 @@ public actor NodeAgent: Service {
                     return (clock, .answered(latestPass: directive.latestPass), nil)
                 } catch let e as ControllerClientError where e.code == "device_revoked" {
                     return (clock, .unknown, e.reason)
-                } catch let e as ControllerClientError where e.status == nil || (e.status ?? 0) >= 500 {
+                } catch let e as ControllerClientError where e.status == nil || [502, 503, 504].contains(e.status ?? 0)
+                {
                     return (clock, .unreachable, nil)
+                } catch let e as ControllerClientError where e.status == 401 || e.status == 403 {
+                    return (clock, .refused("\(e)"), nil)
                 } catch {
                     return (clock, .unknown, nil)
                 }
@@ -468,7 +510,7 @@ public actor NodeAgent: Service {
         } catch {
             clock = nil  // the TPM did not answer (gone, reset, restarted): the machine closes an open gate
         }
-        events?.yield(.tick(now: Date(), clock: clock, controller: view))
+        events?.yield(.tick(now: nodeNow(), clock: clock, controller: view))
         await refreshPluginStates()
         writeStatus()
     }
@@ -479,12 +521,31 @@ public actor NodeAgent: Service {
 
     func currentReport() -> NodeReport.State {
         NodeReport.State(
-            phase: machine.phase.rawValue, gateOpen: machine.gateOpen, reason: String(machine.reason.prefix(2048)),
-            plugins: status.plugins.mapValues { String($0.prefix(512)) }, nextAttestation: nextAttestation,
-            attestation: gateAttestation?.nonce)
+            phase: machine.phase.rawValue, gateOpen: machine.gateOpen, reason: Self.truncated(machine.reason, 2048),
+            plugins: Dictionary(
+                status.plugins.prefix(32).map { (Self.truncated($0.key, 64), Self.truncated($0.value, 512)) }
+            ) { a, _ in a }, nextAttestation: nextAttestation, attestation: gateAttestation?.nonce)
+    }
+
+    /// `text` cut to at most `bytes` UTF-8 bytes, at a character boundary (the controller counts bytes).
+    static func truncated(_ text: String, _ bytes: Int) -> String {
+        guard text.utf8.count > bytes else { return text }
+        var out = ""
+        var used = 0
+        for c in text {
+            let n = String(c).utf8.count
+            guard used + n <= bytes - 3 else { break }
+            out.append(c)
+            used += n
+        }
+        return out + "…"
     }
 
     // MARK: Helpers
+
+    /// The node's own time: the wall clock at start plus the monotonic time since (immune to the wall clock being
+    /// set back or forward while it runs).
+    func nodeNow() -> Date { startedWall.addingTimeInterval((ContinuousClock.now - started).milliseconds / 1000) }
 
     func eventLog() throws -> [UInt8]? {
         guard let path = configuration.eventLogPath else { return nil }
@@ -501,7 +562,8 @@ public actor NodeAgent: Service {
         case let e as ControllerClientError:
             if e.code == "device_revoked" { return .revoked(e.reason) }
             if e.status == nil { return .unreachable(e.reason) }
-            if let s = e.status, s >= 500 { return .unreachable("\(e)") }
+            // Only a gateway that could not reach it counts as unreachable; a 500 is the controller's own answer.
+            if let s = e.status, [502, 503, 504].contains(s) { return .unreachable("\(e)") }
             return .failed("\(e.code): \(e.reason)")
         case let e as TPMError:
             return .stepFailed("TPM: \(e)")

@@ -100,6 +100,8 @@ public struct NodeStateMachine: Sendable {
     public enum ControllerView: Sendable, Hashable {
         /// It answered: its latest verdict for this device is (or is not) an unexpired pass.
         case answered(latestPass: Bool)
+        /// It refused this device's report (unknown device, rebound keys, …): it no longer stands behind it.
+        case refused(String)
         /// It could not be reached.
         case unreachable
         /// Not asked this time.
@@ -179,7 +181,7 @@ public struct NodeStateMachine: Sendable {
             if shuttingDown { return close("shutting down", then: .now) }
             phase = .attesting
             return [.attest]
-        case (.connecting, .unreachable(let why)), (.connecting, .stepFailed(let why)):
+        case (.connecting, .unreachable(let why)), (.connecting, .stepFailed(let why)), (.connecting, .failed(let why)):
             return retry("cannot connect: \(why)")
         case (.connecting, .revoked(let why)):
             return retry("revoked: \(why)")
@@ -187,8 +189,17 @@ public struct NodeStateMachine: Sendable {
         case (.attesting, .passed(let p)):
             attempt = 0
             offline = false
+            let previous = pass
             pass = p
             if shuttingDown { return close("shutting down", then: .now) }
+            if gateOpen, let previous,
+                previous.resetCount != p.resetCount || previous.restartCount != p.restartCount
+            {
+                // A TPM reset between two quotes, boot measurements replayed: the new pass is not the same boot.
+                return close(
+                    "the TPM was reset or restarted between two attestations (resetCount \(previous.resetCount) → \(p.resetCount), restartCount \(previous.restartCount) → \(p.restartCount))",
+                    then: .now)
+            }
             if gateOpen {
                 phase = .open
                 reason = "passed under \(p.policy)"
@@ -275,7 +286,8 @@ public struct NodeStateMachine: Sendable {
     /// that was reset or restarted, an expired result, a grace that ran out, or a controller that no longer
     /// stands behind the pass closes the gate.
     mutating func watch(now: Date, clock: TPMSClockInfo?, controller: ControllerView) -> [Action] {
-        guard gateOpen, phase == .open, let p = pass else { return [] }
+        // While a re-attestation runs the gate is still open: the same withdrawals apply.
+        guard gateOpen, phase == .open || phase == .attesting, let p = pass else { return [] }
         guard let clock else { return close("the TPM does not answer", then: .backoff(1)) }
         if clock.resetCount != p.resetCount || clock.restartCount != p.restartCount {
             return close(
@@ -293,6 +305,15 @@ public struct NodeStateMachine: Sendable {
         }
         if case .answered(latestPass: false) = controller {
             return close("the controller's latest verdict for this device is not an unexpired pass", then: .now)
+        }
+        if case .refused(let why) = controller {
+            return close("the controller refused this device's report: \(why)", then: .backoff(1))
+        }
+        if case .unreachable = controller, phase == .open, !offline {
+            // Not a verdict yet: attest at once; if that cannot reach the controller either, the offline grace
+            // (or its absence) decides.
+            phase = .attesting
+            return [.attest]
         }
         return []
     }

@@ -125,14 +125,12 @@ public actor RuntimeRecord {
         var r = Recovery()
         r.killed = Self.killMarked(marker)
         for m in contents.mounts.reversed() {
-            if Self.isMountPoint(m) {
-                if umount2(m, Int32(MNT_DETACH)) == 0 {
-                    r.unmounted.append(m)
-                } else {
-                    r.problems.append("umount \(m): \(String(cString: strerror(errno)))")
-                    continue
-                }
+            let wasMounted = Self.isMountPoint(m)
+            guard Self.unmount(m) else {
+                r.problems.append("umount \(m): \(String(cString: strerror(errno)))")
+                continue
             }
+            if wasMounted { r.unmounted.append(m) }
             contents.mounts.removeAll { $0 == m }
         }
         for (i, ns) in contents.namespaces.enumerated().reversed() {
@@ -176,6 +174,13 @@ public actor RuntimeRecord {
 
     static func processIDs() -> [Int32] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+    }
+
+    /// Unmounts `path` (lazily: open files keep it until they close); true when nothing is mounted there any
+    /// more (EINVAL: not a mount point; ENOENT: gone). Not guessed from mountinfo, whose paths are escaped.
+    static func unmount(_ path: String) -> Bool {
+        while umount2(path, Int32(MNT_DETACH)) == 0 {}  // stacked mounts, all of them
+        return errno == EINVAL || errno == ENOENT
     }
 
     /// Whether `path` is a mount point (listed in /proc/self/mountinfo).

@@ -83,6 +83,8 @@ public struct NodeManifest: Sendable, Hashable {
         public var maxRestarts: Int
         /// Seconds from SIGTERM to SIGKILL.
         public var stopTimeout: Double
+        /// The user it runs as (nil: root, still without any capability).
+        public var user: String?
     }
 
     /// The networks.
@@ -158,7 +160,7 @@ public struct NodeManifest: Sendable, Hashable {
                 item, f,
                 [
                     "name", "command", "arguments", "environment", "secrets", "network", "data", "restart",
-                    "max_restarts", "stop_timeout",
+                    "max_restarts", "stop_timeout", "user",
                 ])
             let name = try Self.string(m["name"], "\(f).name")
             guard (1...32).contains(name.utf8.count),
@@ -209,10 +211,11 @@ public struct NodeManifest: Sendable, Hashable {
             }
             let data = try m["data"].map { v throws(NodeError) in try Self.string(v, "\(f).data") }
             if let data {
-                guard !data.isEmpty, !data.hasPrefix("/"), !data.split(separator: "/").contains(".."),
+                let parts = data.split(separator: "/")
+                guard !data.isEmpty, !data.hasPrefix("/"), !parts.isEmpty, !parts.contains(".."), !parts.contains("."),
                     !data.contains("\0")
                 else {
-                    throw NodeError("\(f).data: a relative path inside the vault, without ..")
+                    throw NodeError("\(f).data: a relative path inside the vault, without . or ..")
                 }
             }
             let restartText =
@@ -225,10 +228,27 @@ public struct NodeManifest: Sendable, Hashable {
             let stopTimeout =
                 try m["stop_timeout"].map { v throws(NodeError) in Double(try Self.int(v, "\(f).stop_timeout", 0...300))
                 } ?? 5
+            let user = try m["user"].map { v throws(NodeError) in try Self.string(v, "\(f).user") }
+            if let user {
+                guard (1...32).contains(user.utf8.count),
+                    user.utf8.allSatisfy({
+                        (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d || $0 == 0x5f
+                    })
+                else { throw NodeError("\(f).user: a user name or uid, not \(user.prefix(40).debugDescription)") }
+            }
+            if let data,
+                workloads.contains(where: { w in
+                    guard let other = w.data else { return false }
+                    return other == data || data.hasPrefix(other + "/") || other.hasPrefix(data + "/")
+                })
+            {
+                throw NodeError("\(f).data: \(data) overlaps another workload's data directory")
+            }
             workloads.append(
                 Workload(
                     name: name, command: command, arguments: arguments, environment: environment, secrets: secrets,
-                    network: network, data: data, restart: restart, maxRestarts: maxRestarts, stopTimeout: stopTimeout))
+                    network: network, data: data, restart: restart, maxRestarts: maxRestarts, stopTimeout: stopTimeout,
+                    user: user))
         }
         self.init(networks: networks, workloads: workloads)
     }

@@ -1,4 +1,9 @@
 import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Runs a system tool (`ip`, `nft`) by absolute path with a bounded output, and fails with its exit status and
 /// standard error. Arguments are passed as a vector, never through a shell.
@@ -13,8 +18,9 @@ enum SystemTool {
     }
 
     /// Runs `argv` (argv[0] looked up with ``path(_:)``), writing `input` to its standard input; returns stdout.
+    /// Killed after `timeout` seconds (a hung `ip` or `nft` must not hold the gate's closing for ever).
     @discardableResult
-    static func run(_ argv: [String], input: String? = nil) throws -> String {
+    static func run(_ argv: [String], input: String? = nil, timeout: Double = 30) throws -> String {
         guard let first = argv.first, let executable = path(first) else {
             throw NodeError("\(argv.first ?? "?"): not installed (looked in /usr/sbin, /sbin, /usr/bin, /bin)")
         }
@@ -28,13 +34,25 @@ enum SystemTool {
         process.standardError = err
         process.standardInput = inPipe
         try process.run()
+        let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        defer { watchdog.cancel() }
         if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
         try? inPipe.fileHandleForWriting.close()
+        // Standard error is drained on its own thread, so a tool that fills one pipe cannot block on it.
+        let errors = Mutex(Data())
+        let drained = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            errors.withLock { $0 = data }
+            drained.signal()
+        }
         let output = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        drained.wait()
         process.waitUntilExit()
+        let errorText = errors.withLock { $0 }
         guard process.terminationStatus == 0 else {
-            let text = String(decoding: errors.prefix(2048), as: UTF8.self).trimmingCharacters(
+            let text = String(decoding: errorText.prefix(2048), as: UTF8.self).trimmingCharacters(
                 in: .whitespacesAndNewlines)
             throw NodeError(
                 "\(argv.joined(separator: " ").prefix(200)): exit \(process.terminationStatus): \(text)")

@@ -59,9 +59,9 @@ struct ChildProcess: Sendable {
         }
     }
 
-    /// Sends `signal` to the process group.
+    /// Sends `signal` to the process group (never to a bare pid: a reaped one may have been reused).
     func signalGroup(_ signal: Int32) {
-        if kill(-pid, signal) != 0 { kill(pid, signal) }
+        kill(-pid, signal)
     }
 
     /// `exit 3`, `killed by signal 9`.

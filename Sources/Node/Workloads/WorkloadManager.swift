@@ -8,7 +8,7 @@ public import Foundation
 
 /// The workload-manager plugin: runs the manifest's workloads as supervised child processes while the gate is
 /// open. Each sees its secrets as 0600 files in a private tmpfs (`$VIGIL_SECRETS_DIR`, with the gate's signed
-/// result in `attestation-result.jwt`), keeps its data in the vault (`$VIGIL_DATA_DIR`), runs inside its
+/// result in `.attestation-result.jwt`, also named by `$VIGIL_ATTESTATION_RESULT`), keeps its data in the vault (`$VIGIL_DATA_DIR`), runs inside its
 /// network's namespace, and is restarted as its policy says. When the gate closes every workload gets SIGTERM,
 /// then SIGKILL at its `stop_timeout` (or the core's deadline, whichever comes first), and its secrets are
 /// overwritten and unmounted.
@@ -25,6 +25,8 @@ public actor WorkloadManager: NodePlugin {
         var state = "starting"
         var stopping = false
         var killedAtDeadline: String?
+        /// Whether `process` has not been reaped yet (only then may its group be signalled).
+        var alive = false
         var finished = false
         var mount: SecretMount?
         var supervisor: Task<Void, Never>?
@@ -67,8 +69,21 @@ public actor WorkloadManager: NodePlugin {
                 }
                 mine[s] = bytes
             }
+            let owner = try Self.account(spec.user)
+            // Traversable (not listable) down to the workload's own mount, so a workload with its own user reaches
+            // its secrets and nothing else.
+            for dir in [
+                context.stateDirectory, context.stateDirectory + "/run", context.stateDirectory + "/run/workloads",
+                base,
+            ] {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                guard chmod(dir, 0o711) == 0 else {
+                    throw NodeError("workload \(spec.name): chmod \(dir): \(String(cString: strerror(errno)))")
+                }
+            }
             r.mount = try await SecretMount.create(
-                at: base + "/secrets", secrets: mine, result: context.attestation.token, runtime: context.runtime)
+                at: base + "/secrets", secrets: mine, result: context.attestation.token, owner: (owner.uid, owner.gid),
+                runtime: context.runtime)
             var dataDir: String?
             if let data = spec.data {
                 guard let vault = context.vaults.first else {
@@ -77,9 +92,29 @@ public actor WorkloadManager: NodePlugin {
                 let dir = vault + "/" + data
                 try FileManager.default.createDirectory(
                     atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                // The directory must be the vault's, not a link a workload planted to elsewhere.
+                let resolved = URL(fileURLWithPath: dir).resolvingSymlinksInPath().path
+                let vaultResolved = URL(fileURLWithPath: vault).resolvingSymlinksInPath().path
+                guard resolved.hasPrefix(vaultResolved + "/") else {
+                    throw NodeError(
+                        "workload \(spec.name): its data directory resolves outside the vault (\(resolved))")
+                }
+                guard chown(dir, owner.uid, owner.gid) == 0 else {
+                    throw NodeError("workload \(spec.name): chown \(dir): \(String(cString: strerror(errno)))")
+                }
                 dataDir = dir
             }
-            var argv = [spec.command] + spec.arguments
+            // Every workload runs without capabilities and cannot gain any (no_new_privs), as its own user when
+            // the manifest names one: it cannot rewrite its namespace's nftables, leave its namespace, or open a
+            // TPM that is not its own uid's to open.
+            guard let setpriv = SystemTool.path("setpriv") else {
+                throw NodeError("workload \(spec.name): setpriv (util-linux) is not installed")
+            }
+            var argv = [setpriv, "--no-new-privs", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"]
+            if spec.user != nil {
+                argv += ["--reuid=\(owner.uid)", "--regid=\(owner.gid)", "--clear-groups"]
+            }
+            argv += ["--", spec.command] + spec.arguments
             if let network = spec.network {
                 guard let ns = context.networks[network] else {
                     throw NodeError("workload \(spec.name): network \(network) is not up")
@@ -93,7 +128,7 @@ public actor WorkloadManager: NodePlugin {
             env += spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             env.append("VIGIL_WORKLOAD=\(spec.name)")
             env.append("VIGIL_SECRETS_DIR=\(base)/secrets")
-            env.append("VIGIL_ATTESTATION_RESULT=\(base)/secrets/attestation-result.jwt")
+            env.append("VIGIL_ATTESTATION_RESULT=\(base)/secrets/\(SecretMount.resultName)")
             if let dataDir { env.append("VIGIL_DATA_DIR=\(dataDir)") }
             env.append(context.runtime.marker)
             let logs = context.stateDirectory + "/logs"
@@ -104,6 +139,7 @@ public actor WorkloadManager: NodePlugin {
             let first = try ChildProcess.spawn(argv, environment: env, log: log)
             if firstSpawnAt == nil { firstSpawnAt = Date() }
             r.process = first
+            r.alive = true
             r.state = "running (pid \(first.pid))"
             let command = argv
             let environment = env
@@ -111,11 +147,21 @@ public actor WorkloadManager: NodePlugin {
         }
     }
 
+    /// The uid and gid of `user` (a name or a number); root when nil.
+    static func account(_ user: String?) throws -> (uid: UInt32, gid: UInt32) {
+        guard let user else { return (0, 0) }
+        if let entry = getpwnam(user) { return (entry.pointee.pw_uid, entry.pointee.pw_gid) }
+        if let uid = UInt32(user), let entry = getpwuid(uid) { return (uid, entry.pointee.pw_gid) }
+        if let uid = UInt32(user) { return (uid, uid) }
+        throw NodeError("user \(user) does not exist")
+    }
+
     /// Waits for the workload to end and restarts it as its policy says, until it is stopped.
     func supervise(_ r: Running, first: ChildProcess, argv: [String], env: [String], log: String) async {
         var process = first
         while true {
             let status = await process.waitForExit()
+            r.alive = false
             let outcome = ChildProcess.describe(status)
             if r.stopping {
                 r.state = r.killedAtDeadline ?? "stopped (\(outcome))"
@@ -142,6 +188,7 @@ public actor WorkloadManager: NodePlugin {
             do {
                 process = try ChildProcess.spawn(argv, environment: env, log: log)
                 r.process = process
+                r.alive = true
                 r.state = "running (pid \(process.pid); restart \(r.restarts))"
             } catch {
                 r.state = "failed: \(error)"
@@ -158,7 +205,7 @@ public actor WorkloadManager: NodePlugin {
         running = []
         for r in all {
             r.stopping = true
-            if !r.finished { r.process?.signalGroup(SIGTERM) }
+            if !r.finished && r.alive { r.process?.signalGroup(SIGTERM) }
         }
         let start = ContinuousClock.now
         let limit = deadline.components.seconds
@@ -167,7 +214,7 @@ public actor WorkloadManager: NodePlugin {
             while !r.finished && ContinuousClock.now - start < own {
                 try? await Task.sleep(for: .milliseconds(20))
             }
-            if !r.finished {
+            if !r.finished && r.alive {
                 r.process?.signalGroup(SIGKILL)
                 r.killedAtDeadline =
                     "killed at the \(Int(min(r.spec.stopTimeout, Double(limit)))) s deadline (SIGTERM ignored)"
