@@ -129,17 +129,22 @@ struct Demo {
 
     // MARK: Processes
 
+    /// A process for `argv` (argv[0] a path, or a tool looked up in the system folders) with this environment plus
+    /// `env`.
+    static func process(_ argv: [String], env: [String: String]) -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : (Demo.which(argv[0]) ?? argv[0]))
+        p.arguments = Array(argv.dropFirst())
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        return p
+    }
+
     /// Runs a command to completion; throws with its output when it fails.
     @discardableResult
     func run(_ argv: [String], env: [String: String] = [:], allowFailure: Bool = false) throws -> (
         status: Int32, output: String
     ) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : (Demo.which(argv[0]) ?? argv[0]))
-        p.arguments = Array(argv.dropFirst())
-        var environment = ProcessInfo.processInfo.environment
-        for (k, v) in env { environment[k] = v }
-        p.environment = environment
+        let p = Demo.process(argv, env: env)
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
@@ -157,12 +162,7 @@ struct Demo {
 
     /// Starts a background process with its output in `log`.
     func spawn(_ argv: [String], log: String, env: [String: String] = [:]) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : (Demo.which(argv[0]) ?? argv[0]))
-        p.arguments = Array(argv.dropFirst())
-        var environment = ProcessInfo.processInfo.environment
-        for (k, v) in env { environment[k] = v }
-        p.environment = environment
+        let p = Demo.process(argv, env: env)
         _ = FileManager.default.createFile(atPath: log, contents: nil, attributes: [.posixPermissions: 0o600])
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         p.standardOutput = handle

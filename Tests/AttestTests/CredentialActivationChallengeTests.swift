@@ -1,6 +1,7 @@
 import Attest
 import Crypto
 import Foundation
+import ProcessSupport
 import Testing
 import X509
 
@@ -304,18 +305,5 @@ private func errorCode<R>(_ body: () throws -> R) -> AttestError.Code? {
         return error.code
     } catch {
         return nil
-    }
-}
-
-/// SplitMix64: a deterministic generator, for tests that need the same "random" numbers twice.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -2,6 +2,7 @@ import Attest
 import AttestTPM
 import Foundation
 import Node
+import ProcessSupport
 import Testing
 
 /// The node's state machine on its own: every event in every phase (no crash path, no gate opened by anything but
@@ -89,7 +90,7 @@ struct NodeStateMachineTests {
     /// A long random walk: whatever order events come in, the invariants hold, and a gate that opens was preceded
     /// by pass → unlocked → released → started, in that order, since it last closed.
     @Test func randomWalksKeepTheChain() {
-        var generator = SeededGenerator(seed: 0x5EED)
+        var generator = SplitMix64(seed: 0x5EED)
         for _ in 0..<200 {
             var m = M()
             var chain: [String] = []
@@ -236,18 +237,5 @@ struct NodeStateMachineTests {
         #expect(c.seconds(for: .backoff(4), random: 0.999) > 7.9)
         #expect(c.seconds(for: .backoff(40), random: 0.999) <= 30)
         #expect(c.seconds(for: .backoff(40), random: 0) >= 15)
-    }
-}
-
-/// A reproducible generator for random walks (SplitMix64).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -112,6 +112,7 @@ public actor NodeAgent: Service {
                 }
                 if let event = await perform(action) { events?.yield(event) }
             }
+            await closeTPMIfIdle()
             guard let event = await iterator.next() else { return }
             let before = (machine.phase, machine.gateOpen)
             pending = machine.handle(event)
@@ -184,7 +185,17 @@ public actor NodeAgent: Service {
 
     func release(_ t: TPM) async {
         tpmUsers -= 1
-        guard tpmUsers == 0 else { return }
+        await closeTPMIfIdle()
+    }
+
+    /// Closes the TPM connection when nobody uses it and the machine is not in the middle of opening the gate
+    /// (one connection for the whole chain: fewer TPM round trips than one per step).
+    func closeTPMIfIdle() async {
+        guard tpmUsers == 0, let t = tpm else { return }
+        switch machine.phase {
+        case .connecting, .attesting, .unlocking, .releasing, .starting: return
+        default: break
+        }
         let sent = await t.commandsSent
         guard tpmUsers == 0, tpm === t else { return }
         tpmCommands += sent
