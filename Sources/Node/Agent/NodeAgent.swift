@@ -289,7 +289,7 @@ public actor NodeAgent: Service {
         do {
             let log = try eventLog()
             let (outcome, nonce, clock) = try await withTPM { tpm in
-                let (outcome, nonce) = try await DeviceAgent(tpm: tpm, connection: connection)
+                let (outcome, nonce) = try await DeviceAgent(tpm: tpm, connection: connection, deviceID: deviceID)
                     .attestReturningNonce(eventLog: log)
                 return (outcome, nonce, try await tpm.readClock())
             }
@@ -339,7 +339,7 @@ public actor NodeAgent: Service {
     }
 
     func unlockVaults() async -> NodeStateMachine.Event {
-        guard let connection else { return .stepFailed("not connected") }
+        guard let connection, let id = deviceID else { return .stepFailed("not connected") }
         for path in configuration.vaults {
             let vault = SealedVaults.open(path)
             do {
@@ -353,7 +353,7 @@ public actor NodeAgent: Service {
                     } catch let sealed {
                         guard try vault.read().escrow != nil else { throw sealed }
                         _ = try await VaultRecovery.recover(
-                            vault, agent: DeviceAgent(tpm: tpm, connection: connection), eventLog: log)
+                            vault, agent: DeviceAgent(tpm: tpm, connection: connection, deviceID: id), eventLog: log)
                         return true
                     }
                 }
@@ -369,14 +369,14 @@ public actor NodeAgent: Service {
     }
 
     func releaseSecrets() async -> NodeStateMachine.Event {
-        guard let connection else { return .stepFailed("not connected") }
+        guard let connection, let id = deviceID else { return .stepFailed("not connected") }
         var names: [SecretName] = []
         for p in plugins { for s in p.requirements.secrets where !names.contains(s) { names.append(s) } }
         do {
             let fetched = try await withTPM { tpm in
                 var out: [SecretName: SecretBytes] = [:]
                 for name in names {
-                    out[name] = try await DeviceAgent(tpm: tpm, connection: connection).fetchSecret(name)
+                    out[name] = try await DeviceAgent(tpm: tpm, connection: connection, deviceID: id).fetchSecret(name)
                 }
                 return out
             }
@@ -494,15 +494,15 @@ public actor NodeAgent: Service {
         var view = NodeStateMachine.ControllerView.unknown
         let report = currentReport()
         let connection = self.connection
-        let known = deviceID != nil
+        let id = deviceID
         do {
             let (c, v, revoked) = try await withTPM { tpm in
                 let clock = try await tpm.readClock()
-                guard let connection, known else {
+                guard let connection, let id else {
                     return (clock, NodeStateMachine.ControllerView.unknown, String?.none)
                 }
                 do {
-                    let directive = try await DeviceAgent(tpm: tpm, connection: connection).report(report)
+                    let directive = try await DeviceAgent(tpm: tpm, connection: connection, deviceID: id).report(report)
                     return (clock, .answered(latestPass: directive.latestPass), nil)
                 } catch let e as ControllerClientError where e.code == "device_revoked" {
                     return (clock, .unknown, e.reason)

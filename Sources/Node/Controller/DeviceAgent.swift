@@ -13,11 +13,16 @@ public struct DeviceAgent: Sendable {
     public let tpm: TPM
     /// The controller.
     public let connection: ControllerConnection
+    /// The device id, when the caller already derived it from this TPM's EK (saves reading the EK and its
+    /// certificate from NV for every request).
+    let knownID: DeviceID?
 
-    /// An agent for `tpm` talking to `connection`.
-    public init(tpm: TPM, connection: ControllerConnection) {
+    /// An agent for `tpm` talking to `connection`; `deviceID`, if given, must be the one derived from this TPM's
+    /// EK (``deviceID()``).
+    public init(tpm: TPM, connection: ControllerConnection, deviceID: DeviceID? = nil) {
         self.tpm = tpm
         self.connection = connection
+        self.knownID = deviceID
     }
 
     /// The device's EK (one with a certificate in NV when there is one), its certificate, and the device id.
@@ -47,7 +52,10 @@ public struct DeviceAgent: Sendable {
     }
 
     /// This device's id (derived from its EK, as the controller derives it).
-    public func deviceID() async throws -> DeviceID { try await endorsementKey().id }
+    public func deviceID() async throws -> DeviceID {
+        if let knownID { return knownID }
+        return try await endorsementKey().id
+    }
 
     /// Onboards: sends the EK, AK and device key; answers the credential challenge with
     /// TPM2_ActivateCredential and proves the device key with the AK's TPM2_Certify.
