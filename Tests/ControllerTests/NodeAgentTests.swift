@@ -300,7 +300,10 @@ struct NodeAgentTests {
         await controller.stop()
     }
 
-    @Test func aTPMResetClosesTheGateAndTheNodeReattestsAfterTheReboot() async throws {
+    /// Both ways a TPM comes back reset: swtpm's CMD_INIT through its control channel, and the swtpm process
+    /// itself restarted on the same state (TPM2_Startup CLEAR; the node's connection breaks).
+    @Test(arguments: ["CMD_INIT", "process restart"])
+    func aTPMResetClosesTheGateAndTheNodeReattestsAfterTheReboot(_ how: String) async throws {
         let controller = try await ControllerHarness.start(.sqlite)
         let device = try TestDevice()
         var node: NodeRun?
@@ -313,7 +316,11 @@ struct NodeAgentTests {
             node = try NodeRun.start(
                 device, controller, manifest: Self.sleeper, vaults: [], extra: ["--backoff-max", "2"])
             _ = try await node!.waitFor("the gate to open") { $0.gateOpen }
-            try device.simulator.reboot()  // swtpm CMD_INIT: resetCount + 1, PCRs back to zero
+            if how == "CMD_INIT" {
+                try device.simulator.reboot()  // swtpm CMD_INIT: resetCount + 1, PCRs back to zero
+            } else {
+                try device.simulator.restart()  // a new swtpm process on the same state: Startup(CLEAR)
+            }
             _ = try await node!.waitFor("the gate to close") { !$0.gateOpen }
             // The reason is in the timeline (the status moves on: the re-attestation that follows fails until the
             // machine boots its chain again).

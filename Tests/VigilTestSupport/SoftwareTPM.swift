@@ -15,7 +15,7 @@ public final class SoftwareTPM: @unchecked Sendable {
     public let port: Int
     public let controlPort: Int
     public let stateDirectory: URL
-    private let process: ChildProcess
+    private var process: ChildProcess
     private let lock = NSLock()
     private var stopped = false
 
@@ -96,7 +96,46 @@ public final class SoftwareTPM: @unchecked Sendable {
     }
 
     /// The swtpm process, e.g. to stop it with SIGSTOP and see what a client does with a TPM that hangs.
-    public var processIdentifier: Int32 { process.pid }
+    public var processIdentifier: Int32 {
+        lock.lock()
+        defer { lock.unlock() }
+        return process.pid
+    }
+
+    /// Restarts the swtpm process on the same state and ports: the machine rebooted with its TPM (TPM2_Startup
+    /// CLEAR at start: resetCount + 1, PCRs back to their initial values). Connections to the old process break.
+    public func restart() throws {
+        guard let swtpm = Self.which("swtpm") else { throw StartError(description: "swtpm is not installed") }
+        lock.lock()
+        defer { lock.unlock() }
+        process.kill(SIGTERM)
+        if process.wait(timeoutSeconds: 10) == nil {
+            process.kill(SIGKILL)
+            _ = process.wait(timeoutSeconds: 10)
+        }
+        let log = stateDirectory.appendingPathComponent("swtpm-restart-\(UUID().uuidString.prefix(4)).log").path
+        for _ in 0..<50 {
+            let next = try ChildProcess(
+                swtpm,
+                [
+                    "socket", "--tpm2", "--tpmstate", "dir=\(stateDirectory.path)",
+                    "--server", "type=tcp,port=\(port),bindaddr=127.0.0.1",
+                    "--ctrl", "type=tcp,port=\(controlPort),bindaddr=127.0.0.1",
+                    "--flags", "not-need-init,startup-clear", "--log", "level=0",
+                ],
+                standardOutput: .null, standardError: .file(log))
+            if Self.waitForListener(port: port, process: next, seconds: 10) {
+                process = next
+                return
+            }
+            next.kill(SIGKILL)
+            _ = next.wait(timeoutSeconds: 10)
+            usleep(100_000)  // the old listener's port may still be closing
+        }
+        throw StartError(
+            description:
+                "swtpm did not restart on port \(port): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
 
     /// Opens the ``TPM`` actor on this simulator.
     public func open() async throws -> TPM { try await TPM.open(tcti) }
