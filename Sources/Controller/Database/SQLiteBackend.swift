@@ -61,10 +61,18 @@ public final class SQLiteBackend: SQLBackend {
             await gate.release()
             return result
         } catch {
-            _ = try? await tx.execute("ROLLBACK")
+            await Self.rollback(connection)
             await gate.release()
             throw error
         }
+    }
+
+    /// Rolls back outside the caller's task: a request cancelled mid-transaction must not leave the one
+    /// connection inside it (every later BEGIN would fail with "cannot start a transaction within a transaction").
+    static func rollback(_ connection: SQLiteConnection) async {
+        await Task.detached {
+            _ = try? await Transaction(connection: connection).execute("ROLLBACK")
+        }.value
     }
 
     /// Serializes appends to the audit chain inside `tx`.
