@@ -71,15 +71,7 @@ public final class SoftwareTPM: @unchecked Sendable {
             let data = try Self.freePortPair()
             let control = data + 1
             let log = directory.appendingPathComponent("swtpm-\(attempt).log").path
-            let process = try ChildProcess(
-                swtpm,
-                [
-                    "socket", "--tpm2", "--tpmstate", "dir=\(directory.path)",
-                    "--server", "type=tcp,port=\(data),bindaddr=127.0.0.1",
-                    "--ctrl", "type=tcp,port=\(control),bindaddr=127.0.0.1",
-                    "--flags", "not-need-init,startup-clear", "--log", "level=0",
-                ],
-                standardOutput: .null, standardError: .file(log))
+            let process = try Self.launch(swtpm, state: directory, port: data, control: control, log: log)
             if Self.waitForListener(port: data, process: process, seconds: 10) {
                 self.port = data
                 self.controlPort = control
@@ -102,6 +94,20 @@ public final class SoftwareTPM: @unchecked Sendable {
         return process.pid
     }
 
+    /// swtpm on `state`, listening on 127.0.0.1 at `port` (commands) and `control` (libtss2's swtpm TCTI uses
+    /// port + 1), started as a machine's firmware would (TPM2_Startup CLEAR), its errors in `log`.
+    static func launch(_ swtpm: String, state: URL, port: Int, control: Int, log: String) throws -> ChildProcess {
+        try ChildProcess(
+            swtpm,
+            [
+                "socket", "--tpm2", "--tpmstate", "dir=\(state.path)",
+                "--server", "type=tcp,port=\(port),bindaddr=127.0.0.1",
+                "--ctrl", "type=tcp,port=\(control),bindaddr=127.0.0.1",
+                "--flags", "not-need-init,startup-clear", "--log", "level=0",
+            ],
+            standardOutput: .null, standardError: .file(log))
+    }
+
     /// Restarts the swtpm process on the same state and ports: the machine rebooted with its TPM (TPM2_Startup
     /// CLEAR at start: resetCount + 1, PCRs back to their initial values). Connections to the old process break.
     public func restart() throws {
@@ -115,15 +121,7 @@ public final class SoftwareTPM: @unchecked Sendable {
         }
         let log = stateDirectory.appendingPathComponent("swtpm-restart-\(UUID().uuidString.prefix(4)).log").path
         for _ in 0..<50 {
-            let next = try ChildProcess(
-                swtpm,
-                [
-                    "socket", "--tpm2", "--tpmstate", "dir=\(stateDirectory.path)",
-                    "--server", "type=tcp,port=\(port),bindaddr=127.0.0.1",
-                    "--ctrl", "type=tcp,port=\(controlPort),bindaddr=127.0.0.1",
-                    "--flags", "not-need-init,startup-clear", "--log", "level=0",
-                ],
-                standardOutput: .null, standardError: .file(log))
+            let next = try Self.launch(swtpm, state: stateDirectory, port: port, control: controlPort, log: log)
             if Self.waitForListener(port: port, process: next, seconds: 10) {
                 process = next
                 return
