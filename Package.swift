@@ -12,6 +12,7 @@ import PackageDescription
 //   ControllerProtocol  the controller's HTTP API types and request signing, shared by both ends (pure Swift).
 //   Controller    the fleet's verifier service (Hummingbird 2 over TLS, SQLite): links Attest and Policy,
 //                 never libtss2.
+//   EVEAPI        Swift generated from EVE's protobuf device API (lf-edge/eve-api), for the EVE-compatible endpoints.
 //   ControllerClient  HTTPS client for the device and the security team (async-http-client).
 //   vigil         the one executable: argument parsing only.
 let package = Package(
@@ -24,7 +25,7 @@ let package = Package(
         .library(name: "AttestTPM", targets: ["AttestTPM"]),
         .library(name: "Vault", targets: ["Vault"]),
         .library(name: "Node", targets: ["Node"]),
-        .library(name: "Controller", targets: ["Controller", "ControllerProtocol"]),
+        .library(name: "Controller", targets: ["Controller", "ControllerProtocol", "EVEAPI"]),
         .executable(name: "vigil", targets: ["vigil"]),
     ],
     dependencies: [
@@ -44,6 +45,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        // EVE's device API (protobuf): generated types in Sources/EVEAPI; gzip for its event logs.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
     ],
     targets: [
         // MARK: C system libraries (device side only)
@@ -138,6 +142,12 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
+        // EVE's device API: Swift generated from lf-edge/eve-api's protobuf files (scripts/generate-eve-api.sh).
+        .target(
+            name: "EVEAPI",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["proto"]
+        ),
         .target(
             name: "Controller",
             dependencies: [
@@ -145,6 +155,12 @@ let package = Package(
                 "Policy",
                 "ControllerProtocol",
                 "SystemSupport",
+                "EVEAPI",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                // EVE devices may sign with RSA (PKCS #1 v1.5) device certificates.
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                // EVE devices send their event logs gzip-compressed.
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -233,8 +249,13 @@ let package = Package(
             name: "ControllerTests",
             dependencies: [
                 "Attest", "AttestTPM", "Controller", "ControllerClient", "ControllerProtocol", "Node", "Policy",
-                "ProcessSupport", "SystemSupport", "Vault", "VigilTestSupport",
+                "ProcessSupport", "SystemSupport", "Vault", "VigilTestSupport", "EVEAPI",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),

@@ -26,6 +26,11 @@ let package = Package(
                 name: "FuzzControllerAPI",
                 dependencies: ["FuzzSupport", .product(name: "Controller", package: "Vigil")],
                 swiftSettings: fuzzFlags),
+            // EVE's device API: AuthContainer → ZAttestReq (quote → evidence, certificates), ZRegisterMsg.
+            .executableTarget(
+                name: "FuzzEVE",
+                dependencies: ["FuzzSupport", .product(name: "Controller", package: "Vigil")],
+                swiftSettings: fuzzFlags),
             // What a node agent reads: its manifest (YAML), its status file.
             .executableTarget(
                 name: "FuzzNode",

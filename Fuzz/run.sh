@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(FuzzEventLog FuzzAttest FuzzSignature FuzzPublic FuzzPolicy FuzzEvidence FuzzControllerAPI FuzzVault FuzzAuthenticode FuzzNode)
+[[ ${#targets[@]} -eq 0 ]] && targets=(FuzzEventLog FuzzAttest FuzzSignature FuzzPublic FuzzPolicy FuzzEvidence FuzzControllerAPI FuzzVault FuzzAuthenticode FuzzNode FuzzEVE)
 
 swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -Onone >/dev/null
 bin=$(swift build -c release --show-bin-path)
@@ -26,6 +26,7 @@ for t in "${targets[@]}"; do
     FuzzControllerAPI) cp seeds/FuzzControllerAPI/* "corpus/$t/" ;;
     FuzzVault) cp seeds/FuzzVault/* "corpus/$t/" ;;
     FuzzNode) cp seeds/FuzzNode/* "corpus/$t/" ;;
+    FuzzEVE) cp seeds/FuzzEVE/* "corpus/$t/" ;;
     FuzzAuthenticode) cp /usr/lib/systemd/boot/efi/*.efi* /usr/lib/shim/*.efi "corpus/$t/" ;;
   esac
 done

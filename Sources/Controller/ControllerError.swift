@@ -45,6 +45,11 @@ public struct ControllerError: Error, Hashable, Sendable, CustomStringConvertibl
     public static func evidence(_ code: String, _ reason: String) -> Self {
         Self(status: 422, code: code, reason: reason)
     }
+    /// 422: a body that was read but cannot be processed (a truncated or malformed protobuf message, a field out of
+    /// range): EVE's API answers "missing or unprocessable body" with 422.
+    public static func unprocessable(_ reason: String) -> Self {
+        Self(status: 422, code: "unprocessable", reason: reason)
+    }
     /// 500: the controller failed (its database, its keys); the reason is for the log.
     public static func internalFailure(_ reason: String) -> Self {
         Self(status: 500, code: "internal_error", reason: reason)

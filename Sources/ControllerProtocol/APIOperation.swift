@@ -110,6 +110,15 @@ public struct APIOperation: Sendable, Hashable {
             id: "deviceShow", method: "GET", path: "/v1/admin/devices/{id}", access: .viewer,
             summary: "A device's verdict history.", requestBody: nil, response: "DeviceDetail"),
         .init(
+            id: "evePreregister", method: "POST", path: "/v1/admin/eve/preregistrations", access: .operator,
+            summary: "Allow EVE devices with this onboarding certificate and/or serial to register through EVE's API.",
+            requestBody: "EVEPreregistration", response: "Empty"),
+        .init(
+            id: "eveUnregister", method: "POST", path: "/v1/admin/eve/devices/{uuid}/unregister", access: .operator,
+            summary:
+                "Delete an EVE device's registration (its verdict history stays), freeing its onboarding certificate and serial.",
+            requestBody: nil, response: "Empty"),
+        .init(
             id: "deviceRevoke", method: "POST", path: "/v1/admin/devices/{id}/revoke", access: .operator,
             summary: "Revoke a device.", requestBody: nil, response: "Empty"),
         .init(

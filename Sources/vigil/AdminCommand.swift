@@ -47,7 +47,7 @@ struct AdminCommand: AsyncParsableCommand {
         commandName: "admin", abstract: "The security team's controller API.",
         subcommands: [
             PolicyGroup.self, DeviceGroup.self, EnrollTokenGroup.self, SecretGroup.self, AuditGroup.self,
-            TokenGroup.self, EKCAGroup.self,
+            TokenGroup.self, EKCAGroup.self, EVEGroup.self,
         ])
 
     struct PolicyGroup: AsyncParsableCommand {
@@ -200,7 +200,21 @@ struct AdminCommand: AsyncParsableCommand {
                         print(
                             "\(d.summary.deviceID)  \(d.summary.status)  group \(d.summary.group)  policy \(d.summary.policy ?? "-")"
                         )
-                        print("EK \(d.ekFingerprint)  AK \(d.akName)  onboarded \(d.onboardedAt)")
+                        if let eve = d.eve {
+                            print(
+                                "EVE device \(eve.uuid)  serial \(eve.serial.debugDescription)  certificate \(eve.deviceCertificateSubject)  registered \(d.onboardedAt)"
+                            )
+                            print(
+                                "identity: the AK is vouched for by the device certificate only (EVE's API has no credential activation: AK-EK co-residence is NOT proven)"
+                            )
+                            for (type, subject) in eve.certificates.sorted(by: { $0.key < $1.key }) {
+                                print("  certificate \(type): \(subject)")
+                            }
+                        } else {
+                            print(
+                                "EK \(d.ekFingerprint.map { "\($0)" } ?? "-")  AK \(d.akName ?? "-")  onboarded \(d.onboardedAt)"
+                            )
+                        }
                         if let node = d.node {
                             // The node's own account (not a verdict): what its agent last reported.
                             print(
@@ -338,6 +352,54 @@ struct AdminCommand: AsyncParsableCommand {
                     let t = try await admin.call(
                         Admin.IssuedToken.self, "tokenCreate", body: Admin.TokenRequest(role: r))
                     print(t.token)
+                }
+            }
+        }
+    }
+
+    struct EVEGroup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "eve", abstract: "EVE devices attesting through EVE's own API (/api/v2/edgedevice/...).",
+            subcommands: [Preregister.self, Unregister.self])
+        struct Unregister: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract:
+                    "Delete an EVE device's registration (its verdict history stays): frees its onboarding certificate, serial and device certificate."
+            )
+            @Argument(help: "The EVE device's UUID (vigil admin device show prints it).") var uuid: String
+            @OptionGroup var admin: AdminOptions
+            func run() async throws {
+                try await reportingErrors {
+                    _ = try await admin.call(Empty.self, "eveUnregister", parameters: ["uuid": uuid], body: noBody)
+                    print("EVE device \(uuid) unregistered")
+                }
+            }
+        }
+        struct Preregister: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Allow EVE devices with this onboarding certificate and/or serial to register.",
+                discussion: """
+                    With only --onboarding-cert, any serial may register with that certificate; with only --serial, \
+                    that serial with any onboarding certificate; with both, only that pair. A device that registers \
+                    without a matching pre-registration is answered 403.
+                    """)
+            @Option(help: "The onboarding certificate (PEM), as the device sends it in senderCert.") var onboardingCert:
+                String?
+            @Option(help: "The device's hardware serial.") var serial: String?
+            @Option(help: "The group the devices join (its policy judges them).") var group: String?
+            @OptionGroup var admin: AdminOptions
+            func run() async throws {
+                try await reportingErrors {
+                    guard onboardingCert != nil || serial != nil else {
+                        throw ValidationError("give --onboarding-cert, --serial, or both")
+                    }
+                    let pem = try onboardingCert.map { try String(contentsOfFile: $0, encoding: .utf8) }
+                    _ = try await admin.call(
+                        Empty.self, "evePreregister",
+                        body: Admin.EVEPreregistration(onboardingCertificate: pem, serial: serial, group: group))
+                    print(
+                        "EVE pre-registration stored: onboarding certificate \(onboardingCert ?? "any"), serial \(serial ?? "any"), group \(group ?? "default")"
+                    )
                 }
             }
         }

@@ -37,6 +37,11 @@ struct ResultCommand: AsyncParsableCommand {
                         "\(result.passed ? "PASS" : "FAIL") \(result.device) policy \(result.policy), issued \(result.issuedAtDate), expires \(result.expiresDate)"
                     )
                     if !result.failedRules.isEmpty { print("failed: \(result.failedRules.joined(separator: ", "))") }
+                    if result.akActivated == false {
+                        print(
+                            "identity: the AK was not bound to the EK by credential activation (attested through EVE's API: the device certificate vouches for it)"
+                        )
+                    }
                 }
                 if !result.passed { throw ExitCode(1) }
             }

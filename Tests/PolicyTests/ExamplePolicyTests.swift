@@ -8,7 +8,7 @@ import Testing
     static let folder = PolicyFixture.repository.appendingPathComponent("policies")
     static let examples = [
         "base-hygiene", "strict-secureboot-linux", "systemd-boot-uki", "measured-boot-no-secureboot",
-        "eve-like-pcr-pinning",
+        "eve-like-pcr-pinning", "eve-measured-boot",
     ]
 
     @Test(arguments: examples)

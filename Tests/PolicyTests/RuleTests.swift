@@ -101,6 +101,32 @@ import X509
         let unbound = try #require(try Self.result(yaml, await Self.signed(ek: stm), rule: rule))
         #expect(unbound.status == .failed)
         #expect(unbound.actual.hasPrefix("AK not bound to the EK"), "\(unbound.actual)")
+        // Optional: the unbound certificate is reported, not failed (what an EVE group's policy relies on).
+        let optional = try #require(
+            try Self.result("identity:\n  ek_certificate: optional\n", await Self.signed(ek: stm), rule: rule))
+        #expect(optional.status == .notApplicable)
+        #expect(optional.actual.hasPrefix("AK not bound to the EK"), "\(optional.actual)")
+    }
+
+    @Test func akActivated() async throws {
+        let rule = "identity.ak_activated", yaml = "identity:\n  ak_activated: required\n"
+        let stm = try Self.ek("stm-rsa-ek-ca05-ffpadded.der")
+        #expect(try Self.status(yaml, await Self.signed(ek: stm, bound: true), rule: rule) == .passed)
+        // An AK only a device certificate vouches for (EVE's API): refused, and the verdict says why.
+        let unbound = try #require(try Self.result(yaml, await Self.signed(ek: stm), rule: rule))
+        #expect(unbound.status == .failed)
+        #expect(unbound.actual.hasPrefix("not activated"), "\(unbound.actual)")
+        #expect(
+            try Self.status("identity:\n  ak_activated: optional\n", await Self.signed(ek: stm), rule: rule)
+                == .notApplicable)
+        // The EAR instance-identity claim is contraindicated when the rule is enforced and fails.
+        let policy = try PolicyFixture.policy("id: t\nversion: 1\n" + yaml)
+        let verdict = PolicyEngine.evaluate(try await Self.signed(ek: stm), policy)
+        #expect(!verdict.pass)
+        #expect(EARAppraisal(verdict).trustVector["instance-identity"] == 96)
+        #expect(throws: PolicyError.self) {
+            try PolicyFixture.policy("id: t\nversion: 1\nidentity:\n  ak_activated: yes\n")
+        }
     }
 
     @Test func ekChain() async throws {

@@ -20,6 +20,8 @@ public enum AuditLog {
         case enrolling(EKFingerprint)
         /// A security-team token, by the first 12 hex digits of its hash, with its role.
         case admin(tokenHash: String, role: Admin.Role)
+        /// An EVE device registering, by the first 16 hex digits of its onboarding certificate's SHA-256.
+        case eveOnboarding(String)
         /// A request that did not authenticate.
         case anonymous
         /// The controller itself (first start, migrations).
@@ -31,6 +33,7 @@ public enum AuditLog {
             case .device(let id): "device:\(id)"
             case .enrolling(let f): "ek:\(f.hex.prefix(16))"
             case .admin(let h, let role): "admin:\(h.prefix(12))(\(role.rawValue))"
+            case .eveOnboarding(let f): "eve-onboarding:\(f.prefix(16))"
             case .anonymous: "anonymous"
             case .controller: "controller"
             }

@@ -154,6 +154,45 @@ enum Schema {
             "ALTER TABLE devices ADD COLUMN node_state TEXT",
             "ALTER TABLE devices ADD COLUMN node_state_at BIGINT",
         ],
+        // 4: EVE devices attesting through EVE's own API (`/api/v2/edgedevice/…`). Their verdicts, nonces and audit
+        // entries go to the same tables as every other device's, under their Vigil device id.
+        [
+            """
+            CREATE TABLE eve_preregistrations (
+                id TEXT PRIMARY KEY,
+                onboarding_sha256 TEXT,
+                serial TEXT,
+                group_name TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE eve_devices (
+                uuid TEXT PRIMARY KEY,
+                device_id TEXT NOT NULL UNIQUE,
+                device_cert_sha256 TEXT NOT NULL UNIQUE,
+                device_cert_sha256_16 TEXT NOT NULL,
+                device_cert TEXT NOT NULL,
+                onboarding_sha256 TEXT NOT NULL,
+                serial TEXT NOT NULL,
+                soft_serial TEXT NOT NULL,
+                group_name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                registered_at BIGINT NOT NULL,
+                certs TEXT,
+                ak_name TEXT,
+                previous_quote TEXT,
+                integrity_token_sha256 TEXT,
+                keys_token_sha256 TEXT,
+                storage_keys TEXT,
+                last_attestation TEXT,
+                last_seen BIGINT
+            )
+            """,
+            "CREATE UNIQUE INDEX eve_devices_by_onboarding ON eve_devices (onboarding_sha256, serial)",
+            "CREATE INDEX eve_devices_by_short_hash ON eve_devices (device_cert_sha256_16)",
+            "CREATE UNIQUE INDEX eve_devices_by_ak ON eve_devices (ak_name)",
+        ],
     ]
 
     /// Brings `backend` to the latest version; a database newer than this controller is refused.

@@ -105,6 +105,21 @@ enum AdminRoutes {
                 return try await controller.showDevice(c, try device(context))
             }
         }
+        h["evePreregister"] = { request, _ in
+            try await ControllerServer.respond {
+                let c = try await caller(request, .operator)
+                try await controller.preregisterEVE(
+                    c, try await body(request, Admin.EVEPreregistration.self, Admin.EVEPreregistration.knownKeys))
+                return Empty()
+            }
+        }
+        h["eveUnregister"] = { request, context in
+            try await ControllerServer.respond {
+                let c = try await caller(request, .operator)
+                try await controller.unregisterEVE(c, uuid: context.parameters.get("uuid") ?? "")
+                return Empty()
+            }
+        }
         h["deviceRevoke"] = { request, context in
             try await ControllerServer.respond {
                 let c = try await caller(request, .operator)

@@ -32,6 +32,8 @@ public enum ControllerServer {
                 return response
             }
         }
+        // EVE devices attest through EVE's own API, answered by the same controller.
+        EVERoutes.add(to: router, controller, metrics: metrics)
         return router
     }
 

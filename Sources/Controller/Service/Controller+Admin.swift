@@ -183,7 +183,9 @@ extension Controller {
             tx, now throws(ControllerError) in
             if let d = a.device {
                 guard
-                    try await tx.first("SELECT device_id FROM devices WHERE device_id = ?", [.text(d.rawValue)]) != nil
+                    try await tx.first(
+                        "SELECT device_id FROM devices WHERE device_id = ? UNION ALL SELECT device_id FROM eve_devices WHERE device_id = ?",
+                        [.text(d.rawValue), .text(d.rawValue)]) != nil
                 else { throw .notFound("no device \(d)") }
             }
             let row: SQLRow?
@@ -327,7 +329,11 @@ extension Controller {
         try await adminAction(caller, "device.revoke", subject: id.rawValue) { tx, _ throws(ControllerError) in
             let done = try await tx.query(
                 "UPDATE devices SET status = 'revoked' WHERE device_id = ? RETURNING device_id", [.text(id.rawValue)])
-            guard !done.isEmpty else { throw .notFound("no device \(id)") }
+            // An EVE device: its integrity token is withdrawn too, so stored volume keys are not accepted or released.
+            let eve = try await tx.query(
+                "UPDATE eve_devices SET status = 'revoked', integrity_token_sha256 = NULL WHERE device_id = ? RETURNING uuid",
+                [.text(id.rawValue)])
+            guard !done.isEmpty || !eve.isEmpty else { throw .notFound("no device \(id)") }
             // Outstanding results are no longer honoured for secret release.
             try await tx.execute(
                 "UPDATE attestations SET expires_at = 0 WHERE device_id = ?", [.text(id.rawValue)])
@@ -372,7 +378,11 @@ extension Controller {
         try await backend.transaction { [self] tx throws(ControllerError) in
             var out: [Admin.DeviceSummary] = []
             for row in try await tx.query(
-                "SELECT device_id, group_name, status, last_attestation FROM devices ORDER BY device_id", [])
+                """
+                SELECT device_id, group_name, status, last_attestation FROM devices
+                UNION ALL SELECT device_id, group_name, status, last_attestation FROM eve_devices
+                ORDER BY device_id
+                """, [])
             {
                 out.append(try await summary(tx, row))
             }
@@ -385,15 +395,30 @@ extension Controller {
         -> Admin.DeviceDetail
     {
         try await backend.transaction { [self] tx throws(ControllerError) in
+            let history = try await tx.query(
+                "SELECT at, pass, policy, verdict, refusal, evidence_sha256 FROM attestations WHERE device_id = ? ORDER BY at DESC LIMIT ?",
+                [.text(id.rawValue), .integer(Int64(max(1, min(limit, 1000))))]
+            ).map { r throws(ControllerError) in try Self.record(r) }
+            if let eve = try await tx.first(
+                "SELECT device_id, group_name, status, last_attestation, uuid, serial, device_cert, device_cert_sha256, certs, registered_at FROM eve_devices WHERE device_id = ?",
+                [.text(id.rawValue)])
+            {
+                let certificate = try? Certificate(pemEncoded: try eve.requiredText("device_cert"))
+                let identity = Admin.EVEIdentity(
+                    uuid: try eve.requiredText("uuid"), serial: try eve.requiredText("serial"),
+                    deviceCertificateSubject: certificate.map { "\($0.subject)" } ?? "?",
+                    deviceCertificateSHA256: try eve.requiredText("device_cert_sha256"),
+                    certificates: try EVEDeviceCertificates.decode(try eve.text("certs")).subjects)
+                return Admin.DeviceDetail(
+                    summary: try await summary(tx, eve), ekFingerprint: nil, akName: nil,
+                    onboardedAt: Date(sqlMilliseconds: try eve.requiredInteger("registered_at")), history: history,
+                    identityProof: "eve-device-certificate", eve: identity)
+            }
             guard
                 let row = try await tx.first(
                     "SELECT device_id, group_name, status, last_attestation, ek_fingerprint, ak_name, onboarded_at, node_state, node_state_at FROM devices WHERE device_id = ?",
                     [.text(id.rawValue)])
             else { throw .notFound("no device \(id)") }
-            let history = try await tx.query(
-                "SELECT at, pass, policy, verdict, refusal, evidence_sha256 FROM attestations WHERE device_id = ? ORDER BY at DESC LIMIT ?",
-                [.text(id.rawValue), .integer(Int64(max(1, min(limit, 1000))))]
-            ).map { r throws(ControllerError) in try Self.record(r) }
             guard let fp = EKFingerprint(try row.requiredText("ek_fingerprint")) else {
                 throw .internalFailure("database: invalid EK fingerprint")
             }

@@ -12,14 +12,24 @@ extension Controller {
         async throws(ControllerError) -> Attestation.NonceGrant
     {
         let device = try await authenticate(authorization: authorization, method: method, path: path, body: body)
+        let issued = try await recordNonce(device: device.id, group: device.group, note: "")
+        return Attestation.NonceGrant(
+            nonce: Hex.encode(issued.nonce), pcrSelection: issued.selection.description, expiresAt: issued.expires)
+    }
+
+    /// Issues a fresh 32-byte nonce to `device`, single-use and expiring after ``Configuration/nonceLifetime``, with
+    /// the PCRs its policy needs quoted; recorded and audited in one transaction (`note` goes in the audit entry).
+    func recordNonce(device: DeviceID, group: GroupName, note: String) async throws(ControllerError) -> (
+        nonce: [UInt8], selection: TPMLPCRSelection, expires: Date
+    ) {
         let now = clock()
         return try await backend.transaction { [self] tx throws(ControllerError) in
             var selection = TPMLPCRSelection(parsingSpec: configuration.defaultSelection) ?? TPMLPCRSelection([])
-            if let policy = try await assignedPolicy(tx, device: device.id, group: device.group) {
+            if let policy = try await assignedPolicy(tx, device: device, group: group) {
                 let required = PolicyEngine.requiredSelection(for: policy.document)
                 if !required.nonEmpty.isEmpty { selection = TPMLPCRSelection(required.nonEmpty) }
             }
-            let nonce = Hex.encode(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+            let nonce = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
             let expires = now.addingTimeInterval(configuration.nonceLifetime)
             // Nonces are kept a day after they expire (so a late replay is named "used" or "expired", not unknown).
             try await tx.execute(
@@ -27,13 +37,13 @@ extension Controller {
             try await tx.execute(
                 "INSERT INTO nonces (nonce, device_id, selection, issued_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, NULL)",
                 [
-                    .text(nonce), .text(device.id.rawValue), .text(selection.description),
+                    .text(Hex.encode(nonce)), .text(device.rawValue), .text(selection.description),
                     .integer(now.sqlMilliseconds), .integer(expires.sqlMilliseconds),
                 ])
             try await AuditLog.append(
-                tx, backend: backend, at: now, actor: .device(device.id), action: "nonce", subject: device.id.rawValue,
-                outcome: "ok", detail: "selection \(selection); expires \(expires.timeIntervalSince1970)")
-            return Attestation.NonceGrant(nonce: nonce, pcrSelection: selection.description, expiresAt: expires)
+                tx, backend: backend, at: now, actor: .device(device), action: "nonce", subject: device.rawValue,
+                outcome: "ok", detail: "\(note)selection \(selection); expires \(expires.timeIntervalSince1970)")
+            return (nonce, selection, expires)
         }
     }
 
@@ -85,68 +95,104 @@ extension Controller {
                     "no policy assigned to \(device.id) or its group \(device.group): there is no implicit accept")
             }
             let anchors = try await anchors(tx, for: policy.document)
-            let verifier = EvidenceVerifier(
-                nonce: issued.nonce, nonceIssuedAt: issued.issuedAt,
-                requiredSelection: PolicyEngine.requiredSelection(for: policy.document), anchors: anchors,
-                akBinding: device.binding, previous: device.previousQuote, now: now)
-            let verified: VerifiedEvidence
-            do throws(AttestError) { verified = try await verifier.verify(bundle) } catch {
-                throw .evidence(Self.code(error), "evidence refused: \(error.reason)")
-            }
-            // An old quote replayed, or a TPM whose counters were reset: never a fresh boot of the same TPM.
-            for finding in verified.quote.clockFindings {
-                switch finding {
-                case .clockWentBackwards, .countersWentBackwards:
-                    throw .evidence(
-                        "stale_clock",
-                        "evidence refused: \(finding) since the last accepted quote (a replayed quote or a cleared TPM)"
-                    )
-                default: break
-                }
-            }
-            let verdict = PolicyEngine.evaluate(verified, policy.document)
-            let appraisal = EARAppraisal(verdict)
-            let expires = now.addingTimeInterval(configuration.resultLifetime)
-            let result = AttestationResult(
-                issuer: "vigil-controller:\(state.caFingerprint.prefix(16))", device: device.id, issuedAt: now,
-                expires: expires, nonce: Hex.encode(issued.nonce), pass: verdict.pass,
-                appraisal: .init(
-                    status: appraisal.status, trustVector: appraisal.trustVector, policyID: "policy:\(policy.label)"),
-                policy: policy.label, pcrDigest: Hex.encode(verified.quote.pcrDigest),
-                failedRules: verdict.failures.map(\.rule), deviceKey: device.deviceKey,
-                offlineGrace: verdict.pass ? policy.document.freshness?.offlineGraceSeconds : nil)
-            let token = try await AttestationResult.sign(result, key: state.resultSigningKey)
-            let verdictJSON = String(decoding: try Self.encodeVerdict(verdict), as: UTF8.self)
-            let id = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
-            try await tx.execute(
-                "INSERT INTO attestations (id, device_id, at, pass, policy, verdict, refusal, evidence_sha256, result_token, expires_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-                [
-                    .text(id), .text(device.id.rawValue), .integer(now.sqlMilliseconds),
-                    .integer(verdict.pass ? 1 : 0), .text(policy.label), .text(verdictJSON), .text(evidenceDigest),
-                    .text(token), .integer(expires.sqlMilliseconds),
-                ])
+            let judgement = try await judge(
+                bundle, device: device.id, nonce: issued.nonce, nonceIssuedAt: issued.issuedAt, policy: policy,
+                anchors: anchors, binding: device.binding, previous: device.previousQuote, now: now,
+                deviceKeyThumbprint: AttestationResult.thumbprint(device.deviceKey), akActivated: nil)
+            let id = try await store(judgement, tx, device: device.id, evidenceDigest: evidenceDigest, now: now)
             try await tx.execute(
                 "UPDATE devices SET last_attestation = ?, last_seen = ?, previous_quote = ? WHERE device_id = ?",
                 [
                     .text(id), .integer(now.sqlMilliseconds),
-                    .text(StoredQuote.encode(verified.previousForNextAttestation)), .text(device.id.rawValue),
-                ])
-            let failures = verdict.failures.map(\.line)
-            try await AuditLog.append(
-                tx, backend: backend, at: now, actor: .device(device.id), action: "attest", subject: device.id.rawValue,
-                outcome: verdict.pass ? "pass" : "fail",
-                detail: "policy \(policy.label); evidence sha256 \(evidenceDigest)"
-                    + (failures.isEmpty ? "" : "; failed: " + failures.joined(separator: " | ")))
-            logger.info(
-                "attestation",
-                metadata: [
-                    "device": "\(device.id)", "pass": "\(verdict.pass)", "policy": "\(policy.label)",
-                    "failed": "\(verdict.failures.map(\.rule).joined(separator: ","))",
+                    .text(StoredQuote.encode(judgement.verified.previousForNextAttestation)), .text(device.id.rawValue),
                 ])
             return Attestation.Outcome(
-                deviceID: device.id, pass: verdict.pass, verdict: verdictJSON, result: token,
-                findings: verified.quote.clockFindings.map(\.description))
+                deviceID: device.id, pass: judgement.verdict.pass, verdict: judgement.verdictJSON,
+                result: judgement.token, findings: judgement.verified.quote.clockFindings.map(\.description))
         }
+    }
+
+    /// What the controller concluded from one piece of evidence, before it is stored.
+    struct Judgement: Sendable {
+        let verified: VerifiedEvidence
+        let verdict: Verdict
+        let verdictJSON: String
+        let policy: AssignedPolicy
+        /// The signed attestation result (JWT).
+        let token: String
+        let expires: Date
+    }
+
+    /// Verifies `bundle` with what only the controller supplies (its nonce and when it issued it, the policy's PCRs
+    /// and EK anchors, the AK binding if there is one, the last accepted quote), refuses replayed or reset clocks,
+    /// evaluates the policy and signs the result. Shared by Vigil's own API and EVE's.
+    func judge(
+        _ bundle: EvidenceBundle, device: DeviceID, nonce: [UInt8], nonceIssuedAt: Date, policy: AssignedPolicy,
+        anchors: EKTrustAnchors?, binding: AKBinding?, previous: PreviousQuote?, now: Date,
+        deviceKeyThumbprint: String, akActivated: Bool?
+    ) async throws(ControllerError) -> Judgement {
+        let verifier = EvidenceVerifier(
+            nonce: nonce, nonceIssuedAt: nonceIssuedAt,
+            requiredSelection: PolicyEngine.requiredSelection(for: policy.document), anchors: anchors,
+            akBinding: binding, previous: previous, now: now)
+        let verified: VerifiedEvidence
+        do throws(AttestError) { verified = try await verifier.verify(bundle) } catch {
+            throw .evidence(Self.code(error), "evidence refused: \(error.reason)")
+        }
+        // An old quote replayed, or a TPM whose counters were reset: never a fresh boot of the same TPM.
+        for finding in verified.quote.clockFindings {
+            switch finding {
+            case .clockWentBackwards, .countersWentBackwards:
+                throw .evidence(
+                    "stale_clock",
+                    "evidence refused: \(finding) since the last accepted quote (a replayed quote or a cleared TPM)")
+            default: break
+            }
+        }
+        let verdict = PolicyEngine.evaluate(verified, policy.document)
+        let appraisal = EARAppraisal(verdict)
+        let expires = now.addingTimeInterval(configuration.resultLifetime)
+        let result = AttestationResult(
+            issuer: "vigil-controller:\(state.caFingerprint.prefix(16))", device: device, issuedAt: now,
+            expires: expires, nonce: Hex.encode(nonce), pass: verdict.pass,
+            appraisal: .init(
+                status: appraisal.status, trustVector: appraisal.trustVector, policyID: "policy:\(policy.label)"),
+            policy: policy.label, pcrDigest: Hex.encode(verified.quote.pcrDigest),
+            failedRules: verdict.failures.map(\.rule), deviceKeyThumbprint: deviceKeyThumbprint,
+            offlineGrace: verdict.pass ? policy.document.freshness?.offlineGraceSeconds : nil,
+            akActivated: akActivated)
+        let token = try await AttestationResult.sign(result, key: state.resultSigningKey)
+        return Judgement(
+            verified: verified, verdict: verdict,
+            verdictJSON: String(decoding: try Self.encodeVerdict(verdict), as: UTF8.self), policy: policy,
+            token: token, expires: expires)
+    }
+
+    /// Stores a judgement in the verdict history with its audit entry; returns the attestation's id.
+    func store(_ j: Judgement, _ tx: any SQLTransaction, device: DeviceID, evidenceDigest: String, now: Date)
+        async throws(ControllerError) -> String
+    {
+        let id = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
+        try await tx.execute(
+            "INSERT INTO attestations (id, device_id, at, pass, policy, verdict, refusal, evidence_sha256, result_token, expires_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+            [
+                .text(id), .text(device.rawValue), .integer(now.sqlMilliseconds),
+                .integer(j.verdict.pass ? 1 : 0), .text(j.policy.label), .text(j.verdictJSON), .text(evidenceDigest),
+                .text(j.token), .integer(j.expires.sqlMilliseconds),
+            ])
+        let failures = j.verdict.failures.map(\.line)
+        try await AuditLog.append(
+            tx, backend: backend, at: now, actor: .device(device), action: "attest", subject: device.rawValue,
+            outcome: j.verdict.pass ? "pass" : "fail",
+            detail: "policy \(j.policy.label); evidence sha256 \(evidenceDigest)"
+                + (failures.isEmpty ? "" : "; failed: " + failures.joined(separator: " | ")))
+        logger.info(
+            "attestation",
+            metadata: [
+                "device": "\(device)", "pass": "\(j.verdict.pass)", "policy": "\(j.policy.label)",
+                "failed": "\(j.verdict.failures.map(\.rule).joined(separator: ","))",
+            ])
+        return id
     }
 
     /// Marks the nonce used, in its own transaction (a nonce is spent whatever the evidence turns out to be),
@@ -182,7 +228,8 @@ extension Controller {
     }
 
     /// Records evidence that was refused as the device's latest attestation (it did not pass), with the reason.
-    func recordRefusal(device: DeviceID, _ error: ControllerError, evidenceDigest: String) async {
+    /// `latest: false` keeps it in the history without making it the device's latest attestation.
+    func recordRefusal(device: DeviceID, _ error: ControllerError, evidenceDigest: String, latest: Bool = true) async {
         let now = clock()
         do {
             try await backend.transaction { [backend] tx throws(ControllerError) in
@@ -193,9 +240,15 @@ extension Controller {
                         .text(id), .text(device.rawValue), .integer(now.sqlMilliseconds),
                         .text("\(error.code): \(error.reason)"), .text(evidenceDigest),
                     ])
-                try await tx.execute(
-                    "UPDATE devices SET last_attestation = ?, last_seen = ? WHERE device_id = ?",
-                    [.text(id), .integer(now.sqlMilliseconds), .text(device.rawValue)])
+                if latest {
+                    try await tx.execute(
+                        "UPDATE devices SET last_attestation = ?, last_seen = ? WHERE device_id = ?",
+                        [.text(id), .integer(now.sqlMilliseconds), .text(device.rawValue)])
+                    // An EVE device's integrity token is withdrawn with it.
+                    try await tx.execute(
+                        "UPDATE eve_devices SET last_attestation = ?, last_seen = ?, integrity_token_sha256 = NULL WHERE device_id = ?",
+                        [.text(id), .integer(now.sqlMilliseconds), .text(device.rawValue)])
+                }
                 try await AuditLog.append(
                     tx, backend: backend, at: now, actor: .device(device), action: "attest", subject: device.rawValue,
                     outcome: "refused:\(error.code)", detail: error.reason)

@@ -13,6 +13,7 @@ public import X509
 /// | `tls.pem`, `tls.key` | the TLS server certificate, issued by the CA | 0644, 0600 |
 /// | `result-signing.key`, `result-signing.pub.pem` | ES256 key signing attestation results | 0600, 0644 |
 /// | `storage.key` | AES-256 key sealing secrets at rest in the database | 0600 |
+/// | `eve-signing.pem`, `eve-signing.key` | the object-signing certificate (P-256, issued by the CA) that signs every `AuthContainer` the EVE API answers | 0644, 0600 |
 /// | `admin-token` | the bootstrap admin token (its hash is in the database) | 0600 |
 ///
 /// Each file is written with fsync and rename (never torn); keys are created before the certificates that
@@ -32,6 +33,10 @@ public struct ControllerState: Sendable {
     let resultSigningKey: P256.Signing.PrivateKey
     /// The storage key.
     let storageKey: SymmetricKey
+    /// The EVE API's object-signing certificate (`CERT_TYPE_CONTROLLER_SIGNING`), issued by the CA.
+    public let eveSigningCertificate: Certificate
+    /// Its key: signs the payload of every `AuthContainer` the EVE endpoints answer (OBJECT-SIGNING.md).
+    let eveSigningKey: P256.Signing.PrivateKey
 
     /// SHA-256 of the CA certificate's DER, hex: what the controller prints at start for the team to compare.
     public var caFingerprint: String {
@@ -71,12 +76,16 @@ public struct ControllerState: Sendable {
                 try AtomicFile.write(fresh, to: storageURL, mode: 0o600)
                 storage = fresh
             }
+            let eveKey = try loadOrCreateKey(directory.appendingPathComponent("eve-signing.key"))
+            let eveCert = try loadOrCreateCertificate(directory.appendingPathComponent("eve-signing.pem")) {
+                try makeObjectSigningCertificate(key: eveKey, caKey: caKey, ca: caCert, now: now)
+            }
             let caPEM = try caCert.serializeAsPEM().pemString
             return ControllerState(
                 directory: directory, caCertificate: caCert, caPEM: caPEM,
                 tlsChainPEM: try tlsCert.serializeAsPEM().pemString + "\n" + caPEM,
                 tlsKeyPEM: tlsKey.pemRepresentation, resultSigningKey: resultKey,
-                storageKey: SymmetricKey(data: storage ?? []))
+                storageKey: SymmetricKey(data: storage ?? []), eveSigningCertificate: eveCert, eveSigningKey: eveKey)
         } catch let e as ControllerError {
             throw e
         } catch {
@@ -168,6 +177,27 @@ public struct ControllerState: Sendable {
                 SubjectAlternativeNames(sans)
                 AuthorityKeyIdentifier(
                     keyIdentifier: try ca.extensions.subjectKeyIdentifier?.keyIdentifier)
+            }, issuerPrivateKey: .init(caKey))
+    }
+
+    /// The EVE API's object-signing certificate: digitalSignature only, no EKU for TLS (it signs payloads, not
+    /// handshakes), chained to the CA a device is configured with at birth (EVE's `root-certificate.pem`).
+    private static func makeObjectSigningCertificate(
+        key: P256.Signing.PrivateKey, caKey: P256.Signing.PrivateKey, ca: Certificate, now: Date
+    ) throws -> Certificate {
+        try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
+            notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(2 * 365 * 86400),
+            issuer: ca.subject,
+            subject: try DistinguishedName {
+                OrganizationName("Vigil")
+                CommonName("Vigil controller object signing (EVE API)")
+            }, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                SubjectKeyIdentifier(hash: Certificate.PublicKey(key.publicKey))
+                AuthorityKeyIdentifier(keyIdentifier: try ca.extensions.subjectKeyIdentifier?.keyIdentifier)
             }, issuerPrivateKey: .init(caKey))
     }
 

@@ -101,6 +101,57 @@ public enum Admin {
         }
     }
 
+    /// `POST /v1/admin/eve/preregistrations` (`vigil admin eve preregister`): lets EVE devices register through
+    /// `/api/v2/edgedevice/register` with this onboarding certificate, this serial, or both (APIv2.md "Register":
+    /// the controller requires pre-registration; a device without one is answered 403).
+    public struct EVEPreregistration: Codable, Sendable, Hashable {
+        /// The onboarding certificate, PEM (any serial may register with it unless `serial` is also given).
+        public var onboardingCertificate: String?
+        /// The hardware serial (any onboarding certificate may register it unless one is also given).
+        public var serial: String?
+        /// The group the registered devices join (default `default`): its policy judges them.
+        public var group: String?
+        /// The fields a request may carry.
+        public static let knownKeys: Set<String> = ["onboarding_certificate", "serial", "group"]
+        /// A request.
+        public init(onboardingCertificate: String?, serial: String?, group: String?) {
+            self.onboardingCertificate = onboardingCertificate
+            self.serial = serial
+            self.group = group
+        }
+    }
+
+    /// An EVE device's registration, as `device show` shows it.
+    public struct EVEIdentity: Codable, Sendable, Hashable {
+        /// The UUID the controller assigned at registration (what the device puts in its request paths).
+        public var uuid: String
+        /// The hardware serial it registered with.
+        public var serial: String
+        /// Its device certificate's subject.
+        public var deviceCertificateSubject: String
+        /// SHA-256 of its device certificate's DER, hex (its `senderCertHash`).
+        public var deviceCertificateSHA256: String
+        /// The certificates it uploaded (`ATTEST_REQ_CERT`): type → subject.
+        public var certificates: [String: String]
+        /// A registration.
+        public init(
+            uuid: String, serial: String, deviceCertificateSubject: String, deviceCertificateSHA256: String,
+            certificates: [String: String]
+        ) {
+            self.uuid = uuid
+            self.serial = serial
+            self.deviceCertificateSubject = deviceCertificateSubject
+            self.deviceCertificateSHA256 = deviceCertificateSHA256
+            self.certificates = certificates
+        }
+
+        enum CodingKeys: String, CodingKey {
+            // APIJSON writes snake_case: device_certificate_sha256.
+            case uuid, serial, deviceCertificateSubject, deviceCertificateSHA256 = "deviceCertificateSha256",
+                certificates
+        }
+    }
+
     /// `POST /v1/admin/enroll-tokens`.
     public struct EnrollTokenRequest: Codable, Sendable, Hashable {
         /// The group the device joins.
@@ -253,10 +304,16 @@ public enum Admin {
     public struct DeviceDetail: Codable, Sendable, Hashable {
         /// The summary.
         public var summary: DeviceSummary
-        /// The EK's fingerprint.
-        public var ekFingerprint: EKFingerprint
-        /// The bound AK's Name, hex.
-        public var akName: String
+        /// The EK's fingerprint (nil for an EVE device: EVE's API binds no EK to its AK).
+        public var ekFingerprint: EKFingerprint?
+        /// The bound AK's Name, hex (nil for an EVE device).
+        public var akName: String?
+        /// How the controller knows the AK is this device's: `credential-activation` (Vigil's onboarding: the AK is
+        /// proven to live in the EK's TPM) or `eve-device-certificate` (EVE's API: the device certificate vouches for
+        /// the AK; no credential activation, so AK–EK co-residence is not proven).
+        public var identityProof: String
+        /// The EVE registration, for a device that attests through EVE's API.
+        public var eve: EVEIdentity?
         /// When it was onboarded.
         public var onboardedAt: Date
         /// Attestations, newest first.
@@ -267,12 +324,15 @@ public enum Admin {
         public var nodeReportedAt: Date?
         /// A detail view.
         public init(
-            summary: DeviceSummary, ekFingerprint: EKFingerprint, akName: String, onboardedAt: Date,
-            history: [AttestationRecord], node: NodeReport.State? = nil, nodeReportedAt: Date? = nil
+            summary: DeviceSummary, ekFingerprint: EKFingerprint?, akName: String?, onboardedAt: Date,
+            history: [AttestationRecord], node: NodeReport.State? = nil, nodeReportedAt: Date? = nil,
+            identityProof: String = "credential-activation", eve: EVEIdentity? = nil
         ) {
             self.summary = summary
             self.ekFingerprint = ekFingerprint
             self.akName = akName
+            self.identityProof = identityProof
+            self.eve = eve
             self.onboardedAt = onboardedAt
             self.history = history
             self.node = node

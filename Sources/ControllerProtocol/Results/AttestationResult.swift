@@ -40,6 +40,10 @@ public struct AttestationResult: JWTPayload, Sendable {
     /// `vigil.offline-grace`: seconds after `iat` (never past `exp`) for which the device's policy lets a node keep
     /// its gate open while the controller cannot be reached; absent or 0: none.
     public var offlineGrace: Int?
+    /// `vigil.ak-activated`: false when no credential activation bound the AK to the EK (a device attesting through
+    /// EVE's API, whose AK only its device certificate vouches for); absent for Vigil's own devices, which are
+    /// always activated at onboarding.
+    public var akActivated: Bool?
 
     /// `cnf`.
     public struct Confirmation: Codable, Sendable, Hashable {
@@ -52,6 +56,22 @@ public struct AttestationResult: JWTPayload, Sendable {
         let raw = Array(key.rawRepresentation)
         let jwk =
             "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"\(base64url(raw.prefix(32)))\",\"y\":\"\(base64url(raw.suffix(32)))\"}"
+        return base64url(Array(SHA256.hash(data: Array(jwk.utf8))))
+    }
+
+    /// The RFC 7638 thumbprint of a P-384 public key.
+    public static func thumbprint(_ key: P384.Signing.PublicKey) -> String {
+        let raw = Array(key.rawRepresentation)
+        let jwk =
+            "{\"crv\":\"P-384\",\"kty\":\"EC\",\"x\":\"\(base64url(raw.prefix(48)))\",\"y\":\"\(base64url(raw.suffix(48)))\"}"
+        return base64url(Array(SHA256.hash(data: Array(jwk.utf8))))
+    }
+
+    /// The RFC 7638 thumbprint of an RSA public key: SHA-256 over `{"e":…,"kty":"RSA","n":…}` (big-endian, no
+    /// leading zeros).
+    public static func thumbprint(rsaModulus n: [UInt8], exponent e: [UInt8]) -> String {
+        func trimmed(_ b: [UInt8]) -> [UInt8] { Array(b.drop { $0 == 0 }) }
+        let jwk = "{\"e\":\"\(base64url(trimmed(e)))\",\"kty\":\"RSA\",\"n\":\"\(base64url(trimmed(n)))\"}"
         return base64url(Array(SHA256.hash(data: Array(jwk.utf8))))
     }
 
@@ -94,7 +114,7 @@ public struct AttestationResult: JWTPayload, Sendable {
         case profile = "eat_profile", issuer = "iss", subject = "sub", issuedAt = "iat", expires = "exp"
         case nonce = "eat_nonce", verifierID = "ear.verifier-id", submods, verdict = "vigil.verdict"
         case policy = "vigil.policy", pcrDigest = "vigil.pcr-digest", failedRules = "vigil.failed-rules"
-        case confirmation = "cnf", offlineGrace = "vigil.offline-grace"
+        case confirmation = "cnf", offlineGrace = "vigil.offline-grace", akActivated = "vigil.ak-activated"
     }
 
     /// A result to sign.
@@ -102,6 +122,19 @@ public struct AttestationResult: JWTPayload, Sendable {
         issuer: String, device: DeviceID, issuedAt: Date, expires: Date, nonce: String, pass: Bool,
         appraisal: Appraisal, policy: String, pcrDigest: String, failedRules: [String],
         deviceKey: P256.Signing.PublicKey, offlineGrace: Int? = nil
+    ) {
+        self.init(
+            issuer: issuer, device: device, issuedAt: issuedAt, expires: expires, nonce: nonce, pass: pass,
+            appraisal: appraisal, policy: policy, pcrDigest: pcrDigest, failedRules: failedRules,
+            deviceKeyThumbprint: Self.thumbprint(deviceKey), offlineGrace: offlineGrace, akActivated: nil)
+    }
+
+    /// A result to sign, with the device key's RFC 7638 thumbprint computed by the caller (an EVE device's key may
+    /// be RSA: ``thumbprint(rsaModulus:exponent:)``).
+    public init(
+        issuer: String, device: DeviceID, issuedAt: Date, expires: Date, nonce: String, pass: Bool,
+        appraisal: Appraisal, policy: String, pcrDigest: String, failedRules: [String],
+        deviceKeyThumbprint: String, offlineGrace: Int?, akActivated: Bool?
     ) {
         self.profile = Self.profile
         self.issuer = IssuerClaim(value: issuer)
@@ -115,8 +148,9 @@ public struct AttestationResult: JWTPayload, Sendable {
         self.policy = policy
         self.pcrDigest = pcrDigest
         self.failedRules = failedRules
-        self.confirmation = Confirmation(jkt: Self.thumbprint(deviceKey))
+        self.confirmation = Confirmation(jkt: deviceKeyThumbprint)
         self.offlineGrace = offlineGrace
+        self.akActivated = akActivated
     }
 
     /// Checks the claims a relying party relies on: not expired, the EAR profile, a verdict.

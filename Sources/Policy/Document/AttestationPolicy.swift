@@ -70,6 +70,9 @@ public struct AttestationPolicy: Hashable, Sendable {
         public var minFirmwareVersionByManufacturer: [String: UInt64]?
         /// Allowed AK algorithms: "ecc-p256", "ecc-p384", "rsa-2048", "rsa-3072", "rsa-4096".
         public var akAlgorithms: [String]?
+        /// `ak_activated: required`: the AK must be bound to the EK by credential activation (TPM2_ActivateCredential).
+        /// Devices attesting through EVE's API cannot be (the protocol has no activation step): this refuses them.
+        public var requireAKActivation: Bool?
     }
 
     /// The `freshness:` section: how recent the evidence must be, judged against the verifier's own nonce records.

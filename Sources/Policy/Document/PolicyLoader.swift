@@ -108,6 +108,7 @@ public enum PolicyLoader {
                 id.minFirmwareVersionByManufacturer =
                     c.minFirmwareVersionByManufacturer ?? id.minFirmwareVersionByManufacturer
                 id.akAlgorithms = c.akAlgorithms ?? id.akAlgorithms
+                id.requireAKActivation = c.requireAKActivation ?? id.requireAKActivation
             }
             m.identity = id
         }

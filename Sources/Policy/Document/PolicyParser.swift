@@ -11,7 +11,9 @@ struct PolicyParser {
             "id", "version", "description", "extends", "accept", "reference_sets", "identity", "freshness", "pcrs",
             "boot", "enforce",
         ],
-        "identity": ["ek_certificate", "ek_ca", "manufacturers", "min_firmware_version", "ak_algorithms"],
+        "identity": [
+            "ek_certificate", "ek_ca", "manufacturers", "min_firmware_version", "ak_algorithms", "ak_activated",
+        ],
         "freshness": ["max_nonce_age_seconds", "allow_reboot", "offline_grace_seconds"],
         "pcrs": ["banks", "sha1", "sha256", "sha384", "sha512", "sm3_256"],
         "boot": [
@@ -87,6 +89,15 @@ struct PolicyParser {
             default:
                 throw PolicyError(
                     .invalidValue, "\(n.location)", "identity.ek_certificate must be \"required\" or \"optional\"")
+            }
+        }
+        if let n = m["ak_activated"] {
+            switch try string(n, "identity.ak_activated") {
+            case "required": r.requireAKActivation = true
+            case "optional": r.requireAKActivation = false
+            default:
+                throw PolicyError(
+                    .invalidValue, "\(n.location)", "identity.ak_activated must be \"required\" or \"optional\"")
             }
         }
         if let n = m["ek_ca"] { r.ekCA = try string(n, "identity.ek_ca") }

@@ -48,6 +48,7 @@ public enum PolicyEngine {
         if p.acceptAny { rules.append(AcceptAnyRule()) }
         if let r = p.identity {
             if let required = r.requireEKCertificate { rules.append(EKCertificateRule(required: required)) }
+            if let required = r.requireAKActivation { rules.append(AKActivationRule(required: required)) }
             if r.ekCA != nil { rules.append(EKChainRule()) }
             if let m = r.manufacturers { rules.append(ManufacturerRule(allowed: m)) }
             if r.minFirmwareVersion != nil || r.minFirmwareVersionByManufacturer != nil {

@@ -33,6 +33,8 @@ public struct RuleID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public static let accept = RuleID(.accept, "")
     /// `identity.ek_certificate`: the evidence carries an EK certificate (required or optional).
     public static let ekCertificate = RuleID(.identity, "ek_certificate")
+    /// `identity.ak_activated`: credential activation bound the AK to the EK (required or optional).
+    public static let akActivated = RuleID(.identity, "ak_activated")
     /// `identity.ek_chain` (YAML `identity.ek_ca`): the EK certificate chains to an anchor in that CA folder.
     public static let ekChain = RuleID(.identity, "ek_chain")
     /// `identity.manufacturer` (YAML `identity.manufacturers`): the TPM maker, from a chained EK certificate.

@@ -111,7 +111,7 @@ public struct EARAppraisal: Codable, Hashable, Sendable {
         }
         // Instance identity is affirmed only when credential activation bound the AK to the EK: without it, nothing
         // says which TPM signed (no claim, or contraindicated when an enforced identity rule failed).
-        let identity = tier([.ekCertificate, .ekChain, .akAlgorithm])
+        let identity = tier([.ekCertificate, .ekChain, .akAlgorithm, .akActivated])
         trustVector = [
             "instance-identity": verdict.akBoundToEK ? identity : (identity == 96 ? 96 : 0),
             "hardware": tier([.manufacturer, .minFirmwareVersion]),

@@ -18,6 +18,14 @@ public enum PolicyExplainer {
                         ? "The device must present its TPM's endorsement-key certificate."
                         : "An EK certificate is optional.")
             }
+            if let r = i.requireAKActivation {
+                add(
+                    RuleID.akActivated.description,
+                    r
+                        ? "The attestation key must be proven to live in the EK's TPM by credential activation (devices attesting through EVE's API cannot be)."
+                        : "Credential activation of the attestation key is optional (EVE devices, whose AK only the device certificate vouches for, are accepted)."
+                )
+            }
             if let ca = i.ekCA { add(RuleID.ekChain.description, "The EK certificate must chain to a CA in \(ca).") }
             if let m = i.manufacturers {
                 add(RuleID.manufacturer.description, "The TPM must be made by \(m.joined(separator: " or ")).")
