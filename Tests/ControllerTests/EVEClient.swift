@@ -75,6 +75,9 @@ final class EVEClient: Sendable {
         enum Key {
             case p256(P256.Signing.PrivateKey)
             case rsa(_RSA.Signing.PrivateKey)
+            /// The TPM-resident device key (`IdentityKeyTemplates.deviceKeyHandle`), as EVE keeps its device key in
+            /// the TPM: every signature is a TPM2_Sign.
+            case tpm(TPM, Certificate.PublicKey)
         }
         let key: Key
         let certificate: Certificate
@@ -89,19 +92,39 @@ final class EVEClient: Sendable {
             switch key {
             case .p256(let k): Certificate.PrivateKey(k)
             case .rsa(let k): Certificate.PrivateKey(k)
+            case .tpm(let tpm, let publicKey):
+                Certificate.PrivateKey(
+                    TPMSigningKey(tpm: tpm, handle: IdentityKeyTemplates.deviceKeyHandle, publicKey: publicKey))
             }
         }
         var signatureAlgorithm: Certificate.SignatureAlgorithm {
             switch key {
-            case .p256: .ecdsaWithSHA256
+            case .p256, .tpm: .ecdsaWithSHA256
             case .rsa: .sha256WithRSAEncryption
             }
         }
 
+        /// The device identity `vigil tpm provision` made: the TPM-resident device key and its certificate, self-signed
+        /// inside the TPM and stored in NV (what EVE does with its device key).
+        static func tpmResident(_ tpm: TPM) async throws -> Identity {
+            let index = IdentityKeyTemplates.deviceCertificateIndex
+            guard let stored = try await tpm.nvReadPublic(index) else {
+                throw EVETestError("no device certificate in NV")
+            }
+            let certificate = try Certificate(derEncoded: try await tpm.nvRead(index, size: Int(stored.dataSize)))
+            return Identity(key: .tpm(tpm, certificate.publicKey), certificate: certificate)
+        }
+
         /// The signature over SHA-256 of `payload`, as EVE puts it in `signatureHash`.
-        func sign(_ payload: [UInt8], form: SignatureForm) throws -> [UInt8] {
+        func sign(_ payload: [UInt8], form: SignatureForm) async throws -> [UInt8] {
             let digest = SHA256.hash(data: payload)
             switch key {
+            case .tpm(let tpm, _):
+                // TPM2_Sign gives r and s; go-tpm hands them to EVE, which concatenates them (raw) for the envelope.
+                let der = try await TPMSigningKey.derSignature(
+                    tpm: tpm, handle: IdentityKeyTemplates.deviceKeyHandle, digest: Array(digest))
+                return form == .der
+                    ? der : Array(try P256.Signing.ECDSASignature(derRepresentation: der).rawRepresentation)
             case .p256(let k):
                 let s = try k.signature(for: digest)
                 return form == .raw ? Array(s.rawRepresentation) : Array(s.derRepresentation)
@@ -122,6 +145,8 @@ final class EVEClient: Sendable {
             case .rsa(let k):
                 publicKey = .init(k.publicKey)
                 privateKey = .init(k)
+            case .tpm:
+                throw EVETestError("a TPM-resident identity comes from the TPM: tpmResident(_:)")
             }
             let cert = try Certificate(
                 version: .v3, serialNumber: .init(), publicKey: publicKey,
@@ -137,14 +162,14 @@ final class EVEClient: Sendable {
         }
 
         /// A certificate for `publicKey` issued by this identity (EVE's AK and ECDH certificates).
-        func issue(_ publicKey: Certificate.PublicKey, commonName: String) throws -> Certificate {
-            try Certificate(
+        func issue(_ publicKey: Certificate.PublicKey, commonName: String) async throws -> Certificate {
+            try await Certificate(
                 version: .v3, serialNumber: .init(), publicKey: publicKey,
                 notValidBefore: Date().addingTimeInterval(-60),
                 notValidAfter: Date().addingTimeInterval(86400 * 365), issuer: certificate.subject,
                 subject: try DistinguishedName { CommonName(commonName) }, signatureAlgorithm: signatureAlgorithm,
                 extensions: try Certificate.Extensions { Critical(KeyUsage(digitalSignature: true)) },
-                issuerPrivateKey: certificateKey)
+                issuerAsyncPrivateKey: certificateKey)
         }
     }
 
@@ -155,21 +180,22 @@ final class EVEClient: Sendable {
     static func seal(
         _ message: some SwiftProtobuf.Message, as sender: Identity, form: SignatureForm = .raw,
         algo: Org_Lfedge_Eve_Common_HashAlgorithm = .sha25632Bytes, includeCertificate: Bool = false
-    ) throws -> [UInt8] {
+    ) async throws -> [UInt8] {
         let payload: [UInt8] = try message.serializedBytes()
-        return try sealPayload(payload, as: sender, form: form, algo: algo, includeCertificate: includeCertificate)
+        return try await sealPayload(
+            payload, as: sender, form: form, algo: algo, includeCertificate: includeCertificate)
     }
 
     static func sealPayload(
         _ payload: [UInt8], as sender: Identity, form: SignatureForm = .raw,
         algo: Org_Lfedge_Eve_Common_HashAlgorithm = .sha25632Bytes, includeCertificate: Bool = false
-    ) throws -> [UInt8] {
+    ) async throws -> [UInt8] {
         var c = Org_Lfedge_Eve_Auth_AuthContainer()
         c.protectedPayload.payload = Data(payload)
         c.algo = algo
         let hash = Array(SHA256.hash(data: sender.der))
         c.senderCertHash = Data(algo == .sha25616Bytes ? Array(hash.prefix(16)) : hash)
-        c.signatureHash = Data(try sender.sign(payload, form: form))
+        c.signatureHash = Data(try await sender.sign(payload, form: form))
         if includeCertificate { c.senderCert = Data(sender.pem.utf8).base64EncodedData() }
         return try c.serializedBytes()
     }
@@ -197,10 +223,10 @@ final class EVEClient: Sendable {
 
     /// The AK certificate EVE uploads: the TPM's AK, certified by the device key, with its TPMT_PUBLIC as
     /// `Z_CERT_META_DATA_TYPE_TPM2_PUBLIC` (go-tpm's `Public.Encode`).
-    static func akCertificate(_ ak: TPMTPublic, by device: Identity, mutable: Bool = false) throws
+    static func akCertificate(_ ak: TPMTPublic, by device: Identity, mutable: Bool = false) async throws
         -> Org_Lfedge_Eve_Certs_ZCert
     {
-        let cert = try device.issue(try ak.certificatePublicKey(), commonName: "EVE attestation key")
+        let cert = try await device.issue(try ak.certificatePublicKey(), commonName: "EVE attestation key")
         var z = zcert(cert, .certTypeDeviceRestrictedSigning, mutable: mutable)
         var meta = Org_Lfedge_Eve_Certs_ZCertMetaData()
         meta.type = .tpm2Public

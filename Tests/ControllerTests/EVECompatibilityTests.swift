@@ -32,7 +32,10 @@ import _CryptoExtras
         /// The TPM's RSA EK certificate (a blank TPM has none).
         let ek: Certificate?
 
-        static func boot(_ serial: String, onboarding: Identity, fresh: Bool = false) async throws -> Device {
+        /// `tpmKey`: the device certificate and key are the TPM's own (`vigil tpm provision` made them), as on EVE.
+        static func boot(_ serial: String, onboarding: Identity, fresh: Bool = false, tpmKey: Bool = false) async throws
+            -> Device
+        {
             let simulator = try TestDevice(fresh: fresh)
             let provision = try await simulator.vigil(["tpm", "provision"])
             guard provision.status == 0 else { throw EVETestError("provision: \(provision.stderr)") }
@@ -45,7 +48,9 @@ import _CryptoExtras
             let ek = try await IdentityProvisioner.readEKCertificate(tpm, .rsa2048)
             return Device(
                 simulator: simulator, tpm: tpm, onboarding: onboarding,
-                identity: try .selfSigned(.p256(P256.Signing.PrivateKey()), commonName: "EVE device \(serial)"),
+                identity: tpmKey
+                    ? try await .tpmResident(tpm)
+                    : try .selfSigned(.p256(P256.Signing.PrivateKey()), commonName: "EVE device \(serial)"),
                 serial: serial, ak: ak, ek: ek?.certificate)
         }
 
@@ -56,14 +61,14 @@ import _CryptoExtras
             message.pemCert = Data((certificate ?? identity).pem.utf8)
             message.serial = serial
             return try await client.post(
-                "/register", try EVEClient.seal(message, as: onboarding, includeCertificate: true))
+                "/register", try await EVEClient.seal(message, as: onboarding, includeCertificate: true))
         }
 
         func attest(
             _ client: EVEClient, uuid: String, _ request: Org_Lfedge_Eve_Attest_ZAttestReq,
             form: EVEClient.SignatureForm = .raw
         ) async throws -> EVEClient.Answer {
-            try await client.post("/id/\(uuid)/attest", try EVEClient.seal(request, as: identity, form: form))
+            try await client.post("/id/\(uuid)/attest", try await EVEClient.seal(request, as: identity, form: form))
         }
 
         func stop() { simulator.stop() }
@@ -124,13 +129,14 @@ import _CryptoExtras
         algo: Org_Lfedge_Eve_Common_HashAlgorithm = .sha25632Bytes
     ) async throws -> String {
         let answer = try await client.post(
-            "/uuid", try EVEClient.seal(Org_Lfedge_Eve_Uuid_UuidRequest(), as: device.identity, form: form, algo: algo))
+            "/uuid",
+            try await EVEClient.seal(Org_Lfedge_Eve_Uuid_UuidRequest(), as: device.identity, form: form, algo: algo))
         return try trust.open(answer, as: Org_Lfedge_Eve_Uuid_UuidResponse.self).uuid
     }
 
     static func uploadCertificates(_ client: EVEClient, _ trust: Trust, _ device: Device, uuid: String) async throws {
         var req = request(.attestReqCert)
-        req.certs = [try EVEClient.akCertificate(device.ak, by: device.identity)]
+        req.certs = [try await EVEClient.akCertificate(device.ak, by: device.identity)]
         if let ek = device.ek { req.certs.append(EVEClient.zcert(ek, .certTypeDeviceEndorsementRsa)) }
         let answer = try await device.attest(client, uuid: uuid, req)
         let response = try trust.open(answer, as: Org_Lfedge_Eve_Attest_ZAttestResponse.self)
@@ -182,7 +188,8 @@ import _CryptoExtras
     {
         let controller = try await ControllerHarness.start(database)
         let onboarding = try Identity.selfSigned(.p256(P256.Signing.PrivateKey()), commonName: "EVE onboarding")
-        let device = try await Device.boot("EVE-SERIAL-0001", onboarding: onboarding)
+        // The device key is the TPM's: every request is signed by TPM2_Sign, as on an EVE device.
+        let device = try await Device.boot("EVE-SERIAL-0001", onboarding: onboarding, tpmKey: true)
         let client = try EVEClient(
             url: controller.url, caPEM: try String(contentsOfFile: controller.caPath, encoding: .utf8))
         defer { device.stop() }
@@ -394,18 +401,18 @@ import _CryptoExtras
 
             // A flipped bit in the signature.
             var container = try Org_Lfedge_Eve_Auth_AuthContainer(
-                serializedBytes: try EVEClient.sealPayload(nonceRequest, as: a.identity))
+                serializedBytes: try await EVEClient.sealPayload(nonceRequest, as: a.identity))
             container.signatureHash[5] ^= 0x01
             refused(
                 try await client.post("/id/\(uuidA)/attest", try container.serializedBytes()), 401, "does not verify")
             // The payload altered under a valid signature.
             container = try Org_Lfedge_Eve_Auth_AuthContainer(
-                serializedBytes: try EVEClient.sealPayload(nonceRequest, as: a.identity))
+                serializedBytes: try await EVEClient.sealPayload(nonceRequest, as: a.identity))
             container.protectedPayload.payload = try Self.request(.attestReqQuote).serializedBytes()
             refused(
                 try await client.post("/id/\(uuidA)/attest", try container.serializedBytes()), 401, "does not verify")
             // A truncated protobuf.
-            let sealed = try EVEClient.sealPayload(nonceRequest, as: a.identity)
+            let sealed = try await EVEClient.sealPayload(nonceRequest, as: a.identity)
             refused(
                 try await client.post("/id/\(uuidA)/attest", Array(sealed.prefix(sealed.count - 7))), 422,
                 "not a protobuf")
@@ -422,19 +429,21 @@ import _CryptoExtras
             // A sender the controller does not know (its own key and certificate).
             let unknown = try Identity.selfSigned(.p256(P256.Signing.PrivateKey()), commonName: "not registered")
             refused(
-                try await client.post("/id/\(uuidA)/attest", try EVEClient.sealPayload(nonceRequest, as: unknown)), 401,
+                try await client.post(
+                    "/id/\(uuidA)/attest", try await EVEClient.sealPayload(nonceRequest, as: unknown)), 401,
                 "no registered EVE device")
             // The right hash, another key's signature (the device's certificate, the attacker's key).
             let thief = Identity(key: .p256(P256.Signing.PrivateKey()), certificate: a.identity.certificate)
             refused(
-                try await client.post("/id/\(uuidA)/attest", try EVEClient.sealPayload(nonceRequest, as: thief)), 401,
+                try await client.post("/id/\(uuidA)/attest", try await EVEClient.sealPayload(nonceRequest, as: thief)),
+                401,
                 "does not verify")
             // register signed by another key than the onboarding certificate it carries.
             var reg = Org_Lfedge_Eve_Register_ZRegisterMsg()
             reg.pemCert = Data(unknown.pem.utf8)
             reg.serial = "EVE-X"
             var forgedRegister = try Org_Lfedge_Eve_Auth_AuthContainer(
-                serializedBytes: try EVEClient.seal(reg, as: unknown, includeCertificate: true))
+                serializedBytes: try await EVEClient.seal(reg, as: unknown, includeCertificate: true))
             forgedRegister.senderCert = Data(onboarding.pem.utf8).base64EncodedData()
             forgedRegister.senderCertHash = Data(SHA256.hash(data: onboarding.der))
             refused(try await client.post("/register", try forgedRegister.serializedBytes()), 401, "does not verify")
@@ -446,24 +455,24 @@ import _CryptoExtras
 
             // Certificates: B claims A's AK (public, so anyone can certify it with their own device key).
             var stolenAK = Self.request(.attestReqCert)
-            stolenAK.certs = [try EVEClient.akCertificate(a.ak, by: b.identity)]
+            stolenAK.certs = [try await EVEClient.akCertificate(a.ak, by: b.identity)]
             refused(try await b.attest(client, uuid: uuidB, stolenAK), 409, "already another device's attestation key")
             // An AK certificate not issued by the device certificate.
             var notDevice = Self.request(.attestReqCert)
-            notDevice.certs = [try EVEClient.akCertificate(b.ak, by: onboarding)]
+            notDevice.certs = [try await EVEClient.akCertificate(b.ak, by: onboarding)]
             refused(
                 try await b.attest(client, uuid: uuidB, notDevice), 403,
                 "not signed by the registered device certificate")
             // An AK certificate whose TPM2_PUBLIC is another key than the certificate's.
             var mismatched = Self.request(.attestReqCert)
-            var z = try EVEClient.akCertificate(b.ak, by: b.identity)
+            var z = try await EVEClient.akCertificate(b.ak, by: b.identity)
             z.metaDataItems[0].metaData = Data(a.ak.marshal())
             mismatched.certs = [z]
             refused(try await b.attest(client, uuid: uuidB, mismatched), 422, "not the key in its TPM2_PUBLIC")
             // A TPM2_PUBLIC that is not a restricted signing key (the device key's template: unrestricted).
             var unrestricted = Self.request(.attestReqCert)
             let deviceKey = try #require(try await b.tpm.readPublic(IdentityKeyTemplates.deviceKeyHandle)?.publicArea)
-            var zu = try EVEClient.akCertificate(deviceKey, by: b.identity)
+            var zu = try await EVEClient.akCertificate(deviceKey, by: b.identity)
             zu.metaDataItems[0].metaData = Data(deviceKey.marshal())
             unrestricted.certs = [zu]
             refused(try await b.attest(client, uuid: uuidB, unrestricted), 422, "not an attestation key")
@@ -474,10 +483,10 @@ import _CryptoExtras
             #expect(early.response == .noCertFound)
             // B's own AK, immutable; replacing it later is refused.
             var own = Self.request(.attestReqCert)
-            own.certs = [try EVEClient.akCertificate(b.ak, by: b.identity, mutable: false)]
+            own.certs = [try await EVEClient.akCertificate(b.ak, by: b.identity, mutable: false)]
             #expect(try await b.attest(client, uuid: uuidB, own).status == 201)
             var replace = Self.request(.attestReqCert)
-            replace.certs = [try EVEClient.akCertificate(b.ak, by: b.identity)]  // re-issued: another certificate
+            replace.certs = [try await EVEClient.akCertificate(b.ak, by: b.identity)]  // re-issued: another certificate
             refused(try await b.attest(client, uuid: uuidB, replace), 403, "cannot be replaced")
             // The same certificate re-uploaded as mutable changes nothing: it stays immutable.
             var relabel = Self.request(.attestReqCert)
@@ -557,6 +566,31 @@ import _CryptoExtras
             let last = try #require(try await controller.controller.showDevice(admin, a.id).history.first)
             #expect(last.failures.map(\.rule) == ["identity.ak_activated"], "\(last.failures)")
 
+            // The EK certificate must chain to the vendor bundle the device's policy names: refused against another
+            // vendor's CAs (here the controller's own CA stands in for the wrong vendor), accepted against swtpm's.
+            let ek = try #require(a.ek)
+            _ = try await controller.controller.putEKCABundle(
+                admin, name: EKCABundleName("wrong-vendor")!,
+                Admin.EKCABundleUpload(certificates: [try String(contentsOfFile: controller.caPath, encoding: .utf8)]))
+            for (name, bundle) in [("eve-wrong-vendor", "wrong-vendor"), ("eve-swtpm-vendor", "swtpm-vendor")] {
+                _ = try await controller.controller.addPolicy(
+                    admin, name: PolicyName(name)!,
+                    Admin.PolicyUpload(
+                        yaml: "id: \(name)\nversion: 1\nextends: eve-measured-boot\nidentity:\n  ek_ca: \(bundle)\n",
+                        parents: [evePolicy] + (try ControllerFixtures.fleetParents())))
+            }
+            var ekUpload = Self.request(.attestReqCert)
+            ekUpload.certs = [EVEClient.zcert(ek, .certTypeDeviceEndorsementRsa, mutable: true)]
+            _ = try await controller.controller.assignPolicy(
+                admin, name: PolicyName("eve-wrong-vendor")!,
+                Admin.PolicyAssignment(device: a.id, group: nil, version: nil))
+            refused(
+                try await a.attest(client, uuid: uuidA, ekUpload), 403, "does not chain to EK CA bundle wrong-vendor")
+            _ = try await controller.controller.assignPolicy(
+                admin, name: PolicyName("eve-swtpm-vendor")!,
+                Admin.PolicyAssignment(device: a.id, group: nil, version: nil))
+            #expect(try await a.attest(client, uuid: uuidA, ekUpload).status == 201)
+
             // Registration: hostile serials; a device certificate taken first by someone else (seen on the wire and
             // registered under another serial) until the team unregisters the squatter.
             let c = try Identity.selfSigned(.p256(P256.Signing.PrivateKey()), commonName: "EVE device C")
@@ -565,7 +599,7 @@ import _CryptoExtras
                 m.pemCert = Data(cert.pem.utf8)
                 m.serial = serial
                 return try await client.post(
-                    "/register", try EVEClient.seal(m, as: onboarding, includeCertificate: true))
+                    "/register", try await EVEClient.seal(m, as: onboarding, includeCertificate: true))
             }
             refused(try await register(c, serial: "EVE-\u{202E}C"), 422, "format characters")
             refused(
@@ -598,8 +632,8 @@ import _CryptoExtras
             let (first, second) = (softAK(), softAK())
             func upload(_ ak: TPMTPublic) async throws -> EVEClient.Answer {
                 var r = Self.request(.attestReqCert)
-                r.certs = [try EVEClient.akCertificate(ak, by: c, mutable: true)]
-                return try await client.post("/id/\(uuidC)/attest", try EVEClient.seal(r, as: c))
+                r.certs = [try await EVEClient.akCertificate(ak, by: c, mutable: true)]
+                return try await client.post("/id/\(uuidC)/attest", try await EVEClient.seal(r, as: c))
             }
             #expect(try await upload(first).status == 201)
             #expect(try await upload(second).status == 201)
@@ -610,6 +644,79 @@ import _CryptoExtras
             refused(try await a.attest(client, uuid: uuidA, Self.request(.attestReqNonce)), 403, "revoked")
             refused(try await a.register(client), 403, "revoked")
             #expect(try await controller.controller.verifyAudit(admin).intact)
+        } catch {
+            await client.shutdown()
+            await controller.stop()
+            throw error
+        }
+        await client.shutdown()
+        await controller.stop()
+    }
+    // MARK: Signatures from another implementation
+
+    /// OpenSSL, an implementation independent of swift-crypto, makes the device certificates and signs the payloads:
+    /// ECDSA P-256 in ASN.1 DER (what Go's `ecdsa.SignASN1` and a TPM-backed `crypto.Signer` produce) and RSA-2048
+    /// PKCS #1 v1.5 with SHA-256 (Go's `rsa.SignPKCS1v15`). The controller accepts both, and refuses either over
+    /// another payload.
+    @Test func signaturesMadeByOpenSSLVerify() async throws {
+        let opensslPath = try #require(SoftwareTPM.which("openssl"), "openssl (Debian package openssl) is needed")
+        let controller = try await ControllerHarness.start()
+        let client = try EVEClient(
+            url: controller.url, caPEM: try String(contentsOfFile: controller.caPath, encoding: .utf8))
+        let dir = try ProcessRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let onboarding = try Identity.selfSigned(.p256(P256.Signing.PrivateKey()), commonName: "EVE onboarding")
+            let admin = try await controller.admin()
+            try await controller.controller.preregisterEVE(
+                admin, Admin.EVEPreregistration(onboardingCertificate: onboarding.pem, serial: nil, group: "eve"))
+            let trust = try await Self.fetchTrust(client, controller)
+            func openssl(_ args: [String]) throws {
+                let r = try ProcessRunner.run(opensslPath, args)
+                guard r.status == 0 else { throw EVETestError("openssl \(args.first ?? ""): \(r.stderr)") }
+            }
+            for (kind, generate) in [
+                ("ec", ["ecparam", "-name", "prime256v1", "-genkey", "-noout"]), ("rsa", ["genrsa"]),
+            ] {
+                let key = dir.appendingPathComponent("\(kind).key").path
+                let pem = dir.appendingPathComponent("\(kind).pem").path
+                try openssl(generate + ["-out", key] + (kind == "rsa" ? ["2048"] : []))
+                try openssl([
+                    "req", "-new", "-x509", "-sha256", "-key", key, "-subj", "/CN=openssl-\(kind)", "-days", "30",
+                    "-out", pem,
+                ])
+                let certificate = try Certificate(pemEncoded: try String(contentsOfFile: pem, encoding: .utf8))
+                var register = Org_Lfedge_Eve_Register_ZRegisterMsg()
+                register.pemCert = Data(try String(contentsOfFile: pem, encoding: .utf8).utf8)
+                register.serial = "OPENSSL-\(kind)"
+                let registered = try await client.post(
+                    "/register", try await EVEClient.seal(register, as: onboarding, includeCertificate: true))
+                #expect(registered.status == 201, "\(kind): \(registered.text)")
+
+                func signedByOpenSSL(_ payload: [UInt8], signing signed: [UInt8]) throws -> [UInt8] {
+                    let file = dir.appendingPathComponent("payload").path
+                    let sig = dir.appendingPathComponent("sig").path
+                    try Data(signed).write(to: URL(fileURLWithPath: file))
+                    try openssl(["dgst", "-sha256", "-sign", key, "-out", sig, file])
+                    var c = Org_Lfedge_Eve_Auth_AuthContainer()
+                    c.protectedPayload.payload = Data(payload)
+                    c.algo = .sha25632Bytes
+                    var s = DER.Serializer()
+                    try s.serialize(certificate)
+                    c.senderCertHash = Data(SHA256.hash(data: s.serializedBytes))
+                    c.signatureHash = try Data(contentsOf: URL(fileURLWithPath: sig))
+                    return try c.serializedBytes()
+                }
+                let payload: [UInt8] = try Org_Lfedge_Eve_Uuid_UuidRequest().serializedBytes()
+                let answer = try await client.post("/uuid", try signedByOpenSSL(payload, signing: payload))
+                #expect(answer.status == 200, "\(kind): \(answer.text)")
+                if answer.status == 200 {
+                    #expect(
+                        UUID(uuidString: try trust.open(answer, as: Org_Lfedge_Eve_Uuid_UuidResponse.self).uuid) != nil)
+                }
+                let forged = try await client.post("/uuid", try signedByOpenSSL(payload, signing: payload + [0x00]))
+                #expect(forged.status == 401 && forged.text.contains("does not verify"), "\(kind): \(forged.text)")
+            }
         } catch {
             await client.shutdown()
             await controller.stop()
