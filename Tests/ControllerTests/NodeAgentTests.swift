@@ -164,8 +164,10 @@ struct NodeAgentTests {
             await controller.stopServing()
             node = try NodeRun.start(
                 device, controller, manifest: Self.sleeper, vaults: [], extra: ["--backoff-max", "2"])
-            try await Task.sleep(for: .seconds(4))
-            let down = try #require(node!.status())
+            // Waited for, not slept on: on a loaded machine the first connection attempt can come late.
+            let down = try await node!.waitFor("the first attempt to reach the controller to fail", seconds: 30) {
+                $0.reason.contains("cannot connect")
+            }
             #expect(!down.gateOpen)
             #expect(down.phase == "waiting" || down.phase == "connecting", "\(down.phase)")
             #expect(down.reason.contains("cannot connect"), "\(down.reason)\n\(node!.log)")
