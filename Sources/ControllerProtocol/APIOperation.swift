@@ -48,6 +48,10 @@ public struct APIOperation: Sendable, Hashable {
             id: "resultKey", method: "GET", path: "/v1/result-key", access: .open,
             summary: "The ES256 key that signs attestation results (PEM).", requestBody: nil, response: "pem"),
         .init(
+            id: "revocations", method: "GET", path: "/v1/revocations", access: .open,
+            summary: "The revoked devices, signed with the result key (a short-lived ES256 JWT): RevocationList.",
+            requestBody: nil, response: "jwt"),
+        .init(
             id: "onboardBegin", method: "POST", path: "/v1/onboard/begin", access: .open,
             summary: "Begin onboarding: EK, AK and device key in; credential challenge out.",
             requestBody: "OnboardBeginRequest", response: "OnboardChallenge"),

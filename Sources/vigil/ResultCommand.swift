@@ -13,6 +13,11 @@ struct ResultCommand: AsyncParsableCommand {
             abstract: "Verify an attestation result (JWT, ES256): exit 0 if it is valid and says pass, 1 otherwise.")
         @Argument(help: "The token, or @FILE to read it from a file.") var token: String
         @Option(help: "The controller's result-signing.pub.pem.") var key: String
+        @Option(
+            help:
+                "The controller's signed revocation list (GET /v1/revocations, valid 5 minutes): a result of a revoked device is refused."
+        )
+        var revocations: String?
         @Flag(help: "Print the claims as JSON.") var json = false
 
         func run() async throws {
@@ -29,6 +34,27 @@ struct ResultCommand: AsyncParsableCommand {
                 } catch {
                     FileHandle.standardError.write(Data("vigil: the result does not verify: \(error)\n".utf8))
                     throw ExitCode(1)
+                }
+                if let revocations {
+                    let list: RevocationList
+                    do {
+                        let text = String(decoding: try readInput(revocations, limit: 16 << 20), as: UTF8.self)
+                        list = try await RevocationList.verify(
+                            text.trimmingCharacters(in: .whitespacesAndNewlines), publicKeyPEM: pem)
+                    } catch {
+                        FileHandle.standardError.write(
+                            Data(
+                                "vigil: the revocation list does not verify (signature, type or expiry: fetch a fresh one): \(error)\n"
+                                    .utf8))
+                        throw ExitCode(1)
+                    }
+                    if let entry = list.entry(for: result.device) {
+                        FileHandle.standardError.write(
+                            Data(
+                                "vigil: device \(result.device) is revoked (since \(entry.revokedAt), list issued \(list.issuedAtDate)): its result is not to be relied on\n"
+                                    .utf8))
+                        throw ExitCode(1)
+                    }
                 }
                 if json {
                     try printJSON(result)

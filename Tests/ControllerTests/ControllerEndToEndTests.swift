@@ -1,6 +1,7 @@
 import Attest
 import AttestTPM
 import Controller
+import ControllerClient
 import ControllerProtocol
 import Crypto
 import Foundation
@@ -144,9 +145,50 @@ struct ControllerEndToEndTests {
             let again = try await device.vigil(["device", "onboard", "--json"] + controller.connectionArguments)
             #expect(again.status == 0, "\(again.stderr)")
             #expect(again.stdout.contains("\"created\" : false"), "\(again.stdout)")
+            // A result the device holds, checked against the signed revocation list before and after it is revoked.
+            let pass = try await device.vigil(
+                ["device", "attest", "--eventlog", ControllerFixtures.eventLog, "--json"]
+                    + controller.connectionArguments)
+            let outcome = try JSONSerialization.jsonObject(with: Data(pass.stdout.utf8)) as? [String: Any]
+            try #require(outcome?["result"] as? String).write(
+                toFile: device.path("held.jwt"), atomically: true, encoding: .utf8)
+            let connection = try ControllerConnection(
+                url: controller.url, caPEM: try String(contentsOfFile: controller.caPath, encoding: .utf8))
+            func fetchList(_ name: String) async throws -> String {
+                let answer = try await connection.send(method: "GET", path: "/v1/revocations", body: [], headers: [])
+                #expect(answer.status == 200)
+                try Data(answer.body).write(to: URL(fileURLWithPath: device.path(name)))
+                return device.path(name)
+            }
+            func verify(_ list: String) async throws -> ProcessResult {
+                try await device.vigil(
+                    [
+                        "result", "verify", "@" + device.path("held.jwt"), "--key", controller.resultKeyPath,
+                        "--revocations", list,
+                    ])
+            }
+            let clean = try await verify(try await fetchList("before.jwt"))
+            #expect(clean.status == 0, "\(clean.stderr)")
             // A used token cannot admit another TPM.
             let revoke = try await device.vigil(["admin", "device", "revoke", id.rawValue] + controller.adminArguments)
             #expect(revoke.status == 0, "\(revoke.stderr)")
+            // The held result still verifies on its own (until it expires), but not against the list.
+            let after = try await verify(try await fetchList("after.jwt"))
+            #expect(after.status == 1 && after.stderr.contains("is revoked"), "\(after.stderr)")
+            // A list edited to drop the device (its signature broken), and a list that expired, are refused.
+            var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: device.path("after.jwt"))))
+            bytes[bytes.count / 2] ^= 0x01
+            try Data(bytes).write(to: URL(fileURLWithPath: device.path("edited.jwt")))
+            let edited = try await verify(device.path("edited.jwt"))
+            #expect(edited.status == 1 && edited.stderr.contains("does not verify"), "\(edited.stderr)")
+            controller.advanceClock(by: -3600)
+            let stale = try await verify(try await fetchList("stale.jwt"))
+            controller.advanceClock(by: 3600)
+            #expect(stale.status == 1 && stale.stderr.contains("does not verify"), "\(stale.stderr)")
+            // A result is not a revocation list, though both are signed with the same key.
+            let confused = try await verify(device.path("held.jwt"))
+            #expect(confused.status == 1 && confused.stderr.contains("does not verify"), "\(confused.stderr)")
+            await connection.shutdown()
             let told = try await device.vigil(
                 ["device", "attest", "--eventlog", ControllerFixtures.eventLog] + controller.connectionArguments)
             #expect(told.status == 1)

@@ -193,6 +193,13 @@ enum Schema {
             "CREATE INDEX eve_devices_by_short_hash ON eve_devices (device_cert_sha256_16)",
             "CREATE UNIQUE INDEX eve_devices_by_ak ON eve_devices (ak_name)",
         ],
+        // 5: when each device was revoked, for the signed revocation list (`GET /v1/revocations`). Devices revoked
+        // before this version are listed as revoked at time 0.
+        [
+            "CREATE TABLE revocations (device_id TEXT PRIMARY KEY, revoked_at BIGINT NOT NULL)",
+            "INSERT INTO revocations (device_id, revoked_at) SELECT device_id, 0 FROM devices WHERE status = 'revoked'",
+            "INSERT INTO revocations (device_id, revoked_at) SELECT device_id, 0 FROM eve_devices WHERE status = 'revoked'",
+        ],
     ]
 
     /// Brings `backend` to the latest version; a database newer than this controller is refused.

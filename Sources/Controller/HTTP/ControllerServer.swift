@@ -55,6 +55,16 @@ public enum ControllerServer {
                 status: .ok, headers: [.contentType: "application/x-pem-file"],
                 body: .init(byteBuffer: ByteBuffer(string: controller.state.resultSigningPublicKeyPEM + "\n")))
         }
+        h["revocations"] = { _, _ in
+            do throws(ControllerError) {
+                let token = try await controller.revocationList()
+                return Response(
+                    status: .ok, headers: [.contentType: "application/jwt"],
+                    body: .init(byteBuffer: ByteBuffer(string: token)))
+            } catch {
+                return errorResponse(error)
+            }
+        }
         h["openapi"] = { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],

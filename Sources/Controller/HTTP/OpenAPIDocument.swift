@@ -71,6 +71,8 @@ enum OpenAPIDocument {
         switch type {
         case "text", "pem":
             return ["description": "OK", "content": ["text/plain": ["schema": ["type": "string"]]]]
+        case "jwt":
+            return ["description": "OK", "content": ["application/jwt": ["schema": ["type": "string"]]]]
         default:
             schemas[type] =
                 type.hasSuffix("List") ? ["type": "array", "items": ["type": "object"]] : ["type": "object"]

@@ -326,7 +326,7 @@ extension Controller {
     /// `vigil admin device revoke ID`: its results stop being accepted, its secrets stop being released, and
     /// its next request is answered `device_revoked`.
     public func revokeDevice(_ caller: AdminCaller, _ id: DeviceID) async throws(ControllerError) {
-        try await adminAction(caller, "device.revoke", subject: id.rawValue) { tx, _ throws(ControllerError) in
+        try await adminAction(caller, "device.revoke", subject: id.rawValue) { tx, now throws(ControllerError) in
             let done = try await tx.query(
                 "UPDATE devices SET status = 'revoked' WHERE device_id = ? RETURNING device_id", [.text(id.rawValue)])
             // An EVE device: its integrity token is withdrawn too, so stored volume keys are not accepted or released.
@@ -334,6 +334,10 @@ extension Controller {
                 "UPDATE eve_devices SET status = 'revoked', integrity_token_sha256 = NULL WHERE device_id = ? RETURNING uuid",
                 [.text(id.rawValue)])
             guard !done.isEmpty || !eve.isEmpty else { throw .notFound("no device \(id)") }
+            // On the signed revocation list from now on (the first revocation's time is kept).
+            try await tx.execute(
+                "INSERT INTO revocations (device_id, revoked_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                [.text(id.rawValue), .integer(now.sqlMilliseconds)])
             // Outstanding results are no longer honoured for secret release.
             try await tx.execute(
                 "UPDATE attestations SET expires_at = 0 WHERE device_id = ?", [.text(id.rawValue)])

@@ -21,6 +21,9 @@ public final class Controller: Sendable {
         public var nonceLifetime: TimeInterval = 60
         /// How long an attestation result is relied on, and secrets released on it (default 15 min).
         public var resultLifetime: TimeInterval = 15 * 60
+        /// How long a signed revocation list is valid (default 5 min): a relying party refuses an older one, so an old
+        /// list cannot hide a later revocation.
+        public var revocationListLifetime: TimeInterval = 5 * 60
         /// How long an onboarding challenge may be answered (default 5 min).
         public var challengeLifetime: TimeInterval = 5 * 60
         /// The PCRs quoted when a device has no policy (it then fails "no policy assigned" anyway).
