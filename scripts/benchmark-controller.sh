@@ -1,33 +1,33 @@
 #!/usr/bin/env bash
-# Full attestations per second through the controller's HTTPS API (nonce, quote, evidence, verification,
-# policy, verdict and audit entry stored, signed result returned), on SQLite and on PostgreSQL, interleaved
-# round by round on the same machine and the same devices. Each device is its own swtpm (a blank TPM: its own
-# EK and AK), booted as the GCE RHEL 8 machine and admitted by EK fingerprint; the load generator is
-# `vigil device load`. CPU seconds are read from /proc for every party: the controller, the database, the
-# TPMs and the load generator, so each one's share is stated.
-#   scripts/benchmark-controller.sh [SECONDS per round] [DEVICES] [ROUNDS]
+# The controller at fleet scale (issue 12): `vigil loadtest` (simulated devices: software keys, PCRs replayed from
+# the GCE RHEL 8 log, which every attestation carries) against SQLite with one instance, PostgreSQL with one, and
+# PostgreSQL with two, the configurations interleaved round by round on this machine, the load generator on the same
+# machine. CPU seconds are read from /proc for the controller(s), PostgreSQL and the generator, so each one's share
+# is stated; the per-stage means come from the instances' /metrics.
+#   scripts/benchmark-controller.sh [SECONDS per run] [DEVICES] [CONCURRENCY] [ROUNDS]
+# The instances run with per-device limits raised (--device-nonces-per-minute, --evidence-burst): each simulated
+# device attests several times a second, far above what the defaults allow a real one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 source scripts/postgres.sh
 vigil_install_packages
 vigil_require_swift
-seconds=${1:-10}; devices=${2:-4}; rounds=${3:-2}
+seconds=${1:-15}; devices=${2:-512}; concurrency=${3:-32}; rounds=${4:-2}
 
 swift build -c release --product vigil >/dev/null
 vigil="$(swift build -c release --show-bin-path)/vigil"
 work=$(mktemp -d /tmp/vigil-bench.XXXXXX)
-pids=()
-controller_pid=""
+controller_pids=()
 cleanup() {
-  [[ -n "$controller_pid" ]] && kill "$controller_pid" 2>/dev/null || true
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${controller_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   vigil_postgres_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
 vigil_postgres_start >/dev/null
 log=Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin
+hz=$(getconf CLK_TCK)
 ticks() {  # CPU clock ticks (user + system) of the given pids
   local sum=0
   for p in "$@"; do
@@ -38,24 +38,6 @@ ticks() {  # CPU clock ticks (user + system) of the given pids
   done
   echo $sum
 }
-hz=$(getconf CLK_TCK)
-
-tctis=()
-swtpm_pids=()
-for i in $(seq "$devices"); do
-  mkdir -p "$work/tpm$i"
-  port=$(vigil_free_port_pair)
-  swtpm socket --tpm2 --tpmstate dir="$work/tpm$i" --server type=tcp,port="$port",bindaddr=127.0.0.1 \
-    --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear &
-  pids+=($!); swtpm_pids+=($!)
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
-  t="swtpm:host=127.0.0.1,port=$port"
-  VIGIL_TCTI=$t "$vigil" tpm provision >/dev/null
-  VIGIL_TCTI=$t "$vigil" tpm replay-log "$log" >/dev/null
-  tctis+=("$t")
-done
-tcti_args=(); for t in "${tctis[@]}"; do tcti_args+=(--tcti "$t"); done
-# The strict Secure Boot policy, every rule of it, except that these blank TPMs have no EK certificate.
 cp policies/strict-secureboot-linux.yaml policies/base-hygiene.yaml "$work/"
 cat > "$work/bench.yaml" <<'YAML'
 id: bench
@@ -65,52 +47,60 @@ identity:
   ek_certificate: optional
 YAML
 
-round() {  # backend round
-  local backend=$1 n=$2
-  local dir="$work/ctl-$backend-$n" cport db
-  cport=$(vigil_free_port)
-  if [[ $backend == sqlite ]]; then db="sqlite:$dir/controller.db"; else
-    local name="bench_${n}_$RANDOM"
+run() {  # run CONFIG ROUND: CONFIG is sqlite-1, postgres-1 or postgres-2
+  local config=$1 n=$2 backend=${1%-*} instances=${1#*-}
+  local dir="$work/$config-$n" db urls=() i
+  mkdir -p "$dir"
+  if [[ $backend == sqlite ]]; then db="sqlite:$dir/a/controller.db"; else
+    local name="bench_${n}_${instances}_$RANDOM"
     local as=(); [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)
     "${as[@]}" "$VIGIL_PG_BIN/psql" -h 127.0.0.1 -p "${VIGIL_TEST_POSTGRES##*:}" -U postgres -qc "CREATE DATABASE $name" >/dev/null
     db="$VIGIL_TEST_POSTGRES/$name"
   fi
-  "$vigil" controller serve --state-dir "$dir" --listen "127.0.0.1:$cport" --db "$db" --log-level error \
-    > "$work/ctl.log" 2>&1 &
-  controller_pid=$!
-  for _ in $(seq 100); do grep -q '^database:' "$work/ctl.log" 2>/dev/null && break; sleep 0.1; done
-  local C=(--controller "https://127.0.0.1:$cport" --ca "$dir/ca.pem")
-  local T=("${C[@]}" --token-file "$dir/admin-token")
-  "$vigil" admin policy add bench "$work/bench.yaml" "${T[@]}" >/dev/null
-  "$vigil" admin policy assign bench --group bench "${T[@]}" >/dev/null
-  for t in "${tctis[@]}"; do
-    fp=$(VIGIL_TCTI=$t "$vigil" device id --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["ek_fingerprint"])')
-    "$vigil" admin device allow --ek-fingerprint "$fp" --group bench "${T[@]}" >/dev/null
-    VIGIL_TCTI=$t "$vigil" device onboard "${C[@]}" >/dev/null
+  controller_pids=()
+  for i in $(seq "$instances"); do
+    local state="$dir/a" port
+    if [[ $i -gt 1 ]]; then state="$dir/i$i"; cp -a "$dir/a" "$state"; fi  # one signing identity
+    port=$(vigil_free_port)
+    "$vigil" controller serve --state-dir "$state" --listen "127.0.0.1:$port" --db "$db" --log-level error \
+      --device-nonces-per-minute 1000000 --evidence-burst 1000000 --max-in-flight 4096 > "$dir/serve-$i.log" 2>&1 &
+    controller_pids+=($!)
+    for _ in $(seq 200); do grep -q '^database:' "$dir/serve-$i.log" 2>/dev/null && break; sleep 0.1; done
+    urls+=("https://127.0.0.1:$port")
   done
-  local pg_pids=()
-  if [[ $backend == postgres ]]; then mapfile -t pg_pids < <(pgrep -f "$VIGIL_PG_DIR" || true); fi
-  local c0 s0 d0
-  c0=$(ticks "$controller_pid"); s0=$(ticks "${swtpm_pids[@]}"); d0=$(ticks "${pg_pids[@]}" $(pgrep -f "postgres: " || true))
-  "$vigil" device load "${C[@]}" "${tcti_args[@]}" --eventlog "$log" --seconds "$seconds" --json > "$work/load.json"
-  local c1 s1 d1
-  c1=$(ticks "$controller_pid"); s1=$(ticks "${swtpm_pids[@]}"); d1=$(ticks "${pg_pids[@]}" $(pgrep -f "postgres: " || true))
-  python3 - "$work/load.json" "$backend" "$n" "$(( c1 - c0 ))" "$(( s1 - s0 ))" "$(( d1 - d0 ))" "$hz" <<'PY'
+  local T=(--ca "$dir/a/ca.pem" --token-file "$dir/a/admin-token")
+  "$vigil" admin policy add bench "$work/bench.yaml" --controller "${urls[0]}" "${T[@]}" >/dev/null
+  "$vigil" admin policy assign bench --group loadtest --controller "${urls[0]}" "${T[@]}" >/dev/null
+  local c0 d0 c1 d1 pg_user
+  pg_user=$([[ $(id -u) -eq 0 ]] && echo postgres || id -un)
+  # PostgreSQL's processes (its backends come and go; those alive at each end are summed).
+  c0=$(ticks "${controller_pids[@]}"); d0=$(ticks $(pgrep -u "$pg_user" postgres || true))
+  local joined; joined=$(IFS=,; echo "${urls[*]}")
+  "$vigil" loadtest --controller "$joined" "${T[@]}" --devices "$devices" --duration "$seconds" \
+    --concurrency "$concurrency" --eventlog "$log" --json > "$dir/load.json"
+  c1=$(ticks "${controller_pids[@]}"); d1=$(ticks $(pgrep -u "$pg_user" postgres || true))
+  python3 - "$dir/load.json" "$config" "$n" "$(( c1 - c0 ))" "$(( d1 - d0 ))" "$hz" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1])); backend, n = sys.argv[2], sys.argv[3]
-controller, tpms, db, hz = (int(x) for x in sys.argv[4:8])
-c, t, d, g = controller / hz, tpms / hz, db / hz, r["generator_cpu_seconds"]
-total = c + t + d + g
-print(f"{backend:8} round {n}: {r['per_second']:6.1f} attestations/s ({r['attestations']} in {r['seconds']:.1f} s, "
-      f"{r['devices']} devices; p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms) | CPU s: controller {c:.1f}, "
-      f"database {d:.1f}, swtpm {t:.1f}, load generator {g:.1f} ({100 * g / total:.0f}% of all CPU used); "
-      f"controller CPU per attestation {1000 * c / max(1, r['attestations']):.2f} ms")
+r = json.load(open(sys.argv[1])); config, n = sys.argv[2], sys.argv[3]
+controller, db, hz = (int(x) for x in sys.argv[4:7])
+c, d, g = controller / hz, db / hz, r["generator_cpu_s"]
+total = c + d + g
+a = max(1, r["attestations"])
+stages = r["stages"]
+server = ", ".join(f"{k[len('controller_'):-3]} {v:.3f}" for k, v in sorted(stages.items()) if k.startswith("controller_"))
+print(f"{config:10} round {n}: {r['attestations_per_s']:7.1f} attestations/s ({r['attestations']} in {r['seconds']:.1f} s, "
+      f"{r['devices']} devices, concurrency {r['concurrency']}; p50 {r['p50_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms, "
+      f"p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms; errors {r['errors'] or 'none'})")
+print(f"{'':10}          CPU s: controller {c:.1f}, PostgreSQL {d:.1f}, load generator {g:.1f} "
+      f"({100 * g / max(total, 0.001):.0f}% of the CPU used); per attestation: controller {1000 * c / a:.2f} ms, "
+      f"database {1000 * d / a:.2f} ms, generator {1000 * g / a:.2f} ms")
+print(f"{'':10}          controller stages (mean ms): {server}")
 PY
-  kill "$controller_pid"; wait "$controller_pid" 2>/dev/null || true; controller_pid=""
+  for p in "${controller_pids[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
+  controller_pids=()
 }
 
-echo "== $devices devices (swtpm each), ${seconds}s per round, $rounds rounds, SQLite and PostgreSQL interleaved"
+echo "== $devices simulated devices, concurrency $concurrency, ${seconds}s per run, $rounds rounds; sqlite-1, postgres-1, postgres-2 interleaved"
 for n in $(seq "$rounds"); do
-  round sqlite "$n"
-  round postgres "$n"
+  for config in sqlite-1 postgres-1 postgres-2; do run "$config" "$n"; done
 done

@@ -12,12 +12,15 @@ public struct ControllerError: Error, Hashable, Sendable, CustomStringConvertibl
     public let code: String
     /// What was refused and why.
     public let reason: String
+    /// For a 429 or 503: after how many seconds the caller may try again (the `Retry-After` header).
+    public let retryAfter: Int?
 
     /// A refusal.
-    public init(status: Int, code: String, reason: String) {
+    public init(status: Int, code: String, reason: String, retryAfter: Int? = nil) {
         self.status = status
         self.code = code
         self.reason = reason
+        self.retryAfter = retryAfter
     }
 
     /// `code: reason`.
@@ -49,6 +52,15 @@ public struct ControllerError: Error, Hashable, Sendable, CustomStringConvertibl
     /// range): EVE's API answers "missing or unprocessable body" with 422.
     public static func unprocessable(_ reason: String) -> Self {
         Self(status: 422, code: "unprocessable", reason: reason)
+    }
+    /// 429: this device asked too often; `retryAfter` seconds from now it may ask again.
+    public static func rateLimited(_ code: String, _ reason: String, retryAfter: Int) -> Self {
+        Self(status: 429, code: code, reason: reason, retryAfter: max(1, retryAfter))
+    }
+    /// 503: the controller is at its limit of requests in flight (or its database is unreachable); try again after
+    /// `retryAfter` seconds.
+    public static func unavailable(_ code: String, _ reason: String, retryAfter: Int) -> Self {
+        Self(status: 503, code: code, reason: reason, retryAfter: max(1, retryAfter))
     }
     /// 500: the controller failed (its database, its keys); the reason is for the log.
     public static func internalFailure(_ reason: String) -> Self {

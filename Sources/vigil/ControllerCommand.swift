@@ -28,6 +28,15 @@ struct ControllerCommand: AsyncParsableCommand {
         var tlsName: [String] = []
         @Option(help: "Seconds a nonce may be used.") var nonceLifetime = 60
         @Option(help: "Seconds an attestation result is valid (and secrets released on it).") var resultLifetime = 900
+        @Option(help: "Nonces one device may be issued in any 60 s (counted in the database, across instances).")
+        var deviceNoncesPerMinute = 60
+        @Option(
+            help: "Evidence submissions one device may make at once (then refilled at the nonce rate), per instance.")
+        var evidenceBurst = 20
+        @Option(help: "Requests this instance handles at once; more are answered 503 with Retry-After.")
+        var maxInFlight = 256
+        @Option(help: "Seconds a request may take, its body included; then 503 request_timeout.")
+        var requestDeadline = 60
         @Option(name: .long, help: "Log level.") var logLevel: Logger.Level = .info
 
         func validate() throws {
@@ -68,11 +77,15 @@ struct ControllerCommand: AsyncParsableCommand {
                 var configuration = Controller.Configuration()
                 configuration.nonceLifetime = TimeInterval(nonceLifetime)
                 configuration.resultLifetime = TimeInterval(resultLifetime)
+                configuration.noncesPerDevicePerMinute = deviceNoncesPerMinute
+                configuration.evidenceBurstPerDevice = evidenceBurst
+                configuration.maximumInFlight = maxInFlight
+                configuration.requestDeadline = TimeInterval(max(1, requestDeadline))
+                let metrics = ControllerMetrics()
                 let controller = Controller(
-                    backend: backend, state: state, configuration: configuration, logger: logger)
+                    backend: backend, state: state, configuration: configuration, logger: logger, metrics: metrics)
                 let created = try await controller.bootstrap()
                 let (host, port) = Self.hostPort(listen) ?? ("127.0.0.1", 8443)
-                let metrics = ControllerMetrics()
                 try await ControllerServer.serve(
                     controller, host: host, port: port, logger: logger, metrics: metrics
                 ) { bound in

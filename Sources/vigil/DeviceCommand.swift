@@ -64,7 +64,7 @@ struct DeviceCommand: AsyncParsableCommand {
             discussion: """
                 Each --tcti is one onboarded TPM; each runs attestations back to back for --seconds. Prints \
                 attestations per second, latency percentiles and this process's own CPU time (the TPMs' and the \
-                controller's CPU are the caller's to measure: see scripts/benchmark-controller.sh).
+                controller's CPU are the caller's to measure: see scripts/benchmark-controller-swtpm.sh).
                 """)
         @OptionGroup var controllerOptions: ControllerOptions
         @Option(help: "A TPM (repeatable): swtpm:host=H,port=N …") var tcti: [String]

@@ -8,7 +8,7 @@ struct Vigil: AsyncParsableCommand {
         subcommands: [
             TPMCommand.self, QuoteCommand.self, EventLogCommand.self, PolicyCommand.self, EKCommand.self,
             AKCommand.self, BenchmarkCommand.self, ControllerCommand.self, DeviceCommand.self, AdminCommand.self,
-            ResultCommand.self, VaultCommand.self, NodeCommand.self, DemoCommand.self,
+            ResultCommand.self, VaultCommand.self, NodeCommand.self, DemoCommand.self, LoadTestCommand.self,
         ]
     )
 }

@@ -38,29 +38,57 @@ final class ControllerHarness: Sendable {
     private let server: Mutex<Task<Void, any Error>?>
     let port: Int
     private let logger: Logger
+    /// The PostgreSQL database's URL, for another instance to open (nil on SQLite).
+    let databaseURL: String?
+    /// Whether ``stop()`` removes the state folder (not for a second instance sharing it).
+    private let ownsDirectory: Bool
 
-    static func start(_ database: Database = .sqlite) async throws -> ControllerHarness {
+    static func start(_ database: Database = .sqlite, configuration: Controller.Configuration = .init()) async throws
+        -> ControllerHarness
+    {
         let directory = try ProcessRunner.temporaryDirectory()
         let state = try ControllerState.loadOrCreate(directory: directory.appendingPathComponent("state"))
         var logger = Logger(label: "vigil.controller.test")
         logger.logLevel = .critical  // refusals are the tests' subject; they say what they expect
         let backend: any SQLBackend
+        var databaseURL: String?
         switch database {
         case .sqlite:
             backend = try await SQLiteBackend.open(
                 path: directory.appendingPathComponent("controller.db").path, logger: logger)
         case .postgres:
-            backend = try await PostgresTestDatabase.open(logger: logger)
+            let url = try await PostgresTestDatabase.create(logger: logger)
+            backend = try await PostgresBackend.open(url: url, logger: logger)
+            databaseURL = url
         }
-        return try await ControllerHarness(directory: directory, state: state, backend: backend, logger: logger)
+        return try await ControllerHarness(
+            directory: directory, state: state, backend: backend, logger: logger, databaseURL: databaseURL,
+            configuration: configuration, ownsDirectory: true)
     }
 
-    private init(directory: URL, state: ControllerState, backend: any SQLBackend, logger: Logger) async throws {
+    /// Another controller instance on the same PostgreSQL database and the same state folder (the shared signing
+    /// identity), with its own connection pool, served on its own port: what a second `vigil controller serve
+    /// --db postgres://…` with a copy of the state folder is.
+    func anotherInstance() async throws -> ControllerHarness {
+        guard let databaseURL else { throw HarnessError(description: "another instance needs PostgreSQL") }
+        let state = try ControllerState.loadOrCreate(directory: directory.appendingPathComponent("state"))
+        let backend = try await PostgresBackend.open(url: databaseURL, logger: logger)
+        return try await ControllerHarness(
+            directory: directory, state: state, backend: backend, logger: logger, databaseURL: databaseURL,
+            configuration: controller.configuration, ownsDirectory: false)
+    }
+
+    private init(
+        directory: URL, state: ControllerState, backend: any SQLBackend, logger: Logger, databaseURL: String?,
+        configuration: Controller.Configuration, ownsDirectory: Bool
+    ) async throws {
         self.directory = directory
         self.backend = backend
+        self.databaseURL = databaseURL
+        self.ownsDirectory = ownsDirectory
         let offset = self.offset
         let controller = Controller(
-            backend: backend, state: state, logger: logger,
+            backend: backend, state: state, configuration: configuration, logger: logger,
             clock: { Date().addingTimeInterval(offset.value.withLock { $0 }) })
         self.controller = controller
         self.logger = logger
@@ -153,7 +181,7 @@ final class ControllerHarness: Sendable {
     func stop() async {
         await stopServing()
         await backend.close()
-        try? FileManager.default.removeItem(at: directory)
+        if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
     }
 }
 

@@ -11,7 +11,12 @@ enum PostgresTestDatabase {
     }
 
     static func open(logger: Logger) async throws -> PostgresBackend {
-        guard let base = ProcessInfo.processInfo.environment["VIGIL_TEST_POSTGRES"],
+        try await PostgresBackend.open(url: try await create(logger: logger), logger: logger)
+    }
+
+    /// Creates a fresh database on the test cluster and returns its URL (for several instances to open).
+    static func create(base: String? = nil, logger: Logger) async throws -> String {
+        guard let base = base ?? ProcessInfo.processInfo.environment["VIGIL_TEST_POSTGRES"],
             let components = URLComponents(string: base), let host = components.host, let user = components.user
         else {
             throw Unavailable(
@@ -30,7 +35,6 @@ enum PostgresTestDatabase {
             try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
             group.cancelAll()
         }
-        return try await PostgresBackend.open(
-            url: "postgres://\(user)@\(host):\(components.port ?? 5432)/\(name)", logger: logger)
+        return "postgres://\(user)@\(host):\(components.port ?? 5432)/\(name)"
     }
 }

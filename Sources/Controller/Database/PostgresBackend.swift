@@ -85,15 +85,24 @@ public final class PostgresBackend: SQLBackend {
             throw error
         } catch let error as PostgresTransactionError {
             if let closure = error.closureError as? ControllerError { throw closure }
+            if let cause = error.beginError ?? error.commitError ?? error.closureError {
+                throw Self.failure(cause, logger: logger)
+            }
             throw .internalFailure("database: \(String(reflecting: error))")
         } catch {
-            throw .internalFailure("database: \(String(reflecting: error))")
+            throw Self.failure(error, logger: logger)
         }
     }
 
     /// Serializes appends to the audit chain inside `tx`.
     public func lockAuditChain(_ tx: any SQLTransaction) async throws(ControllerError) {
         try await tx.execute("SELECT pg_advisory_xact_lock(?)", [.integer(Self.auditLockKey)])
+    }
+
+    /// Serializes `key` inside `tx` across instances: a transaction-scoped advisory lock on its 64-bit hash (in
+    /// its own key space, `hashtextextended` with seed 1, apart from the audit chain's constant key).
+    public func lock(_ tx: any SQLTransaction, key: String) async throws(ControllerError) {
+        try await tx.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 1))", [.text(key)])
     }
 
     /// Closes the database connections.
@@ -148,8 +157,30 @@ public final class PostgresBackend: SQLBackend {
             } catch let error as ControllerError {
                 throw error
             } catch {
-                throw .internalFailure("database: \(String(reflecting: error))")
+                throw PostgresBackend.failure(error, logger: logger)
             }
         }
+    }
+
+    /// A database error as the API answers it: the database unreachable, restarting or shutting down is 503
+    /// `database_unavailable` with `Retry-After` (the request may simply be sent again, and the pool reconnects by
+    /// itself); anything else is the controller's own 500.
+    static func failure(_ error: any Error, logger: Logger) -> ControllerError {
+        if let psql = error as? PSQLError {
+            let unreachable: Set<PSQLError.Code> = [
+                .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed,
+            ]
+            let state = psql.serverInfo?[.sqlState] ?? ""
+            // 08000/08001/08003/08004/08006 (the connection failed or was refused or lost), 57P01–57P03 (admin
+            // shutdown, crash shutdown, cannot connect now): the database is restarting or out of reach.
+            let transient: Set<String> = ["08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03"]
+            if unreachable.contains(psql.code) || transient.contains(state) {
+                logger.warning("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+                return .unavailable(
+                    "database_unavailable", "the controller's database is unreachable; try again shortly",
+                    retryAfter: 2)
+            }
+        }
+        return .internalFailure("database: \(String(reflecting: error))")
     }
 }

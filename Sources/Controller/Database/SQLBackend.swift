@@ -73,6 +73,10 @@ public protocol SQLBackend: Sendable {
     /// Serializes appends to the audit chain within a transaction (SQLite: transactions are already serial).
     func lockAuditChain(_ tx: any SQLTransaction) async throws(ControllerError)
 
+    /// Serializes, within a transaction, everything that takes the same `key` (a device's rate count), across
+    /// instances (SQLite: transactions are already serial).
+    func lock(_ tx: any SQLTransaction, key: String) async throws(ControllerError)
+
     /// Closes the connections.
     func close() async
 }

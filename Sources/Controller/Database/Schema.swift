@@ -200,6 +200,13 @@ enum Schema {
             "INSERT INTO revocations (device_id, revoked_at) SELECT device_id, 0 FROM devices WHERE status = 'revoked'",
             "INSERT INTO revocations (device_id, revoked_at) SELECT device_id, 0 FROM eve_devices WHERE status = 'revoked'",
         ],
+        // 6: at fleet scale, every nonce and signed request also sweeps expired rows and counts the device's recent
+        // nonces (its rate limit): indexes so neither scans the table.
+        [
+            "CREATE INDEX nonces_by_device ON nonces (device_id, issued_at)",
+            "CREATE INDEX nonces_by_expiry ON nonces (expires_at)",
+            "CREATE INDEX request_ids_by_expiry ON request_ids (expires_at)",
+        ],
     ]
 
     /// Brings `backend` to the latest version; a database newer than this controller is refused.

@@ -30,6 +30,40 @@ public final class ControllerMetrics: Sendable {
         ).increment()
     }
 
+    /// The time one stage of an attestation took (`authenticate`, `parse`, `nonce_and_policy`, `verify`, `policy`,
+    /// `sign`, `store`, `total`; `issue_nonce` for nonce requests).
+    func stage(_ name: String, _ duration: Duration) {
+        registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(
+                namespace: "vigil", metricName: "attestation_stage", unitName: "seconds",
+                helpText: "Time per stage of an attestation, in this instance"),
+            labels: [("stage", name)],
+            buckets: [
+                .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+                .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(100),
+            ]
+        ).record(duration)
+    }
+
+    /// How many requests this instance is handling now (health and metrics not counted).
+    func inFlight(_ count: Int) {
+        registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "vigil", metricName: "requests_in_flight", unitName: "",
+                helpText: "Requests being handled by this instance (health and metrics not counted)")
+        ).set(Int64(count))
+    }
+
+    /// One request refused because the instance was at its in-flight limit.
+    func overloaded() {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "vigil", metricName: "overloaded_requests", unitName: "total",
+                helpText: "Requests answered 503 because the instance was at its in-flight limit"),
+            labels: []
+        ).increment()
+    }
+
     /// One request's latency.
     func record(operation: String, status: Int, since start: ContinuousClock.Instant) {
         registry.makeDurationHistogram(

@@ -6,6 +6,7 @@ import HummingbirdTLS
 public import Logging
 import NIOCore
 import NIOSSL
+import Synchronization
 
 /// The controller's HTTPS API (Hummingbird 2 over TLS with the controller's certificate): a thin layer that
 /// reads bounded bodies, decodes them strictly and calls ``Controller``. Every refusal is a JSON
@@ -20,6 +21,8 @@ public enum ControllerServer {
         BasicRequestContext
     > {
         let router = Router(context: BasicRequestContext.self)
+        router.add(
+            middleware: InFlightLimit(limit: controller.configuration.maximumInFlight, metrics: metrics))
         let table = handlers(controller, metrics: metrics)
         for operation in APIOperation.all {
             guard let handler = table[operation.id] else { continue }  // ControllerServerTests: none is missing
@@ -27,7 +30,9 @@ public enum ControllerServer {
             {
                 request, context in
                 let started = ContinuousClock.now
-                let response = try await handler(request, context)
+                let response = await withDeadline(controller.configuration.requestDeadline) {
+                    try await handler(request, context)
+                }
                 metrics?.record(operation: operation.id, status: response.status.code, since: started)
                 return response
             }
@@ -161,7 +166,9 @@ public enum ControllerServer {
         tls.minimumTLSVersion = .tlsv12
         let app = Application(
             router: router(controller, metrics: metrics),
-            server: try .tls(.http1(), tlsConfiguration: tls),
+            // A connection that sends nothing for 30 s is closed (a slow client holds no slot for long: bodies also
+            // have a read deadline, ``collect(_:limit:)``).
+            server: try .tls(.http1(configuration: .init(idleTimeout: .seconds(30))), tlsConfiguration: tls),
             configuration: .init(address: .hostname(host, port: port), serverName: "vigil-controller"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)
@@ -170,10 +177,47 @@ public enum ControllerServer {
 
     // MARK: Plumbing
 
+    /// Runs `handler` and answers with its response, or with 503 `request_timeout` once `seconds` have passed
+    /// (the handler is then cancelled; what it already committed stays committed, and the caller may retry).
+    static func withDeadline(_ seconds: TimeInterval, _ handler: @escaping @Sendable () async throws -> Response)
+        async -> Response
+    {
+        let timeout = errorResponse(
+            .unavailable(
+                "request_timeout", "the controller could not finish this request within \(Int(seconds)) s; try again",
+                retryAfter: 2))
+        let race = DeadlineRace()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Response, Never>) in
+            race.outcome.withLock { $0 = continuation }
+            let timer = Task {
+                try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                guard !Task.isCancelled, let waiting = race.outcome.withLock({ $0.take() }) else { return }
+                race.work.withLock { $0 }?.cancel()
+                waiting.resume(returning: timeout)
+            }
+            let work = Task {
+                let response: Response
+                do { response = try await handler() } catch {
+                    response = errorResponse(.internalFailure("\(error)"))
+                }
+                timer.cancel()
+                race.outcome.withLock { $0.take() }?.resume(returning: response)
+            }
+            race.work.withLock { $0 = work }
+        }
+    }
+
+    /// Who answers first: the handler or the deadline.
+    final class DeadlineRace: Sendable {
+        let outcome = Mutex<CheckedContinuation<Response, Never>?>(nil)
+        let work = Mutex<Task<Void, Never>?>(nil)
+    }
+
     /// The evidence body limit: a bundle's own cap.
     enum EvidenceLimit { static let bytes = 8 << 20 }
 
-    /// Reads the body up to `limit` bytes; a larger body is refused before it is read whole.
+    /// Reads the body up to `limit` bytes; a larger body is refused before it is read whole. (How long it may take
+    /// is the request's deadline, ``withDeadline(_:_:)``.)
     static func collect(_ request: Request, limit: Int) async throws(ControllerError) -> [UInt8] {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw .tooLarge("the body is \(length) bytes; this route takes at most \(limit)")
@@ -215,10 +259,13 @@ public enum ControllerServer {
 
     static func errorResponse(_ error: ControllerError) -> Response {
         // The controller's own failures (database, keys) are for its log, not for the caller.
-        let reason = error.status >= 500 ? "internal error: see the controller's log" : error.reason
+        let reason =
+            error.status >= 500 && error.status != 503 ? "internal error: see the controller's log" : error.reason
         let body = (try? APIJSON.encode(APIErrorBody(error: error.code, reason: reason))) ?? []
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(
-            status: HTTPResponse.Status(code: error.status), headers: [.contentType: "application/json"],
+            status: HTTPResponse.Status(code: error.status), headers: headers,
             body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -31,10 +31,14 @@ enum EVERoutes {
                 } catch {
                     if id == "eveAttest", error.status < 500 { metrics?.attestation(pass: false, reason: error.code) }
                     // The controller's own failures are for its log, not for the caller.
-                    let reason = error.status >= 500 ? "internal error: see the controller's log" : error.reason
+                    let reason =
+                        error.status >= 500 && error.status != 503
+                        ? "internal error: see the controller's log" : error.reason
+                    var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+                    if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
                     response = Response(
                         status: HTTPResponse.Status(code: error.status),
-                        headers: [.contentType: "text/plain; charset=utf-8"],
+                        headers: headers,
                         body: .init(byteBuffer: ByteBuffer(string: "\(error.code): \(reason)\n")))
                 }
                 metrics?.record(operation: id, status: response.status.code, since: started)

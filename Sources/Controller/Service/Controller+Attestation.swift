@@ -11,8 +11,10 @@ extension Controller {
     public func issueNonce(authorization: String?, method: String, path: String, body: [UInt8])
         async throws(ControllerError) -> Attestation.NonceGrant
     {
+        let started = ContinuousClock.now
         let device = try await authenticate(authorization: authorization, method: method, path: path, body: body)
         let issued = try await recordNonce(device: device.id, group: device.group, note: "")
+        stages.record("issue_nonce", since: started)
         return Attestation.NonceGrant(
             nonce: Hex.encode(issued.nonce), pcrSelection: issued.selection.description, expiresAt: issued.expires)
     }
@@ -24,6 +26,7 @@ extension Controller {
     ) {
         let now = clock()
         return try await backend.transaction { [self] tx throws(ControllerError) in
+            try await enforceNonceRate(tx, device: device, now: now)
             var selection = TPMLPCRSelection(parsingSpec: configuration.defaultSelection) ?? TPMLPCRSelection([])
             if let policy = try await assignedPolicy(tx, device: device, group: group) {
                 let required = PolicyEngine.requiredSelection(for: policy.document)
@@ -47,6 +50,29 @@ extension Controller {
         }
     }
 
+    /// Refuses a nonce to a device that was issued ``Configuration/noncesPerDevicePerMinute`` in the last 60 s, with
+    /// when the oldest of them leaves the window. Counted under a lock of the device's own (an advisory lock on
+    /// PostgreSQL), so concurrent requests to several instances cannot all squeeze under the limit, and a flooding
+    /// device waits only on itself. Refusals are not audited: a flooding device must not grow the chain.
+    func enforceNonceRate(_ tx: any SQLTransaction, device: DeviceID, now: Date) async throws(ControllerError) {
+        try await backend.lock(tx, key: "nonce-rate:\(device.rawValue)")
+        let windowStart = now.sqlMilliseconds - 60_000
+        guard
+            let row = try await tx.first(
+                "SELECT COUNT(*) AS n, MIN(issued_at) AS oldest FROM nonces WHERE device_id = ? AND issued_at > ?",
+                [.text(device.rawValue), .integer(windowStart)]),
+            try row.requiredInteger("n") >= Int64(configuration.noncesPerDevicePerMinute)
+        else { return }
+        let oldest = try row.integer("oldest") ?? now.sqlMilliseconds
+        let wait = Int((oldest - windowStart + 999) / 1000)
+        logger.warning(
+            "nonce rate limit", metadata: ["device": "\(device)", "limit": "\(configuration.noncesPerDevicePerMinute)"])
+        throw .rateLimited(
+            "nonce_rate_limited",
+            "device \(device) was issued \(configuration.noncesPerDevicePerMinute) nonces in the last 60 s, its limit; try again in \(max(1, wait)) s",
+            retryAfter: wait)
+    }
+
     /// `POST /v1/attest`: consumes the nonce, verifies the evidence with what the controller holds (the bound
     /// AK, the policy's PCRs and EK anchors, the last accepted quote), evaluates the device's policy, stores the
     /// verdict and returns it with a signed result. Evidence that cannot be verified is refused with the
@@ -54,12 +80,23 @@ extension Controller {
     public func attest(authorization: String?, method: String, path: String, body: [UInt8])
         async throws(ControllerError) -> Attestation.Outcome
     {
-        let device = try await authenticate(authorization: authorization, method: method, path: path, body: body)
+        let started = ContinuousClock.now
+        let device = try await stages.time("authenticate") { () async throws(ControllerError) in
+            try await authenticate(authorization: authorization, method: method, path: path, body: body)
+        }
+        try admitEvidence(from: device.id)
         let evidenceDigest = Hex.encode(SHA256.hash(data: body))
         do {
-            return try await attestAuthenticated(device, body: body, evidenceDigest: evidenceDigest)
+            let outcome = try await attestAuthenticated(device, body: body, evidenceDigest: evidenceDigest)
+            stages.record("total", since: started)
+            return outcome
         } catch {
-            await recordRefusal(device: device.id, error, evidenceDigest: evidenceDigest)
+            // A race with another accepted attestation of the same device says nothing about this device's boot:
+            // it is not recorded as its latest (failed) attestation.
+            // Nor does the controller's own failure (its database restarting, …).
+            await recordRefusal(
+                device: device.id, error, evidenceDigest: evidenceDigest,
+                latest: !["attestation_raced", "policy_changed"].contains(error.code) && error.status < 500)
             throw error
         }
     }
@@ -71,44 +108,90 @@ extension Controller {
             throw .tooLarge("evidence: \(body.count) bytes, more than \(EvidenceBundle.maxSize)")
         }
         let bundle: EvidenceBundle
+        let parseStart = ContinuousClock.now
         do { bundle = try EvidenceBundle(json: body) } catch {
             throw .invalid("evidence is malformed: \(error.reason)")
         }
-        // The nonce: the bundle's copy only finds the controller's record; the record is what is checked.
-        let issued = try await consumeNonce(bundle.nonce, device: device.id)
+        stages.record("parse", since: parseStart)
+        // The nonce: the bundle's copy only finds the controller's record; the record is what is checked. Spent
+        // in its own transaction, which also reads the policy and its EK anchors.
+        let (issued, assigned) = try await stages.time("nonce_and_policy") { () async throws(ControllerError) in
+            try await consumeNonce(bundle.nonce, device: device.id, readingPolicyFor: device.group)
+        }
+        guard let (policy, anchors, anchorsDigest) = try assigned.get() else {
+            throw .conflict(
+                "no_policy",
+                "no policy assigned to \(device.id) or its group \(device.group): there is no implicit accept")
+        }
+        // Verification, policy and signing hold no database lock: they are CPU work, and every other device's
+        // attestation can be written meanwhile.
         let now = clock()
-        return try await backend.transaction { [self] tx throws(ControllerError) in
-            // The device row, locked and re-read: a revoke (or a rebind) that committed since the request was
-            // authenticated wins; no pass is recorded for a revoked device or for keys no longer bound.
-            guard
-                let current = try await tx.first(
-                    "UPDATE devices SET last_seen = ? WHERE device_id = ? AND status = 'active' AND ak_name = ? RETURNING device_id",
-                    [.integer(now.sqlMilliseconds), .text(device.id.rawValue), .text(Hex.encode(device.akName.bytes))])
-            else {
-                throw .forbidden(
-                    "device_revoked", "\(device.id) was revoked or rebound while this attestation was in progress")
+        let judgement = try await judge(
+            bundle, device: device.id, nonce: issued.nonce, nonceIssuedAt: issued.issuedAt, policy: policy,
+            anchors: anchors, binding: device.binding, previous: device.previousQuote, now: now,
+            deviceKeyThumbprint: AttestationResult.thumbprint(device.deviceKey), akActivated: nil)
+        return try await stages.time("store") { () async throws(ControllerError) in
+            try await backend.transaction { [self] tx throws(ControllerError) in
+                // The policy and the EK anchors are still the ones the evidence was judged by: a policy unassigned
+                // or tightened, or a distrusted vendor bundle replaced, while it was verified wins.
+                let current = try await assignedPolicy(tx, device: device.id, group: device.group)
+                guard current?.label == policy.label,
+                    try await self.anchorsDigest(tx, for: policy.document) == anchorsDigest
+                else {
+                    throw .conflict(
+                        "policy_changed",
+                        "the policy of \(device.id) or the EK CA bundle it names changed while this evidence was verified: ask for a new nonce"
+                    )
+                }
+                // The device row, locked: a revoke (or a rebind) that committed since the request was authenticated
+                // wins, and the last accepted quote must still be the one this quote was judged against (another
+                // attestation of this device accepted meanwhile would make its clock check stale).
+                let previousCondition =
+                    device.previousQuoteText == nil ? "previous_quote IS NULL" : "previous_quote = ?"
+                var binds: [SQLValue] = [
+                    .text(StoredQuote.encode(judgement.verified.previousForNextAttestation)),
+                    .integer(now.sqlMilliseconds), .text(device.id.rawValue), .text(Hex.encode(device.akName.bytes)),
+                ]
+                if let text = device.previousQuoteText { binds.append(.text(text)) }
+                guard
+                    try await tx.first(
+                        "UPDATE devices SET previous_quote = ?, last_seen = ? WHERE device_id = ? AND status = 'active' AND ak_name = ? AND \(previousCondition) RETURNING device_id",
+                        binds) != nil
+                else {
+                    let row = try await tx.first(
+                        "SELECT status, ak_name FROM devices WHERE device_id = ?", [.text(device.id.rawValue)])
+                    let status = try row?.requiredText("status")
+                    let akName = try row?.requiredText("ak_name")
+                    if status != "active" || akName != Hex.encode(device.akName.bytes) {
+                        throw .forbidden(
+                            "device_revoked",
+                            "\(device.id) was revoked or rebound while this attestation was in progress")
+                    }
+                    // A failing verdict needs no clock comparison to stand: the quote proved a boot the policy
+                    // refuses. It is stored and becomes the device's latest, without moving its last accepted quote.
+                    if !judgement.verdict.pass {
+                        let id = try await store(
+                            judgement, tx, device: device.id, evidenceDigest: evidenceDigest, now: now)
+                        try await tx.execute(
+                            "UPDATE devices SET last_attestation = ?, last_seen = ? WHERE device_id = ?",
+                            [.text(id), .integer(now.sqlMilliseconds), .text(device.id.rawValue)])
+                        return Attestation.Outcome(
+                            deviceID: device.id, pass: false, verdict: judgement.verdictJSON, result: judgement.token,
+                            findings: judgement.verified.quote.clockFindings.map(\.description))
+                    }
+                    throw .conflict(
+                        "attestation_raced",
+                        "another attestation of \(device.id) was accepted while this one was being verified; its quote is now the one to compare clocks with: ask for a new nonce"
+                    )
+                }
+                let id = try await store(judgement, tx, device: device.id, evidenceDigest: evidenceDigest, now: now)
+                try await tx.execute(
+                    "UPDATE devices SET last_attestation = ? WHERE device_id = ?",
+                    [.text(id), .text(device.id.rawValue)])
+                return Attestation.Outcome(
+                    deviceID: device.id, pass: judgement.verdict.pass, verdict: judgement.verdictJSON,
+                    result: judgement.token, findings: judgement.verified.quote.clockFindings.map(\.description))
             }
-            _ = current
-            guard let policy = try await assignedPolicy(tx, device: device.id, group: device.group) else {
-                throw .conflict(
-                    "no_policy",
-                    "no policy assigned to \(device.id) or its group \(device.group): there is no implicit accept")
-            }
-            let anchors = try await anchors(tx, for: policy.document)
-            let judgement = try await judge(
-                bundle, device: device.id, nonce: issued.nonce, nonceIssuedAt: issued.issuedAt, policy: policy,
-                anchors: anchors, binding: device.binding, previous: device.previousQuote, now: now,
-                deviceKeyThumbprint: AttestationResult.thumbprint(device.deviceKey), akActivated: nil)
-            let id = try await store(judgement, tx, device: device.id, evidenceDigest: evidenceDigest, now: now)
-            try await tx.execute(
-                "UPDATE devices SET last_attestation = ?, last_seen = ?, previous_quote = ? WHERE device_id = ?",
-                [
-                    .text(id), .integer(now.sqlMilliseconds),
-                    .text(StoredQuote.encode(judgement.verified.previousForNextAttestation)), .text(device.id.rawValue),
-                ])
-            return Attestation.Outcome(
-                deviceID: device.id, pass: judgement.verdict.pass, verdict: judgement.verdictJSON,
-                result: judgement.token, findings: judgement.verified.quote.clockFindings.map(\.description))
         }
     }
 
@@ -136,9 +219,11 @@ extension Controller {
             requiredSelection: PolicyEngine.requiredSelection(for: policy.document), anchors: anchors,
             akBinding: binding, previous: previous, now: now)
         let verified: VerifiedEvidence
+        let verifyStart = ContinuousClock.now
         do throws(AttestError) { verified = try await verifier.verify(bundle) } catch {
             throw .evidence(Self.code(error), "evidence refused: \(error.reason)")
         }
+        stages.record("verify", since: verifyStart)
         // An old quote replayed, or a TPM whose counters were reset: never a fresh boot of the same TPM.
         for finding in verified.quote.clockFindings {
             switch finding {
@@ -149,7 +234,9 @@ extension Controller {
             default: break
             }
         }
+        let policyStart = ContinuousClock.now
         let verdict = PolicyEngine.evaluate(verified, policy.document)
+        stages.record("policy", since: policyStart)
         let appraisal = EARAppraisal(verdict)
         let expires = now.addingTimeInterval(configuration.resultLifetime)
         let result = AttestationResult(
@@ -161,7 +248,9 @@ extension Controller {
             failedRules: verdict.failures.map(\.rule), deviceKeyThumbprint: deviceKeyThumbprint,
             offlineGrace: verdict.pass ? policy.document.freshness?.offlineGraceSeconds : nil,
             akActivated: akActivated)
+        let signStart = ContinuousClock.now
         let token = try await AttestationResult.sign(result, key: state.resultSigningKey)
+        stages.record("sign", since: signStart)
         return Judgement(
             verified: verified, verdict: verdict,
             verdictJSON: String(decoding: try Self.encodeVerdict(verdict), as: UTF8.self), policy: policy,
@@ -201,17 +290,39 @@ extension Controller {
     func consumeNonce(_ text: String, device: DeviceID) async throws(ControllerError) -> (
         nonce: [UInt8], issuedAt: Date
     ) {
+        try await consumeNonce(text, device: device, readingPolicyFor: nil).issued
+    }
+
+    /// ``consumeNonce(_:device:)``, and in the same transaction, when `group` is given, the device's assigned policy
+    /// and the EK anchors it names (nil when none is assigned: the nonce is spent all the same).
+    /// A failure to read the policy is returned, not thrown: the nonce is spent all the same.
+    func consumeNonce(_ text: String, device: DeviceID, readingPolicyFor group: GroupName?)
+        async throws(ControllerError) -> (
+            issued: (nonce: [UInt8], issuedAt: Date),
+            policy: Result<(AssignedPolicy, EKTrustAnchors?, String?)?, ControllerError>
+        )
+    {
         guard text.utf8.count == 64, let nonce = Hex.decode(text) else {
             throw .evidence("nonce_unknown", "the evidence's nonce is not a 32-byte nonce this controller issued")
         }
         let key = Hex.encode(nonce)
         let now = clock()
-        return try await backend.transaction { tx throws(ControllerError) in
+        return try await backend.transaction { [self] tx throws(ControllerError) in
             let consumed = try await tx.query(
                 "UPDATE nonces SET used_at = ? WHERE nonce = ? AND device_id = ? AND used_at IS NULL AND expires_at > ? RETURNING issued_at",
                 [.integer(now.sqlMilliseconds), .text(key), .text(device.rawValue), .integer(now.sqlMilliseconds)])
             if let row = consumed.first {
-                return (nonce, Date(sqlMilliseconds: try row.requiredInteger("issued_at")))
+                let issued = (nonce, Date(sqlMilliseconds: try row.requiredInteger("issued_at")))
+                guard let group else { return (issued, .success(nil)) }
+                do throws(ControllerError) {
+                    guard let policy = try await assignedPolicy(tx, device: device, group: group) else {
+                        return (issued, .success(nil))
+                    }
+                    let anchors = try await anchors(tx, for: policy.document)
+                    return (issued, .success((policy, anchors, try await anchorsDigest(tx, for: policy.document))))
+                } catch {
+                    return (issued, .failure(error))
+                }
             }
             guard
                 let row = try await tx.first(
@@ -272,5 +383,16 @@ extension Controller {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         do { return Array(try encoder.encode(verdict)) } catch { throw .internalFailure("verdict: \(error)") }
+    }
+
+    /// Takes one token from the device's evidence bucket (after its request signature verified, so nobody can
+    /// drain another device's bucket), or refuses with when the next one comes.
+    func admitEvidence(from device: DeviceID) throws(ControllerError) {
+        if let wait = evidenceLimiter.admit(device.rawValue, now: clock()) {
+            throw .rateLimited(
+                "evidence_rate_limited",
+                "device \(device) sent evidence faster than its limit (\(configuration.evidenceBurstPerDevice) at once, \(configuration.noncesPerDevicePerMinute) a minute); try again in \(wait) s",
+                retryAfter: wait)
+        }
     }
 }

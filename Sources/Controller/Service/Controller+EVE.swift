@@ -406,6 +406,7 @@ extension Controller {
             return EVEResponse(status: 201, body: try signer.seal(response))
         case .attestReqQuote:
             guard request.hasQuote else { throw .unprocessable("ZAttestReq (ATTEST_REQ_QUOTE): no quote") }
+            try admitEvidence(from: device.id)
             let (quoteResponse, outcome) = try await judgeEVEQuote(device, request.quote, evidence: verified.payload)
             var response = Org_Lfedge_Eve_Attest_ZAttestResponse()
             response.respType = .attestRespQuoteResp

@@ -28,6 +28,21 @@ public final class Controller: Sendable {
         public var challengeLifetime: TimeInterval = 5 * 60
         /// The PCRs quoted when a device has no policy (it then fails "no policy assigned" anyway).
         public var defaultSelection = "sha256:0,1,2,3,4,5,6,7"
+        /// How many nonces one device may be issued in any 60 s (default 60), counted in the database so the limit
+        /// holds across instances; more are refused with 429 `nonce_rate_limited` and `Retry-After`.
+        public var noncesPerDevicePerMinute = 60
+        /// How many evidence submissions one device may make in a burst (default 20), refilled at
+        /// ``noncesPerDevicePerMinute`` per minute; counted per instance, before the body is parsed, so junk
+        /// evidence cannot keep a controller parsing. More are refused with 429 `evidence_rate_limited`.
+        public var evidenceBurstPerDevice = 20
+        /// How many API requests one instance handles at once (default 256); more are answered at once with 503
+        /// `overloaded` and `Retry-After: 1` instead of queueing without bound (health and metrics are exempt).
+        public var maximumInFlight = 256
+        /// How long a request may take, its body's arrival included (default 60 s): past it the caller gets 503
+        /// `request_timeout` with `Retry-After`, whatever the handler is waiting for (a database that restarted
+        /// and a connection pool that has not handed out a connection yet), and a client trickling its body
+        /// holds no slot longer.
+        public var requestDeadline: TimeInterval = 60
 
         /// The defaults.
         public init() {}
@@ -42,17 +57,26 @@ public final class Controller: Sendable {
     let logger: Logger
     let clock: @Sendable () -> Date
     let policies = PolicyCache()
+    /// Per-device evidence token buckets (this instance's).
+    let evidenceLimiter: DeviceRateLimiter
+    /// Where attestations spend their time (to `metrics`, when given).
+    let stages: StageTimes
 
-    /// A controller over `backend` with `state`'s keys. `clock` is the controller's time (tests move it).
+    /// A controller over `backend` with `state`'s keys. `clock` is the controller's time (tests move it);
+    /// `metrics`, when given, gets the per-stage timing of attestations (`vigil_attestation_stage_seconds`).
     public init(
         backend: any SQLBackend, state: ControllerState, configuration: Configuration = Configuration(),
-        logger: Logger = Logger(label: "vigil.controller"), clock: @escaping @Sendable () -> Date = { Date() }
+        logger: Logger = Logger(label: "vigil.controller"), clock: @escaping @Sendable () -> Date = { Date() },
+        metrics: ControllerMetrics? = nil
     ) {
+        stages = StageTimes(metrics: metrics)
         self.backend = backend
         self.state = state
         self.configuration = configuration
         self.logger = logger
         self.clock = clock
+        evidenceLimiter = DeviceRateLimiter(
+            burst: configuration.evidenceBurstPerDevice, perMinute: configuration.noncesPerDevicePerMinute)
     }
 
     /// Stores the bootstrap admin token's hash (first start) and returns the token when it was just created.
@@ -88,6 +112,8 @@ public final class Controller: Sendable {
         let activatedAt: Date
         let onboardedAt: Date
         let previousQuote: PreviousQuote?
+        /// The stored form of ``previousQuote``, to check it is still the last accepted one when a verdict is stored.
+        let previousQuoteText: String?
 
         var binding: AKBinding {
             AKBinding(akName: akName, ekPublicKeySHA256: ekFingerprint.hex, activatedAt: activatedAt)
@@ -118,7 +144,8 @@ public final class Controller: Sendable {
             revoked = try row.requiredText("status") == "revoked"
             activatedAt = Date(sqlMilliseconds: try row.requiredInteger("activated_at"))
             onboardedAt = Date(sqlMilliseconds: try row.requiredInteger("onboarded_at"))
-            previousQuote = try row.text("previous_quote").flatMap(StoredQuote.decode)
+            previousQuoteText = try row.text("previous_quote")
+            previousQuote = try previousQuoteText.flatMap(StoredQuote.decode)
         }
 
         static func base64(_ s: String) throws(ControllerError) -> [UInt8] {
@@ -158,6 +185,10 @@ public final class Controller: Sendable {
             throw ControllerError(error)
         }
         let now = clock()
+        // The body (up to 8 MiB) is hashed before the transaction: nothing slow runs while the database is held.
+        let text = DeviceRequestSignature.signedText(
+            method: method, path: path, deviceID: signature.deviceID, timestamp: signature.timestamp,
+            requestID: signature.requestID, body: body)
         let device = try await backend.transaction { tx throws(ControllerError) in
             guard
                 let row = try await tx.first(
@@ -168,7 +199,7 @@ public final class Controller: Sendable {
             }
             let device = try DeviceRecord(row: row)
             do throws(ControllerProtocolError) {
-                try signature.verify(method: method, path: path, body: body, key: device.deviceKey, now: now)
+                try signature.verify(signedText: text, key: device.deviceKey, now: now)
             } catch {
                 throw ControllerError(error)
             }
@@ -229,6 +260,17 @@ public final class Controller: Sendable {
         let assigned = AssignedPolicy(name: name, version: version, document: document)
         await policies.put(assigned)
         return assigned
+    }
+
+    /// The SHA-256 of the EK CA bundle a policy names, as stored (nil when it names none; `missing` when the bundle
+    /// is not there): whether the anchors changed between two transactions.
+    func anchorsDigest(_ tx: any SQLTransaction, for policy: AttestationPolicy) async throws(ControllerError)
+        -> String?
+    {
+        guard let name = policy.identity?.ekCA else { return nil }
+        guard let row = try await tx.first("SELECT certificates FROM ek_ca_bundles WHERE name = ?", [.text(name)])
+        else { return "missing" }
+        return Hex.encode(SHA256.hash(data: Array(try row.requiredText("certificates").utf8)))
     }
 
     /// The EK anchors a policy names (`identity.ek_ca` is a bundle name at the controller); nil when it names none.

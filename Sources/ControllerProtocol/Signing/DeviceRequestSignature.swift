@@ -96,6 +96,16 @@ public struct DeviceRequestSignature: Sendable, Hashable {
     public func verify(
         method: String, path: String, body: some DataProtocol, key: P256.Signing.PublicKey, now: Date
     ) throws(ControllerProtocolError) {
+        try verify(
+            signedText: Self.signedText(
+                method: method, path: path, deviceID: deviceID, timestamp: timestamp, requestID: requestID, body: body),
+            key: key, now: now)
+    }
+
+    /// ``verify(method:path:body:key:now:)`` with the signed text already made (``signedText(method:path:deviceID:timestamp:requestID:body:)``
+    /// with this signature's device, time and request id): the body is hashed once, before any lock is taken.
+    public func verify(signedText text: [UInt8], key: P256.Signing.PublicKey, now: Date) throws(ControllerProtocolError)
+    {
         let skew = abs(now.timeIntervalSince1970 - Double(timestamp))
         guard skew <= Self.maximumClockSkew else {
             throw ControllerProtocolError(
@@ -103,8 +113,6 @@ public struct DeviceRequestSignature: Sendable, Hashable {
                 "request signed at \(timestamp), \(Int(skew)) s from the controller's clock (at most \(Int(Self.maximumClockSkew)) s)"
             )
         }
-        let text = Self.signedText(
-            method: method, path: path, deviceID: deviceID, timestamp: timestamp, requestID: requestID, body: body)
         guard let sig = try? P256.Signing.ECDSASignature(derRepresentation: signature),
             key.isValidSignature(sig, for: text)
         else {

@@ -575,6 +575,9 @@ public actor NodeAgent: Service {
             if e.status == nil { return .unreachable(e.reason) }
             // Only a gateway that could not reach it counts as unreachable; a 500 is the controller's own answer.
             if let s = e.status, [502, 503, 504].contains(s) { return .unreachable("\(e)") }
+            // Asked too often, or raced with another attestation of this device: nothing was judged; try again
+            // after the back-off (a verdict, not this, is what closes the gate).
+            if e.status == 429 || e.code == "attestation_raced" { return .unreachable("\(e)") }
             return .failed("\(e.code): \(e.reason)")
         case let e as TPMError:
             return .stepFailed("TPM: \(e)")

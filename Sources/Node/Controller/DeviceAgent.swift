@@ -164,17 +164,23 @@ public struct DeviceAgent: Sendable {
         _ type: T.Type, operation: String, device: DeviceID, body: [UInt8], path: String? = nil
     ) async throws -> T {
         let path = path ?? Self.path(operation)
+        let header = try await signedAuthorization(path: path, device: device, body: body)
+        return try await connection.call(
+            type, method: "POST", path: path, body: body, headers: [("Authorization", header)])
+    }
+
+    /// The `Authorization` value for a `POST path` with `body`: a fresh request id and the time, signed by the TPM
+    /// device key (TPM2_Sign, ``DeviceRequestSignature``).
+    func signedAuthorization(path: String, device: DeviceID, body: [UInt8]) async throws -> String {
         let timestamp = Int64(Date().timeIntervalSince1970)
         let requestID = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
         let text = DeviceRequestSignature.signedText(
             method: "POST", path: path, deviceID: device, timestamp: timestamp, requestID: requestID, body: body)
         let der = try await TPMSigningKey.derSignature(
             tpm: tpm, handle: IdentityKeyTemplates.deviceKeyHandle, digest: Array(SHA256.hash(data: text)))
-        let header = DeviceRequestSignature(
+        return DeviceRequestSignature(
             deviceID: device, timestamp: timestamp, requestID: requestID, signature: der
         ).headerValue
-        return try await connection.call(
-            type, method: "POST", path: path, body: body, headers: [("Authorization", header)])
     }
 
     static func path(_ operation: String) -> String { APIOperation.named(operation)?.path ?? "/" }
