@@ -81,7 +81,7 @@ struct DeviceCommand: AsyncParsableCommand {
                     let tpm = try await TPM.open(try TCTIConfiguration.resolve(t))
                     agents.append(DeviceAgent(tpm: tpm, connection: connection))
                 }
-                let cpu0 = Self.cpuSeconds()
+                let cpu0 = processCPUSeconds()
                 let start = ContinuousClock.now
                 let deadline = start + .milliseconds(Int(seconds * 1000))
                 let results = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
@@ -106,7 +106,7 @@ struct DeviceCommand: AsyncParsableCommand {
                 }
                 let wall = ContinuousClock.now - start
                 let wallSeconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
-                let cpu = Self.cpuSeconds() - cpu0
+                let cpu = processCPUSeconds() - cpu0
                 await connection.shutdown()
                 let latencies = results.flatMap(\.0).sorted()
                 let failures = results.map(\.1).reduce(0, +)
@@ -142,12 +142,6 @@ struct DeviceCommand: AsyncParsableCommand {
             }
         }
 
-        static func cpuSeconds() -> Double {
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-                + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-        }
     }
 
     struct Onboard: AsyncParsableCommand {

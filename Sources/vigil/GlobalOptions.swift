@@ -125,3 +125,11 @@ func durationSeconds(_ text: String) -> Int? {
     default: return nil
     }
 }
+
+/// This process's CPU time so far (user + system), in seconds: the load generators' own share.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}

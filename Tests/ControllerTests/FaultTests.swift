@@ -34,6 +34,15 @@ struct FaultTests {
                 ProcessRunner.vigilExecutable, arguments, standardOutput: .file(out), standardError: .file(log))
         }
 
+        /// SIGTERM, and SIGKILL if it has not exited within 10 s (no controller outlives its test).
+        func stop() {
+            process.kill(SIGTERM)
+            if process.wait(timeoutSeconds: 10) == nil {
+                process.kill(SIGKILL)
+                _ = process.wait(timeoutSeconds: 10)
+            }
+        }
+
         /// Waits for its banner; false if it did not come within 60 s.
         func ready() async -> Bool {
             for _ in 0..<1200 {
@@ -179,8 +188,7 @@ struct FaultTests {
         let after = try await again.finish()
         #expect((after["attestations"] as? Int ?? 0) > 0, "\(after)")
         #expect((after["errors"] as? [String: Int] ?? [:]).isEmpty, "\(after)")
-        serve.process.kill(SIGTERM)
-        _ = serve.process.wait(timeoutSeconds: 10)
+        serve.stop()
     }
 
     @Test(.enabled(if: ControllerHarness.Database.available.contains(.postgres), "no PostgreSQL"))
@@ -212,8 +220,7 @@ struct FaultTests {
         let backend = try await PostgresBackend.open(url: database, logger: Self.quietLogger)
         try await Self.checkNothingLost(backend, tokens: tokens)
         await backend.close()
-        first.process.kill(SIGTERM)
-        _ = first.process.wait(timeoutSeconds: 10)
+        first.stop()
     }
 
     @Test(.enabled(if: SoftwareTPM.isCI || getuid() == 0, "a private PostgreSQL cluster needs root (CI runs as root)"))
@@ -243,8 +250,7 @@ struct FaultTests {
         let backend = try await PostgresBackend.open(url: database, logger: Self.quietLogger)
         try await Self.checkNothingLost(backend, tokens: load.tokens)
         await backend.close()
-        serve.process.kill(SIGTERM)
-        _ = serve.process.wait(timeoutSeconds: 10)
+        serve.stop()
     }
 }
 

@@ -59,10 +59,11 @@ public final class SQLiteBackend: SQLBackend {
     /// its changes are on disk.
     ///
     /// Group commit: while other transactions wait at the gate, a finished one does not commit on its own but lets
-    /// the next run inside the same database transaction (each in its own `SAVEPOINT`, so one that throws undoes
-    /// only its own changes), and the last of up to ``maximumBatch`` commits for all of them: one fsync for many
-    /// attestations under load, none added when there is no queue. Nobody is told of success before the commit,
-    /// and a failed commit fails every member.
+    /// the next run inside the same database transaction (each after the first in its own `SAVEPOINT`, so one that
+    /// throws undoes only its own changes; the first is alone in the transaction until it finishes, so its failure
+    /// rolls back the whole, which is only its own), and the last of up to ``maximumBatch`` commits for all of them:
+    /// one fsync for many attestations under load, no statement added when there is no queue. Nobody is told of
+    /// success before the commit, and a failed commit fails every member.
     public func transaction<T: Sendable>(
         _ body: @Sendable (any SQLTransaction) async throws(ControllerError) -> T
     ) async throws(ControllerError) -> T {
@@ -75,8 +76,7 @@ public final class SQLiteBackend: SQLBackend {
             return true
         }
         do {
-            if opening { try await tx.execute("BEGIN IMMEDIATE") }
-            try await tx.execute("SAVEPOINT vigil_tx")
+            try await tx.execute(opening ? "BEGIN IMMEDIATE" : "SAVEPOINT vigil_tx")
         } catch {
             await finishBatch(committing: false)
             throw error
@@ -84,12 +84,14 @@ public final class SQLiteBackend: SQLBackend {
         let result: T
         do {
             result = try await body(tx)
-            try await tx.execute("RELEASE vigil_tx")
+            if !opening { try await tx.execute("RELEASE vigil_tx") }
         } catch {
             // Only this transaction's changes go; the batch carries on (or, if even that fails, ends, failing all).
             // A failed member counts towards the batch's size too, so failures cannot keep a batch open.
             batch.withLock { $0.count += 1 }
-            if await Self.rollbackSavepoint(connection) {
+            if opening {
+                await finishBatch(committing: false)  // the transaction holds nothing but this member's changes
+            } else if await Self.rollbackSavepoint(connection) {
                 await leaveBatch()
             } else {
                 await finishBatch(committing: false)

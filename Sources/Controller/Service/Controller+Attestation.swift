@@ -34,9 +34,12 @@ extension Controller {
             }
             let nonce = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
             let expires = now.addingTimeInterval(configuration.nonceLifetime)
-            // Nonces are kept a day after they expire (so a late replay is named "used" or "expired", not unknown).
-            try await tx.execute(
-                "DELETE FROM nonces WHERE expires_at < ?", [.integer(now.sqlMilliseconds - 86_400_000)])
+            // Nonces are kept a day after they expire (so a late replay is named "used" or "expired", not unknown),
+            // then swept every few seconds.
+            if sweeps.due("nonces", at: now) {
+                try await tx.execute(
+                    "DELETE FROM nonces WHERE expires_at < ?", [.integer(now.sqlMilliseconds - 86_400_000)])
+            }
             try await tx.execute(
                 "INSERT INTO nonces (nonce, device_id, selection, issued_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, NULL)",
                 [
@@ -146,16 +149,19 @@ extension Controller {
                 // The device row, locked: a revoke (or a rebind) that committed since the request was authenticated
                 // wins, and the last accepted quote must still be the one this quote was judged against (another
                 // attestation of this device accepted meanwhile would make its clock check stale).
+                let id = Controller.newAttestationID()
                 let previousCondition =
                     device.previousQuoteText == nil ? "previous_quote IS NULL" : "previous_quote = ?"
                 var binds: [SQLValue] = [
                     .text(StoredQuote.encode(judgement.verified.previousForNextAttestation)),
-                    .integer(now.sqlMilliseconds), .text(device.id.rawValue), .text(Hex.encode(device.akName.bytes)),
+                    .integer(now.sqlMilliseconds), .text(id), .text(device.id.rawValue),
+                    .text(Hex.encode(device.akName.bytes)),
                 ]
                 if let text = device.previousQuoteText { binds.append(.text(text)) }
+                // The verdict row and its audit entry come last (see ``store``).
                 guard
                     try await tx.first(
-                        "UPDATE devices SET previous_quote = ?, last_seen = ? WHERE device_id = ? AND status = 'active' AND ak_name = ? AND \(previousCondition) RETURNING device_id",
+                        "UPDATE devices SET previous_quote = ?, last_seen = ?, last_attestation = ? WHERE device_id = ? AND status = 'active' AND ak_name = ? AND \(previousCondition) RETURNING device_id",
                         binds) != nil
                 else {
                     let row = try await tx.first(
@@ -170,11 +176,11 @@ extension Controller {
                     // A failing verdict needs no clock comparison to stand: the quote proved a boot the policy
                     // refuses. It is stored and becomes the device's latest, without moving its last accepted quote.
                     if !judgement.verdict.pass {
-                        let id = try await store(
-                            judgement, tx, device: device.id, evidenceDigest: evidenceDigest, now: now)
                         try await tx.execute(
                             "UPDATE devices SET last_attestation = ?, last_seen = ? WHERE device_id = ?",
                             [.text(id), .integer(now.sqlMilliseconds), .text(device.id.rawValue)])
+                        _ = try await store(
+                            judgement, tx, device: device.id, evidenceDigest: evidenceDigest, now: now, id: id)
                         return Attestation.Outcome(
                             deviceID: device.id, pass: false, verdict: judgement.verdictJSON, result: judgement.token,
                             findings: judgement.verified.quote.clockFindings.map(\.description))
@@ -184,15 +190,18 @@ extension Controller {
                         "another attestation of \(device.id) was accepted while this one was being verified; its quote is now the one to compare clocks with: ask for a new nonce"
                     )
                 }
-                let id = try await store(judgement, tx, device: device.id, evidenceDigest: evidenceDigest, now: now)
-                try await tx.execute(
-                    "UPDATE devices SET last_attestation = ? WHERE device_id = ?",
-                    [.text(id), .text(device.id.rawValue)])
+                _ = try await store(
+                    judgement, tx, device: device.id, evidenceDigest: evidenceDigest, now: now, id: id)
                 return Attestation.Outcome(
                     deviceID: device.id, pass: judgement.verdict.pass, verdict: judgement.verdictJSON,
                     result: judgement.token, findings: judgement.verified.quote.clockFindings.map(\.description))
             }
         }
+    }
+
+    /// A fresh attestation id (128 random bits, hex).
+    static func newAttestationID() -> String {
+        Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
     }
 
     /// What the controller concluded from one piece of evidence, before it is stored.
@@ -258,10 +267,12 @@ extension Controller {
     }
 
     /// Stores a judgement in the verdict history with its audit entry; returns the attestation's id.
-    func store(_ j: Judgement, _ tx: any SQLTransaction, device: DeviceID, evidenceDigest: String, now: Date)
-        async throws(ControllerError) -> String
-    {
-        let id = Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
+    /// The audit entry is the transaction's last statement: on PostgreSQL the audit chain's lock is held from it to
+    /// the commit, so nothing else may come after it.
+    func store(
+        _ j: Judgement, _ tx: any SQLTransaction, device: DeviceID, evidenceDigest: String, now: Date,
+        id: String = Controller.newAttestationID()
+    ) async throws(ControllerError) -> String {
         try await tx.execute(
             "INSERT INTO attestations (id, device_id, at, pass, policy, verdict, refusal, evidence_sha256, result_token, expires_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
             [

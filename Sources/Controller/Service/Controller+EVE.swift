@@ -560,7 +560,7 @@ extension Controller {
                     previous: try row.text("previous_quote").flatMap(StoredQuote.decode), now: now,
                     deviceKeyThumbprint: try EVESignerKey(device.certificate, role: "device").thumbprint,
                     akActivated: false)
-                let id = try await store(judgement, tx, device: device.id, evidenceDigest: evidenceDigest, now: now)
+                let id = Controller.newAttestationID()
                 let pass = judgement.verdict.pass
                 try await tx.execute(
                     "UPDATE eve_devices SET last_attestation = ?, last_seen = ?, previous_quote = ?, integrity_token_sha256 = ? WHERE uuid = ?",
@@ -570,6 +570,9 @@ extension Controller {
                         pass ? .text(Hex.encode(SHA256.hash(data: Array(judgement.token.utf8)))) : .null,
                         .text(device.uuid.rawValue),
                     ])
+                // The verdict and its audit entry last: the audit chain's lock is held from there to the commit.
+                _ = try await store(
+                    judgement, tx, device: device.id, evidenceDigest: evidenceDigest, now: now, id: id)
                 return (judgement.token, judgement, pass ? try row.text("storage_keys") : nil)
             }
             guard judgement.verdict.pass else {

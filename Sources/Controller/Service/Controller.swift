@@ -61,6 +61,8 @@ public final class Controller: Sendable {
     let evidenceLimiter: DeviceRateLimiter
     /// Where attestations spend their time (to `metrics`, when given).
     let stages: StageTimes
+    /// When expired rows were last swept (this instance's).
+    let sweeps = SweepSchedule()
 
     /// A controller over `backend` with `state`'s keys. `clock` is the controller's time (tests move it);
     /// `metrics`, when given, gets the per-stage timing of attestations (`vigil_attestation_stage_seconds`).
@@ -189,7 +191,7 @@ public final class Controller: Sendable {
         let text = DeviceRequestSignature.signedText(
             method: method, path: path, deviceID: signature.deviceID, timestamp: signature.timestamp,
             requestID: signature.requestID, body: body)
-        let device = try await backend.transaction { tx throws(ControllerError) in
+        let device = try await backend.transaction { [sweeps] tx throws(ControllerError) in
             guard
                 let row = try await tx.first(
                     "SELECT \(DeviceRecord.columns) FROM devices WHERE device_id = ?",
@@ -203,7 +205,7 @@ public final class Controller: Sendable {
             } catch {
                 throw ControllerError(error)
             }
-            try await Self.claimRequestID(tx, signature, now: now)
+            try await Self.claimRequestID(tx, signature, now: now, sweep: sweeps.due("request_ids", at: now))
             return device
         }
         if device.revoked {
@@ -216,11 +218,15 @@ public final class Controller: Sendable {
         return device
     }
 
-    /// Records a request id as used (once per device, kept until the signature's time window has passed).
-    static func claimRequestID(_ tx: any SQLTransaction, _ signature: DeviceRequestSignature, now: Date)
-        async throws(ControllerError)
-    {
-        try await tx.execute("DELETE FROM request_ids WHERE expires_at < ?", [.integer(now.sqlMilliseconds)])
+    /// Records a request id as used (once per device, kept until the signature's time window has passed). Expired
+    /// ids are swept when `sweep` says (every few seconds, not on every request: an expired id can only match a
+    /// request whose signature time is outside the window, which is refused before this).
+    static func claimRequestID(
+        _ tx: any SQLTransaction, _ signature: DeviceRequestSignature, now: Date, sweep: Bool = true
+    ) async throws(ControllerError) {
+        if sweep {
+            try await tx.execute("DELETE FROM request_ids WHERE expires_at < ?", [.integer(now.sqlMilliseconds)])
+        }
         let expires = Date(timeIntervalSince1970: Double(signature.timestamp) + DeviceRequestSignature.maximumClockSkew)
         let fresh = try await tx.query(
             "INSERT INTO request_ids (device_id, request_id, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING request_id",

@@ -85,7 +85,7 @@ struct LoadTestCommand: AsyncParsableCommand {
                 results = FileHandle(forWritingAtPath: resultsOut)
             }
             defer { try? results?.close() }
-            let cpu0 = Self.cpuSeconds()
+            let cpu0 = processCPUSeconds()
             let start = ContinuousClock.now
             let deadline = start + .milliseconds(Int(duration * 1000))
             let tally = Tally(start: start, results: results)
@@ -114,7 +114,7 @@ struct LoadTestCommand: AsyncParsableCommand {
                 try await group.waitForAll()
             }
             let wall = (ContinuousClock.now - start).seconds
-            let cpu = Self.cpuSeconds() - cpu0
+            let cpu = processCPUSeconds() - cpu0
             let after = await Self.stageTotals(connections)
             let report = tally.report(
                 devices: devices, instances: urls.count, concurrency: width, seconds: wall, generatorCPU: cpu,
@@ -258,12 +258,6 @@ struct LoadTestCommand: AsyncParsableCommand {
         return means
     }
 
-    static func cpuSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
 }
 
 extension Duration {
