@@ -175,4 +175,30 @@ struct BackPressureTests {
         await client.shutdown()
         await controller.stop()
     }
+
+    @Test func aClientThatNeverFinishesItsBodyIsAnsweredAtTheDeadlineAndHoldsNoSlot() async throws {
+        var configuration = Controller.Configuration()
+        configuration.maximumInFlight = 1
+        configuration.requestDeadline = 1
+        let controller = try await ControllerHarness.start(.sqlite, configuration: configuration)
+        let client = try RawClient(controller)
+        // A slow client: half its declared body, then nothing.
+        let (parts, more) = AsyncStream.makeStream(of: ByteBuffer.self)
+        more.yield(ByteBuffer(bytes: [UInt8](repeating: 0x7b, count: 1024)))
+        let attestPath = try #require(APIOperation.named("attest")).path
+        do {
+            // Without the deadline this would wait for the client's own 60 s timeout and fail.
+            let answer = try await client.send(.POST, attestPath, body: .stream(parts, length: .known(Int64(2048))))
+            #expect(answer.status == 503, "\(answer.text)")
+            #expect(answer.code == "request_timeout", "\(answer.text)")
+            #expect(answer.retryAfter != nil)
+            // Its slot is free: the next request is served.
+            #expect(try await client.send(.GET, "/v1/result-key").status == 200)
+        } catch {
+            Issue.record("\(error)")
+        }
+        more.finish()
+        await client.shutdown()
+        await controller.stop()
+    }
 }

@@ -20,26 +20,31 @@ enum EVERoutes {
         ) {
             router.on(RouterPath(prefix + path), method: method) { request, context in
                 let started = ContinuousClock.now
-                let response: Response
-                do throws(ControllerError) {
-                    let answer = try await handler(request, context)
-                    if let a = answer.attestation { metrics?.attestation(pass: a.pass, reason: a.reason) }
-                    response = Response(
-                        status: HTTPResponse.Status(code: answer.status),
-                        headers: answer.body.isEmpty ? [:] : [.contentType: mediaType],
-                        body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
-                } catch {
-                    if id == "eveAttest", error.status < 500 { metrics?.attestation(pass: false, reason: error.code) }
-                    // The controller's own failures are for its log, not for the caller.
-                    let reason =
-                        error.status >= 500 && error.status != 503
-                        ? "internal error: see the controller's log" : error.reason
-                    var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
-                    if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
-                    response = Response(
-                        status: HTTPResponse.Status(code: error.status),
-                        headers: headers,
-                        body: .init(byteBuffer: ByteBuffer(string: "\(error.code): \(reason)\n")))
+                // The same deadline as Vigil's own routes (503 request_timeout once it has passed).
+                let response = await ControllerServer.withDeadline(controller.configuration.requestDeadline) {
+                    () async -> Response in
+                    do throws(ControllerError) {
+                        let answer = try await handler(request, context)
+                        if let a = answer.attestation { metrics?.attestation(pass: a.pass, reason: a.reason) }
+                        return Response(
+                            status: HTTPResponse.Status(code: answer.status),
+                            headers: answer.body.isEmpty ? [:] : [.contentType: mediaType],
+                            body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+                    } catch {
+                        if id == "eveAttest", error.status < 500 {
+                            metrics?.attestation(pass: false, reason: error.code)
+                        }
+                        // The controller's own failures are for its log, not for the caller.
+                        let reason =
+                            error.status >= 500 && error.status != 503
+                            ? "internal error: see the controller's log" : error.reason
+                        var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+                        if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
+                        return Response(
+                            status: HTTPResponse.Status(code: error.status),
+                            headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(string: "\(error.code): \(reason)\n")))
+                    }
                 }
                 metrics?.record(operation: id, status: response.status.code, since: started)
                 return response
