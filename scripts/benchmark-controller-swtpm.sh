@@ -28,16 +28,6 @@ cleanup() {
 trap cleanup EXIT
 vigil_postgres_start >/dev/null
 log=Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin
-ticks() {  # CPU clock ticks (user + system) of the given pids
-  local sum=0
-  for p in "$@"; do
-    [[ -r /proc/$p/stat ]] || continue
-    local f; f=$(sed 's/^.*) //' "/proc/$p/stat")
-    set -- $f
-    sum=$((sum + ${12} + ${13}))
-  done
-  echo $sum
-}
 hz=$(getconf CLK_TCK)
 
 tctis=()
@@ -91,10 +81,10 @@ round() {  # backend round
   local pg_pids=()
   if [[ $backend == postgres ]]; then mapfile -t pg_pids < <(pgrep -f "$VIGIL_PG_DIR" || true); fi
   local c0 s0 d0
-  c0=$(ticks "$controller_pid"); s0=$(ticks "${swtpm_pids[@]}"); d0=$(ticks "${pg_pids[@]}" $(pgrep -f "postgres: " || true))
+  c0=$(vigil_cpu_ticks "$controller_pid"); s0=$(vigil_cpu_ticks "${swtpm_pids[@]}"); d0=$(vigil_cpu_ticks "${pg_pids[@]}" $(pgrep -f "postgres: " || true))
   "$vigil" device load "${C[@]}" "${tcti_args[@]}" --eventlog "$log" --seconds "$seconds" --json > "$work/load.json"
   local c1 s1 d1
-  c1=$(ticks "$controller_pid"); s1=$(ticks "${swtpm_pids[@]}"); d1=$(ticks "${pg_pids[@]}" $(pgrep -f "postgres: " || true))
+  c1=$(vigil_cpu_ticks "$controller_pid"); s1=$(vigil_cpu_ticks "${swtpm_pids[@]}"); d1=$(vigil_cpu_ticks "${pg_pids[@]}" $(pgrep -f "postgres: " || true))
   python3 - "$work/load.json" "$backend" "$n" "$(( c1 - c0 ))" "$(( s1 - s0 ))" "$(( d1 - d0 ))" "$hz" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); backend, n = sys.argv[2], sys.argv[3]

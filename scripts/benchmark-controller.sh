@@ -28,16 +28,6 @@ trap cleanup EXIT
 vigil_postgres_start >/dev/null
 log=Tests/AttestTests/Fixtures/eventlogs/gce-rhel8-sb.bin
 hz=$(getconf CLK_TCK)
-ticks() {  # CPU clock ticks (user + system) of the given pids
-  local sum=0
-  for p in "$@"; do
-    [[ -r /proc/$p/stat ]] || continue
-    local f; f=$(sed 's/^.*) //' "/proc/$p/stat")
-    set -- $f
-    sum=$((sum + ${12} + ${13}))
-  done
-  echo $sum
-}
 cp policies/strict-secureboot-linux.yaml policies/base-hygiene.yaml "$work/"
 cat > "$work/bench.yaml" <<'YAML'
 id: bench
@@ -74,11 +64,11 @@ run() {  # run CONFIG ROUND: CONFIG is sqlite-1, postgres-1 or postgres-2
   local c0 d0 c1 d1 pg_user
   pg_user=$([[ $(id -u) -eq 0 ]] && echo postgres || id -un)
   # PostgreSQL's processes (its backends come and go; those alive at each end are summed).
-  c0=$(ticks "${controller_pids[@]}"); d0=$(ticks $(pgrep -u "$pg_user" postgres || true))
+  c0=$(vigil_cpu_ticks "${controller_pids[@]}"); d0=$(vigil_cpu_ticks $(pgrep -u "$pg_user" postgres || true))
   local joined; joined=$(IFS=,; echo "${urls[*]}")
   "$vigil" loadtest --controller "$joined" "${T[@]}" --devices "$devices" --duration "$seconds" \
     --concurrency "$concurrency" --eventlog "$log" --json > "$dir/load.json"
-  c1=$(ticks "${controller_pids[@]}"); d1=$(ticks $(pgrep -u "$pg_user" postgres || true))
+  c1=$(vigil_cpu_ticks "${controller_pids[@]}"); d1=$(vigil_cpu_ticks $(pgrep -u "$pg_user" postgres || true))
   python3 - "$dir/load.json" "$config" "$n" "$(( c1 - c0 ))" "$(( d1 - d0 ))" "$hz" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); config, n = sys.argv[2], sys.argv[3]

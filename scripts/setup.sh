@@ -32,6 +32,18 @@ vigil_require_swift() {
   fi
 }
 
+# CPU clock ticks (user + system) of the given pids, summed (those gone are skipped); the benchmarks' CPU shares.
+vigil_cpu_ticks() {
+  local sum=0 p f
+  for p in "$@"; do
+    [[ -r /proc/$p/stat ]] || continue
+    f=$(sed 's/^.*) //' "/proc/$p/stat")
+    set -- $f
+    sum=$((sum + ${12} + ${13}))
+  done
+  echo $sum
+}
+
 # A free TCP port on 127.0.0.1.
 vigil_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
