@@ -10,7 +10,7 @@ import PackageDescription
 //   Vault         device side: sealed disk keys (fscrypt, LUKS2). Depends on AttestTPM.
 //   Node          device side: the node agent and the device commands behind `vigil`.
 //   ControllerProtocol  the controller's HTTP API types and request signing, shared by both ends (pure Swift).
-//   Controller    the fleet's verifier service (Hummingbird 2 over TLS, SQLite): links Attest and Policy,
+//   Controller    the fleet's verifier service (Hummingbird 2 over TLS, SQLite via libsqlite3 or PostgreSQL): links Attest and Policy,
 //                 never libtss2.
 //   EVEAPI        Swift generated from EVE's protobuf device API (lf-edge/eve-api), for the EVE-compatible endpoints.
 //   ControllerClient  HTTPS client for the device and the security team (async-http-client).
@@ -41,7 +41,6 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
-        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
@@ -94,6 +93,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        // Debian's libsqlite3: the controller's embedded database, its statements run on the caller's thread.
+        .systemLibrary(
+            name: "CSQLite3",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
         ),
         // libcryptsetup: LUKS2 volumes for the vault.
         .systemLibrary(
@@ -165,7 +170,7 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                "CSQLite3",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -260,7 +265,6 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

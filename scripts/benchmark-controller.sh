@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The controller at fleet scale (issue 12): `vigil loadtest` (simulated devices: software keys, PCRs replayed from
 # the GCE RHEL 8 log, which every attestation carries) against SQLite with one instance, PostgreSQL with one, and
-# PostgreSQL with two, the configurations interleaved round by round on this machine, the load generator on the same
-# machine. CPU seconds are read from /proc for the controller(s), PostgreSQL and the generator, so each one's share
+# PostgreSQL with two, and the transport floor (floor-1: the same loadtest with --transport-floor, two GET /healthz per
+# "attestation" on a SQLite instance: what the HTTPS stack alone carries), the configurations interleaved round by
+# round on this machine, the load generator on the same machine. CPU seconds are read from /proc for the controller(s), PostgreSQL and the generator, so each one's share
 # is stated; the per-stage means come from the instances' /metrics.
 #   scripts/benchmark-controller.sh [SECONDS per run] [DEVICES] [CONCURRENCY] [ROUNDS]
 # The instances run with per-device limits raised (--device-nonces-per-minute, --evidence-burst): each simulated
@@ -37,11 +38,13 @@ identity:
   ek_certificate: optional
 YAML
 
-run() {  # run CONFIG ROUND: CONFIG is sqlite-1, postgres-1 or postgres-2
+run() {  # run CONFIG ROUND: CONFIG is sqlite-1, postgres-1, postgres-2 or floor-1
   local config=$1 n=$2 backend=${1%-*} instances=${1#*-}
   local dir="$work/$config-$n" db urls=() i
   mkdir -p "$dir"
-  if [[ $backend == sqlite ]]; then db="sqlite:$dir/a/controller.db"; else
+  local floor=()
+  if [[ $backend == floor ]]; then floor=(--transport-floor); fi
+  if [[ $backend != postgres ]]; then db="sqlite:$dir/a/controller.db"; else
     local name="bench_${n}_${instances}_$RANDOM"
     local as=(); [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)
     "${as[@]}" "$VIGIL_PG_BIN/psql" -h 127.0.0.1 -p "${VIGIL_TEST_POSTGRES##*:}" -U postgres -qc "CREATE DATABASE $name" >/dev/null
@@ -67,7 +70,7 @@ run() {  # run CONFIG ROUND: CONFIG is sqlite-1, postgres-1 or postgres-2
   c0=$(vigil_cpu_ticks "${controller_pids[@]}"); d0=$(vigil_cpu_ticks $(pgrep -u "$pg_user" postgres || true))
   local joined; joined=$(IFS=,; echo "${urls[*]}")
   "$vigil" loadtest --controller "$joined" "${T[@]}" --devices "$devices" --duration "$seconds" \
-    --concurrency "$concurrency" --eventlog "$log" --json > "$dir/load.json"
+    --concurrency "$concurrency" --eventlog "$log" "${floor[@]}" --json > "$dir/load.json"
   c1=$(vigil_cpu_ticks "${controller_pids[@]}"); d1=$(vigil_cpu_ticks $(pgrep -u "$pg_user" postgres || true))
   python3 - "$dir/load.json" "$config" "$n" "$(( c1 - c0 ))" "$(( d1 - d0 ))" "$hz" <<'PY'
 import json, sys
@@ -90,7 +93,7 @@ PY
   controller_pids=()
 }
 
-echo "== $devices simulated devices, concurrency $concurrency, ${seconds}s per run, $rounds rounds; sqlite-1, postgres-1, postgres-2 interleaved"
+echo "== $devices simulated devices, concurrency $concurrency, ${seconds}s per run, $rounds rounds; sqlite-1, postgres-1, postgres-2, floor-1 interleaved"
 for n in $(seq "$rounds"); do
-  for config in sqlite-1 postgres-1 postgres-2; do run "$config" "$n"; done
+  for config in sqlite-1 postgres-1 postgres-2 floor-1; do run "$config" "$n"; done
 done

@@ -2,7 +2,7 @@
 # Installs what Vigil needs on Debian 12, only when something is missing. Sourced by demo.sh and test.sh.
 set -euo pipefail
 
-VIGIL_APT_PACKAGES=(libtss2-dev libcryptsetup-dev cryptsetup-bin libssl-dev libtpms-dev swtpm swtpm-tools tpm2-tools pkg-config openssl pesign sbsigntool shim-unsigned systemd-boot-efi nftables iproute2 zlib1g-dev)
+VIGIL_APT_PACKAGES=(libtss2-dev libsqlite3-dev libcryptsetup-dev cryptsetup-bin libssl-dev libtpms-dev swtpm swtpm-tools tpm2-tools pkg-config openssl pesign sbsigntool shim-unsigned systemd-boot-efi nftables iproute2 zlib1g-dev)
 
 vigil_missing_packages() {
   local missing=()

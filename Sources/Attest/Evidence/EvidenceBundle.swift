@@ -68,7 +68,7 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
         ekIntermediates = nil
         self.deviceCertificate = deviceCertificate.map { Data($0).base64EncodedString() }
         self.eventLog = eventLog.map { Data($0).base64EncodedString() }
-        self.collectedAt = ISO8601DateFormatter().string(from: collectedAt)
+        self.collectedAt = collectedAt.formatted(.iso8601)
     }
 
     /// Decodes JSON, bounded in size.
@@ -123,7 +123,7 @@ public struct EvidenceBundle: Codable, Sendable, Hashable {
             try Self.base64(quote.signature, "quote.signature"),
             try PCRValues(jsonObject: pcrs), try TPMTPublic(tpmPublicBytes: try Self.base64(akPublic, "ak_public")), ek,
             log,
-            ISO8601DateFormatter().date(from: collectedAt)
+            try? Date(collectedAt, strategy: .iso8601)
         )
     }
 }

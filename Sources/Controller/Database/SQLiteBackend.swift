@@ -1,19 +1,23 @@
+import Dispatch
 import Foundation
 public import Logging
-import NIOCore
-import SQLiteNIO
 import Synchronization
 
-/// The embedded default: one SQLite file in the controller's state folder (sqlite-nio, SQLite compiled in).
+/// The embedded default: one SQLite file in the controller's state folder (Debian's libsqlite3, see
+/// ``SQLiteDatabase``).
 ///
 /// One connection; transactions are serialized by ``SerialGate`` and begin `IMMEDIATE`, so two requests never
-/// interleave statements, and under load several share one commit (see ``transaction(_:)``). `journal_mode=WAL` with `synchronous=FULL`: a transaction that returned is on disk
-/// (fsync of the WAL at each commit) and a process killed mid-transaction leaves nothing of it.
+/// interleave statements, and under load several share one commit (see ``transaction(_:)``). Statements run on the
+/// caller's thread, so the gate is held for microseconds per statement, not for thread switches; only the commit
+/// (an fsync) runs on a thread of its own. `journal_mode=WAL` with `synchronous=FULL`: a transaction that returned
+/// is on disk (fsync of the WAL at each commit) and a process killed mid-transaction leaves nothing of it.
 public final class SQLiteBackend: SQLBackend {
     /// `sqlite:PATH`.
     public let displayName: String
-    private let connection: SQLiteConnection
+    private let connection: SQLiteDatabase
     private let gate = SerialGate()
+    /// Where commits wait for their fsync, off the concurrency pool's few threads.
+    private static let committer = DispatchQueue(label: "vigil.sqlite.commit")
 
     /// Opens (creating 0600) the database at `path` and applies the schema's migrations.
     public static func open(path: String, logger: Logger) async throws(ControllerError) -> SQLiteBackend {
@@ -25,13 +29,13 @@ public final class SQLiteBackend: SQLBackend {
             }
             _ = Foundation.close(fd)
         }
-        let connection: SQLiteConnection
-        do {
-            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let connection = try SQLiteDatabase(path: path)
+        do throws(ControllerError) {
             for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"] {
-                _ = try await connection.query(pragma, [])
+                _ = try connection.query(pragma, [])
             }
         } catch {
+            connection.close()
             throw .internalFailure("cannot open the database \(path): \(error)")
         }
         let backend = SQLiteBackend(displayName: "sqlite:\(path)", connection: connection)
@@ -39,7 +43,7 @@ public final class SQLiteBackend: SQLBackend {
         return backend
     }
 
-    private init(displayName: String, connection: SQLiteConnection) {
+    private init(displayName: String, connection: SQLiteDatabase) {
         self.displayName = displayName
         self.connection = connection
     }
@@ -75,8 +79,10 @@ public final class SQLiteBackend: SQLBackend {
             b.count = 0
             return true
         }
-        do {
-            try await tx.execute(opening ? "BEGIN IMMEDIATE" : "SAVEPOINT vigil_tx")
+        // The batch's own statements are not the request's: a cancelled request still leaves the batch as it found
+        // it (its SAVEPOINT released or rolled back), so the other members are not affected.
+        do throws(ControllerError) {
+            _ = try connection.query(opening ? "BEGIN IMMEDIATE" : "SAVEPOINT vigil_tx", [])
         } catch {
             await finishBatch(committing: false)
             throw error
@@ -84,14 +90,14 @@ public final class SQLiteBackend: SQLBackend {
         let result: T
         do {
             result = try await body(tx)
-            if !opening { try await tx.execute("RELEASE vigil_tx") }
+            if !opening { _ = try connection.query("RELEASE vigil_tx", []) }
         } catch {
             // Only this transaction's changes go; the batch carries on (or, if even that fails, ends, failing all).
             // A failed member counts towards the batch's size too, so failures cannot keep a batch open.
             batch.withLock { $0.count += 1 }
             if opening {
                 await finishBatch(committing: false)  // the transaction holds nothing but this member's changes
-            } else if await Self.rollbackSavepoint(connection) {
+            } else if Self.rollbackSavepoint(connection) {
                 await leaveBatch()
             } else {
                 await finishBatch(committing: false)
@@ -125,15 +131,10 @@ public final class SQLiteBackend: SQLBackend {
         var outcome: Result<Void, ControllerError> = .failure(
             .internalFailure("database: the transaction batch was rolled back"))
         if committing {
-            do {
-                try await Transaction(connection: connection).execute("COMMIT")
-                outcome = .success(())
-            } catch {
-                outcome = .failure(error)
-                await Self.rollback(connection)
-            }
+            outcome = await commit()
+            if case .failure = outcome { Self.rollback(connection) }
         } else {
-            await Self.rollback(connection)
+            Self.rollback(connection)
         }
         let members = batch.withLock { b in
             defer { b = Batch() }
@@ -144,26 +145,38 @@ public final class SQLiteBackend: SQLBackend {
         return outcome
     }
 
-    /// Undoes one member's changes (outside the caller's task, which may be cancelled); false if that failed.
-    static func rollbackSavepoint(_ connection: SQLiteConnection) async -> Bool {
-        await Task.detached {
-            let tx = Transaction(connection: connection)
-            do {
-                try await tx.execute("ROLLBACK TO vigil_tx")
-                try await tx.execute("RELEASE vigil_tx")
-                return true
-            } catch {
-                return false
+    /// `COMMIT` on ``committer``: its fsync takes milliseconds, which the concurrency pool's threads should spend on
+    /// requests. Not cancellable: a commit that started finishes, and its members learn how it went.
+    private func commit() async -> Result<Void, ControllerError> {
+        let connection = self.connection
+        return await withCheckedContinuation { continuation in
+            Self.committer.async {
+                do throws(ControllerError) {
+                    _ = try connection.query("COMMIT", [])
+                    continuation.resume(returning: .success(()))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
             }
-        }.value
+        }
     }
 
-    /// Rolls back outside the caller's task: a request cancelled mid-transaction must not leave the one
+    /// Undoes one member's changes; false if that failed. Synchronous, so a cancelled request cannot leave it
+    /// half done.
+    static func rollbackSavepoint(_ connection: SQLiteDatabase) -> Bool {
+        do throws(ControllerError) {
+            _ = try connection.query("ROLLBACK TO vigil_tx", [])
+            _ = try connection.query("RELEASE vigil_tx", [])
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Rolls back the open transaction, if any: a request that failed mid-transaction must not leave the one
     /// connection inside it (every later BEGIN would fail with "cannot start a transaction within a transaction").
-    static func rollback(_ connection: SQLiteConnection) async {
-        await Task.detached {
-            _ = try? await Transaction(connection: connection).execute("ROLLBACK")
-        }.value
+    static func rollback(_ connection: SQLiteDatabase) {
+        _ = try? connection.query("ROLLBACK", [])
     }
 
     /// Serializes appends to the audit chain inside `tx`.
@@ -176,40 +189,21 @@ public final class SQLiteBackend: SQLBackend {
         // BEGIN IMMEDIATE already holds the database's write lock.
     }
 
-    /// Closes the database connections.
+    /// Closes the database connection.
     public func close() async {
-        try? await connection.close()
+        connection.close()
     }
 
+    /// Statements of the gate holder's transaction: each runs on the caller's thread (no suspension). A request
+    /// cancelled (its client gone, its deadline passed) runs no further statement: its transaction rolls back.
     struct Transaction: SQLTransaction {
-        let connection: SQLiteConnection
+        let connection: SQLiteDatabase
 
         func query(_ sql: String, _ binds: [SQLValue]) async throws(ControllerError) -> [SQLRow] {
-            let data: [SQLiteData] = binds.map {
-                switch $0 {
-                case .text(let s): .text(s)
-                case .integer(let i): .integer(Int(i))
-                case .null: .null
-                }
+            guard !Task.isCancelled else {
+                throw .internalFailure("database: the request was cancelled before its transaction finished")
             }
-            let rows: [SQLiteRow]
-            do {
-                rows = try await connection.query(sql, data)
-            } catch {
-                throw ControllerError.internalFailure("database: \(error)")
-            }
-            return rows.map { row in
-                var values: [String: SQLValue] = [:]
-                for column in row.columns {
-                    switch column.data {
-                    case .integer(let i): values[column.name] = .integer(Int64(i))
-                    case .text(let s): values[column.name] = .text(s)
-                    case .float(let d): values[column.name] = .integer(Int64(d))
-                    case .null, .blob: values[column.name] = .null
-                    }
-                }
-                return SQLRow(values)
-            }
+            return try connection.query(sql, binds)
         }
     }
 }

@@ -35,6 +35,13 @@ struct LoadTestCommand: AsyncParsableCommand {
     @Option(help: "The group the devices join (assign it a policy first).") var group: String = "loadtest"
     @Option(help: "Write every signed result received to this file, one per line (to check none was lost).")
     var resultsOut: String?
+    @Flag(
+        help: """
+            Measure the transport floor instead: each "attestation" is two GET /healthz (no body, no signature, no \
+            database), through the same connections, TLS and concurrency: the most attestations/s this HTTP stack \
+            could carry on this machine.
+            """)
+    var transportFloor = false
     @Flag(help: "JSON.") var json = false
 
     func validate() throws {
@@ -104,6 +111,11 @@ struct LoadTestCommand: AsyncParsableCommand {
                             let nonceAt = health.pick(from: round)
                             let evidenceTo = health.pick(from: nonceAt + 1)
                             round += 1
+                            if transportFloor {
+                                await Self.floor(
+                                    nonceFrom: connections[nonceAt], evidenceTo: connections[evidenceTo], tally: tally)
+                                continue
+                            }
                             await Self.attest(
                                 device, nonceFrom: connections[nonceAt], evidenceTo: connections[evidenceTo],
                                 tally: tally
@@ -186,6 +198,23 @@ struct LoadTestCommand: AsyncParsableCommand {
             tally.record(latency: ContinuousClock.now - t0, stages: [:], error: error.code)
         } catch {
             tally.record(latency: ContinuousClock.now - t0, stages: [:], error: "generator_\(type(of: error))")
+        }
+    }
+
+    /// Two requests that do nothing but cross the stack (TLS, HTTP, router, in-flight limit, deadline), timed as an
+    /// attestation is.
+    static func floor(nonceFrom: ControllerConnection, evidenceTo: ControllerConnection, tally: Tally) async {
+        let t0 = ContinuousClock.now
+        do {
+            let health = try path("health")
+            let (first, _) = try await nonceFrom.send(method: "GET", path: health, body: nil)
+            let t1 = ContinuousClock.now
+            let (second, _) = try await evidenceTo.send(method: "GET", path: health, body: nil)
+            let t2 = ContinuousClock.now
+            let error = first == 200 && second == 200 ? nil : "healthz_\(first)_\(second)"
+            tally.record(latency: t2 - t0, stages: ["nonce": t1 - t0, "attest": t2 - t1], error: error, result: nil)
+        } catch {
+            tally.record(latency: ContinuousClock.now - t0, stages: [:], error: "floor_\(type(of: error))")
         }
     }
 
