@@ -24,6 +24,17 @@ vigil_install_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
+# The dashboard's browser tests: Debian's chromium and its WebDriver, and selenium from PyPI.
+vigil_install_browser() {
+  VIGIL_APT_PACKAGES+=(chromium chromium-driver)
+  python3 -m pip --version >/dev/null 2>&1 || VIGIL_APT_PACKAGES+=(python3-pip)
+  vigil_install_packages
+  python3 -c "import selenium" 2>/dev/null && return 0
+  # Debian's own python3 refuses pip outside a virtual environment (PEP 668) unless told.
+  python3 -m pip install -q --disable-pip-version-check selenium 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages selenium
+}
+
 vigil_require_swift() {
   if ! command -v swift >/dev/null 2>&1; then
     if [[ -x /opt/swift/usr/bin/swift ]]; then export PATH="/opt/swift/usr/bin:$PATH"; else

@@ -20,6 +20,8 @@ source scripts/postgres.sh
 command -v python3 >/dev/null 2>&1 || { VIGIL_APT_PACKAGES+=(python3); vigil_install_packages; }
 vigil_postgres_start
 trap vigil_postgres_stop EXIT
+echo "== a headless browser for the dashboard's tests (chromium, chromium-driver, selenium)"
+vigil_install_browser
 echo "== swift test"
 # Many tests provoke TPM errors on purpose; libtss2 would print each to stderr. Set TSS2_LOG yourself to see them.
 export TSS2_LOG=${TSS2_LOG:-all+none}

@@ -5,10 +5,13 @@ import Foundation
 
 /// Every body the controller's API reads, as the server reads it (``APIJSON`` with the route's size cap and
 /// known keys), then the checks behind each: onboarding's key and certificate validation, the device request
-/// signature header, admin uploads, and the secret envelope a device opens. Seeds: Fuzz/seeds/FuzzControllerAPI.
+/// signature header, admin uploads, the secret envelope a device opens, and the dashboard's forms and query.
+/// Seeds: Fuzz/seeds/FuzzControllerAPI.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    // The dashboard's forms and query string.
+    DashboardInput.exercise(bytes)
     if let begin = try? APIJSON.decode(
         Onboarding.BeginRequest.self, from: bytes, limit: Controller.maximumOnboardingBody,
         knownKeys: Onboarding.BeginRequest.knownKeys)

@@ -207,6 +207,13 @@ enum Schema {
             "CREATE INDEX nonces_by_expiry ON nonces (expires_at)",
             "CREATE INDEX request_ids_by_expiry ON request_ids (expires_at)",
         ],
+        // 7: the dashboard (issue 13): sessions by the SHA-256 of their id (the browser's cookie), with the admin
+        // token they were opened with (by its hash, joined on every request) and the CSRF token their forms carry;
+        // and verdicts by time, for the dashboard's live feed.
+        [
+            "CREATE TABLE ui_sessions (session_sha256 TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL, csrf TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
+            "CREATE INDEX attestations_by_time ON attestations (at)",
+        ],
     ]
 
     /// Brings `backend` to the latest version; a database newer than this controller is refused.

@@ -39,6 +39,8 @@ public enum ControllerServer {
         }
         // EVE devices attest through EVE's own API, answered by the same controller.
         EVERoutes.add(to: router, controller, metrics: metrics)
+        // The security team's dashboard, behind the same tokens.
+        DashboardRoutes.add(to: router, controller)
         return router
     }
 

@@ -1,0 +1,223 @@
+import ControllerProtocol
+import Foundation
+import Mustache
+
+/// What the dashboard's pages show, computed from the admin API's answers and rendered by ``DashboardTemplates``.
+/// Everything a device sent (ids, groups, rule findings, certificate subjects, refusals) reaches the page only
+/// through `{{…}}`, which escapes it.
+enum DashboardPages {
+    /// A device's trust at a glance.
+    enum FleetState: String, CaseIterable, Sendable {
+        case failed, stale, trusted, revoked, never
+
+        var label: String {
+            switch self {
+            case .trusted: "trusted"
+            case .failed: "failed"
+            case .stale: "stale (no fresh verdict)"
+            case .revoked: "revoked"
+            case .never: "never attested"
+            }
+        }
+
+        /// Revoked first (it overrides everything), then no verdict, a failed one, an old one.
+        static func of(_ summary: Admin.DeviceSummary, now: Date, freshFor: TimeInterval) -> FleetState {
+            if summary.status == "revoked" { return .revoked }
+            guard let last = summary.last else { return .never }
+            if !last.pass { return .failed }
+            return now.timeIntervalSince(last.at) > freshFor ? .stale : .trusted
+        }
+    }
+
+    /// The fleet table's query: filter by text and state, sort by a column.
+    struct FleetQuery: Sendable {
+        var text = ""
+        var state: FleetState?
+        var sort = "state"
+        var descending = false
+
+        static let columns: [(key: String, label: String)] = [
+            ("id", "Device"), ("group", "Group"), ("policy", "Policy"), ("state", "State"), ("last", "Last verdict"),
+            ("rules", "Failed rules"),
+        ]
+
+        init() {}
+
+        /// From the page's query string; unknown values fall back to the defaults (and are never echoed raw).
+        init(_ parameters: [String: String]) {
+            text = String((parameters["q"] ?? "").prefix(200))
+            state = parameters["state"].flatMap(FleetState.init(rawValue:))
+            if let sort = parameters["sort"], Self.columns.contains(where: { $0.key == sort }) { self.sort = sort }
+            descending = parameters["order"] == "desc"
+        }
+
+        /// The query string for this query with another sort.
+        func link(sortingBy key: String) -> String {
+            var items = [URLQueryItem(name: "sort", value: key)]
+            if key == sort, !descending { items.append(URLQueryItem(name: "order", value: "desc")) }
+            if !text.isEmpty { items.append(URLQueryItem(name: "q", value: text)) }
+            if let state { items.append(URLQueryItem(name: "state", value: state.rawValue)) }
+            var components = URLComponents()
+            components.path = "/ui/"
+            components.queryItems = items
+            return components.string ?? "/ui/"
+        }
+    }
+
+    struct Count { let state: String, label: String, count: Int }
+    struct Column { let label: String, link: String, current: Bool, direction: String }
+    struct Row {
+        let id: String, group: String, policy: String, state: String, stateLabel: String
+        let when: String?, whenISO: String?, failedRules: [String], refusal: String
+    }
+    struct FleetRegion {
+        let counts: [Count], columns: [Column], devices: [Row], shown: Int, total: Int
+    }
+    struct Option { let value: String, label: String, selected: Bool }
+    struct FleetPage {
+        let query: String, sort: String, stateOptions: [Option], region: String
+    }
+
+    /// The fleet table and its counts.
+    static func fleetRegion(_ devices: [Admin.DeviceSummary], _ query: FleetQuery, now: Date, freshFor: TimeInterval)
+        -> String
+    {
+        let judged = devices.map { ($0, FleetState.of($0, now: now, freshFor: freshFor)) }
+        let counts = FleetState.allCases.map { state in
+            Count(state: state.rawValue, label: state.label, count: judged.filter { $0.1 == state }.count)
+        }
+        let needle = query.text.lowercased()
+        var shown = judged.filter { summary, state in
+            (query.state == nil || query.state == state)
+                && (needle.isEmpty || summary.deviceID.rawValue.lowercased().contains(needle)
+                    || summary.group.lowercased().contains(needle))
+        }
+        let order = FleetState.allCases
+        shown.sort { a, b in
+            let (x, y) = query.descending ? (b, a) : (a, b)
+            switch query.sort {
+            case "group": return (x.0.group, x.0.deviceID.rawValue) < (y.0.group, y.0.deviceID.rawValue)
+            case "policy": return (x.0.policy ?? "", x.0.deviceID.rawValue) < (y.0.policy ?? "", y.0.deviceID.rawValue)
+            case "last":
+                return (x.0.last?.at ?? .distantPast, x.0.deviceID.rawValue)
+                    < (y.0.last?.at ?? .distantPast, y.0.deviceID.rawValue)
+            case "rules":
+                return (x.0.last?.failures.count ?? 0, x.0.deviceID.rawValue)
+                    < (y.0.last?.failures.count ?? 0, y.0.deviceID.rawValue)
+            case "id": return x.0.deviceID.rawValue < y.0.deviceID.rawValue
+            default:
+                let i = order.firstIndex(of: x.1) ?? 0
+                let j = order.firstIndex(of: y.1) ?? 0
+                return (i, x.0.deviceID.rawValue) < (j, y.0.deviceID.rawValue)
+            }
+        }
+        let rows = shown.map { summary, state in
+            Row(
+                id: summary.deviceID.rawValue, group: summary.group, policy: summary.policy ?? "none",
+                state: state.rawValue, stateLabel: state.label, when: summary.last.map { display($0.at) },
+                whenISO: summary.last.map { $0.at.formatted(.iso8601) },
+                failedRules: summary.last?.failures.map(\.rule) ?? [], refusal: summary.last?.refusal ?? "")
+        }
+        let columns = FleetQuery.columns.map { column in
+            Column(
+                label: column.label, link: query.link(sortingBy: column.key), current: column.key == query.sort,
+                direction: query.descending ? "descending" : "ascending")
+        }
+        return render(
+            "fleetRegion",
+            FleetRegion(counts: counts, columns: columns, devices: rows, shown: rows.count, total: devices.count))
+    }
+
+    /// The fleet page around its region.
+    static func fleetPage(region: String, _ query: FleetQuery) -> String {
+        let options =
+            [Option(value: "", label: "any", selected: query.state == nil)]
+            + FleetState.allCases.map { Option(value: $0.rawValue, label: $0.label, selected: query.state == $0) }
+        return render("fleet", FleetPage(query: query.text, sort: query.sort, stateOptions: options, region: region))
+    }
+
+    struct RuleView { let rule: String, expected: String, actual: String, pcr: String, event: String }
+    struct FailureView {
+        let at: String, atISO: String, policy: String, refusal: String?, hasRules: Bool, rules: [RuleView]
+    }
+    struct HistoryView {
+        let at: String, atISO: String, pass: Bool, policy: String, failedRules: [String], refusal: String?
+    }
+    struct EVEView { let uuid: String, serial: String, subject: String, sha256: String }
+    struct DevicePage {
+        let id: String, group: String, policy: String, status: String, state: String, stateLabel: String
+        let identityProof: String, ekFingerprint: String?, akName: String?, eve: EVEView?
+        let onboarded: String, onboardedISO: String, node: String?
+        let latestFailure: FailureView?, history: [HistoryView]
+    }
+
+    /// One device: identity, why its last attestation failed (rule, expected, found, PCR, event), its history.
+    static func devicePage(_ d: Admin.DeviceDetail, now: Date, freshFor: TimeInterval) -> String {
+        let state = FleetState.of(d.summary, now: now, freshFor: freshFor)
+        let latest = d.history.first
+        let failure = latest.flatMap { record -> FailureView? in
+            guard !record.pass else { return nil }
+            let rules = record.failures.map { f in
+                RuleView(
+                    rule: f.rule, expected: f.expected, actual: f.actual,
+                    pcr: f.pcr.map { "\(f.bank.map { "\($0) " } ?? "")\($0)" } ?? "—",
+                    event: f.event.map(String.init) ?? "—")
+            }
+            return FailureView(
+                at: display(record.at), atISO: record.at.formatted(.iso8601), policy: record.policy ?? "none",
+                refusal: record.refusal, hasRules: !rules.isEmpty, rules: rules)
+        }
+        let history = d.history.map { r in
+            HistoryView(
+                at: display(r.at), atISO: r.at.formatted(.iso8601), pass: r.pass, policy: r.policy ?? "none",
+                failedRules: r.failures.map(\.rule), refusal: r.refusal)
+        }
+        return render(
+            "device",
+            DevicePage(
+                id: d.summary.deviceID.rawValue, group: d.summary.group, policy: d.summary.policy ?? "none",
+                status: d.summary.status, state: state.rawValue, stateLabel: state.label,
+                identityProof: d.identityProof, ekFingerprint: d.ekFingerprint?.description, akName: d.akName,
+                eve: d.eve.map {
+                    EVEView(
+                        uuid: $0.uuid, serial: $0.serial, subject: $0.deviceCertificateSubject,
+                        sha256: $0.deviceCertificateSHA256)
+                },
+                onboarded: display(d.onboardedAt), onboardedISO: d.onboardedAt.formatted(.iso8601),
+                node: d.node.map {
+                    "\($0.phase), gate \($0.gateOpen ? "open" : "closed"): \($0.reason) (reported \(d.nodeReportedAt.map(display) ?? "?"))"
+                },
+                latestFailure: failure, history: history))
+    }
+
+    struct Layout {
+        let title: String, signedIn: Bool, role: String, csrf: String, content: String, live: Bool
+    }
+
+    /// A whole page: the layout around `content` (already rendered by these templates).
+    static func page(title: String, session: DashboardSession?, content: String, live: Bool = false) -> String {
+        render(
+            "layout",
+            Layout(
+                title: title, signedIn: session != nil, role: session?.caller.role.rawValue ?? "",
+                csrf: session?.csrf ?? "", content: content, live: live))
+    }
+
+    struct Message { let heading: String, text: String }
+    static func message(_ heading: String, _ text: String) -> String {
+        render("message", Message(heading: heading, text: text))
+    }
+
+    struct Login { let csrf: String, error: String? }
+    static func login(csrf: String, error: String?) -> String { render("login", Login(csrf: csrf, error: error)) }
+
+    static func render(_ template: String, _ object: Any) -> String {
+        DashboardTemplates.library.render(object, withTemplate: template) ?? ""
+    }
+
+    /// A time for people, in UTC: "2026-12-02 15:37:05 UTC".
+    static func display(_ date: Date) -> String {
+        let iso = date.formatted(.iso8601)
+        return iso.replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " UTC")
+    }
+}

@@ -1,0 +1,246 @@
+import Mustache
+
+/// The dashboard's pages (Mustache, HTML-escaped by `{{…}}`; `{{{…}}}` only for HTML these templates rendered),
+/// its stylesheet and its one script, compiled into the binary: nothing is fetched from elsewhere, so the
+/// dashboard works on an air-gapped controller, and the Content-Security-Policy admits only this origin.
+enum DashboardTemplates {
+    /// The templates by name, parsed once.
+    static let library: MustacheLibrary = {
+        var library = MustacheLibrary()
+        for (name, text) in sources {
+            // The templates are constants of this file; DashboardTests renders every one.
+            if let template = try? MustacheTemplate(string: text) { library.register(template, named: name) }
+        }
+        return library
+    }()
+
+    static let sources: [String: String] = [
+        "layout": layout, "login": login, "fleet": fleet, "fleetRegion": fleetRegion, "device": device,
+        "message": message,
+    ]
+
+    static let layout = """
+        <!DOCTYPE html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>{{title}} · Vigil</title>
+        <link rel="stylesheet" href="/ui/static/vigil.css">
+        </head>
+        <body>
+        <a class="skip" href="#main">Skip to content</a>
+        <header>
+        <span class="brand">Vigil</span>
+        {{#signedIn}}
+        <nav aria-label="Sections">
+        <a href="/ui/">Fleet</a>
+        </nav>
+        <span class="who">{{role}}</span>
+        <form method="post" action="/ui/logout" class="inline">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <button type="submit">Sign out</button>
+        </form>
+        {{/signedIn}}
+        </header>
+        <main id="main" tabindex="-1">
+        {{{content}}}
+        </main>
+        {{#live}}<script src="/ui/static/live.js"></script>{{/live}}
+        </body>
+        </html>
+        """
+
+    static let login = """
+        <h1>Sign in</h1>
+        {{#error}}<p class="error" role="alert">{{error}}</p>{{/error}}
+        <form method="post" action="/ui/login">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <label for="token">Admin API token</label>
+        <input id="token" name="token" type="password" autocomplete="off" required autofocus>
+        <button type="submit">Sign in</button>
+        </form>
+        <p class="hint">Any token from <code>vigil admin token create</code>; its role decides what you may do here.</p>
+        """
+
+    static let fleet = """
+        <h1>Fleet</h1>
+        <form method="get" action="/ui/" class="filters" role="search">
+        <label for="q">Device or group</label>
+        <input id="q" name="q" value="{{query}}">
+        <label for="state">State</label>
+        <select id="state" name="state">
+        {{#stateOptions}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/stateOptions}}
+        </select>
+        <input type="hidden" name="sort" value="{{sort}}">
+        <button type="submit">Filter</button>
+        </form>
+        <div id="fleet" aria-live="polite">{{{region}}}</div>
+        <p class="hint" id="live-status">Live updates need JavaScript; without it, reload the page.</p>
+        """
+
+    static let fleetRegion = """
+        <ul class="counts">
+        {{#counts}}<li class="state-{{state}}"><a href="/ui/?state={{state}}"><span class="n" data-state="{{state}}">{{count}}</span> {{label}}</a></li>{{/counts}}
+        </ul>
+        <table class="devices">
+        <caption>{{shown}} of {{total}} devices</caption>
+        <thead><tr>
+        {{#columns}}<th scope="col"{{#current}} aria-sort="{{direction}}"{{/current}}><a href="{{link}}">{{label}}</a></th>{{/columns}}
+        </tr></thead>
+        <tbody>
+        {{#devices}}
+        <tr class="state-{{state}}" data-device="{{id}}">
+        <td><a href="/ui/devices/{{id}}">{{id}}</a></td>
+        <td>{{group}}</td>
+        <td>{{policy}}</td>
+        <td><span class="badge state-{{state}}">{{stateLabel}}</span></td>
+        <td>{{#when}}<time datetime="{{whenISO}}">{{when}}</time>{{/when}}{{^when}}—{{/when}}</td>
+        <td>{{#failedRules}}<code>{{.}}</code> {{/failedRules}}{{refusal}}</td>
+        </tr>
+        {{/devices}}
+        {{^devices}}<tr><td colspan="6">No device matches.</td></tr>{{/devices}}
+        </tbody>
+        </table>
+        """
+
+    static let device = """
+        <p><a href="/ui/">← Fleet</a></p>
+        <h1>Device <code>{{id}}</code> <span class="badge state-{{state}}">{{stateLabel}}</span></h1>
+        <section aria-labelledby="identity">
+        <h2 id="identity">Identity</h2>
+        <dl>
+        <dt>Group</dt><dd>{{group}}</dd>
+        <dt>Policy</dt><dd>{{policy}}</dd>
+        <dt>Status</dt><dd>{{status}}</dd>
+        <dt>Identity proof</dt><dd>{{identityProof}}</dd>
+        {{#ekFingerprint}}<dt>EK (SHA-256 of its public key)</dt><dd><code>{{ekFingerprint}}</code></dd>{{/ekFingerprint}}
+        {{#akName}}<dt>AK name</dt><dd><code>{{akName}}</code></dd>{{/akName}}
+        {{#eve}}
+        <dt>EVE UUID</dt><dd><code>{{uuid}}</code></dd>
+        <dt>Serial</dt><dd>{{serial}}</dd>
+        <dt>Device certificate</dt><dd>{{subject}} (SHA-256 <code>{{sha256}}</code>)</dd>
+        {{/eve}}
+        <dt>Onboarded</dt><dd><time datetime="{{onboardedISO}}">{{onboarded}}</time></dd>
+        {{#node}}<dt>Node</dt><dd>{{node}}</dd>{{/node}}
+        </dl>
+        </section>
+        {{#latestFailure}}
+        <section aria-labelledby="why">
+        <h2 id="why">Why the last attestation failed</h2>
+        <p>At <time datetime="{{atISO}}">{{at}}</time> against policy {{policy}}.</p>
+        {{#refusal}}<p class="error">Refused: {{refusal}}</p>{{/refusal}}
+        {{#hasRules}}
+        <table class="failures">
+        <thead><tr><th scope="col">Rule</th><th scope="col">Expected</th><th scope="col">Found</th><th scope="col">PCR</th><th scope="col">Event</th></tr></thead>
+        <tbody>
+        {{#rules}}<tr><td><code>{{rule}}</code></td><td>{{expected}}</td><td>{{actual}}</td><td>{{pcr}}</td><td>{{event}}</td></tr>{{/rules}}
+        </tbody>
+        </table>
+        {{/hasRules}}
+        </section>
+        {{/latestFailure}}
+        <section aria-labelledby="history">
+        <h2 id="history">Verdict history</h2>
+        <ol class="timeline">
+        {{#history}}
+        <li class="{{#pass}}pass{{/pass}}{{^pass}}fail{{/pass}}">
+        <time datetime="{{atISO}}">{{at}}</time>
+        <span class="badge {{#pass}}state-trusted{{/pass}}{{^pass}}state-failed{{/pass}}">{{#pass}}pass{{/pass}}{{^pass}}fail{{/pass}}</span>
+        {{policy}}
+        {{#failedRules}}<code>{{.}}</code> {{/failedRules}}
+        {{#refusal}}<span class="refusal">{{refusal}}</span>{{/refusal}}
+        </li>
+        {{/history}}
+        {{^history}}<li>No attestation yet.</li>{{/history}}
+        </ol>
+        </section>
+        """
+
+    static let message = """
+        <h1>{{heading}}</h1>
+        <p>{{text}}</p>
+        <p><a href="/ui/">Fleet</a></p>
+        """
+
+    /// The stylesheet: plain, readable on a laptop, visible focus for keyboard users, no web fonts.
+    static let stylesheet = """
+        :root { color-scheme: light; --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --ok: #1a7f37; --bad: #cf222e;
+          --warn: #9a6700; --off: #6e7781; }
+        * { box-sizing: border-box; }
+        body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); }
+        header { display: flex; gap: 1.2rem; align-items: center; padding: .6rem 1.2rem; border-bottom: 1px solid var(--line); }
+        header .brand { font-weight: 700; }
+        header nav a { margin-right: .8rem; }
+        header .who { margin-left: auto; color: var(--muted); }
+        main { padding: 1rem 1.2rem; max-width: 80rem; }
+        a { color: #0969da; }
+        :focus-visible { outline: 3px solid #0969da; outline-offset: 2px; }
+        .skip { position: absolute; left: -10rem; }
+        .skip:focus { left: .5rem; top: .5rem; background: #fff; padding: .3rem; }
+        table { border-collapse: collapse; width: 100%; margin: .6rem 0; }
+        th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top;
+          overflow-wrap: anywhere; }
+        table.failures td:first-child { min-width: 12rem; overflow-wrap: normal; }
+        table.failures td:nth-child(4), table.failures td:nth-child(5) { white-space: nowrap; }
+        caption { text-align: left; color: var(--muted); padding: .3rem 0; }
+        code { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; overflow-wrap: anywhere; }
+        .badge { display: inline-block; padding: 0 .45rem; border-radius: 1rem; font-size: 13px; border: 1px solid; }
+        .state-trusted.badge { color: var(--ok); } .state-failed.badge { color: var(--bad); }
+        .state-stale.badge { color: var(--warn); } .state-revoked.badge, .state-never.badge { color: var(--off); }
+        .counts { display: flex; flex-wrap: wrap; gap: .8rem; list-style: none; padding: 0; }
+        .counts li a { display: block; padding: .5rem .8rem; border: 1px solid var(--line); border-radius: .4rem;
+          text-decoration: none; color: var(--fg); }
+        .counts .n { font-size: 1.4rem; font-weight: 700; display: block; }
+        .filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
+        .error { color: var(--bad); }
+        .hint { color: var(--muted); font-size: 13px; }
+        form.inline { display: inline; }
+        dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
+        dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
+        .timeline li { margin: .3rem 0; }
+        label { font-weight: 600; }
+        input, select, button { font: inherit; padding: .25rem .4rem; }
+        """
+
+    /// Live updates on the fleet page: on each verdict event (server-sent), the fleet region is fetched again as
+    /// server-rendered, escaped HTML. Without JavaScript the page works, without live updates.
+    static let liveScript = """
+        (function () {
+          "use strict";
+          var region = document.getElementById("fleet");
+          var status = document.getElementById("live-status");
+          if (!region || !window.EventSource || !window.fetch) { return; }
+          var source = new EventSource("/ui/events");
+          var busy = false, again = false, last = 0;
+          // At most one refresh every two seconds however many verdicts arrive: the table is one query.
+          function refresh() {
+            if (busy) { again = true; return; }
+            var wait = last + 2000 - Date.now();
+            if (wait > 0) { busy = true; setTimeout(function () { busy = false; refresh(); }, wait); return; }
+            busy = true;
+            last = Date.now();
+            var query = window.location.search ? window.location.search + "&" : "?";
+            fetch("/ui/" + query + "fragment=1", { credentials: "same-origin", redirect: "error" })
+              .then(function (r) {
+                // The session ended: the page itself goes to sign-in.
+                if (r.status === 401) { window.location.reload(); return null; }
+                return r.ok ? r.text() : null;
+              })
+              .then(function (html) {
+                if (html !== null) { region.innerHTML = html; }
+                busy = false;
+                if (again) { again = false; refresh(); }
+              })
+              .catch(function () { busy = false; });
+          }
+          source.addEventListener("open", function () {
+            if (status) { status.textContent = "Live: the table updates when a verdict arrives."; }
+          });
+          source.addEventListener("verdict", refresh);
+          source.addEventListener("error", function () {
+            if (status) { status.textContent = "Live updates interrupted; retrying."; }
+          });
+        })();
+        """
+}
