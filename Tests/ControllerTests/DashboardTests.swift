@@ -128,8 +128,11 @@ struct DashboardTests {
         return (goodID, badID, viewer)
     }
 
-    @Test func signInShowsThePassingAndTheFailingDeviceAndEveryFormNeedsItsToken() async throws {
-        let controller = try await ControllerHarness.start()
+    @Test(arguments: ControllerHarness.Database.available)
+    func signInShowsThePassingAndTheFailingDeviceAndEveryFormNeedsItsToken(_ database: ControllerHarness.Database)
+        async throws
+    {
+        let controller = try await ControllerHarness.start(database)
         let good = try TestDevice()
         let bad = try TestDevice(fresh: true)
         defer {
@@ -231,6 +234,24 @@ struct DashboardTests {
             let wrong = try await browser.go(.POST, "/ui/logout", form: ["csrf": String(repeating: "f", count: 64)])
             #expect(wrong.status == 403)
             let csrf = try #require(fleet.csrf)
+
+            // The audit log: the sign-in is there, the filter narrows it, verifying needs the CSRF token, and an
+            // entry edited in the database shows as the break.
+            let auditPage = try await browser.go(.GET, "/ui/audit")
+            #expect(auditPage.status == 200 && auditPage.text.contains("dashboard.sign_in"), "\(auditPage.text)")
+            #expect(auditPage.text.contains("<td>nonce</td>"))
+            let filtered = try await browser.go(.GET, "/ui/audit?q=dashboard.sign")
+            #expect(filtered.text.contains("dashboard.sign_in") && !filtered.text.contains("<td>nonce</td>"))
+            let wildcard = try await browser.go(.GET, "/ui/audit?q=%25")
+            #expect(!wildcard.text.contains("<td>nonce</td>"), "a % in the filter is a character, not a wildcard")
+            #expect(try await browser.go(.POST, "/ui/audit/verify", form: [:]).status == 403)
+            let verified = try await browser.go(.POST, "/ui/audit/verify", form: ["csrf": csrf])
+            #expect(verified.status == 200 && verified.text.contains("intact,"), "\(verified.text)")
+            try await controller.backend.transaction { tx throws(ControllerError) in
+                try await tx.execute("UPDATE audit SET detail = 'edited' WHERE seq = 3")
+            }
+            let broken = try await browser.go(.POST, "/ui/audit/verify", form: ["csrf": csrf])
+            #expect(broken.text.contains("broken at entry 3"), "\(broken.text)")
             let foreign = try await browser.go(
                 .POST, "/ui/logout", form: ["csrf": csrf], origin: "https://evil.example")
             #expect(foreign.status == 403)

@@ -190,6 +190,43 @@ enum DashboardPages {
                 latestFailure: failure, history: history))
     }
 
+    struct AuditEntryView {
+        let seq: Int64, at: String, atISO: String, actor: String, action: String, subject: String, outcome: String
+        let detail: String
+    }
+    struct AuditReportView { let intact: Bool, entries: Int, firstBroken: Int?, reason: String }
+    struct AuditPage {
+        let csrf: String, query: String, report: AuditReportView?, last: AuditEntryView?,
+            entries: [AuditEntryView], olderLink: String?
+    }
+
+    /// The audit log page: the chain's status (just verified, or as last recorded) and a page of entries.
+    static func auditPage(_ audit: DashboardAudit, query: String, csrf: String, report: Admin.AuditReport?) -> String {
+        func view(_ e: AuditLog.Entry) -> AuditEntryView {
+            let at = Date(sqlMilliseconds: e.at)
+            return AuditEntryView(
+                seq: e.seq, at: display(at), atISO: at.formatted(.iso8601), actor: e.actor, action: e.action,
+                subject: e.subject, outcome: e.outcome, detail: e.detail)
+        }
+        var olderLink: String?
+        if let older = audit.older {
+            var components = URLComponents()
+            components.path = "/ui/audit"
+            components.queryItems =
+                [URLQueryItem(name: "before", value: String(older))]
+                + (query.isEmpty ? [] : [URLQueryItem(name: "q", value: query)])
+            olderLink = components.string
+        }
+        return render(
+            "audit",
+            AuditPage(
+                csrf: csrf, query: query,
+                report: report.map {
+                    AuditReportView(
+                        intact: $0.intact, entries: $0.entries, firstBroken: $0.firstBroken, reason: $0.reason ?? "")
+                }, last: audit.lastVerification.map(view), entries: audit.entries.map(view), olderLink: olderLink))
+    }
+
     struct Layout {
         let title: String, signedIn: Bool, role: String, csrf: String, content: String, live: Bool
     }

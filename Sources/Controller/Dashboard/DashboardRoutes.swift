@@ -94,6 +94,12 @@ enum DashboardRoutes {
             let id = context.parameters.get("id") ?? ""
             return await ControllerServer.withDeadline(deadline) { await device(request, controller, id: id) }
         }
+        router.get("/ui/audit") { request, _ in
+            await ControllerServer.withDeadline(deadline) { await audit(request, controller, verify: false) }
+        }
+        router.post("/ui/audit/verify") { request, _ in
+            await ControllerServer.withDeadline(deadline) { await audit(request, controller, verify: true) }
+        }
         router.get("/ui/events") { request, _ in await events(request, controller, streams: streams) }
         router.get("/ui/static/vigil.css") { _, _ in
             asset(DashboardTemplates.stylesheet, type: "text/css; charset=utf-8")
@@ -142,6 +148,33 @@ enum DashboardRoutes {
                     title: "Device \(device.rawValue)", session: session,
                     content: DashboardPages.devicePage(
                         detail, now: controller.clock(), freshFor: controller.configuration.resultLifetime)))
+        } catch {
+            return failure(error, session: session)
+        }
+    }
+
+    /// `GET /ui/audit`: the log, filtered and paged; `POST /ui/audit/verify` (CSRF): the same page with the chain
+    /// recomputed just now (``Controller/verifyAudit(_:)``, which records the check in the chain).
+    static func audit(_ request: Request, _ controller: Controller, verify: Bool) async -> Response {
+        guard let session = await session(request, controller) else { return redirect("/ui/login") }
+        var report: Admin.AuditReport?
+        if verify {
+            guard sameOrigin(request) else { return crossOrigin(request) }
+            guard let form: CSRFForm = await decodeForm(request), DashboardSession.same(form.csrf, session.csrf)
+            else { return forbidden("the form's CSRF token is missing or wrong") }
+            do throws(ControllerError) { report = try await controller.verifyAudit(session.caller) } catch {
+                return failure(error, session: session)
+            }
+        }
+        let parameters = DashboardInput.parameters(request.uri)
+        let query = String((parameters["q"] ?? "").prefix(200))
+        let before = parameters["before"].flatMap { Int64($0) }
+        do throws(ControllerError) {
+            let page = try await controller.dashboardAudit(session.caller, filter: query, before: before)
+            return html(
+                DashboardPages.page(
+                    title: "Audit", session: session,
+                    content: DashboardPages.auditPage(page, query: query, csrf: session.csrf, report: report)))
         } catch {
             return failure(error, session: session)
         }

@@ -16,7 +16,7 @@ enum DashboardTemplates {
 
     static let sources: [String: String] = [
         "layout": layout, "login": login, "fleet": fleet, "fleetRegion": fleetRegion, "device": device,
-        "message": message,
+        "message": message, "audit": audit,
     ]
 
     static let layout = """
@@ -35,6 +35,7 @@ enum DashboardTemplates {
         {{#signedIn}}
         <nav aria-label="Sections">
         <a href="/ui/">Fleet</a>
+        <a href="/ui/audit">Audit</a>
         </nav>
         <span class="who">{{role}}</span>
         <form method="post" action="/ui/logout" class="inline">
@@ -157,6 +158,42 @@ enum DashboardTemplates {
         </section>
         """
 
+    static let audit = """
+        <h1>Audit log</h1>
+        <section aria-labelledby="chain">
+        <h2 id="chain">Chain</h2>
+        {{#report}}
+        <p class="{{#intact}}ok{{/intact}}{{^intact}}error{{/intact}}" role="status">Verified just now:
+        {{#intact}}intact, {{entries}} entries.{{/intact}}{{^intact}}<strong>broken at entry {{firstBroken}}</strong>: {{reason}}.{{/intact}}</p>
+        {{/report}}
+        {{^report}}
+        {{#last}}<p>Last verified at <time datetime="{{atISO}}">{{at}}</time> by {{actor}}: {{detail}}.</p>{{/last}}
+        {{^last}}<p>The chain has not been verified yet.</p>{{/last}}
+        {{/report}}
+        <form method="post" action="/ui/audit/verify">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <button type="submit">Verify the chain now</button>
+        </form>
+        <p class="hint">Verification recomputes every entry's digest and link, and is itself recorded.</p>
+        </section>
+        <section aria-labelledby="entries">
+        <h2 id="entries">Entries</h2>
+        <form method="get" action="/ui/audit" class="filters" role="search">
+        <label for="q">Actor, action, subject or outcome</label>
+        <input id="q" name="q" value="{{query}}">
+        <button type="submit">Filter</button>
+        </form>
+        <table class="audit">
+        <thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Subject</th><th scope="col">Outcome</th><th scope="col">Detail</th></tr></thead>
+        <tbody>
+        {{#entries}}<tr><td>{{seq}}</td><td><time datetime="{{atISO}}">{{at}}</time></td><td><code>{{actor}}</code></td><td>{{action}}</td><td>{{subject}}</td><td>{{outcome}}</td><td>{{detail}}</td></tr>{{/entries}}
+        {{^entries}}<tr><td colspan="7">No entry matches.</td></tr>{{/entries}}
+        </tbody>
+        </table>
+        {{#olderLink}}<p><a href="{{olderLink}}">Older entries</a></p>{{/olderLink}}
+        </section>
+        """
+
     static let message = """
         <h1>{{heading}}</h1>
         <p>{{text}}</p>
@@ -193,7 +230,7 @@ enum DashboardTemplates {
           text-decoration: none; color: var(--fg); }
         .counts .n { font-size: 1.4rem; font-weight: 700; display: block; }
         .filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
-        .error { color: var(--bad); }
+        .error { color: var(--bad); } .ok { color: var(--ok); }
         .hint { color: var(--muted); font-size: 13px; }
         form.inline { display: inline; }
         dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
