@@ -26,6 +26,12 @@ public struct ControllerError: Error, Hashable, Sendable, CustomStringConvertibl
     /// `code: reason`.
     public var description: String { "\(code): \(reason)" }
 
+    /// What the caller is told: the reason, except for the controller's own failures (database, keys: 5xx other
+    /// than 503), which are for its log.
+    public var callerReason: String {
+        status >= 500 && status != 503 ? "internal error: see the controller's log" : reason
+    }
+
     /// 400: the request is malformed.
     public static func invalid(_ reason: String) -> Self { Self(status: 400, code: "invalid_request", reason: reason) }
     /// 401: the caller did not prove who it is.

@@ -226,7 +226,7 @@ enum DashboardRoutes {
             response.setCookie(expired(DashboardSession.loginCookie))
             return response
         } catch {
-            let message = error.status == 401 ? "That token is not valid." : shown(error)
+            let message = error.status == 401 ? "That token is not valid." : error.callerReason
             return await loginForm(request, controller, error: message, status: .unauthorized)
         }
     }
@@ -353,13 +353,8 @@ enum DashboardRoutes {
         html(
             DashboardPages.page(
                 title: "Error", session: session,
-                content: DashboardPages.message(error.status == 404 ? "Not found" : "Refused", shown(error))),
+                content: DashboardPages.message(error.status == 404 ? "Not found" : "Refused", error.callerReason)),
             status: HTTPResponse.Status(code: error.status))
-    }
-
-    /// What a page may say of an error: the controller's own failures (database, keys) are for its log.
-    static func shown(_ error: ControllerError) -> String {
-        error.status >= 500 && error.status != 503 ? "internal error: see the controller's log" : error.reason
     }
 
     static func expired(_ name: String) -> Cookie {

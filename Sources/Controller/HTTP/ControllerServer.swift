@@ -260,10 +260,7 @@ public enum ControllerServer {
     }
 
     static func errorResponse(_ error: ControllerError) -> Response {
-        // The controller's own failures (database, keys) are for its log, not for the caller.
-        let reason =
-            error.status >= 500 && error.status != 503 ? "internal error: see the controller's log" : error.reason
-        let body = (try? APIJSON.encode(APIErrorBody(error: error.code, reason: reason))) ?? []
+        let body = (try? APIJSON.encode(APIErrorBody(error: error.code, reason: error.callerReason))) ?? []
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(

@@ -34,10 +34,7 @@ enum EVERoutes {
                         if id == "eveAttest", error.status < 500 {
                             metrics?.attestation(pass: false, reason: error.code)
                         }
-                        // The controller's own failures are for its log, not for the caller.
-                        let reason =
-                            error.status >= 500 && error.status != 503
-                            ? "internal error: see the controller's log" : error.reason
+                        let reason = error.callerReason
                         var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
                         if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
                         return Response(
