@@ -117,6 +117,10 @@ struct DashboardTests {
         let pass = try await good.vigil(
             ["device", "attest", "--eventlog", ControllerFixtures.eventLog] + controller.connectionArguments)
         #expect(pass.status == 0, "\(pass.stdout)\(pass.stderr)")
+        // The bad device passes once, so that its failure has a last pass to be compared with.
+        let badPass = try await bad.vigil(
+            ["device", "attest", "--eventlog", ControllerFixtures.eventLog] + controller.connectionArguments)
+        #expect(badPass.status == 0, "\(badPass.stdout)\(badPass.stderr)")
         let tpm = try await bad.open()
         try await tpm.pcrExtend(4, digests: [.sha256: Array(SHA256.hash(data: Array("rootkit-loader".utf8)))])
         let fail = try await bad.vigil(
@@ -227,6 +231,33 @@ struct DashboardTests {
             #expect(page.text.contains("<td>sha256 4</td>"), "\(page.text)")
             let unknown = try await browser.go(.GET, "/ui/devices/not-a-device")
             #expect(unknown.status == 404)
+            // What changed since its last pass: PCR 4's quoted value, with the log unchanged, so PCR 4's events
+            // no longer replay and are marked as not attested.
+            let changed = try #require(Self.section("changed", in: page.text), "\(page.text)")
+            #expect(changed.contains("<td>sha256</td><td>4</td>"), "\(changed)")
+            #expect(!changed.contains("change-added") && !changed.contains("change-removed"), "\(changed)")
+            #expect(changed.contains("something was measured into this PCR that the log does not show"), "\(changed)")
+            let latestBoot = try #require(Self.section("boot", in: page.text))
+            #expect(
+                latestBoot.contains("<tr class=\"proof-unproven\"><td>")
+                    && latestBoot.contains("Secure Boot</dt><dd>enabled"))
+
+            // A boot with markup and script in its kernel command line, measured for real (the event is bound to
+            // its digests and PCR 8 replays): the verdict fails on the command line, and the page shows the
+            // command line as text, the added event and PCR 8 as what changed since the good device's last pass.
+            let hostileLog = try await Self.hostileBoot(good)
+            let hostile = try await good.vigil(
+                ["device", "attest", "--eventlog", hostileLog] + controller.connectionArguments)
+            #expect(hostile.status == 1, "\(hostile.stdout)\(hostile.stderr)")
+            let goodPage = try await browser.go(.GET, "/ui/devices/\(goodID)")
+            #expect(goodPage.text.contains("<code>boot.kernel_cmdline</code>"), "\(goodPage.text)")
+            #expect(!goodPage.text.contains("<script>window") && !goodPage.text.contains("<img src=x"))
+            #expect(goodPage.text.contains("&lt;script&gt;window.__pwned=1&lt;/script&gt;"), "\(goodPage.text)")
+            let goodChanged = try #require(Self.section("changed", in: goodPage.text), "\(goodPage.text)")
+            #expect(goodChanged.contains("<td>sha256</td><td>8</td>"), "\(goodChanged)")
+            #expect(goodChanged.contains("<tr class=\"change-added\">") && goodChanged.contains("EV_IPL"))
+            #expect(goodChanged.contains("attested: the data hashes to its digest"), "\(goodChanged)")
+            #expect(!goodChanged.contains("change-removed"))
 
             // Sign-out needs the session's CSRF token, and a form from another origin is refused.
             let noToken = try await browser.go(.POST, "/ui/logout", form: [:])
@@ -277,8 +308,10 @@ struct DashboardTests {
 
     /// A real browser (Debian's chromium, headless, driven by selenium from `Tests/Browser`): signs in, sees both
     /// devices, reads the failed rule and PCR on the failing one's page, watches the table change live when the
-    /// good device re-attests with a tampered PCR, and is sent to sign in once its cookie is gone. Screenshots go
-    /// to `.build/dashboard-screenshots/` (or `$VIGIL_SCREENSHOTS`).
+    /// good device re-attests with script in its kernel command line, finds that script shown as text and not run
+    /// (with the added event and PCR 8 as what changed), cannot upload a policy as a viewer nor post a form with a
+    /// wrong CSRF token, and is sent to sign in once its cookie is gone. Screenshots go to
+    /// `.build/dashboard-screenshots/` (or `$VIGIL_SCREENSHOTS`).
     @Test(.enabled(if: Self.browserAvailable, "chromium, chromium-driver or python3-selenium is missing"))
     func aRealBrowserSignsInReadsWhyADeviceFailedAndSeesTheFleetChangeLive() async throws {
         let controller = try await ControllerHarness.start()
@@ -292,10 +325,10 @@ struct DashboardTests {
             let (goodID, badID, viewer) = try await Self.fleet(controller, good: good, bad: bad)
             let tokenFile = good.path("viewer-token")
             try viewer.write(toFile: tokenFile, atomically: true, encoding: .utf8)
-            // The good device's next boot is tampered: its re-attestation, started by the browser test while the
-            // fleet page is open, fails.
-            let tpm = try await good.open()
-            try await tpm.pcrExtend(4, digests: [.sha256: Array(SHA256.hash(data: Array("late-implant".utf8)))])
+            // The good device's next boot carries markup and script in its kernel command line (measured and
+            // bound): its re-attestation, started by the browser test while the fleet page is open, fails, and its
+            // page must show the command line as text.
+            let hostileLog = try await Self.hostileBoot(good)
             let screenshots =
                 ProcessInfo.processInfo.environment["VIGIL_SCREENSHOTS"]
                 ?? SoftwareTPM.repositoryRoot.appendingPathComponent(".build/dashboard-screenshots").path
@@ -304,7 +337,7 @@ struct DashboardTests {
                 [
                     script.path, "--url", controller.url, "--token", tokenFile, "--good", goodID, "--bad", badID,
                     "--screenshots", screenshots, "--reattest", ProcessRunner.vigilExecutable, "device", "attest",
-                    "--eventlog", ControllerFixtures.eventLog,
+                    "--eventlog", hostileLog,
                 ] + controller.connectionArguments
             let tcti = good.simulator.tctiString
             let result = try await withCheckedThrowingContinuation { continuation in
@@ -319,7 +352,7 @@ struct DashboardTests {
             }
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("PASS"), "\(result.stdout)")
-            for name in ["fleet.png", "device-failed.png", "fleet-after-reattest.png"] {
+            for name in ["fleet.png", "device-failed.png", "fleet-after-reattest.png", "device-hostile-cmdline.png"] {
                 #expect(FileManager.default.fileExists(atPath: screenshots + "/" + name), "screenshot \(name)")
             }
         } catch {
@@ -334,6 +367,30 @@ struct DashboardTests {
         if SoftwareTPM.isCI { return true }
         guard SoftwareTPM.which("chromium") != nil, SoftwareTPM.which("chromedriver") != nil else { return false }
         return (try? ProcessRunner.run("python3", ["-c", "import selenium"]).status) == 0
+    }
+
+    /// The device page's section whose heading has `id`, up to the next section.
+    static func section(_ id: String, in html: String) -> String? {
+        guard let start = html.range(of: "<h2 id=\"\(id)\">") else { return nil }
+        let rest = html[start.lowerBound...]
+        return String(rest[..<(rest.range(of: "</section>")?.upperBound ?? rest.endIndex)])
+    }
+
+    /// A kernel command line that forbids itself (`single`) and carries markup and script.
+    static let hostileCommandLine =
+        #"BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro single "><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">"#
+
+    /// Boots `device` with the fixture log plus one more EV_IPL event in PCR 8 carrying ``hostileCommandLine``
+    /// (as GRUB logs it, `kernel_cmdline: …`, bound to its digests), extending its TPM with the same digests;
+    /// returns the log's path.
+    static func hostileBoot(_ device: TestDevice) async throws -> String {
+        let boot = try LogAppend.append(
+            to: try Array(Data(contentsOf: URL(fileURLWithPath: ControllerFixtures.eventLog))), pcr: 8,
+            type: 0x0000_000D, data: Array("kernel_cmdline: \(hostileCommandLine)".utf8))
+        let path = device.path("hostile-cmdline.bin")
+        try Data(boot.log).write(to: URL(fileURLWithPath: path))
+        try await device.open().pcrExtend(8, digests: boot.digests)
+        return path
     }
 
     /// The table row of `device` in a fleet page.
@@ -365,7 +422,9 @@ struct DashboardTests {
                 uuid: "u", serial: "<b>serial</b>", deviceCertificateSubject: "CN=\(hostile)",
                 deviceCertificateSHA256: "00", certificates: [:]))
         let pages = [
-            DashboardPages.devicePage(detail, now: Date(timeIntervalSince1970: 1_700_000_100), freshFor: 900),
+            DashboardPages.devicePage(
+                detail, boot: DashboardBoot(latest: nil, lastPass: nil),
+                now: Date(timeIntervalSince1970: 1_700_000_100), freshFor: 900),
             DashboardPages.fleetRegion(
                 [detail.summary], DashboardPages.FleetQuery(["q": hostile]), now: Date(), freshFor: 900),
         ]
@@ -376,6 +435,181 @@ struct DashboardTests {
         }
         #expect(pages[0].contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "\(pages[0])")
         #expect(pages[0].contains("<td>sha256 8</td>") && pages[0].contains("<td>41</td>"))
+    }
+
+    /// Signs `browser` in with `token`; returns the CSRF token of its session's forms.
+    static func signIn(_ browser: Browser, token: String) async throws -> String {
+        let form = try await browser.go(.GET, "/ui/login")
+        let signedIn = try await browser.go(
+            .POST, "/ui/login", form: ["token": token, "csrf": try #require(form.csrf)])
+        #expect(signedIn.status == 303, "\(signedIn.text)")
+        return try #require(try await browser.go(.GET, "/ui/").csrf)
+    }
+
+    /// The policies pages over HTTPS: every policy with its assignment and lint; a viewer sees no upload form and is
+    /// refused (and audited) when it posts one anyway; a policy-admin's upload is linted first, its error shown at
+    /// file:line:column with the offending line, and nothing stored; a good upload becomes a new version, and two
+    /// versions are compared (what the new one accepts or refuses, and the source line by line), escaped.
+    @Test(arguments: ControllerHarness.Database.available)
+    func policiesAreListedLintedComparedAndOnlyAPolicyAdminUploads(_ database: ControllerHarness.Database)
+        async throws
+    {
+        let controller = try await ControllerHarness.start(database)
+        let viewerBrowser = try Browser(controller)
+        let adminBrowser = try Browser(controller)
+        do {
+            try await controller.prepareFleet()
+            let admin = try await controller.admin()
+            let viewer = try await controller.controller.createToken(admin, Admin.TokenRequest(role: .viewer)).token
+            let policyAdmin = try await controller.controller.createToken(
+                admin, Admin.TokenRequest(role: .policyAdmin)
+            ).token
+            func stored(_ name: String) async throws -> Int {
+                try await controller.backend.transaction { tx throws(ControllerError) in
+                    try await tx.query("SELECT version FROM policies WHERE name = ?", [.text(name)]).count
+                }
+            }
+            let good = "id: lab-strict\nversion: 1\nextends: fleet-lab\npcrs:\n  sha256:\n    \"4\": replay\n"
+
+            // A viewer: the list, no form; a post made anyway is refused on the role and audited.
+            let viewerCSRF = try await Self.signIn(viewerBrowser, token: viewer)
+            let list = try await viewerBrowser.go(.GET, "/ui/policies")
+            #expect(list.status == 200)
+            #expect(list.text.contains("<a href=\"/ui/policies/fleet-lab\">fleet-lab</a>"), "\(list.text)")
+            #expect(list.text.contains("group:lab → 1"), "\(list.text)")
+            #expect(list.text.contains("<span class=\"lint-ok\">ok</span>"), "\(list.text)")
+            #expect(!list.text.contains("<textarea") && list.text.contains("needs the policy-admin role"))
+            let refused = try await viewerBrowser.go(
+                .POST, "/ui/policies",
+                form: ["csrf": viewerCSRF, "name": "lab-strict", "yaml": good, "parent": "fleet-lab@1"])
+            #expect(refused.status == 403, "\(refused.text)")
+            #expect(refused.text.contains("policy-admin"))
+            #expect(try await stored("lab-strict") == 0)
+            let audited = try await controller.backend.transaction { tx throws(ControllerError) in
+                try await tx.query(
+                    "SELECT outcome FROM audit WHERE action = 'policy.add' AND subject = 'lab-strict'", [])
+            }
+            #expect(try audited.map { try $0.requiredText("outcome") } == ["refused:role_insufficient"])
+
+            // A policy-admin: the form; a lint error at its line and column, with the line; nothing stored.
+            let adminCSRF = try await Self.signIn(adminBrowser, token: policyAdmin)
+            #expect(try await adminBrowser.go(.GET, "/ui/policies").text.contains("<textarea"))
+            let typo = good.replacingOccurrences(of: "replay", with: "replai")
+            let lint = try await adminBrowser.go(
+                .POST, "/ui/policies",
+                form: ["csrf": adminCSRF, "name": "lab-strict", "yaml": typo, "parent": "fleet-lab@1"])
+            #expect(lint.status == 422, "\(lint.text)")
+            #expect(lint.text.contains("<code class=\"location\">lab-strict.yaml:6:"), "\(lint.text)")
+            #expect(lint.text.contains("<pre class=\"source\">    &quot;4&quot;: replai\n"), "\(lint.text)")
+            #expect(lint.text.contains("replai\n</textarea>"), "the form keeps what was typed")
+            #expect(try await stored("lab-strict") == 0)
+            // Without its parent, `extends: fleet-lab` resolves to nothing.
+            let orphan = try await adminBrowser.go(
+                .POST, "/ui/policies", form: ["csrf": adminCSRF, "name": "lab-strict", "yaml": good, "parent": ""])
+            #expect(orphan.status == 422 && orphan.text.contains("fleet-lab"), "\(orphan.text)")
+            // Forms without the session's token or from another origin.
+            let forged = try await adminBrowser.go(
+                .POST, "/ui/policies",
+                form: [
+                    "csrf": String(repeating: "0", count: 64), "name": "lab-strict", "yaml": good,
+                    "parent": "fleet-lab@1",
+                ])
+            #expect(forged.status == 403)
+            let foreign = try await adminBrowser.go(
+                .POST, "/ui/policies",
+                form: ["csrf": adminCSRF, "name": "lab-strict", "yaml": good, "parent": "fleet-lab@1"],
+                origin: "https://evil.example")
+            #expect(foreign.status == 403)
+            #expect(try await stored("lab-strict") == 0)
+
+            // Two good versions, the second with one more PCR and markup in its description.
+            let first = try await adminBrowser.go(
+                .POST, "/ui/policies",
+                form: ["csrf": adminCSRF, "name": "lab-strict", "yaml": good, "parent": "fleet-lab@1"])
+            #expect(first.status == 303 && first.location == "/ui/policies/lab-strict?version=1", "\(first.text)")
+            let second =
+                good.replacingOccurrences(
+                    of: "version: 1\n", with: "version: 2\ndescription: <script>alert(1)</script>\n")
+                + "    \"14\": replay\n"
+            let upload = try await adminBrowser.go(
+                .POST, "/ui/policies",
+                form: ["csrf": adminCSRF, "name": "lab-strict", "yaml": second, "parent": "fleet-lab@1"])
+            #expect(upload.status == 303 && upload.location == "/ui/policies/lab-strict?version=2", "\(upload.text)")
+            #expect(try await stored("lab-strict") == 2)
+
+            // The viewer reads version 2 compared with version 1.
+            let page = try await viewerBrowser.go(.GET, "/ui/policies/lab-strict?version=2")
+            #expect(page.status == 200)
+            #expect(page.text.contains("Version 1 → version 2"), "\(page.text)")
+            #expect(page.text.contains("<code>+ pcrs.sha256.14: new rule"), "\(page.text)")
+            #expect(
+                page.text.contains(
+                    "<tr class=\"diff-add\"><td></td><td>8</td><td>+</td><td><code>    &quot;14&quot;: replay</code>"),
+                "\(page.text)")
+            #expect(!page.text.contains("<script>alert"), "\(page.text)")
+            #expect(page.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+            let reversed = try await viewerBrowser.go(.GET, "/ui/policies/lab-strict?version=2&from=2&to=1")
+            #expect(reversed.text.contains("<code>- pcrs.sha256.14: rule removed"), "\(reversed.text)")
+            #expect(try await viewerBrowser.go(.GET, "/ui/policies/no-such-policy").status == 404)
+            #expect(try await viewerBrowser.go(.GET, "/ui/policies/..%2F..").status == 404)
+        } catch {
+            await viewerBrowser.shutdown()
+            await adminBrowser.shutdown()
+            await controller.stop()
+            throw error
+        }
+        await viewerBrowser.shutdown()
+        await adminBrowser.shutdown()
+        await controller.stop()
+    }
+
+    /// A boot compared with the last one that passed: an event whose data changed is "altered" (paired by PCR and
+    /// type), one that is new is "added", one gone is "removed", in log order; PCRs by bank and index.
+    @Test func bootDiffPairsAlteredEventsAndListsPCRs() throws {
+        func event(_ i: Int, _ pcr: Int, _ type: String, _ digest: String, _ text: String) -> String {
+            #"{"index":\#(i),"pcr":\#(pcr),"type":"\#(type)","digest":"\#(digest)","proof":"bound","text":"\#(text)"}"#
+        }
+        func record(_ pcrs: String, _ events: [String]) throws -> BootRecord {
+            let json =
+                #"{"version":1,"bank":"sha256","pcrs":{"sha256":\#(pcrs)},"events":[\#(events.joined(separator: ","))],"truncated":0,"bootApplications":[],"kernelCommandLines":[]}"#
+            return try #require(BootRecord.decode(json))
+        }
+        let before = try record(
+            #"{"4":"aa","8":"bb"}"#,
+            [
+                event(0, 4, "EV_EFI_BOOT_SERVICES_APPLICATION", "01", "shim"), event(1, 8, "EV_IPL", "02", "ro quiet"),
+                event(2, 8, "EV_IPL", "03", "grub_cmd: boot"),
+            ])
+        let after = try record(
+            #"{"4":"aa","8":"cc","9":"dd"}"#,
+            [
+                event(0, 4, "EV_EFI_BOOT_SERVICES_APPLICATION", "01", "shim"), event(1, 8, "EV_IPL", "04", "ro single"),
+                event(2, 9, "EV_IPL", "05", "/boot/vmlinuz"),
+            ])
+        let diff = BootDiff(from: before, to: after)
+        #expect(
+            diff.pcrs == [
+                .init(bank: "sha256", pcr: 8, before: "bb", after: "cc"),
+                .init(bank: "sha256", pcr: 9, before: nil, after: "dd"),
+            ])
+        #expect(diff.events.map(\.kind) == [.altered, .removed, .added], "\(diff.events)")
+        #expect(diff.events[0].before?.text == "ro quiet" && diff.events[0].after?.text == "ro single")
+        #expect(diff.events[1].before?.text == "grub_cmd: boot" && diff.events[2].after?.text == "/boot/vmlinuz")
+        #expect(BootDiff(from: before, to: before).isEmpty)
+        // A record of another layout version is not shown rather than misread.
+        #expect(BootRecord.decode(#"{"version":2}"#) == nil && BootRecord.decode("not json") == nil)
+    }
+
+    /// A policy source compared line by line: changed lines as removed and added, long unchanged runs folded.
+    @Test func policySourceDiff() {
+        let old = (1...20).map { "line \($0)" }.joined(separator: "\n")
+        let new = old.replacingOccurrences(of: "line 10\n", with: "line ten\n") + "\nline 21"
+        let lines = DashboardPages.textDiff(old: old, new: new)
+        #expect(lines.filter { $0.kind == "del" }.map(\.text) == ["line 10"])
+        #expect(lines.filter { $0.kind == "add" }.map(\.text) == ["line ten", "line 21"])
+        #expect(lines.first?.kind == "skip" && lines.first?.text == "6 unchanged lines", "\(lines.map(\.text))")
+        #expect(lines.count < 20)
+        #expect(DashboardPages.textDiff(old: "", new: "a").map(\.kind) == ["del", "add"])
     }
 
     /// Revoked overrides everything; no verdict is "never"; a pass older than a result's lifetime is stale.

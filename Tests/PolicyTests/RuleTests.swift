@@ -353,6 +353,17 @@ import X509
         #expect(
             try Self.status("boot:\n  kernel_cmdline:\n    forbidden: [crashkernel]\n", e, rule: "boot.kernel_cmdline")
                 == .failed)
+        // The failure names where the command line was measured: GRUB's EV_IPL event in PCR 8.
+        let failure = try #require(
+            PolicyEngine.evaluate(
+                e,
+                try PolicyFixture.policy("id: t\nversion: 1\nboot:\n  kernel_cmdline:\n    forbidden: [crashkernel]\n")
+            )
+            .results.first { $0.rule == "boot.kernel_cmdline" })
+        let event = try #require(failure.event)
+        #expect(failure.pcr == 8 && failure.bank == "sha256", "\(failure)")
+        let logged = try #require(e.eventLog.loggedEvents.first { $0.index == event })
+        #expect(logged.type == .ipl && String(decoding: logged.data, as: UTF8.self).contains("crashkernel"))
         #expect(
             try Self.status(
                 "boot:\n  kernel_cmdline:\n    allowed_patterns: [\"root=*\", ro]\n", e, rule: "boot.kernel_cmdline")

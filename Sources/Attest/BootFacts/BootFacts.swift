@@ -51,6 +51,16 @@ public struct BootFacts: Hashable, Sendable {
     }
     /// ``kernelCommandLines`` tokenized as the kernel reads them (once, here, not per evaluation).
     public private(set) var kernelArguments: [KernelCommandLine] = []
+    /// Where each of ``kernelCommandLines`` was measured (same order; empty for facts built from bare strings).
+    public var kernelCommandLineEvents: [EventOrigin] = []
+
+    /// The event a fact was decoded from: its index in the log and the PCR it extended.
+    public struct EventOrigin: Hashable, Sendable {
+        /// The event's index in the log.
+        public let eventIndex: Int
+        /// The PCR it extended.
+        public let pcr: Int
+    }
     /// Files GRUB measured into PCR 9.
     public var grubFiles: [String] = []
     /// EV_SEPARATOR events, and events whose digest is an error separator's.
@@ -171,6 +181,7 @@ public struct BootFacts: Hashable, Sendable {
                     // "grub_cmd …" and "grub_kernel_cmdline …" (image path first).
                     if let rest = Self.strip(t, "kernel_cmdline") ?? Self.strip(t, "grub_kernel_cmdline") {
                         kernelCommandLines.append(rest)
+                        kernelCommandLineEvents.append(.init(eventIndex: e.index, pcr: pcr))
                     } else if let rest = Self.strip(t, "grub_cmd") {
                         grubCommands.append(rest)
                     } else {
@@ -180,6 +191,7 @@ public struct BootFacts: Hashable, Sendable {
                     grubFiles.append(t)
                 case .ipl where pcr == 12:
                     kernelCommandLines.append(t)
+                    kernelCommandLineEvents.append(.init(eventIndex: e.index, pcr: pcr))
                 case .sCRTMVersion:
                     sCRTMVersions.append(t)
                 case .efiAction, .action:
@@ -192,7 +204,10 @@ public struct BootFacts: Hashable, Sendable {
                 default: break
                 }
             case .taggedEvent(_, let text, _):
-                if let text, pcr == 12 { kernelCommandLines.append(text) }
+                if let text, pcr == 12 {
+                    kernelCommandLines.append(text)
+                    kernelCommandLineEvents.append(.init(eventIndex: e.index, pcr: pcr))
+                }
             case .gpt(let disk, _):
                 gptDisks.append(disk.description)
             case .handoffTables(let n):

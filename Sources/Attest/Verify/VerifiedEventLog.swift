@@ -69,14 +69,20 @@ public struct VerifiedEventLog: Hashable, Sendable {
     /// Events whose data should hash to their digest and does not, in log order (found once, at verification).
     public let unboundEvents: [Event]
 
+    /// Every event as the device sent it, in log order, attested or not (EV_NO_ACTION included): for showing a
+    /// log, never for a decision. What is attested is ``events``.
+    public let loggedEvents: [EventLogEvent]
+
     init(
-        format: UnverifiedEventLog.Format, events: [Event], matched: [TPMAlgorithmID: [Int]], mismatches: [Mismatch],
+        format: UnverifiedEventLog.Format, events: [Event], loggedEvents: [EventLogEvent],
+        matched: [TPMAlgorithmID: [Int]], mismatches: [Mismatch],
         uncomputableBanks: [TPMAlgorithmID: String], banksNotInLog: [TPMAlgorithmID],
         notCovered: [TPMAlgorithmID: [Int]],
         workarounds: [EventLogWorkaround], replay: EventLogReplay, extendedPCRs: Set<Int>
     ) {
         self.format = format
         self.events = events
+        self.loggedEvents = loggedEvents
         self.matched = matched
         self.mismatches = mismatches
         self.uncomputableBanks = uncomputableBanks
@@ -151,7 +157,7 @@ public enum EventLogVerifier {
             verified.append(.init(event: e, banks: banks, binding: EventDataBinding.check(e, banks: banks.sorted())))
         }
         return VerifiedEventLog(
-            format: log.format, events: verified, matched: matched, mismatches: mismatches,
+            format: log.format, events: verified, loggedEvents: log.events, matched: matched, mismatches: mismatches,
             uncomputableBanks: replay.uncomputableBanks, banksNotInLog: notInLog, notCovered: notCovered,
             workarounds: workarounds,
             replay: replay, extendedPCRs: extended)

@@ -1,14 +1,18 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import Policy
 
-/// What the dashboard reads from a request, parsed exactly as its routes parse it: form bodies (sign-in, sign-out)
-/// and the fleet page's query string. Public for the fuzz target (`Fuzz/Sources/FuzzControllerAPI`).
+/// What the dashboard reads from a request, parsed exactly as its routes parse it: form bodies (sign-in, sign-out,
+/// policy upload), the fleet page's query string, and an uploaded policy (linted, and compared line by line).
+/// Public for the fuzz target (`Fuzz/Sources/FuzzControllerAPI`).
 public enum DashboardInput {
     /// A form body (`application/x-www-form-urlencoded`, at most ``DashboardRoutes/maximumFormBody`` bytes) as
     /// `T`; nil if it is not one.
-    static func form<T: Decodable>(_ type: T.Type, _ body: [UInt8]) -> T? {
-        guard body.count <= DashboardRoutes.maximumFormBody else { return nil }
+    static func form<T: Decodable>(_ type: T.Type, _ body: [UInt8], limit: Int = DashboardRoutes.maximumFormBody)
+        -> T?
+    {
+        guard body.count <= limit else { return nil }
         return try? URLEncodedFormDecoder().decode(T.self, from: String(decoding: body, as: UTF8.self))
     }
 
@@ -23,8 +27,17 @@ public enum DashboardInput {
     public static func exercise(_ bytes: [UInt8]) {
         _ = form(DashboardRoutes.LoginForm.self, bytes)
         _ = form(DashboardRoutes.CSRFForm.self, bytes)
+        _ = form(DashboardRoutes.PolicyUploadBody.self, bytes, limit: DashboardRoutes.maximumPolicyForm)
         let query = DashboardPages.FleetQuery(parameters(URI("/ui/?" + String(decoding: bytes, as: UTF8.self))))
         _ = DashboardPages.fleetRegion([], query, now: Date(), freshFor: 900)
         _ = DashboardPages.fleetPage(region: "", query)
+        // An uploaded policy: linted, its error shown at its line, and compared with another version.
+        let text = String(decoding: bytes, as: UTF8.self)
+        let file = "fuzz.yaml"
+        do throws(PolicyError) { _ = try DashboardPolicies.load(yaml: text, parents: [], file: file) } catch {
+            _ = DashboardPages.lintError(error, file: file, yaml: text)
+        }
+        let half = text.index(text.startIndex, offsetBy: text.count / 2)
+        _ = DashboardPages.textDiff(old: String(text[..<half]), new: String(text[half...]))
     }
 }

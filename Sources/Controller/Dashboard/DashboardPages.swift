@@ -136,7 +136,11 @@ enum DashboardPages {
         return render("fleet", FleetPage(query: query.text, sort: query.sort, stateOptions: options, region: region))
     }
 
-    struct RuleView { let rule: String, expected: String, actual: String, pcr: String, event: String }
+    struct RuleView {
+        let rule: String, expected: String, actual: String, pcr: String, event: String
+        /// The named event decoded from the stored boot record, with how far the quote proves it.
+        let decoded: EventView?
+    }
     struct FailureView {
         let at: String, atISO: String, policy: String, refusal: String?, hasRules: Bool, rules: [RuleView]
     }
@@ -144,24 +148,59 @@ enum DashboardPages {
         let at: String, atISO: String, pass: Bool, policy: String, failedRules: [String], refusal: String?
     }
     struct EVEView { let uuid: String, serial: String, subject: String, sha256: String }
+    struct EventView {
+        let index: Int, pcr: String, type: String, text: String, digest: String, proof: String, proofLabel: String
+    }
+    struct PCRChangeView { let bank: String, pcr: Int, before: String, after: String, unlogged: Bool }
+    struct EventChangeView { let kind: String, before: EventView?, after: EventView? }
+    struct BootAppView { let path: String, digest: String }
+    struct BootView {
+        let at: String, atISO: String, secureBoot: String, bank: String, bootApplications: [BootAppView]
+        let kernelCommandLines: [String], events: [EventView], eventCount: Int, truncated: Int?
+    }
+    struct DiffView {
+        let since: String, sinceISO: String, same: Bool, pcrs: [PCRChangeView], hasPCRs: Bool,
+            events: [EventChangeView], hasEvents: Bool, moreEvents: Int?
+    }
     struct DevicePage {
         let id: String, group: String, policy: String, status: String, state: String, stateLabel: String
         let identityProof: String, ekFingerprint: String?, akName: String?, eve: EVEView?
         let onboarded: String, onboardedISO: String, node: String?
         let latestFailure: FailureView?, history: [HistoryView]
+        let boot: BootView?, noBoot: String?, diff: DiffView?, noDiff: String?
     }
 
-    /// One device: identity, why its last attestation failed (rule, expected, found, PCR, event), its history.
-    static func devicePage(_ d: Admin.DeviceDetail, now: Date, freshFor: TimeInterval) -> String {
+    static func eventView(_ e: BootRecord.Event) -> EventView {
+        let label =
+            switch e.proof {
+            case .bound: "attested: the data hashes to its digest"
+            case .described: "digest attested; the data is the device's description"
+            case .unbound: "EDITED: the data does not hash to its digest"
+            case .unproven:
+                e.pcr == nil
+                    ? "not attested: it extends no PCR" : "not attested: its PCR did not replay to the quoted value"
+            }
+        return EventView(
+            index: e.index, pcr: e.pcr.map(String.init) ?? "—", type: e.type, text: e.text, digest: e.digest,
+            proof: e.proof.rawValue, proofLabel: label)
+    }
+
+    /// One device: identity, why its last attestation failed (rule, expected, found, PCR, event decoded), what its
+    /// boot showed and how that differs from the last boot that passed, its history.
+    static func devicePage(_ d: Admin.DeviceDetail, boot: DashboardBoot, now: Date, freshFor: TimeInterval) -> String {
         let state = FleetState.of(d.summary, now: now, freshFor: freshFor)
         let latest = d.history.first
+        let record = boot.latest?.record
+        // The decoded events are the failed attestation's own (a verdict stored between the two reads is not mixed in).
+        let failedRecord = boot.latest.flatMap { $0.at == latest?.at ? $0.record : nil }
         let failure = latest.flatMap { record -> FailureView? in
             guard !record.pass else { return nil }
             let rules = record.failures.map { f in
                 RuleView(
                     rule: f.rule, expected: f.expected, actual: f.actual,
                     pcr: f.pcr.map { "\(f.bank.map { "\($0) " } ?? "")\($0)" } ?? "—",
-                    event: f.event.map(String.init) ?? "—")
+                    event: f.event.map(String.init) ?? "—",
+                    decoded: f.event.flatMap { failedRecord?.event($0) }.map(eventView))
             }
             return FailureView(
                 at: display(record.at), atISO: record.at.formatted(.iso8601), policy: record.policy ?? "none",
@@ -171,6 +210,42 @@ enum DashboardPages {
             HistoryView(
                 at: display(r.at), atISO: r.at.formatted(.iso8601), pass: r.pass, policy: r.policy ?? "none",
                 failedRules: r.failures.map(\.rule), refusal: r.refusal)
+        }
+        var bootView: BootView?
+        var noBoot: String?
+        if let latest = boot.latest, let record {
+            bootView = BootView(
+                at: display(latest.at), atISO: latest.at.formatted(.iso8601),
+                secureBoot: record.secureBoot.map { $0 ? "enabled" : "disabled" } ?? "not shown by the log",
+                bank: record.bank,
+                bootApplications: record.bootApplications.map { BootAppView(path: $0.path, digest: $0.digest) },
+                kernelCommandLines: record.kernelCommandLines, events: record.events.map(eventView),
+                eventCount: record.events.count, truncated: record.truncated > 0 ? record.truncated : nil)
+        } else if boot.latest != nil {
+            noBoot = "The latest attestation kept no boot record: its evidence was refused before its log was verified."
+        }
+        var diff: DiffView?
+        var noDiff: String?
+        if let latest = boot.latest, !latest.pass {
+            if let pass = boot.lastPass, let before = pass.record, let record {
+                let change = BootDiff(from: before, to: record)
+                diff = DiffView(
+                    since: display(pass.at), sinceISO: pass.at.formatted(.iso8601), same: change.isEmpty,
+                    pcrs: change.pcrs.map {
+                        PCRChangeView(
+                            bank: $0.bank, pcr: $0.pcr, before: $0.before ?? "not quoted",
+                            after: $0.after ?? "not quoted",
+                            unlogged: $0.before != nil && $0.after != nil && !change.eventsChanged(in: $0.pcr))
+                    }, hasPCRs: !change.pcrs.isEmpty,
+                    events: change.events.map {
+                        EventChangeView(
+                            kind: $0.kind.rawValue, before: $0.before.map(eventView), after: $0.after.map(eventView))
+                    }, hasEvents: !change.events.isEmpty, moreEvents: change.moreEvents > 0 ? change.moreEvents : nil)
+            } else if boot.lastPass != nil {
+                noDiff = "The last passing attestation or this one kept no boot record to compare."
+            } else {
+                noDiff = "No attestation of this device has passed yet: there is nothing to compare with."
+            }
         }
         return render(
             "device",
@@ -187,7 +262,7 @@ enum DashboardPages {
                 node: d.node.map {
                     "\($0.phase), gate \($0.gateOpen ? "open" : "closed"): \($0.reason) (reported \(d.nodeReportedAt.map(display) ?? "?"))"
                 },
-                latestFailure: failure, history: history))
+                latestFailure: failure, history: history, boot: bootView, noBoot: noBoot, diff: diff, noDiff: noDiff))
     }
 
     struct AuditEntryView {

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Policy
 import Synchronization
 
 /// The security team's dashboard at `/ui/`, served by the controller itself: server-rendered HTML that works
@@ -12,8 +13,10 @@ import Synchronization
 /// session's CSRF token, and the sign-in form a double-submit cookie. Every answer carries a Content-Security-Policy
 /// that admits only this origin's stylesheet and script, so markup that got past escaping still could not run.
 enum DashboardRoutes {
-    /// The largest form body (sign-in, sign-out).
+    /// The largest form body (sign-in, sign-out, audit verification).
     static let maximumFormBody = 8 * 1024
+    /// The largest policy upload form: a policy of at most 1 MiB, URL-encoded (up to three bytes per byte).
+    static let maximumPolicyForm = 3 * 1024 * 1024 + 8 * 1024
     /// Live-update streams open at once (each polls the database once a second).
     static let maximumEventStreams = 32
     /// How long one live-update stream lasts before the browser reconnects (and the session is checked anew).
@@ -100,6 +103,16 @@ enum DashboardRoutes {
         router.post("/ui/audit/verify") { request, _ in
             await ControllerServer.withDeadline(deadline) { await audit(request, controller, verify: true) }
         }
+        router.get("/ui/policies") { request, _ in
+            await ControllerServer.withDeadline(deadline) { await policies(request, controller) }
+        }
+        router.post("/ui/policies") { request, _ in
+            await ControllerServer.withDeadline(deadline) { await uploadPolicy(request, controller) }
+        }
+        router.get("/ui/policies/{name}") { request, context in
+            let name = context.parameters.get("name") ?? ""
+            return await ControllerServer.withDeadline(deadline) { await policy(request, controller, name: name) }
+        }
         router.get("/ui/events") { request, _ in await events(request, controller, streams: streams) }
         router.get("/ui/static/vigil.css") { _, _ in
             asset(DashboardTemplates.stylesheet, type: "text/css; charset=utf-8")
@@ -143,11 +156,13 @@ enum DashboardRoutes {
         }
         do throws(ControllerError) {
             let detail = try await controller.showDevice(session.caller, device)
+            let boot = try await controller.dashboardBoot(device)
             return html(
                 DashboardPages.page(
                     title: "Device \(device.rawValue)", session: session,
                     content: DashboardPages.devicePage(
-                        detail, now: controller.clock(), freshFor: controller.configuration.resultLifetime)))
+                        detail, boot: boot, now: controller.clock(),
+                        freshFor: controller.configuration.resultLifetime)))
         } catch {
             return failure(error, session: session)
         }
@@ -175,6 +190,99 @@ enum DashboardRoutes {
                 DashboardPages.page(
                     title: "Audit", session: session,
                     content: DashboardPages.auditPage(page, query: query, csrf: session.csrf, report: report)))
+        } catch {
+            return failure(error, session: session)
+        }
+    }
+
+    /// `GET /ui/policies`: every policy, its assignments and lint; the upload form for policy-admins.
+    static func policies(_ request: Request, _ controller: Controller) async -> Response {
+        guard let session = await session(request, controller) else { return redirect("/ui/login") }
+        do throws(ControllerError) {
+            let policies = try await controller.dashboardPolicies()
+            return html(
+                DashboardPages.page(
+                    title: "Policies", session: session,
+                    content: DashboardPages.policiesPage(policies, session: session)))
+        } catch {
+            return failure(error, session: session)
+        }
+    }
+
+    /// `GET /ui/policies/NAME`: one policy's versions, explanation, source and a diff of two versions.
+    static func policy(_ request: Request, _ controller: Controller, name: String) async -> Response {
+        guard let session = await session(request, controller) else { return redirect("/ui/login") }
+        do throws(ControllerError) {
+            let policies = try await controller.dashboardPolicies()
+            guard let name = PolicyName(name),
+                let content = DashboardPages.policyPage(
+                    policies.versions(of: name.rawValue), parameters: DashboardInput.parameters(request.uri))
+            else {
+                return html(
+                    DashboardPages.page(
+                        title: "Not found", session: session,
+                        content: DashboardPages.message("Not found", "There is no policy of that name.")),
+                    status: .notFound)
+            }
+            return html(DashboardPages.page(title: "Policy \(name)", session: session, content: content))
+        } catch {
+            return failure(error, session: session)
+        }
+    }
+
+    struct PolicyUploadBody: Decodable { let csrf: String, name: String, yaml: String, parent: String? }
+
+    /// `POST /ui/policies` (CSRF, policy-admin): lints the document with the stored version it extends, and
+    /// stores it as a new version; a lint error is shown at file:line:column with the offending line.
+    static func uploadPolicy(_ request: Request, _ controller: Controller) async -> Response {
+        guard sameOrigin(request) else { return crossOrigin(request) }
+        guard let session = await session(request, controller) else { return redirect("/ui/login") }
+        guard let form: PolicyUploadBody = await decodeForm(request, limit: maximumPolicyForm),
+            DashboardSession.same(form.csrf, session.csrf)
+        else { return forbidden("the form's CSRF token is missing or wrong") }
+        do throws(ControllerError) {
+            // The audit subject is a valid name or a placeholder, never the raw (up to 3 MiB) form field.
+            try await controller.require(
+                session.caller, .policyAdmin, for: "policy.add",
+                subject: PolicyName(form.name)?.rawValue ?? "(not a policy name)")
+            let policies = try await controller.dashboardPolicies()
+            // Browsers send a textarea's line breaks as CR LF.
+            let yaml = form.yaml.replacingOccurrences(of: "\r\n", with: "\n")
+            let shown = DashboardPages.PolicyUploadForm(name: form.name, yaml: yaml, parent: form.parent ?? "")
+            func refuse(_ errors: [DashboardPages.LintErrorView]) -> Response {
+                html(
+                    DashboardPages.page(
+                        title: "Policies", session: session,
+                        content: DashboardPages.policiesPage(policies, session: session, form: shown, errors: errors)),
+                    status: .unprocessableContent)
+            }
+            guard let name = PolicyName(form.name) else {
+                return refuse([
+                    .init(
+                        location: "name", message: "1 to 64 of A–Z a–z 0–9 . _ -, starting with a letter or digit",
+                        source: nil, caret: nil)
+                ])
+            }
+            var parents: [String] = []
+            if let parent = form.parent, !parent.isEmpty {
+                guard let stored = policies.versions.first(where: { "\($0.name)@\($0.version)" == parent }) else {
+                    return refuse([
+                        .init(location: "extends", message: "no stored version \(parent)", source: nil, caret: nil)
+                    ])
+                }
+                parents = stored.parents + [stored.yaml]
+            }
+            let file = "\(name).yaml"
+            do throws(PolicyError) { _ = try DashboardPolicies.load(yaml: yaml, parents: parents, file: file) } catch {
+                return refuse([DashboardPages.lintError(error, file: file, yaml: yaml)])
+            }
+            let stored: Admin.PolicyVersion
+            do throws(ControllerError) {
+                stored = try await controller.addPolicy(session.caller, name: name, .init(yaml: yaml, parents: parents))
+            } catch  where error.status == 400 {
+                return refuse([.init(location: file, message: error.callerReason, source: nil, caret: nil)])
+            }
+            return redirect("/ui/policies/\(name)?version=\(stored.version)")
         } catch {
             return failure(error, session: session)
         }
@@ -315,12 +423,12 @@ enum DashboardRoutes {
             "a form posted from \(request.headers[.origin] ?? "?") to this controller (https://\(authority))")
     }
 
-    static func decodeForm<T: Decodable>(_ request: Request) async -> T? {
+    static func decodeForm<T: Decodable>(_ request: Request, limit: Int = maximumFormBody) async -> T? {
         guard
             request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true,
-            let body = try? await ControllerServer.collect(request, limit: maximumFormBody)
+            let body = try? await ControllerServer.collect(request, limit: limit)
         else { return nil }
-        return DashboardInput.form(T.self, body)
+        return DashboardInput.form(T.self, body, limit: limit)
     }
 
     static func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {

@@ -16,7 +16,7 @@ enum DashboardTemplates {
 
     static let sources: [String: String] = [
         "layout": layout, "login": login, "fleet": fleet, "fleetRegion": fleetRegion, "device": device,
-        "message": message, "audit": audit,
+        "message": message, "audit": audit, "policies": policies, "policy": policy,
     ]
 
     static let layout = """
@@ -35,6 +35,7 @@ enum DashboardTemplates {
         {{#signedIn}}
         <nav aria-label="Sections">
         <a href="/ui/">Fleet</a>
+        <a href="/ui/policies">Policies</a>
         <a href="/ui/audit">Audit</a>
         </nav>
         <span class="who">{{role}}</span>
@@ -135,12 +136,63 @@ enum DashboardTemplates {
         <table class="failures">
         <thead><tr><th scope="col">Rule</th><th scope="col">Expected</th><th scope="col">Found</th><th scope="col">PCR</th><th scope="col">Event</th></tr></thead>
         <tbody>
-        {{#rules}}<tr><td><code>{{rule}}</code></td><td>{{expected}}</td><td>{{actual}}</td><td>{{pcr}}</td><td>{{event}}</td></tr>{{/rules}}
+        {{#rules}}<tr><td><code>{{rule}}</code></td><td>{{expected}}</td><td>{{actual}}</td><td>{{pcr}}</td><td>{{event}}{{#decoded}}: {{type}} <span class="decoded">{{text}}</span> <span class="proof proof-{{proof}}">{{proofLabel}}</span>{{/decoded}}</td></tr>{{/rules}}
         </tbody>
         </table>
         {{/hasRules}}
         </section>
         {{/latestFailure}}
+        {{#diff}}
+        <section aria-labelledby="changed">
+        <h2 id="changed">What changed since the last pass</h2>
+        <p>Compared with the boot of the last passing attestation, at <time datetime="{{sinceISO}}">{{since}}</time>.</p>
+        {{#same}}<p>The quoted PCRs and the event log are the same as then: the policy or its inputs changed, not the boot.</p>{{/same}}
+        {{#hasPCRs}}
+        <table class="pcr-diff">
+        <caption>Quoted PCRs that changed</caption>
+        <thead><tr><th scope="col">Bank</th><th scope="col">PCR</th><th scope="col">At the last pass</th><th scope="col">Now</th></tr></thead>
+        <tbody>
+        {{#pcrs}}<tr><td>{{bank}}</td><td>{{pcr}}</td><td><code>{{before}}</code></td><td><code>{{after}}</code>{{#unlogged}}<br><strong class="error">No logged event changed: something was measured into this PCR that the log does not show.</strong>{{/unlogged}}</td></tr>{{/pcrs}}
+        </tbody>
+        </table>
+        {{/hasPCRs}}
+        {{#hasEvents}}
+        <table class="event-diff">
+        <caption>Event-log entries added, removed or altered</caption>
+        <thead><tr><th scope="col">Change</th><th scope="col">At the last pass</th><th scope="col">Now</th></tr></thead>
+        <tbody>
+        {{#events}}<tr class="change-{{kind}}"><td>{{kind}}</td>
+        <td>{{#before}}#{{index}} PCR {{pcr}} {{type}} <span class="decoded">{{text}}</span><br><code>{{digest}}</code>{{/before}}{{^before}}—{{/before}}</td>
+        <td>{{#after}}#{{index}} PCR {{pcr}} {{type}} <span class="decoded">{{text}}</span><br><code>{{digest}}</code> <span class="proof proof-{{proof}}">{{proofLabel}}</span>{{/after}}{{^after}}—{{/after}}</td></tr>{{/events}}
+        </tbody>
+        </table>
+        {{#moreEvents}}<p>{{moreEvents}} more changes not listed.</p>{{/moreEvents}}
+        {{/hasEvents}}
+        </section>
+        {{/diff}}
+        {{#noDiff}}<section aria-labelledby="changed"><h2 id="changed">What changed since the last pass</h2><p>{{noDiff}}</p></section>{{/noDiff}}
+        {{#boot}}
+        <section aria-labelledby="boot">
+        <h2 id="boot">The latest boot</h2>
+        <p>As the attestation at <time datetime="{{atISO}}">{{at}}</time> showed it (digests in {{bank}}).</p>
+        <dl>
+        <dt>Secure Boot</dt><dd>{{secureBoot}}</dd>
+        <dt>Boot applications</dt><dd>{{#bootApplications}}<div><span class="decoded">{{path}}</span> <code>{{digest}}</code></div>{{/bootApplications}}{{^bootApplications}}none in the log{{/bootApplications}}</dd>
+        <dt>Kernel command line</dt><dd>{{#kernelCommandLines}}<div><code class="cmdline">{{.}}</code></div>{{/kernelCommandLines}}{{^kernelCommandLines}}none in the log{{/kernelCommandLines}}</dd>
+        </dl>
+        <details>
+        <summary>All {{eventCount}} events, decoded</summary>
+        <table class="events">
+        <thead><tr><th scope="col">#</th><th scope="col">PCR</th><th scope="col">Type</th><th scope="col">Data</th><th scope="col">Digest</th><th scope="col">Attested</th></tr></thead>
+        <tbody>
+        {{#events}}<tr class="proof-{{proof}}"><td>{{index}}</td><td>{{pcr}}</td><td>{{type}}</td><td class="decoded">{{text}}</td><td><code>{{digest}}</code></td><td>{{proofLabel}}</td></tr>{{/events}}
+        </tbody>
+        </table>
+        {{#truncated}}<p>{{truncated}} more events were not kept.</p>{{/truncated}}
+        </details>
+        </section>
+        {{/boot}}
+        {{#noBoot}}<section aria-labelledby="boot"><h2 id="boot">The latest boot</h2><p>{{noBoot}}</p></section>{{/noBoot}}
         <section aria-labelledby="history">
         <h2 id="history">Verdict history</h2>
         <ol class="timeline">
@@ -194,6 +246,96 @@ enum DashboardTemplates {
         </section>
         """
 
+    static let policies = """
+        <h1>Policies</h1>
+        <table class="policies">
+        <thead><tr><th scope="col">Policy</th><th scope="col">Latest</th><th scope="col">Versions</th><th scope="col">Assigned to</th><th scope="col">Lint (latest)</th></tr></thead>
+        <tbody>
+        {{#rows}}<tr><td><a href="{{link}}">{{name}}</a></td><td>{{latest}}</td><td>{{count}}</td><td>{{#usedBy}}<div>{{.}}</div>{{/usedBy}}{{^usedBy}}—{{/usedBy}}</td><td>{{#lint}}<span class="lint-{{level}}">{{level}}</span>: {{message}}{{/lint}}</td></tr>{{/rows}}
+        {{^hasRows}}<tr><td colspan="5">No policy yet.</td></tr>{{/hasRows}}
+        </tbody>
+        </table>
+        <section aria-labelledby="upload">
+        <h2 id="upload">Upload a version</h2>
+        {{#canUpload}}
+        {{#upload}}
+        {{#hasErrors}}
+        <div class="error" role="alert" id="lint-errors">
+        <p>The policy does not lint; nothing was stored.</p>
+        <ul>
+        {{#errors}}<li><code class="location">{{location}}</code>: {{message}}{{#source}}<pre class="source">{{source}}
+        {{caret}}</pre>{{/source}}</li>{{/errors}}
+        </ul>
+        </div>
+        {{/hasErrors}}
+        <form method="post" action="/ui/policies" class="upload">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <label for="policy-name">Name</label>
+        <input id="policy-name" name="name" value="{{name}}" required pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,63}">
+        <label for="policy-parent">Extends (a stored version, with what it extends)</label>
+        <select id="policy-parent" name="parent">
+        {{#parents}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/parents}}
+        </select>
+        <label for="policy-yaml">Policy (YAML)</label>
+        <textarea id="policy-yaml" name="yaml" rows="18" cols="90" required spellcheck="false">{{yaml}}</textarea>
+        <button type="submit">Lint and store as a new version</button>
+        </form>
+        <p class="hint">The linter runs first; a version is never overwritten. Assigning it to a group is a separate step (<code>vigil admin policy assign</code>).</p>
+        {{/upload}}
+        {{/canUpload}}
+        {{^canUpload}}<p>Uploading needs the policy-admin role; you signed in as {{role}}.</p>{{/canUpload}}
+        </section>
+        """
+
+    static let policy = """
+        <p><a href="/ui/policies">← Policies</a></p>
+        <h1>Policy <code>{{name}}</code>, version {{shown}}</h1>
+        <section aria-labelledby="versions">
+        <h2 id="versions">Versions</h2>
+        <table class="versions">
+        <thead><tr><th scope="col">Version</th><th scope="col">SHA-256</th><th scope="col">Stored</th><th scope="col">Assigned to</th><th scope="col">Lint</th></tr></thead>
+        <tbody>
+        {{#versions}}<tr{{#selected}} aria-current="true" class="selected"{{/selected}}><td><a href="{{link}}">{{version}}</a></td><td><code>{{sha256}}</code></td><td><time datetime="{{createdISO}}">{{created}}</time></td><td>{{#usedBy}}<div>{{.}}</div>{{/usedBy}}{{^usedBy}}—{{/usedBy}}</td><td>{{#lint}}<span class="lint-{{level}}">{{level}}</span>: {{message}}{{/lint}}</td></tr>{{/versions}}
+        </tbody>
+        </table>
+        </section>
+        <section aria-labelledby="compare">
+        <h2 id="compare">Compare two versions</h2>
+        <form method="get" action="/ui/policies/{{name}}" class="filters">
+        <input type="hidden" name="version" value="{{shown}}">
+        <label for="from">From</label>
+        <select id="from" name="from">{{#fromOptions}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/fromOptions}}</select>
+        <label for="to">To</label>
+        <select id="to" name="to">{{#toOptions}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/toOptions}}</select>
+        <button type="submit">Compare</button>
+        </form>
+        {{#diff}}
+        <h3>Version {{from}} → version {{to}}</h3>
+        {{#hasSemantic}}
+        <p>What version {{to}} accepts or refuses that version {{from}} did not:</p>
+        <ul class="semantic-diff">{{#semantic}}<li><code>{{.}}</code></li>{{/semantic}}</ul>
+        {{/hasSemantic}}
+        {{^hasSemantic}}<p>No difference in what the two versions accept.</p>{{/hasSemantic}}
+        {{#same}}<p>The two sources are the same.</p>{{/same}}
+        <table class="diff">
+        <caption>Source, line by line</caption>
+        <thead><tr><th scope="col">Old</th><th scope="col">New</th><th scope="col"><span class="visually-hidden">Change</span></th><th scope="col">Line</th></tr></thead>
+        <tbody>
+        {{#lines}}<tr class="diff-{{kind}}"><td>{{old}}</td><td>{{new}}</td><td>{{sign}}</td><td><code>{{text}}</code></td></tr>{{/lines}}
+        </tbody>
+        </table>
+        {{/diff}}
+        </section>
+        <section aria-labelledby="explained">
+        <h2 id="explained">Version {{shown}} in plain words</h2>
+        {{#lint}}<p>Lint: <span class="lint-{{level}}">{{level}}</span>: {{message}}</p>{{/lint}}
+        <ul>{{#explanation}}<li>{{.}}</li>{{/explanation}}</ul>
+        <h3>Source</h3>
+        <p class="hint">Stored with the {{parents}} document(s) it extends.</p>
+        <pre class="source">{{yaml}}</pre>
+        </section>
+        """
+
     static let message = """
         <h1>{{heading}}</h1>
         <p>{{text}}</p>
@@ -219,7 +361,9 @@ enum DashboardTemplates {
         th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top;
           overflow-wrap: anywhere; }
         table.failures td:first-child { min-width: 12rem; overflow-wrap: normal; }
-        table.failures td:nth-child(4), table.failures td:nth-child(5) { white-space: nowrap; }
+        table.failures td:nth-child(2), table.failures td:nth-child(3) { min-width: 10rem; }
+        table.failures td:nth-child(4) { white-space: nowrap; }
+        table.failures td:nth-child(5) { min-width: 18rem; }
         caption { text-align: left; color: var(--muted); padding: .3rem 0; }
         code { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; overflow-wrap: anywhere; }
         .badge { display: inline-block; padding: 0 .45rem; border-radius: 1rem; font-size: 13px; border: 1px solid; }
@@ -236,6 +380,22 @@ enum DashboardTemplates {
         dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
         dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
         .timeline li { margin: .3rem 0; }
+        .proof { font-size: 13px; color: var(--muted); }
+        .proof-unbound, .proof-unproven { color: var(--bad); }
+        tr.proof-unbound td, tr.proof-unproven td { color: var(--bad); }
+        .change-added td:first-child { color: var(--ok); } .change-removed td:first-child, .change-altered td:first-child { color: var(--bad); }
+        details summary { cursor: pointer; margin: .4rem 0; }
+        .decoded, code.cmdline { overflow-wrap: anywhere; unicode-bidi: isolate; }
+        pre.source { background: #f6f8fa; padding: .6rem; overflow-x: auto; font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; }
+        .lint-error { color: var(--bad); font-weight: 600; } .lint-warning { color: var(--warn); font-weight: 600; }
+        .lint-ok { color: var(--ok); }
+        table.diff td { padding: 0 .4rem; border: 0; white-space: pre-wrap; }
+        table.diff td:nth-child(-n+3) { color: var(--muted); width: 3rem; white-space: nowrap; }
+        tr.diff-add { background: #dafbe1; } tr.diff-del { background: #ffebe9; } tr.diff-skip td { color: var(--muted); }
+        tr.selected td { background: #f6f8fa; }
+        form.upload { display: grid; gap: .3rem; max-width: 60rem; }
+        textarea { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; width: 100%; }
+        .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
         label { font-weight: 600; }
         input, select, button { font: inherit; padding: .25rem .4rem; }
         """

@@ -214,6 +214,12 @@ enum Schema {
             "CREATE TABLE ui_sessions (session_sha256 TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL, csrf TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
             "CREATE INDEX attestations_by_time ON attestations (at)",
         ],
+        // 8: the dashboard's decoded events and PCR diff: what each attestation showed of the boot (``BootRecord``),
+        // stored once per boot (by the SHA-256 of the log and the quoted PCRs) and named by the attestation.
+        [
+            "CREATE TABLE boot_records (sha256 TEXT PRIMARY KEY, record TEXT NOT NULL, created_at BIGINT NOT NULL)",
+            "ALTER TABLE attestations ADD COLUMN boot_sha256 TEXT",
+        ],
     ]
 
     /// Brings `backend` to the latest version; a database newer than this controller is refused.

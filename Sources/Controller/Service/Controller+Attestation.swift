@@ -213,6 +213,8 @@ extension Controller {
         /// The signed attestation result (JWT).
         let token: String
         let expires: Date
+        /// The key of what the evidence showed of the boot in `boot_records` (``BootRecord/key(eventLog:pcrs:)``).
+        let bootKey: String
     }
 
     /// Verifies `bundle` with what only the controller supplies (its nonce and when it issued it, the policy's PCRs
@@ -260,10 +262,11 @@ extension Controller {
         let signStart = ContinuousClock.now
         let token = try await AttestationResult.sign(result, key: state.resultSigningKey)
         stages.record("sign", since: signStart)
+        let bootKey = BootRecord.key(eventLog: bundle.eventLog, pcrs: verified.quote.pcrs)
         return Judgement(
             verified: verified, verdict: verdict,
             verdictJSON: String(decoding: try Self.encodeVerdict(verdict), as: UTF8.self), policy: policy,
-            token: token, expires: expires)
+            token: token, expires: expires, bootKey: bootKey)
     }
 
     /// Stores a judgement in the verdict history with its audit entry; returns the attestation's id.
@@ -273,12 +276,22 @@ extension Controller {
         _ j: Judgement, _ tx: any SQLTransaction, device: DeviceID, evidenceDigest: String, now: Date,
         id: String = Controller.newAttestationID()
     ) async throws(ControllerError) -> String {
+        // A device shows the same boot until it reboots or updates: one stored record serves all its attestations,
+        // and only a boot not stored yet is decoded (an indexed lookup otherwise).
+        if try await tx.first("SELECT sha256 FROM boot_records WHERE sha256 = ?", [.text(j.bootKey)]) == nil {
+            let start = ContinuousClock.now
+            let record = try BootRecord(j.verified).encoded()
+            stages.record("boot_record", since: start)
+            try await tx.execute(
+                "INSERT INTO boot_records (sha256, record, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+                [.text(j.bootKey), .text(record), .integer(now.sqlMilliseconds)])
+        }
         try await tx.execute(
-            "INSERT INTO attestations (id, device_id, at, pass, policy, verdict, refusal, evidence_sha256, result_token, expires_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+            "INSERT INTO attestations (id, device_id, at, pass, policy, verdict, refusal, evidence_sha256, result_token, expires_at, boot_sha256) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
             [
                 .text(id), .text(device.rawValue), .integer(now.sqlMilliseconds),
                 .integer(j.verdict.pass ? 1 : 0), .text(j.policy.label), .text(j.verdictJSON), .text(evidenceDigest),
-                .text(j.token), .integer(j.expires.sqlMilliseconds),
+                .text(j.token), .integer(j.expires.sqlMilliseconds), .text(j.bootKey),
             ])
         let failures = j.verdict.failures.map(\.line)
         try await AuditLog.append(

@@ -7,7 +7,7 @@ struct KernelArgumentsRule: PolicyRule {
     var id: RuleID { .kernelCommandLine }
 
     func evaluate(_ e: EvaluationInput, trusted: [TPMAlgorithmID], _ add: PolicyEngine.Add) {
-        guard let (f, _) = PolicyEngine.bootFacts(for: id, e, trusted: trusted, add) else { return }
+        guard let (f, bank) = PolicyEngine.bootFacts(for: id, e, trusted: trusted, add) else { return }
         let lines = f.kernelCommandLines
         guard !lines.isEmpty, !f.kernelArguments.isEmpty else {
             add(
@@ -17,10 +17,13 @@ struct KernelArgumentsRule: PolicyRule {
             return
         }
         var problems: [String] = []
+        // The first command line at fault names the verdict's PCR and event.
+        var culprit: BootFacts.EventOrigin?
         let required = (rule.required ?? []).map { ($0, KernelCommandLine.Argument(entry: $0)) }
         let forbidden = (rule.forbidden ?? []).map { ($0, KernelCommandLine.Argument(entry: $0)) }
         // Each measured command line must hold on its own (a later one does not excuse an earlier one).
-        for line in f.kernelArguments {
+        for (i, line) in f.kernelArguments.enumerated() {
+            let before = problems.count
             for (text, req) in required where !line.contains(req, anyValue: false) {
                 problems.append("missing \(text)")
             }
@@ -32,10 +35,14 @@ struct KernelArgumentsRule: PolicyRule {
                     problems.append("\(a.text) not allowed")
                 }
             }
+            if culprit == nil, problems.count > before, f.kernelCommandLineEvents.indices.contains(i) {
+                culprit = f.kernelCommandLineEvents[i]
+            }
         }
         let unique = problems.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         add(
             id, unique.isEmpty ? .passed : .failed, "required/forbidden/allowed arguments",
-            unique.isEmpty ? lines.last ?? "" : unique.joined(separator: "; "), nil, nil, nil)
+            unique.isEmpty ? lines.last ?? "" : unique.joined(separator: "; "), culprit.map { _ in bank.name },
+            culprit?.pcr, culprit?.eventIndex)
     }
 }
